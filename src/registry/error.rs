@@ -1,0 +1,61 @@
+//! Registry errors. Every problem carries the path of the offending field
+//! (`services[2].ports[0].number`) so that a user can find it in a file of
+//! thousands of lines.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// One thing wrong with a registry, located by the path of its field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why a registry could not be loaded. The last good registry keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read registry {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("registry {origin} is not valid {format}: {message}")]
+    Syntax {
+        origin: String,
+        format: &'static str,
+        message: String,
+    },
+    #[error("registry {origin} has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

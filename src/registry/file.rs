@@ -1,0 +1,227 @@
+//! The file source: a registry file read, validated and re-read on change.
+//!
+//! Change detection polls the file's metadata (device, inode, size, mtime,
+//! ctime), following symlinks. That catches both in-place writes and the way
+//! Kubernetes updates a mounted ConfigMap: the `..data` symlink is swapped
+//! atomically to a new directory, so the resolved file gets a new inode even
+//! when its size and mtime happen to match. Polling a few times a second costs
+//! one `stat`, and unlike inotify it keeps working when the watched directory
+//! is replaced underneath it.
+//!
+//! A change is read only once the metadata has stayed the same for one whole
+//! poll interval, so a file caught half-way through an in-place write is not
+//! read; if it is read anyway (a writer slower than the interval), validation
+//! refuses it and the last good registry keeps serving.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Registry, RegistryError, load_str};
+
+/// Reads and validates the registry file at `path`.
+pub fn read(path: &Path, zones: &[String]) -> Result<Registry, RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, &path.display().to_string(), zones)
+}
+
+/// What identifies one version of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
+    let m = std::fs::metadata(path)?;
+    Ok(Fingerprint {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+    })
+}
+
+/// Watches a registry file and sends each new version, loaded and validated,
+/// or the error that kept it from loading.
+pub struct FileWatcher {
+    path: PathBuf,
+    zones: Vec<String>,
+    interval: Duration,
+    /// The version last sent (loaded or refused).
+    sent: Option<Result<Fingerprint, String>>,
+    /// A version seen once and waiting to be seen unchanged again.
+    pending: Option<Fingerprint>,
+}
+
+impl FileWatcher {
+    pub fn new(path: PathBuf, zones: Vec<String>, interval: Duration) -> Self {
+        Self {
+            path,
+            zones,
+            interval,
+            sent: None,
+            pending: None,
+        }
+    }
+
+    /// Reads the file now, without waiting for it to settle: used at start.
+    pub fn load_now(&mut self) -> Result<Registry, RegistryError> {
+        match fingerprint(&self.path) {
+            Ok(fp) => {
+                self.sent = Some(Ok(fp));
+                read(&self.path, &self.zones)
+            }
+            Err(source) => {
+                self.sent = Some(Err(source.to_string()));
+                Err(RegistryError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// One poll: returns a load result when a settled new version is there.
+    pub fn poll(&mut self) -> Option<Result<Registry, RegistryError>> {
+        match fingerprint(&self.path) {
+            Ok(fp) => {
+                if self.sent.as_ref() == Some(&Ok(fp)) {
+                    self.pending = None;
+                    return None;
+                }
+                if self.pending != Some(fp) {
+                    self.pending = Some(fp);
+                    return None;
+                }
+                self.pending = None;
+                self.sent = Some(Ok(fp));
+                Some(read(&self.path, &self.zones))
+            }
+            Err(source) => {
+                self.pending = None;
+                let seen = Some(Err(source.to_string()));
+                if self.sent == seen {
+                    return None;
+                }
+                self.sent = seen;
+                Some(Err(RegistryError::Read {
+                    path: self.path.clone(),
+                    source,
+                }))
+            }
+        }
+    }
+
+    /// Polls until `shutdown`, sending every result to `tx`.
+    pub async fn run(
+        mut self,
+        tx: mpsc::Sender<Result<Registry, RegistryError>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Some(result) = self.poll()
+                && tx.send(result).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    const GOOD: &str = "clusters:\n  - name: west\n    gateways: [{address: 192.0.2.1}]\nservices:\n  - {name: httpbin, namespace: bar, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}\n";
+
+    fn zones() -> Vec<String> {
+        vec!["global".into()]
+    }
+
+    #[test]
+    fn a_change_is_read_once_it_has_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        fs::write(&path, GOOD).unwrap();
+        let mut w = FileWatcher::new(path.clone(), zones(), Duration::from_millis(10));
+        assert!(w.load_now().is_ok());
+        assert!(w.poll().is_none(), "unchanged file");
+
+        fs::write(&path, GOOD.replace("httpbin", "httpbin2")).unwrap();
+        assert!(w.poll().is_none(), "first sight of a change waits");
+        let r = w.poll().expect("settled change is read").unwrap();
+        assert_eq!(r.services[0].name, "httpbin2");
+        assert!(w.poll().is_none(), "read once");
+    }
+
+    #[test]
+    fn bad_versions_are_reported_once_and_recovery_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        fs::write(&path, GOOD).unwrap();
+        let mut w = FileWatcher::new(path.clone(), zones(), Duration::from_millis(10));
+        w.load_now().unwrap();
+
+        fs::remove_file(&path).unwrap();
+        let err = w.poll().expect("deletion is reported").unwrap_err();
+        assert!(err.to_string().contains("registry.yaml"), "{err}");
+        assert!(w.poll().is_none(), "reported once");
+
+        fs::write(&path, "services: [").unwrap();
+        assert!(w.poll().is_none());
+        assert!(w.poll().unwrap().is_err(), "garbage is refused");
+
+        fs::write(&path, GOOD).unwrap();
+        assert!(w.poll().is_none());
+        assert!(w.poll().unwrap().is_ok(), "recovery is read");
+    }
+
+    /// Kubernetes updates a ConfigMap volume by writing a new timestamped
+    /// directory and renaming a `..data` symlink over the old one.
+    #[test]
+    fn configmap_symlink_swap_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let v1 = root.join("..2026_11_22_00_00_00.1");
+        fs::create_dir(&v1).unwrap();
+        fs::write(v1.join("registry.yaml"), GOOD).unwrap();
+        std::os::unix::fs::symlink(v1.file_name().unwrap(), root.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/registry.yaml", root.join("registry.yaml")).unwrap();
+
+        let mut w = FileWatcher::new(
+            root.join("registry.yaml"),
+            zones(),
+            Duration::from_millis(10),
+        );
+        assert_eq!(w.load_now().unwrap().services[0].name, "httpbin");
+
+        // Same size as the first version, so only the inode tells them apart.
+        let v2 = root.join("..2026_11_22_00_01_00.2");
+        fs::create_dir(&v2).unwrap();
+        fs::write(v2.join("registry.yaml"), GOOD.replace("httpbin", "httpbun")).unwrap();
+        std::os::unix::fs::symlink(v2.file_name().unwrap(), root.join("..data_tmp")).unwrap();
+        fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        fs::remove_dir_all(&v1).unwrap();
+
+        assert!(w.poll().is_none());
+        assert_eq!(w.poll().unwrap().unwrap().services[0].name, "httpbun");
+    }
+}

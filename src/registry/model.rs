@@ -1,0 +1,80 @@
+//! The registry's data model: clusters, their gateways, and the services each
+//! exports. The field names are a contract with users' files (DESIGN §2), so
+//! every struct refuses unknown fields and keeps the documented spelling.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Default port of an Istio east-west gateway's mTLS passthrough listener.
+pub const DEFAULT_GATEWAY_PORT: u16 = 15443;
+
+/// The whole registry: what every cluster running globaldns agrees on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+/// A cluster of the mesh and the gateways through which it is reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    pub name: String,
+    /// Istio network name, copied into ServiceEntry endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `region/zone[/subzone]`, copied into ServiceEntry endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(default)]
+    pub gateways: Vec<Gateway>,
+}
+
+/// An east-west gateway: an IP address or a DNS name, and its port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    pub address: String,
+    #[serde(default = "default_gateway_port")]
+    pub port: u16,
+}
+
+fn default_gateway_port() -> u16 {
+    DEFAULT_GATEWAY_PORT
+}
+
+/// A service exported to the mesh by one or more clusters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Service {
+    pub name: String,
+    pub namespace: String,
+    pub exported_from: Vec<String>,
+    pub ports: Vec<Port>,
+    /// Addresses the user pins for this service's host in the first zone.
+    /// They replace the allocated VIP of their family (DESIGN §3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<IpAddr>,
+}
+
+/// A named port of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub name: String,
+    /// Wider than `u16` so that `70000` is reported as a bad port number by
+    /// validation, with its path, instead of as a type error.
+    pub number: u32,
+    pub protocol: String,
+}
+
+impl Service {
+    /// The host of this service in `zone`: `<name>.<namespace>.<zone>`, lower-cased.
+    pub fn host(&self, zone: &str) -> String {
+        format!("{}.{}.{}", self.name, self.namespace, zone).to_ascii_lowercase()
+    }
+}

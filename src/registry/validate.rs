@@ -1,0 +1,336 @@
+//! Semantic validation of a decoded registry (DESIGN §2): names, references,
+//! duplicates, ports and pinned addresses. Returns every problem found, each
+//! with the path of its field; an empty list means the registry may serve.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use super::error::Problem;
+use super::model::{Cluster, Registry, Service};
+use crate::names::{self, MAX_NAME_LEN};
+
+/// Port protocols Istio accepts on a ServiceEntry port, upper-case.
+pub const PROTOCOLS: [&str; 10] = [
+    "HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB", "TCP", "TLS", "MONGO", "MYSQL", "REDIS",
+];
+
+/// Most pinned addresses a service may carry. Far above any real need, and
+/// small enough that every answer still fits a TCP message.
+pub const MAX_PINNED: usize = 1000;
+
+/// Validates `registry` for serving in `zones`.
+pub fn validate(registry: &Registry, zones: &[String]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let clusters = validate_clusters(&registry.clusters, &mut problems);
+    validate_services(registry, &clusters, zones, &mut problems);
+    problems
+}
+
+fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -> HashSet<&'r str> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, cluster) in clusters.iter().enumerate() {
+        let at = format!("clusters[{i}]");
+        if let Err(e) = names::dns1123_label(&cluster.name) {
+            problems.push(Problem::new(
+                format!("{at}.name"),
+                format!("`{}` is not a valid cluster name: {e}", cluster.name),
+            ));
+        }
+        if let Some(first) = seen.insert(&cluster.name, i) {
+            problems.push(Problem::new(
+                format!("{at}.name"),
+                format!(
+                    "duplicate cluster `{}` (first at clusters[{first}])",
+                    cluster.name
+                ),
+            ));
+        }
+        if cluster.network.as_deref() == Some("") {
+            problems.push(Problem::new(format!("{at}.network"), "must not be empty"));
+        }
+        if let Some(locality) = &cluster.locality {
+            let parts: Vec<&str> = locality.split('/').collect();
+            if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+                problems.push(Problem::new(
+                    format!("{at}.locality"),
+                    format!("`{locality}` is not of the form region/zone[/subzone]"),
+                ));
+            }
+        }
+        if cluster.gateways.is_empty() {
+            problems.push(Problem::new(
+                format!("{at}.gateways"),
+                "a cluster needs at least one gateway to be reached through",
+            ));
+        }
+        for (j, gateway) in cluster.gateways.iter().enumerate() {
+            let at = format!("{at}.gateways[{j}]");
+            let address = gateway.address.as_str();
+            if address.parse::<IpAddr>().is_err()
+                && names::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
+            {
+                problems.push(Problem::new(
+                    format!("{at}.address"),
+                    format!("`{address}` is neither an IP address nor a DNS name"),
+                ));
+            }
+            if gateway.port == 0 {
+                problems.push(Problem::new(format!("{at}.port"), "port 0 is not a port"));
+            }
+        }
+    }
+    seen.into_keys().collect()
+}
+
+fn validate_services(
+    registry: &Registry,
+    clusters: &HashSet<&str>,
+    zones: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut pinned: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, service) in registry.services.iter().enumerate() {
+        let at = format!("services[{i}]");
+        if let Err(e) = names::dns1035_label(&service.name) {
+            problems.push(Problem::new(
+                format!("{at}.name"),
+                format!("`{}` is not a valid service name: {e}", service.name),
+            ));
+        }
+        if let Err(e) = names::dns1123_label(&service.namespace) {
+            problems.push(Problem::new(
+                format!("{at}.namespace"),
+                format!("`{}` is not a valid namespace: {e}", service.namespace),
+            ));
+        }
+        if let Some(first) = seen.insert((&service.name, &service.namespace), i) {
+            problems.push(Problem::new(
+                at.clone(),
+                format!(
+                    "duplicate service `{}.{}` (first at services[{first}])",
+                    service.name, service.namespace
+                ),
+            ));
+        }
+        for zone in zones {
+            let host = service.host(zone);
+            if host.len() > MAX_NAME_LEN {
+                problems.push(Problem::new(
+                    at.clone(),
+                    format!("host `{host}` is longer than {MAX_NAME_LEN} characters"),
+                ));
+            }
+        }
+        validate_exports(service, clusters, &at, problems);
+        validate_ports(service, &at, problems);
+        validate_pins(service, i, &mut pinned, &at, problems);
+    }
+}
+
+fn validate_exports(
+    service: &Service,
+    clusters: &HashSet<&str>,
+    at: &str,
+    problems: &mut Vec<Problem>,
+) {
+    if service.exported_from.is_empty() {
+        problems.push(Problem::new(
+            format!("{at}.exportedFrom"),
+            "a service must be exported from at least one cluster",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (j, cluster) in service.exported_from.iter().enumerate() {
+        if !clusters.contains(cluster.as_str()) {
+            problems.push(Problem::new(
+                format!("{at}.exportedFrom[{j}]"),
+                format!("unknown cluster `{cluster}`"),
+            ));
+        }
+        if !seen.insert(cluster) {
+            problems.push(Problem::new(
+                format!("{at}.exportedFrom[{j}]"),
+                format!("cluster `{cluster}` is listed twice"),
+            ));
+        }
+    }
+}
+
+fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
+    if service.ports.is_empty() {
+        problems.push(Problem::new(
+            format!("{at}.ports"),
+            "a service needs at least one port",
+        ));
+    }
+    let mut names = HashSet::new();
+    let mut numbers = HashSet::new();
+    for (j, port) in service.ports.iter().enumerate() {
+        let at = format!("{at}.ports[{j}]");
+        // Port names become SRV owner names (`_<name>._tcp.<host>`), so they
+        // must be DNS labels.
+        if let Err(e) = names::dns1123_label(&port.name) {
+            problems.push(Problem::new(
+                format!("{at}.name"),
+                format!("`{}` is not a valid port name: {e}", port.name),
+            ));
+        }
+        if !names.insert(port.name.as_str()) {
+            problems.push(Problem::new(
+                format!("{at}.name"),
+                format!("port name `{}` is used twice", port.name),
+            ));
+        }
+        if !(1..=65535).contains(&port.number) {
+            problems.push(Problem::new(
+                format!("{at}.number"),
+                format!("{} is not a port number (1-65535)", port.number),
+            ));
+        } else if !numbers.insert(port.number) {
+            problems.push(Problem::new(
+                format!("{at}.number"),
+                format!("port {} is used twice", port.number),
+            ));
+        }
+        if !PROTOCOLS.contains(&port.protocol.to_ascii_uppercase().as_str()) {
+            problems.push(Problem::new(
+                format!("{at}.protocol"),
+                format!(
+                    "unknown protocol `{}`, expected one of {}",
+                    port.protocol,
+                    PROTOCOLS.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn validate_pins(
+    service: &Service,
+    index: usize,
+    pinned: &mut HashMap<IpAddr, usize>,
+    at: &str,
+    problems: &mut Vec<Problem>,
+) {
+    if service.addresses.len() > MAX_PINNED {
+        problems.push(Problem::new(
+            format!("{at}.addresses"),
+            format!("at most {MAX_PINNED} addresses may be pinned"),
+        ));
+    }
+    for (j, address) in service.addresses.iter().enumerate() {
+        let at = format!("{at}.addresses[{j}]");
+        if address.is_unspecified() || address.is_loopback() || address.is_multicast() {
+            problems.push(Problem::new(
+                at.clone(),
+                format!("{address} cannot be a service address"),
+            ));
+        }
+        // Two services pinning one address would send one service's traffic
+        // to the other: the whole registry is refused instead of picking one.
+        match pinned.insert(*address, index) {
+            Some(first) if first == index => {
+                problems.push(Problem::new(at, format!("{address} is listed twice")))
+            }
+            Some(first) => problems.push(Problem::new(
+                at,
+                format!("{address} is already pinned by services[{first}]"),
+            )),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::parse::parse;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let registry = parse(yaml, "t").expect("decodes");
+        validate(&registry, &["global".to_string()])
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const CLUSTERS: &str = "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.10}]\n  - name: west\n    locality: us-west1/us-west1-a\n    gateways: [{address: gw.west.example.com, port: 443}]\n";
+
+    #[test]
+    fn the_design_example_is_valid() {
+        let yaml = format!(
+            "{CLUSTERS}services:\n  - name: httpbin\n    namespace: bar\n    exportedFrom: [west]\n    ports: [{{name: http1, number: 8000, protocol: HTTP}}]\n"
+        );
+        assert_eq!(problems(&yaml), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_path() {
+        let yaml = format!(
+            "{CLUSTERS}services:\n  - name: Httpbin\n    namespace: bar\n    exportedFrom: [south, west, west]\n    ports:\n      - {{name: http1, number: 70000, protocol: HTTP}}\n      - {{name: http1, number: 80, protocol: SCTP}}\n  - name: reviews\n    namespace: default\n    exportedFrom: [east]\n    ports: [{{name: http, number: 9080, protocol: http}}]\n  - name: reviews\n    namespace: default\n    exportedFrom: []\n    ports: []\n"
+        );
+        let found = problems(&yaml);
+        let expect = [
+            "services[0].name: `Httpbin` is not a valid service name",
+            "services[0].exportedFrom[0]: unknown cluster `south`",
+            "services[0].exportedFrom[2]: cluster `west` is listed twice",
+            "services[0].ports[0].number: 70000 is not a port number",
+            "services[0].ports[1].name: port name `http1` is used twice",
+            "services[0].ports[1].protocol: unknown protocol `SCTP`",
+            "services[2]: duplicate service `reviews.default` (first at services[1])",
+            "services[2].exportedFrom: a service must be exported from at least one cluster",
+            "services[2].ports: a service needs at least one port",
+        ];
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        for (got, want) in found.iter().zip(expect) {
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_problems() {
+        let yaml = "clusters:\n  - name: east\n    gateways: []\n  - name: east\n    locality: a//b\n    gateways: [{address: 'not an address', port: 0}]\n";
+        let found = problems(yaml);
+        let expect = [
+            "clusters[0].gateways: a cluster needs at least one gateway",
+            "clusters[1].name: duplicate cluster `east`",
+            "clusters[1].locality: `a//b` is not of the form",
+            "clusters[1].gateways[0].address: `not an address` is neither",
+            "clusters[1].gateways[0].port: port 0 is not a port",
+        ];
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        for (got, want) in found.iter().zip(expect) {
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn pinned_addresses_must_be_unique_and_usable() {
+        let yaml = format!(
+            "{CLUSTERS}services:\n  - {{name: a, namespace: n, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}], addresses: [192.0.2.50, 127.0.0.1]}}\n  - {{name: b, namespace: n, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}], addresses: ['2001:db8::1', 192.0.2.50]}}\n"
+        );
+        let found = problems(&yaml);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("services[0].addresses[1]: 127.0.0.1 cannot be"));
+        assert!(
+            found[1].starts_with(
+                "services[1].addresses[1]: 192.0.2.50 is already pinned by services[0]"
+            )
+        );
+    }
+
+    #[test]
+    fn hosts_longer_than_a_dns_name_are_refused() {
+        let ns = "n".repeat(63);
+        let yaml = format!(
+            "{CLUSTERS}services:\n  - {{name: {}, namespace: {ns}, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}]}}\n",
+            "s".repeat(63)
+        );
+        let registry = parse(&yaml, "t").unwrap();
+        let long_zone = format!("{}.{}", "z".repeat(63), "y".repeat(63));
+        let found = validate(&registry, &[long_zone]);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.contains("longer than 253"));
+    }
+}

@@ -1,0 +1,394 @@
+use super::*;
+use proptest::prelude::*;
+
+fn alloc(v4: &str, quarantine: u64) -> Allocator {
+    Allocator {
+        v4: VipRange::new(v4.parse().unwrap(), Family::V4).unwrap(),
+        v6: None,
+        quarantine,
+    }
+}
+
+fn want(host: &str) -> Want {
+    Want {
+        host: host.to_string(),
+        pinned: Vec::new(),
+    }
+}
+
+fn wants(hosts: &[&str]) -> Vec<Want> {
+    hosts.iter().map(|h| want(h)).collect()
+}
+
+fn v4(table: &Table, host: &str) -> Option<IpAddr> {
+    table.lease(host, Family::V4).map(|l| l.addr)
+}
+
+/// The hash is a contract between clusters (and between versions of
+/// globaldns): changing it would give running hosts different VIPs in
+/// clusters that restart from an empty state. This pins its value, which
+/// was computed independently of this code with Python's `hashlib`:
+/// `240.0.0.0 + int.from_bytes(sha256(b"httpbin.bar.global")[:16], "big") % 2**20`.
+#[test]
+fn the_documented_hash_gives_a_fixed_first_choice() {
+    let a = alloc(DEFAULT_V4_RANGE, 600);
+    let mut table = Table::default();
+    a.reconcile(&mut table, &wants(&["httpbin.bar.global"]), 0);
+    assert_eq!(
+        v4(&table, "httpbin.bar.global"),
+        Some("240.0.195.86".parse().unwrap())
+    );
+    // Case does not matter.
+    assert_eq!(
+        a.v4.preferred_slot("HTTPBIN.bar.Global"),
+        a.v4.preferred_slot("httpbin.bar.global")
+    );
+}
+
+#[test]
+fn ranges_are_checked() {
+    let r = |s: &str, f| VipRange::new(s.parse().unwrap(), f);
+    assert!(r("240.0.0.0/12", Family::V4).is_ok());
+    assert_eq!(
+        r("240.240.1.0/24", Family::V4),
+        Err(RangeError::IstioRange("240.240.1.0/24".parse().unwrap()))
+    );
+    assert!(matches!(
+        r("192.0.2.0/31", Family::V4),
+        Err(RangeError::TooSmall(_))
+    ));
+    assert!(matches!(
+        r("2001:db8::/64", Family::V4),
+        Err(RangeError::WrongFamily(..))
+    ));
+    assert!(r("2001:db8::/64", Family::V6).is_ok());
+    assert!(
+        r("::/0", Family::V6).is_ok(),
+        "the whole space is a (silly) valid range"
+    );
+}
+
+#[test]
+fn never_the_first_address_nor_istio_nor_broadcast() {
+    let r = VipRange::new("240.0.0.0/4".parse().unwrap(), Family::V4).unwrap();
+    assert!(r.excluded(&"240.0.0.0".parse().unwrap()));
+    assert!(r.excluded(&"240.240.3.4".parse().unwrap()));
+    assert!(r.excluded(&"255.255.255.255".parse().unwrap()));
+    assert!(!r.excluded(&"240.0.0.1".parse().unwrap()));
+
+    // A /30 has three usable addresses; the fourth host finds none.
+    let a = alloc("192.0.2.0/30", 600);
+    let mut table = Table::default();
+    let events = a.reconcile(&mut table, &wants(&["a.x", "b.x", "c.x", "d.x"]), 0);
+    let mut got: Vec<IpAddr> = table.hosts.values().map(|l| l[&Family::V4].addr).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["192.0.2.1", "192.0.2.2", "192.0.2.3"].map(|s| s.parse::<IpAddr>().unwrap())
+    );
+    let exhausted: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Exhausted { .. }))
+        .collect();
+    assert_eq!(exhausted.len(), 1, "{events:?}");
+}
+
+#[test]
+fn exhaustion_hurts_only_the_new_host() {
+    let a = alloc("192.0.2.0/30", 600);
+    let mut table = Table::default();
+    a.reconcile(&mut table, &wants(&["a.x", "b.x", "c.x"]), 0);
+    let before = table.clone();
+    let events = a.reconcile(&mut table, &wants(&["a.x", "b.x", "c.x", "new.x"]), 5);
+    assert_eq!(
+        events,
+        vec![Event::Exhausted {
+            host: "new.x".into(),
+            family: Family::V4
+        }]
+    );
+    assert_eq!(table, before, "existing hosts keep their VIPs");
+}
+
+#[test]
+fn released_vips_wait_in_quarantine() {
+    let a = alloc("192.0.2.0/30", 600);
+    let mut table = Table::default();
+    a.reconcile(&mut table, &wants(&["a.x", "b.x", "c.x"]), 0);
+    let old = v4(&table, "a.x").unwrap();
+
+    let events = a.reconcile(&mut table, &wants(&["b.x", "c.x", "d.x"]), 100);
+    assert!(events.contains(&Event::Released {
+        host: "a.x".into(),
+        addr: old
+    }));
+    assert!(
+        events.contains(&Event::Exhausted {
+            host: "d.x".into(),
+            family: Family::V4
+        }),
+        "{events:?}"
+    );
+
+    // Before the quarantine ends, the host that left may come back to it...
+    let mut back = table.clone();
+    let events = a.reconcile(&mut back, &wants(&["a.x", "b.x", "c.x"]), 300);
+    assert_eq!(
+        events,
+        vec![Event::Reclaimed {
+            host: "a.x".into(),
+            addr: old
+        }]
+    );
+
+    // ...and once it ends, anyone may have it.
+    a.reconcile(&mut table, &wants(&["b.x", "c.x", "d.x"]), 100 + 600);
+    assert_eq!(v4(&table, "d.x"), Some(old));
+}
+
+#[test]
+fn pins_win_and_the_loser_is_reported_and_moved() {
+    let a = alloc("192.0.2.0/29", 600);
+    let mut table = Table::default();
+    a.reconcile(&mut table, &wants(&["a.x"]), 0);
+    let taken = v4(&table, "a.x").unwrap();
+
+    let mut ws = wants(&["a.x"]);
+    ws.push(Want {
+        host: "p.x".into(),
+        pinned: vec![taken, "2001:db8::5".parse().unwrap()],
+    });
+    let events = a.reconcile(&mut table, &ws, 10);
+    assert!(
+        events.contains(&Event::Displaced {
+            host: "a.x".into(),
+            addr: taken,
+            by: "p.x".into()
+        }),
+        "{events:?}"
+    );
+    let moved = v4(&table, "a.x").unwrap();
+    assert_ne!(moved, taken);
+    assert_eq!(
+        table.lease("p.x", Family::V4),
+        None,
+        "pinned hosts take nothing from the pool"
+    );
+    assert_eq!(a.addresses(&table, &ws[1]), ws[1].pinned);
+    assert_eq!(a.addresses(&table, &ws[0]), vec![moved]);
+}
+
+#[test]
+fn a_narrowed_range_moves_only_what_falls_outside() {
+    let wide = alloc("192.0.2.0/24", 600);
+    let mut table = Table::default();
+    let hosts: Vec<String> = (0..20).map(|i| format!("h{i}.x")).collect();
+    let ws: Vec<Want> = hosts.iter().map(|h| want(h)).collect();
+    wide.reconcile(&mut table, &ws, 0);
+    let before = table.clone();
+    let narrow = alloc("192.0.2.0/25", 600);
+    let events = narrow.reconcile(&mut table, &ws, 1);
+    for h in &hosts {
+        let old = v4(&before, h).unwrap();
+        let new = v4(&table, h).unwrap();
+        if narrow.v4.contains(&old) {
+            assert_eq!(old, new);
+        } else {
+            assert!(events.contains(&Event::OutOfRange {
+                host: h.clone(),
+                addr: old
+            }));
+            assert!(narrow.v4.contains(&new));
+        }
+    }
+}
+
+#[test]
+fn ipv6_is_allocated_only_with_a_range() {
+    let mut a = alloc(DEFAULT_V4_RANGE, 600);
+    let mut table = Table::default();
+    a.reconcile(&mut table, &wants(&["a.x"]), 0);
+    assert!(table.lease("a.x", Family::V6).is_none());
+    a.v6 = Some(VipRange::new("2001:db8:240::/64".parse().unwrap(), Family::V6).unwrap());
+    a.reconcile(&mut table, &wants(&["a.x"]), 1);
+    let v6 = table.lease("a.x", Family::V6).unwrap();
+    assert!(a.v6.unwrap().contains(&v6.addr));
+    assert_eq!(v6.since, 1);
+    assert_eq!(
+        table.lease("a.x", Family::V4).unwrap().since,
+        0,
+        "the IPv4 VIP did not move"
+    );
+}
+
+#[test]
+fn two_fresh_processes_agree_whatever_the_registry_order() {
+    let a = alloc("192.0.2.0/26", 600); // small: plenty of collisions
+    let mut hosts: Vec<String> = (0..50).map(|i| format!("svc{i}.ns.global")).collect();
+    let mut one = Table::default();
+    a.reconcile(
+        &mut one,
+        &hosts.iter().map(|h| want(h)).collect::<Vec<_>>(),
+        7,
+    );
+    hosts.reverse();
+    let mut two = Table::default();
+    a.reconcile(
+        &mut two,
+        &hosts.iter().map(|h| want(h)).collect::<Vec<_>>(),
+        7,
+    );
+    assert_eq!(one, two);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Add(u8),
+    Remove(u8),
+    Pin(u8, u8),
+    Unpin(u8),
+    Restart,
+    Wait(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => any::<u8>().prop_map(Op::Add),
+        2 => any::<u8>().prop_map(Op::Remove),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(h, a)| Op::Pin(h, a)),
+        1 => any::<u8>().prop_map(Op::Unpin),
+        1 => Just(Op::Restart),
+        1 => any::<u16>().prop_map(Op::Wait),
+    ]
+}
+
+proptest! {
+    /// Under any sequence of adds, removes, pins, restarts (the table goes
+    /// through its JSON form) and waits, no host that stays ever changes VIP
+    /// unless a pin takes it, and no two hosts share one.
+    #[test]
+    fn vips_never_move_and_never_collide(ops in proptest::collection::vec(op(), 1..80)) {
+        let a = Allocator {
+            v4: VipRange::new("192.0.2.0/25".parse().unwrap(), Family::V4).unwrap(),
+            v6: Some(VipRange::new("2001:db8::/120".parse().unwrap(), Family::V6).unwrap()),
+            quarantine: 600,
+        };
+        let mut table = Table::default();
+        let mut present: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        let mut now = 1_000_000;
+        for op in ops {
+            match op {
+                Op::Add(h) => { present.entry(format!("h{}.x", h % 64)).or_default(); }
+                Op::Remove(h) => { present.remove(&format!("h{}.x", h % 64)); }
+                Op::Pin(h, last) => {
+                    if let Some(p) = present.get_mut(&format!("h{}.x", h % 64)) {
+                        *p = vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, last % 128))];
+                    }
+                }
+                Op::Unpin(h) => { if let Some(p) = present.get_mut(&format!("h{}.x", h % 64)) { p.clear(); } }
+                Op::Restart => {
+                    let json = serde_json::to_string(&table).unwrap();
+                    table = serde_json::from_str(&json).unwrap();
+                }
+                Op::Wait(s) => now += u64::from(s),
+            }
+            // Pins must be unique, as validation ensures.
+            let mut seen = HashSet::new();
+            for p in present.values_mut() { p.retain(|a| seen.insert(*a)); }
+            let ws: Vec<Want> = present.iter().map(|(h, p)| Want { host: h.clone(), pinned: p.clone() }).collect();
+            let before = table.clone();
+            let events = a.reconcile(&mut table, &ws, now);
+
+            for (host, leases) in &before.hosts {
+                for (family, lease) in leases {
+                    let Some(w) = ws.iter().find(|w| &w.host == host) else { continue };
+                    if w.pins(*family) { continue; }
+                    let displaced = events.iter().any(|e| matches!(e, Event::Displaced { host: h, .. } if h == host));
+                    if !displaced {
+                        prop_assert_eq!(table.lease(host, *family).map(|l| l.addr), Some(lease.addr), "{} moved", host);
+                    }
+                }
+            }
+            let mut all = HashSet::new();
+            for w in &ws {
+                for addr in a.addresses(&table, w) {
+                    prop_assert!(all.insert(addr), "{} shared", addr);
+                }
+            }
+        }
+    }
+}
+
+/// DESIGN §3: clusters that run on the same registry almost always agree
+/// without talking. This replays one 10,000-service registry through two
+/// different histories (one batch, versus shuffled batches with detours
+/// through hosts that come and go) and measures the share of hosts that end
+/// on the same VIP. The issue asks for at least 99.5% in the default range.
+#[test]
+fn clusters_with_different_histories_agree_on_at_least_99_5_percent() {
+    let share = agreement(10_000, 0x5eed);
+    println!("agreement over 10,000 hosts: {:.3}%", share * 100.0);
+    assert!(share >= 0.995, "only {:.3}% agree", share * 100.0);
+}
+
+/// Share of `n` hosts on the same VIP after two different histories.
+pub(crate) fn agreement(n: usize, seed: u64) -> f64 {
+    let a = alloc(DEFAULT_V4_RANGE, 600);
+    let hosts: Vec<String> = (0..n)
+        .map(|i| format!("service-{i}.team-{}.global", i % 97))
+        .collect();
+
+    let mut first = Table::default();
+    a.reconcile(
+        &mut first,
+        &hosts.iter().map(|h| want(h)).collect::<Vec<_>>(),
+        0,
+    );
+
+    let mut rng = SplitMix(seed);
+    let mut order = hosts.clone();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut second = Table::default();
+    let mut present: Vec<String> = Vec::new();
+    let mut now = 0;
+    let mut rest = order.as_slice();
+    while !rest.is_empty() {
+        let take = (rng.below(700) + 1).min(rest.len());
+        present.extend_from_slice(&rest[..take]);
+        rest = &rest[take..];
+        // Transient hosts that come and go, taking and releasing VIPs.
+        let transient: Vec<String> = (0..rng.below(50))
+            .map(|_| format!("tmp-{}.scratch.global", rng.next()))
+            .collect();
+        let with: Vec<Want> = present.iter().chain(&transient).map(|h| want(h)).collect();
+        a.reconcile(&mut second, &with, now);
+        now += 60;
+        let without: Vec<Want> = present.iter().map(|h| want(h)).collect();
+        a.reconcile(&mut second, &without, now);
+        now += 60;
+    }
+    let same = hosts
+        .iter()
+        .filter(|h| v4(&first, h) == v4(&second, h))
+        .count();
+    same as f64 / n as f64
+}
+
+/// SplitMix64: a small seeded generator, so the measurement is repeatable.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
