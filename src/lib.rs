@@ -1,7 +1,38 @@
 //! globaldns: authoritative DNS and stable virtual IPs for the `.global`
 //! names of a multi-cluster Istio mesh.
+//!
+//! How data flows:
+//!
+//! ```text
+//! registry file ──▶ registry::file (parse, validate, watch)
+//!                        │ Registry
+//!                        ▼
+//!                   controller ──▶ vip (allocate) ──▶ state (persist table)
+//!                        │ index::zones
+//!                        ▼
+//!                   dns::ZoneSet (immutable, swapped atomically)
+//!                        │
+//!                        ▼
+//!                   dns::server (UDP, TCP) ──▶ dns::respond ──▶ dns::lookup
+//! ```
+//!
+//! - [`registry`]: the model, strict validation with field paths, the file source.
+//! - [`vip`]: the allocator, pure: hash-preferred slots, quarantine, pins.
+//! - [`state`]: the state directory, written atomically.
+//! - [`index`]: registry + allocations → the hosts wanted and their zones.
+//! - [`controller`]: the single owner of mutable state; publishes snapshots.
+//! - [`dns`]: zones, lookup, wire-format responder, UDP and TCP servers.
+//! - [`serve`], [`cli`], [`commands`]: the process around them.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod commands;
+pub mod controller;
+pub mod dns;
+pub mod index;
+pub mod logging;
 pub mod names;
 pub mod registry;
+pub mod serve;
+pub mod state;
 pub mod vip;

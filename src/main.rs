@@ -1,1 +1,14 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    globaldns::logging::init();
+    match globaldns::commands::run(globaldns::cli::Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("globaldns: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

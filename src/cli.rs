@@ -1,0 +1,324 @@
+//! The command line: commands and flags, each flag also read from an
+//! environment variable `GLOBALDNS_<FLAG>`, and every value typed and
+//! checked here, at the door.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::controller::Settings;
+use crate::dns::server::TcpLimits;
+use crate::names;
+use crate::serve::ServeConfig;
+use crate::vip::{self, Allocator, Family, VipRange};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "globaldns",
+    version,
+    about = "Authoritative DNS and stable VIPs for the .global names of a multi-cluster Istio mesh"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve DNS for the registry's hosts, re-reading the registry on change.
+    Serve(ServeArgs),
+    /// Validate a registry file and summarise it; exit 1 listing every problem.
+    Check(CheckArgs),
+    /// Print the zones as a master file (RFC 1035 §5), with the VIPs a server
+    /// on the same state directory would give; for other DNS servers and diffs.
+    Zonefile(ZonefileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Registry file (YAML or JSON).
+    #[arg(long, env = "GLOBALDNS_REGISTRY", value_name = "FILE")]
+    pub registry: PathBuf,
+    /// Address to serve DNS on, UDP and TCP alike. Port 0 picks a free port.
+    #[arg(
+        long,
+        env = "GLOBALDNS_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:5353"
+    )]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub serving: ServingArgs,
+    /// Directory for the allocation table and the last-known-good registry
+    /// [default: FILE.state next to the registry file].
+    #[arg(long, env = "GLOBALDNS_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How often the registry file is checked for changes.
+    #[arg(
+        long,
+        env = "GLOBALDNS_RELOAD_INTERVAL",
+        value_name = "DURATION",
+        default_value = "250ms"
+    )]
+    pub reload_interval: Interval,
+    /// TCP connections served at once; more are closed on accept.
+    #[arg(long, env = "GLOBALDNS_TCP_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tcp_max_connections: u32,
+    /// How long a TCP connection may stay idle.
+    #[arg(
+        long,
+        env = "GLOBALDNS_TCP_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    pub tcp_idle_timeout: Interval,
+}
+
+/// What decides the served names and addresses: shared by `serve` and
+/// `zonefile` so both see the same zones.
+#[derive(Debug, Args)]
+pub struct ServingArgs {
+    /// Zone to serve; repeat for several (`--zone global --zone region`).
+    /// Services' hosts are `<name>.<namespace>.<zone>`.
+    #[arg(long = "zone", env = "GLOBALDNS_ZONE", value_name = "ZONE", default_value = "global", value_delimiter = ',', value_parser = parse_zone)]
+    pub zones: Vec<String>,
+    /// IPv4 range VIPs are allocated from.
+    #[arg(long, env = "GLOBALDNS_VIP_RANGE", value_name = "CIDR", default_value = vip::DEFAULT_V4_RANGE, value_parser = parse_v4_range)]
+    pub vip_range: VipRange,
+    /// IPv6 range VIPs are allocated from; without it, no IPv6 VIPs.
+    #[arg(long, env = "GLOBALDNS_VIP_RANGE_V6", value_name = "CIDR", value_parser = parse_v6_range)]
+    pub vip_range_v6: Option<VipRange>,
+    /// TTL of answers, and of negative answers (the SOA minimum), in seconds.
+    #[arg(
+        long,
+        env = "GLOBALDNS_TTL",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
+    pub ttl: u32,
+    /// How long a released VIP is held back before another host may get it.
+    #[arg(
+        long,
+        env = "GLOBALDNS_QUARANTINE",
+        value_name = "DURATION",
+        default_value = "10m"
+    )]
+    pub quarantine: Interval,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Registry file (YAML or JSON).
+    pub file: PathBuf,
+    /// Zones the hosts are checked for (host names must fit).
+    #[arg(long = "zone", env = "GLOBALDNS_ZONE", value_name = "ZONE", default_value = "global", value_delimiter = ',', value_parser = parse_zone)]
+    pub zones: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ZonefileArgs {
+    /// Registry file (YAML or JSON).
+    #[arg(long, env = "GLOBALDNS_REGISTRY", value_name = "FILE")]
+    pub registry: PathBuf,
+    #[command(flatten)]
+    pub serving: ServingArgs,
+    /// State directory to take existing VIPs from (read only).
+    #[arg(long, env = "GLOBALDNS_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A duration: `250ms`, `30s`, `10m`, `1h`, or plain seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interval(pub Duration);
+
+impl FromStr for Interval {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, unit) = s.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration (try 250ms, 30s, 10m or 1h)"))?;
+        let millis = match unit {
+            "ms" => Some(n),
+            "" | "s" => n.checked_mul(1000),
+            "m" => n.checked_mul(60_000),
+            "h" => n.checked_mul(3_600_000),
+            _ => {
+                return Err(format!(
+                    "`{s}` has unknown unit `{unit}` (use ms, s, m or h)"
+                ));
+            }
+        };
+        millis
+            .map(|ms| Interval(Duration::from_millis(ms)))
+            .ok_or_else(|| format!("`{s}` is too long"))
+    }
+}
+
+fn parse_zone(s: &str) -> Result<String, String> {
+    names::zone(s).map_err(|e| format!("`{s}` is not a valid zone: {e}"))
+}
+
+fn parse_v4_range(s: &str) -> Result<VipRange, String> {
+    parse_range(s, Family::V4)
+}
+
+fn parse_v6_range(s: &str) -> Result<VipRange, String> {
+    parse_range(s, Family::V6)
+}
+
+fn parse_range(s: &str, family: Family) -> Result<VipRange, String> {
+    let net = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a CIDR range"))?;
+    VipRange::new(net, family).map_err(|e| e.to_string())
+}
+
+/// Zones must be distinct and must not nest: a host of one would otherwise
+/// also be a name inside the other.
+fn check_zones(zones: &[String]) -> Result<(), String> {
+    for (i, a) in zones.iter().enumerate() {
+        for b in &zones[i + 1..] {
+            if a == b {
+                return Err(format!("--zone {a} is given twice"));
+            }
+            if a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}")) {
+                return Err(format!("--zone {a} and --zone {b} nest; serve one of them"));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ServingArgs {
+    pub fn settings(&self) -> Result<Settings, String> {
+        check_zones(&self.zones)?;
+        Ok(Settings {
+            zones: self.zones.clone(),
+            ttl: self.ttl,
+            allocator: Allocator {
+                v4: self.vip_range,
+                v6: self.vip_range_v6,
+                quarantine: self.quarantine.0.as_secs(),
+            },
+        })
+    }
+}
+
+/// The default state directory: `<registry file>.state`, beside it.
+pub fn default_state_dir(registry: &Path) -> PathBuf {
+    let mut name = registry.file_name().unwrap_or_default().to_os_string();
+    name.push(".state");
+    registry.with_file_name(name)
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Result<ServeConfig, String> {
+        Ok(ServeConfig {
+            registry: self.registry.clone(),
+            listen: self.listen,
+            state_dir: self
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| default_state_dir(&self.registry)),
+            settings: self.serving.settings()?,
+            reload_interval: self.reload_interval.0.max(Duration::from_millis(10)),
+            tcp: TcpLimits {
+                max_connections: self.tcp_max_connections as usize,
+                idle_timeout: self.tcp_idle_timeout.0,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            "250ms".parse::<Interval>().unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert_eq!("30".parse::<Interval>().unwrap().0, Duration::from_secs(30));
+        assert_eq!(
+            "10m".parse::<Interval>().unwrap().0,
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            "1h".parse::<Interval>().unwrap().0,
+            Duration::from_secs(3600)
+        );
+        assert!("10 minutes".parse::<Interval>().is_err());
+        assert!("m".parse::<Interval>().is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let cli = Cli::try_parse_from(["globaldns", "serve", "--registry", "dir/r.yaml"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        let config = args.config().unwrap();
+        assert_eq!(config.listen, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!(config.settings.zones, ["global"]);
+        assert_eq!(
+            config.settings.allocator.v4.net().to_string(),
+            "240.0.0.0/12"
+        );
+        assert!(config.settings.allocator.v6.is_none());
+        assert_eq!(config.settings.allocator.quarantine, 600);
+        assert_eq!(config.settings.ttl, 30);
+        assert_eq!(config.state_dir, PathBuf::from("dir/r.yaml.state"));
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag_and_the_value() {
+        let err = Cli::try_parse_from([
+            "globaldns",
+            "serve",
+            "--registry",
+            "r",
+            "--vip-range",
+            "240.240.0.0/24",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--vip-range") && err.contains("240.240.0.0/24") && err.contains("Istio"),
+            "{err}"
+        );
+        let err = Cli::try_parse_from(["globaldns", "serve", "--registry", "r", "--zone", "a..b"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--zone") && err.contains("a..b"), "{err}");
+        let cli = Cli::try_parse_from([
+            "globaldns",
+            "serve",
+            "--registry",
+            "r",
+            "--zone",
+            "global",
+            "--zone",
+            "x.global",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.config().unwrap_err().contains("nest"));
+    }
+}

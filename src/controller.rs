@@ -1,0 +1,168 @@
+//! The one owner of mutable state. It turns each registry version into a
+//! published snapshot: reconcile VIPs, persist the table, build the zones
+//! outside any lock, swap them in, then record the registry as last good.
+//! A version that fails to load never reaches it; the last good one keeps
+//! serving.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::dns::server::Published;
+use crate::index;
+use crate::registry::Registry;
+use crate::state::{LastGood, StateDir};
+use crate::vip::{Allocator, Event, Table};
+
+/// What the controller serves, fixed for its lifetime.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub zones: Vec<String>,
+    pub ttl: u32,
+    pub allocator: Allocator,
+}
+
+/// What one [`Controller::apply`] did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// A new snapshot was published.
+    pub published: bool,
+    pub serial: u32,
+    pub events: Vec<Event>,
+}
+
+pub struct Controller {
+    settings: Settings,
+    state: Option<StateDir>,
+    table: Table,
+    current: Option<Registry>,
+    serial: u32,
+    published: Arc<Published>,
+}
+
+impl Controller {
+    /// Opens the state directory, loads the allocation table and, if there
+    /// is one, publishes the last-known-good registry so that DNS answers
+    /// before the registry source is read (DESIGN §4, warm start).
+    ///
+    /// A state directory that cannot be used is reported, and globaldns runs
+    /// from memory: serving DNS matters more than remembering.
+    pub fn start(settings: Settings, state_dir: &Path, published: Arc<Published>) -> Self {
+        let state = StateDir::open(state_dir)
+            .inspect_err(|e| tracing::error!("state directory unusable, running without it: {e}"))
+            .ok();
+        let table = state
+            .as_ref()
+            .and_then(|s| {
+                s.load_table()
+                    .inspect_err(|e| tracing::error!("allocation table not loaded: {e}"))
+                    .ok()
+            })
+            .unwrap_or_default();
+        let last_good = state.as_ref().and_then(|s| {
+            s.load_last_good()
+                .inspect_err(|e| tracing::error!("last-known-good registry not loaded: {e}"))
+                .ok()
+                .flatten()
+        });
+        let mut controller = Self {
+            settings,
+            state,
+            table,
+            current: None,
+            serial: last_good.as_ref().map_or(0, |l| l.serial),
+            published,
+        };
+        if let Some(last_good) = last_good {
+            tracing::info!(
+                services = last_good.registry.services.len(),
+                "answering from the last-known-good registry until the registry is read"
+            );
+            controller.apply(last_good.registry, SystemTime::now());
+        }
+        controller
+    }
+
+    /// Publishes `registry` (already validated) as of `now`.
+    pub fn apply(&mut self, registry: Registry, now: SystemTime) -> Applied {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let wants = index::wants(&registry, &self.settings.zones);
+        let events = self
+            .settings
+            .allocator
+            .reconcile(&mut self.table, &wants, now);
+        if self.current.as_ref() == Some(&registry) && events.is_empty() {
+            return Applied {
+                published: false,
+                serial: self.serial,
+                events,
+            };
+        }
+        log_events(&events);
+        if !events.is_empty()
+            && let Some(state) = &self.state
+            && let Err(e) = state.save_table(&self.table)
+        {
+            tracing::error!("allocation table not saved (VIPs still served): {e}");
+        }
+        // The serial moves on every change and never goes back, across
+        // restarts too: the current time in seconds, or one more than the
+        // last serial if that is already ahead.
+        let serial = self.serial.wrapping_add(1).max(now as u32);
+        let zones = match index::zones(
+            &registry,
+            &self.settings.zones,
+            &self.settings.allocator,
+            &self.table,
+            serial,
+            self.settings.ttl,
+        ) {
+            Ok(zones) => zones,
+            Err(e) => {
+                tracing::error!("snapshot not built, keeping the last one: {e}");
+                return Applied::default();
+            }
+        };
+        self.published.store(Some(Arc::new(zones)));
+        self.serial = serial;
+        tracing::info!(
+            services = registry.services.len(),
+            hosts = wants.len(),
+            serial,
+            "registry published"
+        );
+        if let Some(state) = &self.state {
+            let last_good = LastGood { serial, registry };
+            if let Err(e) = state.save_last_good(&last_good) {
+                tracing::error!("last-known-good registry not saved: {e}");
+            }
+            self.current = Some(last_good.registry);
+        } else {
+            self.current = Some(registry);
+        }
+        Applied {
+            published: true,
+            serial,
+            events,
+        }
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+}
+
+/// Logs what the allocator did: routine moves at debug, anything an operator
+/// must act on as a warning.
+fn log_events(events: &[Event]) {
+    for event in events {
+        match event {
+            Event::Allocated { .. } | Event::Reclaimed { .. } | Event::Released { .. } => {
+                tracing::debug!("{event}")
+            }
+            Event::Displaced { .. } | Event::OutOfRange { .. } | Event::Exhausted { .. } => {
+                tracing::warn!("{event}")
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Answering DNS: the zone data of a snapshot, the pure lookup over it, the
+//! wire-format responder, and the UDP and TCP servers around them. Nothing
+//! here knows about registries or Kubernetes; the [`zone::ZoneSet`] is the
+//! only thing this module shares with the rest.
+
+pub mod lookup;
+pub mod respond;
+pub mod server;
+pub mod zone;
+
+pub use respond::{Transport, respond};
+pub use zone::ZoneSet;

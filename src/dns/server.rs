@@ -1,0 +1,165 @@
+//! The UDP and TCP servers: thin loops that move bytes between sockets and
+//! [`respond`]. Sockets are bound by the caller (tests bind `127.0.0.1:0`).
+//!
+//! Why not hickory-server's `Server`: in 0.26.3 it has no cap on TCP
+//! connections (DESIGN §4 asks for one), spawns a task and copies the packet
+//! for every UDP query, logs two INFO lines per query, and emits malformed
+//! truncated UDP responses (trailing bytes, OPT dropped; hickory #3633).
+//! Owning these two loops costs less code than working around all four.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::respond::{Transport, respond};
+use super::zone::ZoneSet;
+
+/// The snapshot the servers answer from; `None` until the first load.
+pub type Published = ArcSwapOption<ZoneSet>;
+
+/// Largest DNS message over UDP; anything longer is cut by the kernel and
+/// then fails to decode (FORMERR).
+const UDP_BUFFER: usize = 65535;
+
+/// Limits on TCP clients (RFC 7766 §6.2).
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    /// Connections served at once; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// How long a connection may sit between (or inside) messages.
+    pub idle_timeout: Duration,
+}
+
+/// Answers UDP queries on `socket` until `shutdown`.
+pub async fn serve_udp(socket: UdpSocket, zones: Arc<Published>, shutdown: CancellationToken) {
+    let mut buf = vec![0u8; UDP_BUFFER];
+    loop {
+        let (len, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(received) => received,
+                // ICMP errors from earlier sends surface here on Linux; they
+                // concern one peer, not the socket.
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive failed");
+                    continue;
+                }
+            },
+        };
+        let snapshot = zones.load();
+        let Some(response) = respond(snapshot.as_deref(), &buf[..len], Transport::Udp) else {
+            continue;
+        };
+        if let Err(e) = socket.send_to(&response, peer).await {
+            tracing::debug!(%peer, error = %e, "UDP send failed");
+        }
+    }
+}
+
+/// Accepts TCP connections on `listener` until `shutdown`, at most
+/// `limits.max_connections` at once.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    zones: Arc<Published>,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // rather than spin.
+                    tracing::warn!(error = %e, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "TCP connection cap reached; closing");
+            drop(stream);
+            continue;
+        };
+        let zones = zones.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                result = connection(stream, &zones, limits.idle_timeout) => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "TCP connection ended");
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Serves one TCP connection: length-prefixed messages (RFC 1035 §4.2.2),
+/// answered in order, as many as the client sends.
+async fn connection(
+    mut stream: TcpStream,
+    zones: &Published,
+    idle: Duration,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut message = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
+            Err(_) => return Ok(()), // idle: close quietly
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(result) => result?,
+        };
+        message.resize(usize::from(u16::from_be_bytes(len)), 0);
+        within(idle, stream.read_exact(&mut message)).await?;
+        let snapshot = zones.load();
+        let Some(response) = respond(snapshot.as_deref(), &message, Transport::Tcp) else {
+            continue;
+        };
+        let Ok(response_len) = u16::try_from(response.len()) else {
+            continue; // cannot happen: answers are bounded far below 64 KiB
+        };
+        let mut framed = Vec::with_capacity(response.len() + 2);
+        framed.extend_from_slice(&response_len.to_be_bytes());
+        framed.extend_from_slice(&response);
+        within(idle, stream.write_all(&framed)).await?;
+    }
+}
+
+async fn within<T>(
+    limit: Duration,
+    io: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(limit, io)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client too slow"))?
+}
+
+/// Binds UDP and TCP on one address. With port 0, the kernel picks a UDP
+/// port and TCP is bound to the same number (retrying if TCP has it taken).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    const ATTEMPTS: usize = 20;
+    let mut last_error = None;
+    for _ in 0..ATTEMPTS {
+        let udp = UdpSocket::bind(addr).await?;
+        let bound = udp.local_addr()?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("no free port")))
+}

@@ -1,0 +1,104 @@
+//! `globaldns serve`: binds the sockets, starts the controller (warm start
+//! from the state directory), the UDP and TCP servers, and the registry
+//! file watcher, and runs them until shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use arc_swap::ArcSwapOption;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::{Controller, Settings};
+use crate::dns::server::{self, Published, TcpLimits};
+use crate::registry::file::FileWatcher;
+
+/// Everything `serve` needs, typed and checked.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub registry: PathBuf,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub settings: Settings,
+    pub reload_interval: Duration,
+    pub tcp: TcpLimits,
+}
+
+/// A running server: where it listens, and its tasks.
+pub struct Running {
+    /// The address UDP and TCP are bound to (the real port when 0 was asked).
+    pub addr: SocketAddr,
+    pub published: Arc<Published>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after shutdown).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts serving; returns once the sockets are bound and the first
+/// registry read has been tried.
+pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let (udp, tcp) = server::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (UDP and TCP)", config.listen))?;
+    let addr = udp.local_addr()?;
+
+    let published: Arc<Published> = Arc::new(ArcSwapOption::empty());
+    let mut controller = Controller::start(
+        config.settings.clone(),
+        &config.state_dir,
+        published.clone(),
+    );
+
+    let mut watcher = FileWatcher::new(
+        config.registry.clone(),
+        config.settings.zones.clone(),
+        config.reload_interval,
+    );
+    match watcher.load_now() {
+        Ok(registry) => {
+            controller.apply(registry, SystemTime::now());
+        }
+        Err(e) => tracing::error!("{e}"),
+    }
+    if published.load().is_none() {
+        tracing::warn!("no registry loaded yet: answering SERVFAIL until one is");
+    }
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(server::serve_udp(udp, published.clone(), shutdown.clone()));
+    tasks.spawn(server::serve_tcp(
+        tcp,
+        published.clone(),
+        config.tcp,
+        shutdown.clone(),
+    ));
+    let (tx, mut rx) = mpsc::channel(1);
+    tasks.spawn(watcher.run(tx, shutdown.clone()));
+    tasks.spawn(async move {
+        while let Some(result) = rx.recv().await {
+            match result {
+                Ok(registry) => {
+                    controller.apply(registry, SystemTime::now());
+                }
+                Err(e) => {
+                    tracing::error!("registry not reloaded, still serving the last good one: {e}")
+                }
+            }
+        }
+    });
+    tracing::info!(%addr, registry = %config.registry.display(), "serving DNS on UDP and TCP");
+    Ok(Running {
+        addr,
+        published,
+        tasks,
+    })
+}
