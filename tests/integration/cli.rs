@@ -1,0 +1,137 @@
+//! The binary's command line: `check`, flag errors, and a port in use.
+
+use std::process::Command;
+
+fn globaldns() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_globaldns"));
+    cmd.env_remove("GLOBALDNS_LOG");
+    cmd
+}
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_summarises_a_valid_registry() {
+    let out = globaldns()
+        .args(["check", &example("registry.yaml")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("valid"));
+    assert!(stdout.contains("clusters: 2"));
+    assert!(stdout.contains("httpbin.bar.global"));
+    let out = globaldns()
+        .args(["check", &example("bookinfo.yaml")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn check_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.1}]\nservices:\n  - {name: a, namespace: n, exportedFrom: [west], ports: [{name: p, number: 99999, protocol: TCP}]}\n",
+    )
+    .unwrap();
+    let out = globaldns().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("bad.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("services[0].exportedFrom[0]: unknown cluster `west`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("services[0].ports[0].number: 99999 is not a port number"),
+        "{stderr}"
+    );
+
+    let out = globaldns()
+        .args(["check", "/nonexistent/registry.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/registry.yaml"));
+}
+
+#[test]
+fn flags_read_their_environment_variables() {
+    let out = globaldns()
+        .args(["serve", "--registry", "r.yaml"])
+        .env("GLOBALDNS_VIP_RANGE", "10.0.0.0/33")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--vip-range") && stderr.contains("10.0.0.0/33"),
+        "{stderr}"
+    );
+
+    let help = globaldns().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for var in [
+        "GLOBALDNS_REGISTRY",
+        "GLOBALDNS_LISTEN",
+        "GLOBALDNS_ZONE",
+        "GLOBALDNS_VIP_RANGE",
+        "GLOBALDNS_VIP_RANGE_V6",
+        "GLOBALDNS_STATE_DIR",
+        "GLOBALDNS_TTL",
+    ] {
+        assert!(help.contains(var), "{var} missing from --help");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = globaldns()
+        .args([
+            "serve",
+            "--registry",
+            &example("registry.yaml"),
+            "--listen",
+            &addr,
+        ])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn zonefile_prints_the_served_records() {
+    let out = globaldns()
+        .args(["zonefile", "--registry", &example("registry.yaml")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("httpbin.bar.global. 30 IN A 240.0.195.86"),
+        "{text}"
+    );
+    assert!(
+        text.contains("IN SOA ns.global. hostmaster.global."),
+        "{text}"
+    );
+    assert!(
+        text.contains("_http1._tcp.httpbin.bar.global. 30 IN SRV 0 0 8000 httpbin.bar.global."),
+        "{text}"
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the server over real sockets on 127.0.0.1, and the
+//! binary's command line. One test binary, one module per area.
+
+mod cli;
+mod dns_table;
+mod edns;
+mod reload;
+mod restart;
+mod support;
+mod tcp;
+mod truncation;

@@ -1,0 +1,143 @@
+//! DNS over TCP (RFC 7766): several queries per connection, an idle
+//! timeout, and a cap on connections.
+
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use globaldns::dns::server::TcpLimits;
+
+use crate::support::{Options, TestServer, Via, exchange, query, read_framed, write_framed};
+
+/// RFC 7766 §6.2.1.1: pipelined queries, all sent before any answer is
+/// read, are all answered on the one connection.
+#[tokio::test]
+async fn pipelined_queries_on_one_connection() {
+    let server = TestServer::start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let names = [
+        "httpbin.bar.global.",
+        "reviews.default.global.",
+        "nope.global.",
+        "example.com.",
+    ];
+    let mut batch = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut q = query(name, RecordType::A, i % 2 == 0);
+        q.metadata.id = 100 + i as u16;
+        let bytes = q.to_vec().unwrap();
+        batch.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        batch.extend_from_slice(&bytes);
+    }
+    stream.write_all(&batch).await.unwrap();
+    let mut rcodes = Vec::new();
+    for i in 0..names.len() {
+        let reply = Message::from_vec(&read_framed(&mut stream).await.expect("reply")).unwrap();
+        assert_eq!(reply.metadata.id, 100 + i as u16);
+        rcodes.push(reply.metadata.response_code);
+    }
+    assert_eq!(
+        rcodes,
+        [
+            ResponseCode::NoError,
+            ResponseCode::NoError,
+            ResponseCode::NXDomain,
+            ResponseCode::Refused
+        ]
+    );
+    // And the connection is still usable afterwards.
+    write_framed(
+        &mut stream,
+        &query("httpbin.bar.global.", RecordType::A, false)
+            .to_vec()
+            .unwrap(),
+    )
+    .await;
+    assert!(read_framed(&mut stream).await.is_some());
+}
+
+fn limits(max_connections: usize, idle_ms: u64) -> Options {
+    Options {
+        tcp: TcpLimits {
+            max_connections,
+            idle_timeout: Duration::from_millis(idle_ms),
+        },
+        ..Default::default()
+    }
+}
+
+/// RFC 7766 §6.2.3: an idle connection is closed by the server.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let server = TestServer::with(limits(8, 200)).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    write_framed(
+        &mut stream,
+        &query("httpbin.bar.global.", RecordType::A, false)
+            .to_vec()
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        read_framed(&mut stream).await.is_some(),
+        "answered while active"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        read_framed(&mut stream).await.is_none(),
+        "closed after the idle timeout"
+    );
+
+    // A client that stops half-way through a message is cut off too.
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(&[0, 40, 0xbe]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(read_framed(&mut slow).await.is_none(), "slow client closed");
+}
+
+/// DESIGN §4: a cap on connections; beyond it new connections are closed
+/// at once, and a slot freed is a slot usable again. UDP is unaffected.
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed() {
+    let server = TestServer::with(limits(2, 5_000)).await;
+    let q = query("httpbin.bar.global.", RecordType::A, false)
+        .to_vec()
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        write_framed(&mut s, &q).await;
+        assert!(read_framed(&mut s).await.is_some());
+        held.push(s);
+    }
+    let mut extra = TcpStream::connect(server.addr).await.unwrap();
+    let _ = extra.write_all(&q).await;
+    assert!(
+        read_framed(&mut extra).await.is_none(),
+        "third connection refused"
+    );
+    assert_eq!(
+        exchange(
+            server.addr,
+            &query("httpbin.bar.global.", RecordType::A, false),
+            Via::Udp
+        )
+        .await
+        .answers
+        .len(),
+        1,
+        "UDP still answers"
+    );
+
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = TcpStream::connect(server.addr).await.unwrap();
+    write_framed(&mut again, &q).await;
+    assert!(
+        read_framed(&mut again).await.is_some(),
+        "a freed slot is reused"
+    );
+}
