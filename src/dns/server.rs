@@ -147,13 +147,29 @@ async fn within<T>(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client too slow"))?
 }
 
+/// Receive buffer asked for UDP sockets. The kernel default (about 208 KiB)
+/// overflows at a few hundred queries in flight; the kernel caps the request
+/// at `net.core.rmem_max`, which is fine.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
+        tracing::debug!(error = %e, "UDP receive buffer left at the default");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Binds UDP and TCP on one address. With port 0, the kernel picks a UDP
 /// port and TCP is bound to the same number (retrying if TCP has it taken).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     const ATTEMPTS: usize = 20;
     let mut last_error = None;
     for _ in 0..ATTEMPTS {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = udp_socket(addr)?;
         let bound = udp.local_addr()?;
         match TcpListener::bind(bound).await {
             Ok(tcp) => return Ok((udp, tcp)),
