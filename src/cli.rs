@@ -81,10 +81,8 @@ pub struct ServeArgs {
 /// `zonefile` so both see the same zones.
 #[derive(Debug, Args)]
 pub struct ServingArgs {
-    /// Zone to serve; repeat for several (`--zone global --zone region`).
-    /// Services' hosts are `<name>.<namespace>.<zone>`.
-    #[arg(long = "zone", env = "GLOBALDNS_ZONE", value_name = "ZONE", default_value = "global", value_delimiter = ',', value_parser = parse_zone)]
-    pub zones: Vec<String>,
+    #[command(flatten)]
+    pub zones: ZoneArgs,
     /// IPv4 range VIPs are allocated from.
     #[arg(long, env = "GLOBALDNS_VIP_RANGE", value_name = "CIDR", default_value = vip::DEFAULT_V4_RANGE, value_parser = parse_v4_range)]
     pub vip_range: VipRange,
@@ -109,13 +107,21 @@ pub struct ServingArgs {
     pub quarantine: Interval,
 }
 
+/// The served zones.
+#[derive(Debug, Args)]
+pub struct ZoneArgs {
+    /// Zone to serve; repeat for several (`--zone global --zone region`).
+    /// Services' hosts are `<name>.<namespace>.<zone>`.
+    #[arg(long = "zone", env = "GLOBALDNS_ZONE", value_name = "ZONE", default_value = "global", value_delimiter = ',', value_parser = parse_zone)]
+    pub zones: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Registry file (YAML or JSON).
     pub file: PathBuf,
-    /// Zones the hosts are checked for (host names must fit).
-    #[arg(long = "zone", env = "GLOBALDNS_ZONE", value_name = "ZONE", default_value = "global", value_delimiter = ',', value_parser = parse_zone)]
-    pub zones: Vec<String>,
+    #[command(flatten)]
+    pub zones: ZoneArgs,
 }
 
 #[derive(Debug, Args)]
@@ -196,11 +202,18 @@ fn check_zones(zones: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+impl ZoneArgs {
+    /// The zones, once checked to be distinct and not nested.
+    pub fn checked(&self) -> Result<Vec<String>, String> {
+        check_zones(&self.zones)?;
+        Ok(self.zones.clone())
+    }
+}
+
 impl ServingArgs {
     pub fn settings(&self) -> Result<Settings, String> {
-        check_zones(&self.zones)?;
         Ok(Settings {
-            zones: self.zones.clone(),
+            zones: self.zones.checked()?,
             ttl: self.ttl,
             allocator: Allocator {
                 v4: self.vip_range,

@@ -46,7 +46,8 @@ async fn shutdown_on_signal() {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let registry = file::read(&args.file, &args.zones)?;
+    let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
+    let registry = file::read(&args.file, &zones)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: valid", args.file.display())?;
     let mut exports: BTreeMap<&str, usize> = BTreeMap::new();
@@ -71,8 +72,8 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "services: {}", registry.services.len())?;
-    writeln!(out, "hosts: {}", registry.services.len() * args.zones.len())?;
-    for zone in &args.zones {
+    writeln!(out, "hosts: {}", registry.services.len() * zones.len())?;
+    for zone in &zones {
         for service in &registry.services {
             writeln!(
                 out,

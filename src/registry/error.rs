@@ -52,6 +52,20 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// `value` if there are no problems, else all of them as one error.
+    pub fn unless_problems<T>(origin: &str, problems: Vec<Problem>, value: T) -> Result<T, Self> {
+        if problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(RegistryError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+}
+
 fn list(problems: &[Problem]) -> String {
     problems
         .iter()

@@ -14,12 +14,5 @@ pub use model::{Cluster, Gateway, Port, Registry, Service};
 pub fn load_str(text: &str, origin: &str, zones: &[String]) -> Result<Registry, RegistryError> {
     let registry = parse::parse(text, origin)?;
     let problems = validate::validate(&registry, zones);
-    if problems.is_empty() {
-        Ok(registry)
-    } else {
-        Err(RegistryError::Invalid {
-            origin: origin.to_string(),
-            problems,
-        })
-    }
+    RegistryError::unless_problems(origin, problems, registry)
 }

@@ -73,14 +73,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
         clusters: list(&object, "clusters", &mut problems),
         services: list(&object, "services", &mut problems),
     };
-    if problems.is_empty() {
-        Ok(registry)
-    } else {
-        Err(RegistryError::Invalid {
-            origin: origin.to_string(),
-            problems,
-        })
-    }
+    RegistryError::unless_problems(origin, problems, registry)
 }
 
 /// Decodes `object[key]` as a list, element by element, recording a problem
