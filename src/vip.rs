@@ -295,6 +295,9 @@ impl Allocator {
             .flat_map(|w| w.pinned.iter().map(move |a| (*a, w.host.as_str())))
             .collect();
         self.release(table, &wanted, &pinned, now, &mut events);
+        // A pin outranks a claim held in quarantine: the host that released
+        // the address may not take it back from the host that pins it now.
+        table.quarantine.retain(|r| !pinned.contains_key(&r.addr));
 
         let mut used: HashSet<IpAddr> = table
             .hosts

@@ -178,6 +178,30 @@ fn pins_win_and_the_loser_is_reported_and_moved() {
     assert_eq!(a.addresses(&table, &ws[0]), vec![moved]);
 }
 
+/// Found by the property test below: a host released its VIP into
+/// quarantine, another host pinned that address, and the first host came
+/// back and took it from quarantine, so two hosts answered with one VIP.
+/// The pin wins; the returning host gets a fresh VIP.
+#[test]
+fn a_pin_outranks_a_quarantined_claim() {
+    let a = alloc("192.0.2.0/24", 600);
+    let mut table = Table::default();
+    a.reconcile(&mut table, &wants(&["a.x", "b.x"]), 0);
+    let was = v4(&table, "a.x").unwrap();
+    a.reconcile(&mut table, &wants(&["b.x"]), 10);
+    let pin = vec![Want {
+        host: "b.x".to_string(),
+        pinned: vec![was],
+    }];
+    a.reconcile(&mut table, &pin, 20);
+    let mut back = pin.clone();
+    back.push(want("a.x"));
+    let events = a.reconcile(&mut table, &back, 30);
+    let now = v4(&table, "a.x").unwrap();
+    assert_ne!(now, was, "{events:?}");
+    assert_eq!(a.addresses(&table, &back[0]), vec![was]);
+}
+
 #[test]
 fn a_narrowed_range_moves_only_what_falls_outside() {
     let wide = alloc("192.0.2.0/24", 600);
