@@ -75,6 +75,10 @@ pub struct ServeArgs {
         default_value = "10s"
     )]
     pub tcp_idle_timeout: Interval,
+    /// UDP worker threads, each with its own socket on the listening port
+    /// (SO_REUSEPORT) [default: one per CPU].
+    #[arg(long, env = "GLOBALDNS_UDP_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub udp_workers: Option<u16>,
 }
 
 /// What decides the served names and addresses: shared by `serve` and
@@ -246,6 +250,10 @@ impl ServeArgs {
                 max_connections: self.tcp_max_connections as usize,
                 idle_timeout: self.tcp_idle_timeout.0,
             },
+            udp_workers: self.udp_workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            ),
         })
     }
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controller::{Controller, Settings};
 use crate::dns::server::{self, Published, TcpLimits};
+use crate::dns::udp;
 use crate::registry::file::FileWatcher;
 
 /// Everything `serve` needs, typed and checked.
@@ -26,6 +27,9 @@ pub struct ServeConfig {
     pub settings: Settings,
     pub reload_interval: Duration,
     pub tcp: TcpLimits,
+    /// UDP sockets and threads; more than one share the port with
+    /// `SO_REUSEPORT`.
+    pub udp_workers: usize,
 }
 
 /// A running server: where it listens, and its tasks.
@@ -46,10 +50,10 @@ impl Running {
 /// Starts serving; returns once the sockets are bound and the first
 /// registry read has been tried.
 pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<Running> {
-    let (udp, tcp) = server::bind(config.listen)
+    let sockets = server::bind(config.listen, config.udp_workers)
         .await
         .with_context(|| format!("cannot listen on {} (UDP and TCP)", config.listen))?;
-    let addr = udp.local_addr()?;
+    let addr = sockets.local_addr()?;
 
     let published: Arc<Published> = Arc::new(ArcSwapOption::empty());
     let mut controller = Controller::start(
@@ -74,9 +78,12 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     }
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(server::serve_udp(udp, published.clone(), shutdown.clone()));
+    for socket in sockets.udp {
+        let (published, shutdown) = (published.clone(), shutdown.clone());
+        tasks.spawn_blocking(move || udp::serve(socket, published, shutdown));
+    }
     tasks.spawn(server::serve_tcp(
-        tcp,
+        sockets.tcp,
         published.clone(),
         config.tcp,
         shutdown.clone(),

@@ -3,9 +3,11 @@
 //! here knows about registries or Kubernetes; the [`zone::ZoneSet`] is the
 //! only thing this module shares with the rest.
 
+pub mod fast;
 pub mod lookup;
 pub mod respond;
 pub mod server;
+pub mod udp;
 pub mod zone;
 
 pub use respond::{Transport, respond};

@@ -61,6 +61,17 @@ pub fn respond(zones: Option<&ZoneSet>, packet: &[u8], transport: Transport) -> 
     Some(bytes)
 }
 
+/// Answers a message known to be unreadable (e.g. cut short on receipt):
+/// FORMERR from its header, or nothing if even that is missing or it is a
+/// response.
+pub fn malformed(packet: &[u8]) -> Option<Vec<u8>> {
+    let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    encode_header_only(&header.metadata, ResponseCode::FormErr)
+}
+
 /// The UDP size limit for the response to `request` (RFC 6891 §6.2.5): the
 /// requestor's advertised payload, at least 512, at most ours.
 fn udp_limit(request: &Message) -> usize {

@@ -1,11 +1,13 @@
-//! The UDP and TCP servers: thin loops that move bytes between sockets and
-//! [`respond`]. Sockets are bound by the caller (tests bind `127.0.0.1:0`).
+//! Binding the sockets, and the TCP server: a thin loop that moves bytes
+//! between connections and [`respond`]. The UDP workers are in
+//! [`super::udp`]. Sockets are bound by the caller (tests bind
+//! `127.0.0.1:0`).
 //!
 //! Why not hickory-server's `Server`: in 0.26.3 it has no cap on TCP
 //! connections (DESIGN §4 asks for one), spawns a task and copies the packet
 //! for every UDP query, logs two INFO lines per query, and emits malformed
 //! truncated UDP responses (trailing bytes, OPT dropped; hickory #3633).
-//! Owning these two loops costs less code than working around all four.
+//! Owning these loops costs less code than working around all four.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -23,10 +25,6 @@ use super::zone::ZoneSet;
 /// The snapshot the servers answer from; `None` until the first load.
 pub type Published = ArcSwapOption<ZoneSet>;
 
-/// Largest DNS message over UDP; anything longer is cut by the kernel and
-/// then fails to decode (FORMERR).
-const UDP_BUFFER: usize = 65535;
-
 /// Limits on TCP clients (RFC 7766 §6.2).
 #[derive(Clone, Copy, Debug)]
 pub struct TcpLimits {
@@ -34,32 +32,6 @@ pub struct TcpLimits {
     pub max_connections: usize,
     /// How long a connection may sit between (or inside) messages.
     pub idle_timeout: Duration,
-}
-
-/// Answers UDP queries on `socket` until `shutdown`.
-pub async fn serve_udp(socket: UdpSocket, zones: Arc<Published>, shutdown: CancellationToken) {
-    let mut buf = vec![0u8; UDP_BUFFER];
-    loop {
-        let (len, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok(received) => received,
-                // ICMP errors from earlier sends surface here on Linux; they
-                // concern one peer, not the socket.
-                Err(e) => {
-                    tracing::debug!(error = %e, "UDP receive failed");
-                    continue;
-                }
-            },
-        };
-        let snapshot = zones.load();
-        let Some(response) = respond(snapshot.as_deref(), &buf[..len], Transport::Udp) else {
-            continue;
-        };
-        if let Err(e) = socket.send_to(&response, peer).await {
-            tracing::debug!(%peer, error = %e, "UDP send failed");
-        }
-    }
 }
 
 /// Accepts TCP connections on `listener` until `shutdown`, at most
@@ -152,30 +124,67 @@ async fn within<T>(
 /// at `net.core.rmem_max`, which is fine.
 const UDP_RECV_BUFFER: usize = 4 << 20;
 
-fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// A blocking UDP socket for a [`super::udp`] worker, in the
+/// `SO_REUSEPORT` group of `addr` when `shared`.
+fn udp_socket(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if let Err(e) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
         tracing::debug!(error = %e, "UDP receive buffer left at the default");
     }
-    socket.set_nonblocking(true)?;
+    if shared {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_read_timeout(Some(super::udp::SHUTDOWN_POLL))?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
-/// Binds UDP and TCP on one address. With port 0, the kernel picks a UDP
-/// port and TCP is bound to the same number (retrying if TCP has it taken).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+/// The sockets of one listening address: a UDP socket per worker, all on
+/// one port, and the TCP listener on the same port number.
+pub struct Sockets {
+    pub udp: Vec<std::net::UdpSocket>,
+    pub tcp: TcpListener,
+}
+
+impl Sockets {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Binds `udp_workers` UDP sockets and a TCP listener on one address. With
+/// port 0, the kernel picks a UDP port and TCP is bound to the same number
+/// (retrying if TCP has it taken).
+///
+/// `SO_REUSEPORT` would let a second process of the same user join our
+/// UDP group silently and take a share of the queries. So the port is
+/// first bound alone, without the option: if anything holds it, that fails
+/// with "address in use" as a plain bind would.
+pub async fn bind(addr: SocketAddr, udp_workers: usize) -> std::io::Result<Sockets> {
     const ATTEMPTS: usize = 20;
+    let shared = udp_workers > 1;
     let mut last_error = None;
     for _ in 0..ATTEMPTS {
-        let udp = udp_socket(addr)?;
-        let bound = udp.local_addr()?;
-        match TcpListener::bind(bound).await {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) if addr.port() == 0 => last_error = Some(e),
+        let probe = udp_socket(addr, false)?;
+        let bound = probe.local_addr()?;
+        let tcp = match TcpListener::bind(bound).await {
+            Ok(tcp) => tcp,
+            Err(e) if addr.port() == 0 => {
+                last_error = Some(e);
+                continue;
+            }
             Err(e) => return Err(e),
-        }
+        };
+        let udp = if shared {
+            drop(probe);
+            (0..udp_workers)
+                .map(|_| udp_socket(bound, true))
+                .collect::<std::io::Result<Vec<_>>>()?
+        } else {
+            vec![probe]
+        };
+        return Ok(Sockets { udp, tcp });
     }
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no free port")))
 }

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
+use super::fast::FastIndex;
+
 /// SOA timers. Secondaries never transfer these zones, so refresh, retry
 /// and expire matter little; `minimum` is the negative-caching TTL.
 const SOA_REFRESH: i32 = 3600;
@@ -21,12 +23,23 @@ pub struct ZoneSet {
     /// Longest origin first, so the first match is the most specific zone.
     zones: Vec<Zone>,
     serial: u32,
+    /// The A and AAAA answers pre-encoded for the UDP fast path.
+    fast: FastIndex,
 }
 
 impl ZoneSet {
     pub fn new(mut zones: Vec<Zone>, serial: u32) -> Self {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
-        Self { zones, serial }
+        let fast = FastIndex::build(&zones);
+        Self {
+            zones,
+            serial,
+            fast,
+        }
+    }
+
+    pub fn fast(&self) -> &FastIndex {
+        &self.fast
     }
 
     /// The most specific zone `name` lies in, if any.

@@ -110,6 +110,8 @@ impl TestServer {
             },
             reload_interval: options.reload_interval,
             tcp: options.tcp,
+            // Two, so every test also runs the SO_REUSEPORT group.
+            udp_workers: 2,
         };
         let shutdown = CancellationToken::new();
         let running = serve::start(config, shutdown.clone())

@@ -1,0 +1,408 @@
+//! The UDP fast path: the common queries answered from bytes encoded when
+//! the snapshot was built, with no decoding, no allocation and no lock.
+//!
+//! It takes the shape nearly every query from a cluster DNS forwarder has:
+//! a plain QUERY with one question of type A or AAAA in class IN, the name
+//! uncompressed with the zone suffix in lower case (the host labels may be
+//! in any case), and at most an OPT record of version 0 with no options.
+//! For such a query the answer is one of three things:
+//!
+//! - the name's A or AAAA records, encoded with the owner as a pointer to the
+//!   question (offset 12), so the question's spelling is echoed for free;
+//! - NODATA: the zone's SOA, whose three names point at the zone suffix
+//!   inside the question;
+//! - NXDOMAIN: the same SOA, when the name is in a zone but not in the index.
+//!
+//! Everything else (other types, EDNS options, odd classes, names outside
+//! the zones, responses that would need truncation, anything malformed)
+//! returns `None` and goes to [`super::respond`], the general path. The two
+//! paths produce the same bytes for every query the fast path takes; the
+//! tests below hold them to that.
+//!
+//! The index mirrors [`super::lookup::lookup`] for A and AAAA: a change to
+//! what the lookup answers must be made here too, and the equality tests
+//! fail until it is.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{LowerName, RData, Record};
+use rustc_hash::FxBuildHasher;
+
+use super::respond::{MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD};
+use super::zone::Zone;
+
+const HEADER: usize = 12;
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+const TYPE_OPT: u16 = 41;
+const CLASS_IN: u16 = 1;
+/// A name is at most 255 bytes on the wire (RFC 1035 §2.3.4).
+const MAX_NAME: usize = 255;
+/// Response code values in the header's low nibble.
+const NOERROR: u8 = 0;
+const NXDOMAIN: u8 = 3;
+
+/// The pre-encoded answers of one snapshot, keyed by lower-case wire name.
+#[derive(Debug, Default)]
+pub struct FastIndex {
+    names: HashMap<Box<[u8]>, Entry, FxBuildHasher>,
+    zones: Vec<FastZone>,
+    /// Every encoded answer RRset, back to back; entries hold spans into it.
+    rrsets: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    zone: u16,
+    a: Span,
+    aaaa: Span,
+}
+
+/// A run of encoded records in [`FastIndex::rrsets`]. `count == 0` means
+/// the name has no records of the type: NODATA.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u16,
+    count: u16,
+}
+
+#[derive(Debug)]
+struct FastZone {
+    /// The origin in lower-case wire form, e.g. `\x06global\x00`.
+    wire: Box<[u8]>,
+    /// The SOA record with its owner and the zone part of MNAME and RNAME
+    /// written as placeholder pointers, patched per query.
+    soa: Box<[u8]>,
+    /// Offsets of the three placeholders in `soa`.
+    pointers: [usize; 3],
+}
+
+impl FastIndex {
+    /// Encodes the A and AAAA answers of every name in `zones`. Zones that
+    /// the fast path cannot serve exactly are left out, and their queries
+    /// take the general path.
+    pub fn build(zones: &[Zone]) -> Self {
+        let mut index = FastIndex::default();
+        for zone in zones {
+            let Some(fast_zone) = FastZone::encode(zone) else {
+                continue;
+            };
+            let Ok(zone_id) = u16::try_from(index.zones.len()) else {
+                break;
+            };
+            index.zones.push(fast_zone);
+            index.names.reserve(zone.nodes.len());
+            for (name, node) in &zone.nodes {
+                let (Some(a), Some(aaaa)) =
+                    (index.encode_rrset(&node.a), index.encode_rrset(&node.aaaa))
+                else {
+                    continue; // too large to pre-encode: general path
+                };
+                index.names.insert(
+                    wire(name),
+                    Entry {
+                        zone: zone_id,
+                        a,
+                        aaaa,
+                    },
+                );
+            }
+        }
+        index.rrsets.shrink_to_fit();
+        index
+    }
+
+    /// Appends A or AAAA records, owner compressed to the question name.
+    fn encode_rrset(&mut self, records: &[Record]) -> Option<Span> {
+        let start = u32::try_from(self.rrsets.len()).ok()?;
+        for record in records {
+            self.rrsets.extend_from_slice(&[0xC0, HEADER as u8]);
+            let (rtype, data): (u16, &[u8]) = match &record.data {
+                RData::A(a) => (TYPE_A, &a.0.octets()),
+                RData::AAAA(aaaa) => (TYPE_AAAA, &aaaa.0.octets()),
+                _ => return None,
+            };
+            self.rrsets.extend_from_slice(&rtype.to_be_bytes());
+            self.rrsets.extend_from_slice(&CLASS_IN.to_be_bytes());
+            self.rrsets.extend_from_slice(&record.ttl.to_be_bytes());
+            self.rrsets
+                .extend_from_slice(&u16::try_from(data.len()).ok()?.to_be_bytes());
+            self.rrsets.extend_from_slice(data);
+        }
+        let len = self.rrsets.len() - start as usize;
+        Some(Span {
+            start,
+            len: u16::try_from(len).ok()?,
+            count: u16::try_from(records.len()).ok()?,
+        })
+    }
+
+    /// Number of names the fast path can answer.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Writes the response to `query` into `out` and returns its length, or
+    /// `None` when the query must take the general path.
+    pub fn respond(&self, query: &[u8], out: &mut [u8]) -> Option<usize> {
+        let q = Query::parse(query)?;
+        let mut lower = [0u8; MAX_NAME];
+        let lower = &mut lower[..q.name.len()];
+        for (to, from) in lower.iter_mut().zip(q.name) {
+            *to = from.to_ascii_lowercase();
+        }
+        // Length bytes (all < 64) are unchanged by lower-casing.
+        let (zone, rcode, answers) = match self.names.get(&*lower) {
+            Some(entry) => {
+                let span = if q.qtype == TYPE_A {
+                    entry.a
+                } else {
+                    entry.aaaa
+                };
+                (&self.zones[usize::from(entry.zone)], NOERROR, span)
+            }
+            None => {
+                let zone = self.zones.iter().find(|z| q.in_zone(&z.wire))?;
+                (zone, NXDOMAIN, Span::default())
+            }
+        };
+        // The SOA's names point at the zone suffix; it must be spelled in
+        // lower case, as the general path's compression only matches it then.
+        let suffix = q.name.len() - zone.wire.len();
+        if q.name[suffix..] != *zone.wire {
+            return None;
+        }
+
+        let question_end = HEADER + q.name.len() + 4;
+        let soa_len = if answers.count == 0 {
+            zone.soa.len()
+        } else {
+            0
+        };
+        let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
+        let total = question_end + usize::from(answers.len) + soa_len + opt_len;
+        if total > q.udp_limit() || total > out.len() {
+            return None;
+        }
+
+        out[..2].copy_from_slice(&query[..2]);
+        // QR and AA; RD and CD copied (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
+        out[2] = 0x84 | (query[2] & 0x01);
+        out[3] = (query[3] & 0x10) | rcode;
+        out[4..6].copy_from_slice(&1u16.to_be_bytes());
+        out[6..8].copy_from_slice(&answers.count.to_be_bytes());
+        out[8..10].copy_from_slice(&u16::from(soa_len > 0).to_be_bytes());
+        out[10..12].copy_from_slice(&u16::from(opt_len > 0).to_be_bytes());
+        out[HEADER..question_end].copy_from_slice(&query[HEADER..question_end]);
+        let mut at = question_end;
+        let start = answers.start as usize;
+        let rrs = &self.rrsets[start..start + usize::from(answers.len)];
+        out[at..at + rrs.len()].copy_from_slice(rrs);
+        at += rrs.len();
+        if soa_len > 0 {
+            let soa = &mut out[at..at + soa_len];
+            soa.copy_from_slice(&zone.soa);
+            let pointer = (0xC000 | (HEADER + suffix) as u16).to_be_bytes();
+            for p in zone.pointers {
+                soa[p..p + 2].copy_from_slice(&pointer);
+            }
+            at += soa_len;
+        }
+        if let Some(dnssec_ok) = q.edns {
+            let opt = &mut out[at..at + OPT_LEN];
+            opt.copy_from_slice(&OPT);
+            if dnssec_ok {
+                opt[7] = 0x80;
+            }
+            at += OPT_LEN;
+        }
+        Some(at)
+    }
+}
+
+/// Our OPT record: root owner, type 41, payload 1232, extended RCODE 0,
+/// version 0, no flags, no options (RFC 6891 §6.1.2). Byte 7 holds DO.
+const OPT_LEN: usize = 11;
+const OPT: [u8; OPT_LEN] = {
+    let payload = MAX_UDP_PAYLOAD.to_be_bytes();
+    [0, 0, 41, payload[0], payload[1], 0, 0, 0, 0, 0, 0]
+};
+
+impl FastZone {
+    /// The zone's SOA record as the general path writes it after a
+    /// question that ends in the zone name: every name compressed to the
+    /// zone. The pointers are filled in per query.
+    fn encode(zone: &Zone) -> Option<Self> {
+        let RData::SOA(soa) = &zone.soa.data else {
+            return None;
+        };
+        let wire = wire(&zone.origin);
+        let origin = &zone.origin;
+        let mname = LowerName::new(&soa.mname);
+        let rname = LowerName::new(&soa.rname);
+        // Only the shape `<one label>.<zone>` compresses to one pointer.
+        let mname_label = single_label_below(&mname, origin)?;
+        let rname_label = single_label_below(&rname, origin)?;
+
+        let mut rdata = Vec::new();
+        let mut pointers = Vec::new();
+        for label in [mname_label, rname_label] {
+            rdata.push(u8::try_from(label.len()).ok()?);
+            rdata.extend_from_slice(label);
+            pointers.push(rdata.len());
+            rdata.extend_from_slice(&[0xC0, 0]);
+        }
+        rdata.extend_from_slice(&soa.serial.to_be_bytes());
+        for timer in [soa.refresh, soa.retry, soa.expire] {
+            rdata.extend_from_slice(&timer.to_be_bytes());
+        }
+        rdata.extend_from_slice(&soa.minimum.to_be_bytes());
+
+        let mut record = vec![0xC0, 0];
+        record.extend_from_slice(&6u16.to_be_bytes());
+        record.extend_from_slice(&CLASS_IN.to_be_bytes());
+        record.extend_from_slice(&zone.soa.ttl.to_be_bytes());
+        record.extend_from_slice(&u16::try_from(rdata.len()).ok()?.to_be_bytes());
+        let rdata_at = record.len();
+        record.extend_from_slice(&rdata);
+        Some(FastZone {
+            wire,
+            soa: record.into_boxed_slice(),
+            pointers: [0, rdata_at + pointers[0], rdata_at + pointers[1]],
+        })
+    }
+}
+
+/// The label `x` when `name` is `x.<origin>`.
+fn single_label_below<'n>(name: &'n LowerName, origin: &LowerName) -> Option<&'n [u8]> {
+    if name.num_labels() != origin.num_labels() + 1 || !origin.zone_of(name) {
+        return None;
+    }
+    name.iter().next()
+}
+
+/// The uncompressed wire form of a name.
+fn wire(name: &LowerName) -> Box<[u8]> {
+    let mut bytes = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        bytes.push(label.len() as u8);
+        bytes.extend_from_slice(label);
+    }
+    bytes.push(0);
+    bytes.into_boxed_slice()
+}
+
+/// The parts of a query the fast path reads, borrowed from the packet.
+struct Query<'p> {
+    /// The question name as sent, wire form, root label included.
+    name: &'p [u8],
+    /// Bit `i` set when a label starts at byte `i` of `name`.
+    label_starts: [u64; 4],
+    qtype: u16,
+    /// `Some(DO)` when the query has an OPT record.
+    edns: Option<bool>,
+    /// The requestor's UDP payload size, when it sent OPT.
+    payload: u16,
+}
+
+impl<'p> Query<'p> {
+    /// Reads a query of the one shape the fast path serves; `None` for
+    /// anything else.
+    fn parse(packet: &'p [u8]) -> Option<Self> {
+        let header = packet.get(..HEADER)?;
+        // QR = 0 and OPCODE = QUERY. Other header flags are ignored by both
+        // paths: AA, TC, RA, Z and AD are not copied into a response.
+        if header[2] & 0xF8 != 0 {
+            return None;
+        }
+        let counts = [
+            u16::from_be_bytes([header[4], header[5]]),
+            u16::from_be_bytes([header[6], header[7]]),
+            u16::from_be_bytes([header[8], header[9]]),
+            u16::from_be_bytes([header[10], header[11]]),
+        ];
+        if counts[..3] != [1, 0, 0] || counts[3] > 1 {
+            return None;
+        }
+
+        let mut label_starts = [0u64; 4];
+        let mut at = HEADER;
+        loop {
+            let len = usize::from(*packet.get(at)?);
+            if len & 0xC0 != 0 {
+                return None; // compression pointer or extended label type
+            }
+            let offset = at - HEADER;
+            label_starts[offset / 64] |= 1 << (offset % 64);
+            at += 1 + len;
+            if at - HEADER > MAX_NAME {
+                return None;
+            }
+            if len == 0 {
+                break;
+            }
+        }
+        let name = &packet[HEADER..at];
+        let fixed = packet.get(at..at + 4)?;
+        let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        if !matches!(qtype, TYPE_A | TYPE_AAAA)
+            || u16::from_be_bytes([fixed[2], fixed[3]]) != CLASS_IN
+        {
+            return None;
+        }
+        at += 4;
+
+        let (edns, payload) = if counts[3] == 1 {
+            // OPT: root owner, type 41, class = payload, TTL = extended
+            // RCODE, version, flags; and no options.
+            let opt = packet.get(at..at + OPT_LEN)?;
+            let rtype = u16::from_be_bytes([opt[1], opt[2]]);
+            if opt[0] != 0 || rtype != TYPE_OPT || opt[5] != 0 || opt[6] != 0 || opt[9..] != [0, 0]
+            {
+                return None;
+            }
+            at += OPT_LEN;
+            (
+                Some(opt[7] & 0x80 != 0),
+                u16::from_be_bytes([opt[3], opt[4]]),
+            )
+        } else {
+            (None, 0)
+        };
+        if at != packet.len() {
+            return None; // trailing bytes: let the general path judge them
+        }
+        Some(Query {
+            name,
+            label_starts,
+            qtype,
+            edns,
+            payload,
+        })
+    }
+
+    /// True when the name ends in `zone` (wire form) at a label boundary.
+    fn in_zone(&self, zone: &[u8]) -> bool {
+        let Some(start) = self.name.len().checked_sub(zone.len()) else {
+            return false;
+        };
+        self.label_starts[start / 64] & (1 << (start % 64)) != 0
+            && self.name[start..].eq_ignore_ascii_case(zone)
+    }
+
+    /// The largest response this query may get over UDP (RFC 6891 §6.2.5).
+    fn udp_limit(&self) -> usize {
+        match self.edns {
+            Some(_) => usize::from(self.payload.clamp(PLAIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD)),
+            None => usize::from(PLAIN_UDP_PAYLOAD),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

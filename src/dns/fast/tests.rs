@@ -1,0 +1,349 @@
+//! The fast path against the general path: for every query the fast path
+//! takes, the response bytes must be identical to what [`respond`] writes.
+
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::dns::respond::{Transport, respond};
+use crate::dns::zone::{HostData, ZoneBuilder, ZoneSet};
+
+const SERIAL: u32 = 1_700_000_000;
+
+fn zones() -> ZoneSet {
+    let mut global = ZoneBuilder::new("global", SERIAL, 30).unwrap();
+    let v4: IpAddr = "240.0.195.86".parse().unwrap();
+    let v6: IpAddr = "2001:db8::53".parse().unwrap();
+    let ports = [("http1".to_string(), 8000)];
+    global
+        .add_host(&HostData {
+            host: "httpbin.bar.global",
+            addresses: &[v4],
+            ports: &ports,
+        })
+        .unwrap();
+    global
+        .add_host(&HostData {
+            host: "dual.default.global",
+            addresses: &[v4, v6],
+            ports: &[],
+        })
+        .unwrap();
+    // 40 A records: 640 bytes of answer, more than 512 without EDNS.
+    let many: Vec<IpAddr> = (1..=40)
+        .map(|i| IpAddr::from([240, 0, 1, i as u8]))
+        .collect();
+    global
+        .add_host(&HostData {
+            host: "many.big.global",
+            addresses: &many,
+            ports: &[],
+        })
+        .unwrap();
+    let mut mesh = ZoneBuilder::new("mesh.internal", SERIAL, 60).unwrap();
+    mesh.add_host(&HostData {
+        host: "reviews.default.mesh.internal",
+        addresses: &[v4],
+        ports: &[],
+    })
+    .unwrap();
+    ZoneSet::new(vec![global.build(), mesh.build()], SERIAL)
+}
+
+/// A query in wire form, built byte by byte so every field is ours.
+#[derive(Clone, Debug)]
+struct Q {
+    id: u16,
+    flags: [u8; 2],
+    name: String,
+    qtype: u16,
+    qclass: u16,
+    /// (payload, version, flags, options)
+    edns: Option<(u16, u8, u16, Vec<u8>)>,
+}
+
+impl Q {
+    fn a(name: &str) -> Self {
+        Q {
+            id: 0x1234,
+            flags: [0x01, 0x00],
+            name: name.to_string(),
+            qtype: TYPE_A,
+            qclass: CLASS_IN,
+            edns: None,
+        }
+    }
+
+    fn typed(mut self, qtype: u16) -> Self {
+        self.qtype = qtype;
+        self
+    }
+
+    fn edns(mut self, payload: u16, flags: u16) -> Self {
+        self.edns = Some((payload, 0, flags, Vec::new()));
+        self
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&self.id.to_be_bytes());
+        b.extend_from_slice(&self.flags);
+        let arcount = u16::from(self.edns.is_some());
+        for count in [1, 0, 0, arcount] {
+            b.extend_from_slice(&u16::to_be_bytes(count));
+        }
+        for label in self.name.split('.').filter(|l| !l.is_empty()) {
+            b.push(label.len() as u8);
+            b.extend_from_slice(label.as_bytes());
+        }
+        b.push(0);
+        b.extend_from_slice(&self.qtype.to_be_bytes());
+        b.extend_from_slice(&self.qclass.to_be_bytes());
+        if let Some((payload, version, flags, options)) = &self.edns {
+            b.extend_from_slice(&[0, 0, 41]);
+            b.extend_from_slice(&payload.to_be_bytes());
+            b.extend_from_slice(&[0, *version]);
+            b.extend_from_slice(&flags.to_be_bytes());
+            b.extend_from_slice(&(options.len() as u16).to_be_bytes());
+            b.extend_from_slice(options);
+        }
+        b
+    }
+}
+
+fn fast(zones: &ZoneSet, query: &[u8]) -> Option<Vec<u8>> {
+    let mut out = [0u8; 2048];
+    let len = zones.fast().respond(query, &mut out)?;
+    Some(out[..len].to_vec())
+}
+
+fn general(zones: &ZoneSet, query: &[u8]) -> Vec<u8> {
+    respond(Some(zones), query, Transport::Udp).expect("the general path answers")
+}
+
+/// Asserts the fast path takes `query` and answers it byte for byte as
+/// the general path does; returns the response.
+fn same(zones: &ZoneSet, q: &Q) -> Vec<u8> {
+    let query = q.bytes();
+    let fast = fast(zones, &query).unwrap_or_else(|| panic!("fast path declined {q:?}"));
+    assert_eq!(fast, general(zones, &query), "{q:?}");
+    fast
+}
+
+fn rcode(response: &[u8]) -> u8 {
+    response[3] & 0x0F
+}
+
+fn ancount(response: &[u8]) -> u16 {
+    u16::from_be_bytes([response[6], response[7]])
+}
+
+#[test]
+fn a_and_aaaa_answers_match_the_general_path() {
+    let zones = zones();
+    let r = same(&zones, &Q::a("httpbin.bar.global"));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+    let r = same(&zones, &Q::a("dual.default.global").typed(TYPE_AAAA));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+    let r = same(&zones, &Q::a("reviews.default.mesh.internal"));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+}
+
+#[test]
+fn question_case_is_echoed_like_the_general_path() {
+    let zones = zones();
+    for name in [
+        "HTTPBIN.bar.global",
+        "HttpBin.BAR.global",
+        "reviews.DEFAULT.mesh.internal",
+    ] {
+        let r = same(&zones, &Q::a(name));
+        assert_eq!(&r[13..20], &name.as_bytes()[..7], "{name}");
+    }
+}
+
+#[test]
+fn nodata_and_nxdomain_match_the_general_path() {
+    let zones = zones();
+    // RFC 2308 §2.2: AAAA for a v4-only host, the apex, an empty non-terminal.
+    for q in [
+        Q::a("httpbin.bar.global").typed(TYPE_AAAA),
+        Q::a("global"),
+        Q::a("bar.global"),
+        Q::a("default.mesh.internal").typed(TYPE_AAAA),
+    ] {
+        let r = same(&zones, &q);
+        assert_eq!((rcode(&r), ancount(&r)), (0, 0), "{q:?}");
+    }
+    // RFC 2308 §2.1: names that do not exist, at every depth.
+    for q in [
+        Q::a("nope.bar.global"),
+        Q::a("a.b.c.d.global").typed(TYPE_AAAA),
+        Q::a("global.global"),
+        Q::a("x.mesh.internal"),
+        Q::a("NOPE.Bar.global"),
+    ] {
+        let r = same(&zones, &q);
+        assert_eq!(rcode(&r), 3, "{q:?}");
+    }
+}
+
+#[test]
+fn edns_answers_match_the_general_path() {
+    let zones = zones();
+    // RFC 6891 §6.1.3 and §7: OPT echoed with our payload; DO echoed (RFC 3225 §3).
+    for (payload, flags) in [
+        (1232, 0),
+        (4096, 0x8000),
+        (512, 0),
+        (100, 0x8000),
+        (1400, 0x7fff),
+    ] {
+        same(&zones, &Q::a("httpbin.bar.global").edns(payload, flags));
+        same(&zones, &Q::a("nope.bar.global").edns(payload, flags));
+        same(
+            &zones,
+            &Q::a("httpbin.bar.global")
+                .typed(TYPE_AAAA)
+                .edns(payload, flags),
+        );
+    }
+}
+
+#[test]
+fn header_flags_match_the_general_path() {
+    let zones = zones();
+    for flags2 in [0x00, 0x01, 0x02, 0x04, 0x07] {
+        for flags3 in [0x00, 0x10, 0x20, 0x40, 0x80, 0xF0, 0x0F] {
+            let mut q = Q::a("httpbin.bar.global");
+            q.flags = [flags2, flags3];
+            same(&zones, &q);
+        }
+    }
+}
+
+#[test]
+fn answers_that_need_truncation_go_to_the_general_path() {
+    let zones = zones();
+    let q = Q::a("many.big.global");
+    assert_eq!(
+        fast(&zones, &q.bytes()),
+        None,
+        "640 bytes do not fit in 512"
+    );
+    let r = same(&zones, &q.clone().edns(1232, 0));
+    assert_eq!(ancount(&r), 40);
+    assert_eq!(fast(&zones, &q.edns(600, 0).bytes()), None);
+}
+
+#[test]
+fn unusual_queries_go_to_the_general_path() {
+    let zones = zones();
+    let base = Q::a("httpbin.bar.global");
+    let mut declined = vec![
+        ("SRV", base.clone().typed(33).bytes()),
+        ("ANY", base.clone().typed(255).bytes()),
+        ("upper-case zone", Q::a("httpbin.bar.GLOBAL").bytes()),
+        ("outside the zones", Q::a("example.com").bytes()),
+        ("class CH", {
+            let mut q = base.clone();
+            q.qclass = 3;
+            q.bytes()
+        }),
+        ("EDNS version 1", {
+            let mut q = base.clone();
+            q.edns = Some((1232, 1, 0, Vec::new()));
+            q.bytes()
+        }),
+        ("EDNS option", {
+            let mut q = base.clone();
+            q.edns = Some((1232, 0, 0, vec![0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]));
+            q.bytes()
+        }),
+        ("opcode NOTIFY", {
+            let mut q = base.clone();
+            q.flags[0] = 0x20;
+            q.bytes()
+        }),
+        ("a response", {
+            let mut q = base.clone();
+            q.flags[0] = 0x80;
+            q.bytes()
+        }),
+    ];
+    let mut trailing = base.bytes();
+    trailing.push(0);
+    declined.push(("trailing byte", trailing));
+    let mut two_questions = base.bytes();
+    two_questions[5] = 2;
+    declined.push(("QDCOUNT 2", two_questions));
+    let mut pointer = base.bytes();
+    pointer.truncate(12);
+    pointer.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
+    declined.push(("compressed question", pointer));
+    declined.push(("short", base.bytes()[..20].to_vec()));
+    for (what, query) in declined {
+        assert_eq!(fast(&zones, &query), None, "{what}");
+    }
+}
+
+fn name_strategy() -> impl Strategy<Value = String> {
+    let known = prop::sample::select(vec![
+        "httpbin.bar.global",
+        "dual.default.global",
+        "many.big.global",
+        "bar.global",
+        "global",
+        "reviews.default.mesh.internal",
+        "mesh.internal",
+        "nope.global",
+        "a.b.httpbin.bar.global",
+        "ns.global",
+        "global.global",
+        "internal",
+        "example.com",
+    ]);
+    (known, prop::collection::vec(any::<bool>(), 32)).prop_map(|(name, upper)| {
+        name.chars()
+            .zip(upper.into_iter().cycle())
+            .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    })
+}
+
+proptest! {
+    /// Whatever the fast path answers, the general path answers the same.
+    #[test]
+    fn fast_answers_equal_general_answers(
+        name in name_strategy(),
+        id in any::<u16>(),
+        flags in any::<[u8; 2]>(),
+        qtype in prop::sample::select(vec![TYPE_A, TYPE_AAAA, 16, 33, 255]),
+        edns in prop::option::of((any::<u16>(), 0u8..2, any::<u16>())),
+    ) {
+        let zones = zones();
+        let q = Q {
+            id,
+            flags,
+            name,
+            qtype,
+            qclass: CLASS_IN,
+            edns: edns.map(|(payload, version, flags)| (payload, version, flags, Vec::new())),
+        };
+        let query = q.bytes();
+        if let Some(fast) = fast(&zones, &query) {
+            prop_assert_eq!(fast, general(&zones, &query));
+        }
+    }
+
+    /// Arbitrary bytes never make the fast path panic, and whatever it
+    /// answers matches the general path.
+    #[test]
+    fn fast_path_survives_garbage(packet in prop::collection::vec(any::<u8>(), 0..80)) {
+        let zones = zones();
+        if let Some(fast) = fast(&zones, &packet) {
+            prop_assert_eq!(Some(fast), respond(Some(&zones), &packet, Transport::Udp));
+        }
+    }
+}
