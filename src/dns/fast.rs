@@ -1,5 +1,6 @@
-//! The UDP fast path: the common queries answered from bytes encoded when
-//! the snapshot was built, with no decoding, no allocation and no lock.
+//! The fast path: the common queries answered from bytes encoded when the
+//! snapshot was built, with no decoding, no allocation and no lock. The UDP
+//! workers and the TCP connections both try it first.
 //!
 //! It takes the shape nearly every query from a cluster DNS forwarder has:
 //! a plain QUERY with one question of type A or AAAA in class IN, the name
@@ -28,7 +29,7 @@ use std::collections::HashMap;
 use hickory_proto::rr::{LowerName, RData, Record};
 use rustc_hash::FxBuildHasher;
 
-use super::respond::{MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD};
+use super::respond::{MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD, Transport};
 use super::zone::Zone;
 
 const HEADER: usize = 12;
@@ -147,9 +148,10 @@ impl FastIndex {
         self.names.is_empty()
     }
 
-    /// Writes the response to `query` into `out` and returns its length, or
-    /// `None` when the query must take the general path.
-    pub fn respond(&self, query: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// Writes the response to `query`, received over `transport`, into
+    /// `out` and returns its length, or `None` when the query must take the
+    /// general path (including a UDP answer that would need truncation).
+    pub fn respond(&self, query: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
         let q = Query::parse(query)?;
         let mut lower = [0u8; MAX_NAME];
         let lower = &mut lower[..q.name.len()];
@@ -186,7 +188,11 @@ impl FastIndex {
         };
         let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
         let total = question_end + usize::from(answers.len) + soa_len + opt_len;
-        if total > q.udp_limit() || total > out.len() {
+        let limit = match transport {
+            Transport::Udp => q.udp_limit(),
+            Transport::Tcp => usize::from(u16::MAX),
+        };
+        if total > limit || total > out.len() {
             return None;
         }
 

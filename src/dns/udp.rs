@@ -104,7 +104,9 @@ pub fn serve(socket: std::net::UdpSocket, zones: Arc<Published>, shutdown: Cance
             let general = if truncated {
                 // Cut short by the kernel: not a query we can read.
                 malformed(query)
-            } else if let Some(len) = snapshot.and_then(|z| z.fast().respond(query, answer)) {
+            } else if let Some(len) =
+                snapshot.and_then(|z| z.fast().respond(query, Transport::Udp, answer))
+            {
                 replies[i] = Reply::Fast(len);
                 continue;
             } else {

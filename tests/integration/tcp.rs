@@ -59,6 +59,69 @@ async fn pipelined_queries_on_one_connection() {
     assert!(read_framed(&mut stream).await.is_some());
 }
 
+/// RFC 1035 §4.2.2: the length prefix and the message may arrive in any
+/// pieces; a message split across reads, and a read holding the end of one
+/// message and the start of the next, are answered like whole ones.
+#[tokio::test]
+async fn messages_split_across_reads_are_answered() {
+    let server = TestServer::start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let mut bytes = Vec::new();
+    for (i, name) in ["httpbin.bar.global.", "nope.global."].iter().enumerate() {
+        let mut q = query(name, RecordType::A, true);
+        q.metadata.id = 7 + i as u16;
+        let q = q.to_vec().unwrap();
+        bytes.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&q);
+    }
+    // Cut inside the first prefix, inside the first message, and across
+    // the boundary between the two.
+    let first_len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]])) + 2;
+    for piece in [
+        &bytes[..1],
+        &bytes[1..9],
+        &bytes[9..first_len + 5],
+        &bytes[first_len + 5..],
+    ] {
+        stream.write_all(piece).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let one = Message::from_vec(&read_framed(&mut stream).await.expect("first")).unwrap();
+    let two = Message::from_vec(&read_framed(&mut stream).await.expect("second")).unwrap();
+    assert_eq!((one.metadata.id, one.answers.len()), (7, 1));
+    assert_eq!(
+        (two.metadata.id, two.metadata.response_code),
+        (8, ResponseCode::NXDomain)
+    );
+}
+
+/// RFC 7766 §6.2.3 and §10: a client that keeps a connection busy by
+/// trickling a message a byte at a time gets no longer than an idle one.
+#[tokio::test]
+async fn trickling_clients_are_cut_at_the_idle_timeout() {
+    let server = TestServer::with(limits(8, 300)).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let q = query("httpbin.bar.global.", RecordType::A, false)
+        .to_vec()
+        .unwrap();
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    let started = std::time::Instant::now();
+    for byte in &framed {
+        if slow.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(framed.len() * 50 > 600, "the trickle outlasts the timeout");
+    assert!(
+        read_framed(&mut slow).await.is_none(),
+        "cut off, not answered"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
 fn limits(max_connections: usize, idle_ms: u64) -> Options {
     Options {
         tcp: TcpLimits {

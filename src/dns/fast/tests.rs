@@ -113,8 +113,12 @@ impl Q {
 }
 
 fn fast(zones: &ZoneSet, query: &[u8]) -> Option<Vec<u8>> {
+    fast_over(zones, query, Transport::Udp)
+}
+
+fn fast_over(zones: &ZoneSet, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
     let mut out = [0u8; 2048];
-    let len = zones.fast().respond(query, &mut out)?;
+    let len = zones.fast().respond(query, transport, &mut out)?;
     Some(out[..len].to_vec())
 }
 
@@ -238,6 +242,26 @@ fn answers_that_need_truncation_go_to_the_general_path() {
 }
 
 #[test]
+fn tcp_answers_match_the_general_path_and_are_never_truncated() {
+    let zones = zones();
+    // RFC 7766 §8: over TCP the whole answer, whatever the OPT says.
+    for q in [
+        Q::a("many.big.global"),
+        Q::a("many.big.global").edns(512, 0),
+        Q::a("HttpBin.bar.global").edns(1232, 0x8000),
+        Q::a("nope.bar.global"),
+    ] {
+        let query = q.bytes();
+        let fast = fast_over(&zones, &query, Transport::Tcp).expect("fast path takes it");
+        assert_eq!(
+            Some(fast),
+            respond(Some(&zones), &query, Transport::Tcp),
+            "{q:?}"
+        );
+    }
+}
+
+#[test]
 fn unusual_queries_go_to_the_general_path() {
     let zones = zones();
     let base = Q::a("httpbin.bar.global");
@@ -334,6 +358,9 @@ proptest! {
         let query = q.bytes();
         if let Some(fast) = fast(&zones, &query) {
             prop_assert_eq!(fast, general(&zones, &query));
+        }
+        if let Some(fast) = fast_over(&zones, &query, Transport::Tcp) {
+            prop_assert_eq!(Some(fast), respond(Some(&zones), &query, Transport::Tcp));
         }
     }
 
