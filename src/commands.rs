@@ -112,12 +112,8 @@ fn zonefile(args: ZonefileArgs) -> anyhow::Result<()> {
         for ns in &zone.ns {
             writeln!(out, "{ns}")?;
         }
-        let mut names: Vec<_> = zone.nodes.iter().collect();
-        names.sort_by(|a, b| a.0.cmp(b.0));
-        for (_, node) in names {
-            for record in node.a.iter().chain(&node.aaaa).chain(&node.srv) {
-                writeln!(out, "{record}")?;
-            }
+        for record in zones.records(zone) {
+            writeln!(out, "{record}")?;
         }
     }
     out.flush()?;

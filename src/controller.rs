@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::dns::server::Published;
 use crate::index;
@@ -86,6 +86,7 @@ impl Controller {
     /// Publishes `registry` (already validated) as of `now`.
     pub fn apply(&mut self, registry: Registry, now: SystemTime) -> Applied {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let started = Instant::now();
         let wants = index::wants(&registry, &self.settings.zones);
         let events = self
             .settings
@@ -99,6 +100,7 @@ impl Controller {
             };
         }
         log_events(&events);
+        let reconciled = started.elapsed();
         if !events.is_empty()
             && let Some(state) = &self.state
             && let Err(e) = state.save_table(&self.table)
@@ -109,6 +111,7 @@ impl Controller {
         // restarts too: the current time in seconds, or one more than the
         // last serial if that is already ahead.
         let serial = self.serial.wrapping_add(1).max(now as u32);
+        let saved = started.elapsed();
         let zones = match index::zones(
             &registry,
             &self.settings.zones,
@@ -125,10 +128,14 @@ impl Controller {
         };
         self.published.store(Some(Arc::new(zones)));
         self.serial = serial;
+        let published = started.elapsed();
         tracing::info!(
             services = registry.services.len(),
             hosts = wants.len(),
             serial,
+            reconcile_ms = reconciled.as_millis() as u64,
+            save_table_ms = (saved - reconciled).as_millis() as u64,
+            build_ms = (published - saved).as_millis() as u64,
             "registry published"
         );
         if let Some(state) = &self.state {
@@ -136,6 +143,10 @@ impl Controller {
             if let Err(e) = state.save_last_good(&last_good) {
                 tracing::error!("last-known-good registry not saved: {e}");
             }
+            tracing::debug!(
+                ms = (started.elapsed() - published).as_millis() as u64,
+                "last-known-good registry saved"
+            );
             self.current = Some(last_good.registry);
         } else {
             self.current = Some(registry);

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::dns::ZoneSet;
-use crate::dns::zone::{HostData, ZoneBuilder};
+use crate::dns::zone::{HostData, ZoneSetBuilder};
 use crate::registry::{Registry, Service};
 use crate::vip::{Allocator, Table, Want};
 
@@ -40,9 +40,11 @@ pub fn zones(
     serial: u32,
     ttl: u32,
 ) -> Result<ZoneSet, String> {
-    let mut built = Vec::with_capacity(zones.len());
+    let mut set = ZoneSetBuilder::new(serial, ttl, registry.services.len() * zones.len());
+    for zone in zones {
+        set.zone(zone)?;
+    }
     for (i, zone) in zones.iter().enumerate() {
-        let mut builder = ZoneBuilder::new(zone, serial, ttl)?;
         for service in &registry.services {
             let want = want(service, i, zone);
             let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
@@ -51,13 +53,12 @@ pub fn zones(
                 .iter()
                 .filter_map(|p| Some((p.name.clone(), u16::try_from(p.number).ok()?)))
                 .collect();
-            builder.add_host(&HostData {
+            set.add_host(&HostData {
                 host: &want.host,
                 addresses: &addresses,
                 ports: &ports,
             })?;
         }
-        built.push(builder.build());
     }
-    Ok(ZoneSet::new(built, serial))
+    Ok(set.build())
 }

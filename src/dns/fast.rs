@@ -8,8 +8,8 @@
 //! in any case), and at most an OPT record of version 0 with no options.
 //! For such a query the answer is one of three things:
 //!
-//! - the name's A or AAAA records, encoded with the owner as a pointer to the
-//!   question (offset 12), so the question's spelling is echoed for free;
+//! - the name's A or AAAA records, written with the owner as a pointer to
+//!   the question (offset 12), so the question's spelling is echoed for free;
 //! - NODATA: the zone's SOA, whose three names point at the zone suffix
 //!   inside the question;
 //! - NXDOMAIN: the same SOA, when the name is in a zone but not in the index.
@@ -20,17 +20,14 @@
 //! paths produce the same bytes for every query the fast path takes; the
 //! tests below hold them to that.
 //!
-//! The index mirrors [`super::lookup::lookup`] for A and AAAA: a change to
-//! what the lookup answers must be made here too, and the equality tests
-//! fail until it is.
+//! This mirrors [`super::lookup::lookup`] for A and AAAA: a change to what
+//! the lookup answers must be made here too, and the equality tests fail
+//! until it is.
 
-use std::collections::HashMap;
-
-use hickory_proto::rr::{LowerName, RData, Record};
-use rustc_hash::FxBuildHasher;
+use hickory_proto::rr::{LowerName, Name, RData};
 
 use super::respond::{MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD, Transport};
-use super::zone::Zone;
+use super::zone::{Zone, ZoneSet, wire};
 
 const HEADER: usize = 12;
 const TYPE_A: u16 = 1;
@@ -43,192 +40,127 @@ const MAX_NAME: usize = 255;
 const NOERROR: u8 = 0;
 const NXDOMAIN: u8 = 3;
 
-/// The pre-encoded answers of one snapshot, keyed by lower-case wire name.
-#[derive(Debug, Default)]
-pub struct FastIndex {
-    names: HashMap<Box<[u8]>, Entry, FxBuildHasher>,
-    zones: Vec<FastZone>,
-    /// Every encoded answer RRset, back to back; entries hold spans into it.
-    rrsets: Vec<u8>,
-}
+/// Writes the response to `query`, received over `transport`, into `out`
+/// and returns its length, or `None` when the query must take the general
+/// path (including a UDP answer that would need truncation).
+pub fn respond(
+    zones: &ZoneSet,
+    query: &[u8],
+    transport: Transport,
+    out: &mut [u8],
+) -> Option<usize> {
+    let q = Query::parse(query)?;
+    let mut lower = [0u8; MAX_NAME];
+    let lower = &mut lower[..q.name.len()];
+    for (to, from) in lower.iter_mut().zip(q.name) {
+        *to = from.to_ascii_lowercase();
+    }
+    // Length bytes (all < 64) are unchanged by lower-casing.
+    let (zone, rcode, node) = match zones.node(lower) {
+        Some(node) => (zones.zone_of(node), NOERROR, Some(node)),
+        None => {
+            let zone = zones
+                .zones()
+                .iter()
+                .find(|z| z.fast_soa.as_ref().is_some_and(|soa| q.in_zone(&soa.wire)))?;
+            (zone, NXDOMAIN, None)
+        }
+    };
+    let soa = zone.fast_soa.as_ref()?;
+    // The SOA's names point at the zone suffix; it must be spelled in lower
+    // case, as the general path's compression only matches it then.
+    let suffix = q.name.len() - soa.wire.len();
+    if q.name[suffix..] != *soa.wire {
+        return None;
+    }
+    let (count, rr_len) = match node {
+        Some(node) if q.qtype == TYPE_A => (node.a.len(), node.a.len() * A_RR),
+        Some(node) => (node.aaaa.len(), node.aaaa.len() * AAAA_RR),
+        None => (0, 0),
+    };
 
-#[derive(Debug)]
-struct Entry {
-    zone: u16,
-    a: Span,
-    aaaa: Span,
-}
+    let question_end = HEADER + q.name.len() + 4;
+    let soa_len = if count == 0 { soa.record.len() } else { 0 };
+    let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
+    let total = question_end + rr_len + soa_len + opt_len;
+    let limit = match transport {
+        Transport::Udp => q.udp_limit(),
+        Transport::Tcp => usize::from(u16::MAX),
+    };
+    if total > limit || total > out.len() {
+        return None;
+    }
+    let count = u16::try_from(count).ok()?;
 
-/// A run of encoded records in [`FastIndex::rrsets`]. `count == 0` means
-/// the name has no records of the type: NODATA.
-#[derive(Debug, Clone, Copy, Default)]
-struct Span {
-    start: u32,
-    len: u16,
-    count: u16,
-}
-
-#[derive(Debug)]
-struct FastZone {
-    /// The origin in lower-case wire form, e.g. `\x06global\x00`.
-    wire: Box<[u8]>,
-    /// The SOA record with its owner and the zone part of MNAME and RNAME
-    /// written as placeholder pointers, patched per query.
-    soa: Box<[u8]>,
-    /// Offsets of the three placeholders in `soa`.
-    pointers: [usize; 3],
-}
-
-impl FastIndex {
-    /// Encodes the A and AAAA answers of every name in `zones`. Zones that
-    /// the fast path cannot serve exactly are left out, and their queries
-    /// take the general path.
-    pub fn build(zones: &[Zone]) -> Self {
-        let mut index = FastIndex::default();
-        for zone in zones {
-            let Some(fast_zone) = FastZone::encode(zone) else {
-                continue;
-            };
-            let Ok(zone_id) = u16::try_from(index.zones.len()) else {
-                break;
-            };
-            index.zones.push(fast_zone);
-            index.names.reserve(zone.nodes.len());
-            for (name, node) in &zone.nodes {
-                let (Some(a), Some(aaaa)) =
-                    (index.encode_rrset(&node.a), index.encode_rrset(&node.aaaa))
-                else {
-                    continue; // too large to pre-encode: general path
-                };
-                index.names.insert(
-                    wire(name),
-                    Entry {
-                        zone: zone_id,
-                        a,
-                        aaaa,
-                    },
-                );
+    out[..2].copy_from_slice(&query[..2]);
+    // QR and AA; RD and CD copied (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
+    out[2] = 0x84 | (query[2] & 0x01);
+    out[3] = (query[3] & 0x10) | rcode;
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..8].copy_from_slice(&count.to_be_bytes());
+    out[8..10].copy_from_slice(&u16::from(soa_len > 0).to_be_bytes());
+    out[10..12].copy_from_slice(&u16::from(opt_len > 0).to_be_bytes());
+    out[HEADER..question_end].copy_from_slice(&query[HEADER..question_end]);
+    let mut at = question_end;
+    let ttl = zone.ttl.to_be_bytes();
+    if let Some(node) = node {
+        if q.qtype == TYPE_A {
+            for addr in &node.a {
+                at += write_rr(&mut out[at..], TYPE_A, ttl, &addr.octets());
             }
-        }
-        index.rrsets.shrink_to_fit();
-        index
-    }
-
-    /// Appends A or AAAA records, owner compressed to the question name.
-    fn encode_rrset(&mut self, records: &[Record]) -> Option<Span> {
-        let start = u32::try_from(self.rrsets.len()).ok()?;
-        for record in records {
-            self.rrsets.extend_from_slice(&[0xC0, HEADER as u8]);
-            let (rtype, data): (u16, &[u8]) = match &record.data {
-                RData::A(a) => (TYPE_A, &a.0.octets()),
-                RData::AAAA(aaaa) => (TYPE_AAAA, &aaaa.0.octets()),
-                _ => return None,
-            };
-            self.rrsets.extend_from_slice(&rtype.to_be_bytes());
-            self.rrsets.extend_from_slice(&CLASS_IN.to_be_bytes());
-            self.rrsets.extend_from_slice(&record.ttl.to_be_bytes());
-            self.rrsets
-                .extend_from_slice(&u16::try_from(data.len()).ok()?.to_be_bytes());
-            self.rrsets.extend_from_slice(data);
-        }
-        let len = self.rrsets.len() - start as usize;
-        Some(Span {
-            start,
-            len: u16::try_from(len).ok()?,
-            count: u16::try_from(records.len()).ok()?,
-        })
-    }
-
-    /// Number of names the fast path can answer.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// Writes the response to `query`, received over `transport`, into
-    /// `out` and returns its length, or `None` when the query must take the
-    /// general path (including a UDP answer that would need truncation).
-    pub fn respond(&self, query: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
-        let q = Query::parse(query)?;
-        let mut lower = [0u8; MAX_NAME];
-        let lower = &mut lower[..q.name.len()];
-        for (to, from) in lower.iter_mut().zip(q.name) {
-            *to = from.to_ascii_lowercase();
-        }
-        // Length bytes (all < 64) are unchanged by lower-casing.
-        let (zone, rcode, answers) = match self.names.get(&*lower) {
-            Some(entry) => {
-                let span = if q.qtype == TYPE_A {
-                    entry.a
-                } else {
-                    entry.aaaa
-                };
-                (&self.zones[usize::from(entry.zone)], NOERROR, span)
-            }
-            None => {
-                let zone = self.zones.iter().find(|z| q.in_zone(&z.wire))?;
-                (zone, NXDOMAIN, Span::default())
-            }
-        };
-        // The SOA's names point at the zone suffix; it must be spelled in
-        // lower case, as the general path's compression only matches it then.
-        let suffix = q.name.len() - zone.wire.len();
-        if q.name[suffix..] != *zone.wire {
-            return None;
-        }
-
-        let question_end = HEADER + q.name.len() + 4;
-        let soa_len = if answers.count == 0 {
-            zone.soa.len()
         } else {
-            0
-        };
-        let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
-        let total = question_end + usize::from(answers.len) + soa_len + opt_len;
-        let limit = match transport {
-            Transport::Udp => q.udp_limit(),
-            Transport::Tcp => usize::from(u16::MAX),
-        };
-        if total > limit || total > out.len() {
-            return None;
-        }
-
-        out[..2].copy_from_slice(&query[..2]);
-        // QR and AA; RD and CD copied (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
-        out[2] = 0x84 | (query[2] & 0x01);
-        out[3] = (query[3] & 0x10) | rcode;
-        out[4..6].copy_from_slice(&1u16.to_be_bytes());
-        out[6..8].copy_from_slice(&answers.count.to_be_bytes());
-        out[8..10].copy_from_slice(&u16::from(soa_len > 0).to_be_bytes());
-        out[10..12].copy_from_slice(&u16::from(opt_len > 0).to_be_bytes());
-        out[HEADER..question_end].copy_from_slice(&query[HEADER..question_end]);
-        let mut at = question_end;
-        let start = answers.start as usize;
-        let rrs = &self.rrsets[start..start + usize::from(answers.len)];
-        out[at..at + rrs.len()].copy_from_slice(rrs);
-        at += rrs.len();
-        if soa_len > 0 {
-            let soa = &mut out[at..at + soa_len];
-            soa.copy_from_slice(&zone.soa);
-            let pointer = (0xC000 | (HEADER + suffix) as u16).to_be_bytes();
-            for p in zone.pointers {
-                soa[p..p + 2].copy_from_slice(&pointer);
+            for addr in &node.aaaa {
+                at += write_rr(&mut out[at..], TYPE_AAAA, ttl, &addr.octets());
             }
-            at += soa_len;
         }
-        if let Some(dnssec_ok) = q.edns {
-            let opt = &mut out[at..at + OPT_LEN];
-            opt.copy_from_slice(&OPT);
-            if dnssec_ok {
-                opt[7] = 0x80;
-            }
-            at += OPT_LEN;
-        }
-        Some(at)
     }
+    if soa_len > 0 {
+        let record = &mut out[at..at + soa_len];
+        record.copy_from_slice(&soa.record);
+        let pointer = (0xC000 | (HEADER + suffix) as u16).to_be_bytes();
+        for p in soa.pointers {
+            record[p..p + 2].copy_from_slice(&pointer);
+        }
+        at += soa_len;
+    }
+    if let Some(dnssec_ok) = q.edns {
+        let opt = &mut out[at..at + OPT_LEN];
+        opt.copy_from_slice(&OPT);
+        if dnssec_ok {
+            opt[7] = 0x80;
+        }
+        at += OPT_LEN;
+    }
+    Some(at)
+}
+
+/// Encoded sizes of one A and one AAAA record with a compressed owner.
+const A_RR: usize = 2 + 10 + 4;
+const AAAA_RR: usize = 2 + 10 + 16;
+
+/// Writes an address record owned by the question name (a pointer to
+/// offset 12) and returns its length.
+fn write_rr(out: &mut [u8], rtype: u16, ttl: [u8; 4], data: &[u8]) -> usize {
+    let [t0, t1] = rtype.to_be_bytes();
+    let [c0, c1] = CLASS_IN.to_be_bytes();
+    let [l0, l1] = (data.len() as u16).to_be_bytes();
+    let head = [
+        0xC0,
+        HEADER as u8,
+        t0,
+        t1,
+        c0,
+        c1,
+        ttl[0],
+        ttl[1],
+        ttl[2],
+        ttl[3],
+        l0,
+        l1,
+    ];
+    out[..head.len()].copy_from_slice(&head);
+    out[head.len()..head.len() + data.len()].copy_from_slice(data);
+    head.len() + data.len()
 }
 
 /// Our OPT record: root owner, type 41, payload 1232, extended RCODE 0,
@@ -239,19 +171,30 @@ const OPT: [u8; OPT_LEN] = {
     [0, 0, 41, payload[0], payload[1], 0, 0, 0, 0, 0, 0]
 };
 
-impl FastZone {
-    /// The zone's SOA record as the general path writes it after a
-    /// question that ends in the zone name: every name compressed to the
-    /// zone. The pointers are filled in per query.
-    fn encode(zone: &Zone) -> Option<Self> {
+/// A zone's SOA record as the general path writes it after a question
+/// that ends in the zone name: every name compressed to the zone. The
+/// pointers are filled in per query.
+#[derive(Debug)]
+pub(crate) struct FastSoa {
+    /// The origin in lower-case wire form, e.g. `\x06global\x00`.
+    wire: Box<[u8]>,
+    /// The record, with placeholder pointers for its owner and for the
+    /// zone part of MNAME and RNAME.
+    record: Box<[u8]>,
+    /// Offsets of the three placeholders in `record`.
+    pointers: [usize; 3],
+}
+
+impl FastSoa {
+    /// `None` when the SOA's names are not of the one shape the fast path
+    /// writes (`<label>.<zone>`); that zone's queries take the general path.
+    pub(crate) fn encode(zone: &Zone) -> Option<Self> {
         let RData::SOA(soa) = &zone.soa.data else {
             return None;
         };
-        let wire = wire(&zone.origin);
         let origin = &zone.origin;
         let mname = LowerName::new(&soa.mname);
         let rname = LowerName::new(&soa.rname);
-        // Only the shape `<one label>.<zone>` compresses to one pointer.
         let mname_label = single_label_below(&mname, origin)?;
         let rname_label = single_label_below(&rname, origin)?;
 
@@ -276,9 +219,9 @@ impl FastZone {
         record.extend_from_slice(&u16::try_from(rdata.len()).ok()?.to_be_bytes());
         let rdata_at = record.len();
         record.extend_from_slice(&rdata);
-        Some(FastZone {
-            wire,
-            soa: record.into_boxed_slice(),
+        Some(FastSoa {
+            wire: wire(&Name::from(origin.clone())),
+            record: record.into_boxed_slice(),
             pointers: [0, rdata_at + pointers[0], rdata_at + pointers[1]],
         })
     }
@@ -290,17 +233,6 @@ fn single_label_below<'n>(name: &'n LowerName, origin: &LowerName) -> Option<&'n
         return None;
     }
     name.iter().next()
-}
-
-/// The uncompressed wire form of a name.
-fn wire(name: &LowerName) -> Box<[u8]> {
-    let mut bytes = Vec::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        bytes.push(label.len() as u8);
-        bytes.extend_from_slice(label);
-    }
-    bytes.push(0);
-    bytes.into_boxed_slice()
 }
 
 /// The parts of a query the fast path reads, borrowed from the packet.

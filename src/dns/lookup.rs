@@ -1,9 +1,11 @@
 //! The lookup: one question against a [`ZoneSet`], decided in a pure
 //! function. Each branch says which row of the DESIGN §4 table it serves.
+//! This is the general path; [`super::fast`] answers the commonest
+//! questions the same way without building records.
 
-use hickory_proto::rr::{LowerName, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
-use super::zone::{Zone, ZoneSet};
+use super::zone::{Zone, ZoneSet, wire};
 
 /// The decision for one question.
 #[derive(Debug)]
@@ -14,8 +16,8 @@ pub enum Outcome<'z> {
     /// NOERROR with data (and optional additional records).
     Answer {
         zone: &'z Zone,
-        answers: &'z [Record],
-        additionals: &'z [Record],
+        answers: Vec<Record>,
+        additionals: Vec<Record>,
     },
     /// The name exists but has no data of the type: NOERROR with the SOA in
     /// authority (RFC 2308 §2.2). Never NXDOMAIN, which would tell the
@@ -33,16 +35,37 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
     if *name == zone.origin {
         return apex(zone, qtype);
     }
-    let Some(node) = zone.nodes.get(name) else {
+    let owner = Name::from(name.clone());
+    let Some(node) = zones.node(&wire(&owner)) else {
         return Outcome::NxDomain { zone };
     };
-    let (answers, additionals): (&[Record], &[Record]) = match qtype {
-        RecordType::A => (&node.a, &[]),
-        RecordType::AAAA => (&node.aaaa, &[]),
-        RecordType::SRV => (&node.srv, &node.srv_glue),
+    let ttl = zone.ttl;
+    let (answers, additionals) = match qtype {
+        RecordType::A => (node.a_records(&owner, ttl), Vec::new()),
+        RecordType::AAAA => (node.aaaa_records(&owner, ttl), Vec::new()),
+        RecordType::SRV => {
+            let answers: Vec<Record> = node.srv_record(&owner, ttl).into_iter().collect();
+            // RFC 2782: the target's addresses, when we hold them, save the
+            // client a lookup.
+            let glue = node.srv.as_ref().and_then(|srv| {
+                let target = zones.node(&wire(&srv.target))?;
+                let mut glue = target.a_records(&srv.target, ttl);
+                glue.extend(target.aaaa_records(&srv.target, ttl));
+                Some(glue)
+            });
+            (answers, glue.unwrap_or_default())
+        }
         // RFC 8482 §4.2: answer ANY with one RRset of the name, not all.
-        RecordType::ANY => first_nonempty([&node.a, &node.aaaa, &node.srv]),
-        _ => (&[], &[]),
+        RecordType::ANY => {
+            let sets = [
+                node.a_records(&owner, ttl),
+                node.aaaa_records(&owner, ttl),
+                node.srv_record(&owner, ttl).into_iter().collect(),
+            ];
+            let first = sets.into_iter().find(|s| !s.is_empty());
+            (first.unwrap_or_default(), Vec::new())
+        }
+        _ => (Vec::new(), Vec::new()),
     };
     if answers.is_empty() {
         // Also covers empty non-terminals (RFC 8020 §2: they exist).
@@ -57,22 +80,14 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
 }
 
 fn apex(zone: &Zone, qtype: RecordType) -> Outcome<'_> {
-    let answers: &[Record] = match qtype {
-        RecordType::SOA | RecordType::ANY => std::slice::from_ref(&zone.soa),
-        RecordType::NS => &zone.ns,
+    let answers = match qtype {
+        RecordType::SOA | RecordType::ANY => vec![zone.soa.clone()],
+        RecordType::NS => zone.ns.clone(),
         _ => return Outcome::NoData { zone },
     };
     Outcome::Answer {
         zone,
         answers,
-        additionals: &[],
+        additionals: Vec::new(),
     }
-}
-
-fn first_nonempty(sets: [&Vec<Record>; 3]) -> (&[Record], &[Record]) {
-    let answers = sets
-        .into_iter()
-        .find(|s| !s.is_empty())
-        .map_or(&[][..], |s| s.as_slice());
-    (answers, &[])
 }

@@ -145,8 +145,8 @@ fn decide(zones: Option<&ZoneSet>, request: &Message, response: &mut Message) ->
             ..
         } => {
             response.metadata.authoritative = true;
-            response.answers = answers.iter().map(|r| echo_case(r, query)).collect();
-            response.additionals = additionals.to_vec();
+            response.answers = answers.into_iter().map(|r| echo_case(r, query)).collect();
+            response.additionals = additionals;
             ResponseCode::NoError
         }
         Outcome::NoData { zone } => {
@@ -162,9 +162,8 @@ fn decide(zones: Option<&ZoneSet>, request: &Message, response: &mut Message) ->
     }
 }
 
-/// A copy of `record` owned by the question's name as the client spelled it.
-fn echo_case(record: &Record, query: &Query) -> Record {
-    let mut record = record.clone();
+/// `record` owned by the question's name as the client spelled it.
+fn echo_case(mut record: Record, query: &Query) -> Record {
     record.name = query.name().clone();
     record
 }

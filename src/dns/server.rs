@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::fast;
 use super::respond::{MAX_UDP_PAYLOAD, Transport, respond};
 use super::zone::ZoneSet;
 
@@ -119,7 +120,7 @@ async fn connection(
                 };
                 used += 2 + len;
                 let fast =
-                    snapshot.and_then(|z| z.fast().respond(message, Transport::Tcp, &mut answer));
+                    snapshot.and_then(|z| fast::respond(z, message, Transport::Tcp, &mut answer));
                 match fast {
                     Some(n) => frame(&mut output, &answer[..n]),
                     None => {

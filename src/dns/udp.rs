@@ -21,6 +21,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio_util::sync::CancellationToken;
 
+use super::fast;
 use super::respond::{Transport, malformed, respond};
 use super::server::Published;
 
@@ -105,7 +106,7 @@ pub fn serve(socket: std::net::UdpSocket, zones: Arc<Published>, shutdown: Cance
                 // Cut short by the kernel: not a query we can read.
                 malformed(query)
             } else if let Some(len) =
-                snapshot.and_then(|z| z.fast().respond(query, Transport::Udp, answer))
+                snapshot.and_then(|z| fast::respond(z, query, Transport::Udp, answer))
             {
                 replies[i] = Reply::Fast(len);
                 continue;

@@ -28,7 +28,15 @@ pub fn read(path: &Path, zones: &[String]) -> Result<Registry, RegistryError> {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(&text, &path.display().to_string(), zones)
+    let started = std::time::Instant::now();
+    let registry = load_str(&text, &path.display().to_string(), zones);
+    tracing::debug!(
+        path = %path.display(),
+        bytes = text.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "registry parsed and validated"
+    );
+    registry
 }
 
 /// What identifies one version of the file.

@@ -8,6 +8,10 @@ use serde_json::Value;
 use super::error::{Problem, RegistryError};
 use super::model::Registry;
 
+/// Nodes (maps, lists, scalars) a YAML registry may hold: about 15 per
+/// service, so room for well over a million services.
+const MAX_YAML_NODES: usize = 32 << 20;
+
 /// The top-level keys a registry may have.
 const TOP_LEVEL_KEYS: [&str; 2] = ["clusters", "services"];
 
@@ -17,28 +21,36 @@ const TOP_LEVEL_KEYS: [&str; 2] = ["clusters", "services"];
 /// An empty document is an error, not an empty registry: an empty file is
 /// far more often a write caught half-way than a wish to serve nothing.
 pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
-    let trimmed = text.trim_start();
-    let (format, value) = if trimmed.starts_with('{') {
-        let value = serde_json::from_str::<Value>(text).map_err(|e| RegistryError::Syntax {
-            origin: origin.to_string(),
-            format: "JSON",
-            message: e.to_string(),
-        })?;
-        ("JSON", value)
+    let json = text.trim_start().starts_with('{');
+    // A well-formed registry decodes straight into the model, which at
+    // 100,000 services is several times faster and smaller than going
+    // through a document tree. Anything that fails (or is empty) takes the
+    // slow path below, which explains every problem with its path.
+    let direct = if json {
+        serde_json::from_str::<Registry>(text).ok()
     } else {
-        // YAML 1.2 booleans only: under YAML 1.1 rules a namespace called
-        // `no` or `n` would silently become `false`.
-        let mut options = serde_saphyr::Options::default();
-        options.strict_booleans = true;
-        let value = serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
-            RegistryError::Syntax {
-                origin: origin.to_string(),
-                format: "YAML",
-                message: e.to_string(),
-            }
-        })?;
-        ("YAML", value)
+        serde_saphyr::from_str_with_options::<Registry>(text, yaml_options()).ok()
     };
+    if let Some(registry) = direct.filter(|r| !r.clusters.is_empty() || !r.services.is_empty()) {
+        return Ok(registry);
+    }
+    let (format, value) =
+        if json {
+            let value = serde_json::from_str::<Value>(text).map_err(|e| RegistryError::Syntax {
+                origin: origin.to_string(),
+                format: "JSON",
+                message: e.to_string(),
+            })?;
+            ("JSON", value)
+        } else {
+            let value = serde_saphyr::from_str_with_options::<Value>(text, yaml_options())
+                .map_err(|e| RegistryError::Syntax {
+                    origin: origin.to_string(),
+                    format: "YAML",
+                    message: e.to_string(),
+                })?;
+            ("YAML", value)
+        };
     let object = match value {
         Value::Object(object) => object,
         Value::Null => {
@@ -74,6 +86,22 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
         services: list(&object, "services", &mut problems),
     };
     RegistryError::unless_problems(origin, problems, registry)
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    // YAML 1.2 booleans only: under YAML 1.1 rules a namespace called `no`
+    // or `n` would silently become `false`.
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    // The parser's default budget stops at 250,000 nodes, about 17,000
+    // services. Every node costs at least a byte of input, which the budget
+    // already caps (256 MiB), and aliases, the one way to make many nodes
+    // from few bytes, keep their default caps.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_nodes = MAX_YAML_NODES;
+    budget.max_events = 2 * MAX_YAML_NODES;
+    options.budget = Some(budget);
+    options
 }
 
 /// Decodes `object[key]` as a list, element by element, recording a problem
@@ -134,6 +162,22 @@ mod tests {
             }
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    /// The YAML parser's own default budget (250,000 nodes) would refuse a
+    /// registry of 20,000 services; ours must take 100,000 and more.
+    #[test]
+    fn large_registries_are_within_the_yaml_budget() {
+        let mut text = String::from(
+            "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.1}]\nservices:\n",
+        );
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "  - {{name: s{i}, namespace: n, exportedFrom: [east], ports: [{{name: http, number: 80, protocol: HTTP}}]}}\n"
+            ));
+        }
+        let registry = parse(&text, "big.yaml").expect("parses");
+        assert_eq!(registry.services.len(), 20_000);
     }
 
     #[test]
