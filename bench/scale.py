@@ -9,7 +9,8 @@ VIPs). For each size, from an empty state directory:
   time is taken until the new host answers;
 - warm start: the same, restarting on the state directory just written.
 
-Usage: scale.py BINARY [SIZES...]   (default sizes 1000 10000 100000)
+Usage: scale.py BINARY [SIZE[:FORMAT]...]
+       (default: 1000 10000 100000 100000:json; FORMAT is yaml or json)
 
 Every figure is wall time on a shared machine: run it twice before trusting
 a digit. Queries go to 127.0.0.1 only.
@@ -26,7 +27,9 @@ import time
 CLUSTERS = ["east", "west", "north"]
 
 
-def registry_text(n, extra=None):
+def registry_text(n, extra=None, fmt="yaml"):
+    if fmt == "json":
+        return registry_json(n, extra)
     lines = ["clusters:"]
     for i, c in enumerate(CLUSTERS):
         lines.append(f"  - name: {c}\n    gateways: [{{address: 192.0.2.{10 + i}}}]")
@@ -40,6 +43,20 @@ def registry_text(n, extra=None):
             f"ports: [{{name: http, number: 8080, protocol: HTTP}}]}}"
         )
     return "\n".join(lines) + "\n"
+
+
+def registry_json(n, extra=None):
+    import json
+    names = [(f"svc-{i}", f"team-{i % 100}") for i in range(n)]
+    if extra:
+        names.append(extra)
+    return json.dumps({
+        "clusters": [{"name": c, "gateways": [{"address": f"192.0.2.{10 + i}"}]}
+                     for i, c in enumerate(CLUSTERS)],
+        "services": [{"name": name, "namespace": ns, "exportedFrom": [CLUSTERS[i % 3]],
+                      "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}]}
+                     for i, (name, ns) in enumerate(names)],
+    })
 
 
 def write_atomically(path, text):
@@ -105,10 +122,10 @@ def serve(binary, registry, state, port):
     )
 
 
-def measure(binary, n, work):
-    registry = os.path.join(work, f"registry-{n}.yaml")
-    state = os.path.join(work, f"state-{n}")
-    write_atomically(registry, registry_text(n))
+def measure(binary, n, fmt, work):
+    registry = os.path.join(work, f"registry-{n}.{fmt}")
+    state = os.path.join(work, f"state-{n}-{fmt}")
+    write_atomically(registry, registry_text(n, fmt=fmt))
     port = free_port()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(0.05)
@@ -126,7 +143,7 @@ def measure(binary, n, work):
         changes = []
         for k in range(3):
             name = ("added", f"change-{k}")
-            write_atomically(registry, registry_text(n, name))
+            write_atomically(registry, registry_text(n, name, fmt))
             changes.append(wait_answer(sock, port, f"added.change-{k}.global"))
         change = sorted(changes)[1]
     finally:
@@ -147,13 +164,15 @@ def measure(binary, n, work):
 
 def main():
     binary = sys.argv[1]
-    sizes = [int(a) for a in sys.argv[2:]] or [1000, 10000, 100000]
-    print(f"{'services':>9} {'cold start ms':>14} {'warm start ms':>14} {'RSS MiB':>8} "
+    sizes = sys.argv[2:] or ["1000", "10000", "100000", "100000:json"]
+    print(f"{'services':>9} {'format':>6} {'cold start ms':>14} {'warm start ms':>14} {'RSS MiB':>8} "
           f"{'bytes/host':>11} {'change-to-answer ms':>20}")
     with tempfile.TemporaryDirectory() as work:
-        for n in sizes:
-            cold, warm, rss, per_host, change = measure(binary, n, work)
-            print(f"{n:>9} {cold * 1000:>14.0f} {warm * 1000:>14.0f} {rss / 2**20:>8.1f} "
+        for size in sizes:
+            n, _, fmt = size.partition(":")
+            n, fmt = int(n), fmt or "yaml"
+            cold, warm, rss, per_host, change = measure(binary, n, fmt, work)
+            print(f"{n:>9} {fmt:>6} {cold * 1000:>14.0f} {warm * 1000:>14.0f} {rss / 2**20:>8.1f} "
                   f"{per_host:>11.0f} {change * 1000:>20.0f}", flush=True)
 
 

@@ -13,7 +13,8 @@
 //!                   dns::ZoneSet (immutable, swapped atomically)
 //!                        │
 //!                        ▼
-//!                   dns::server (UDP, TCP) ──▶ dns::respond ──▶ dns::lookup
+//!                   dns::udp, dns::server ──▶ dns::fast (common queries, bytes only)
+//!                                          └─▶ dns::respond ──▶ dns::lookup (the rest)
 //! ```
 //!
 //! - [`registry`]: the model, strict validation with field paths, the file source.
@@ -21,7 +22,7 @@
 //! - [`state`]: the state directory, written atomically.
 //! - [`index`]: registry + allocations → the hosts wanted and their zones.
 //! - [`controller`]: the single owner of mutable state; publishes snapshots.
-//! - [`dns`]: zones, lookup, wire-format responder, UDP and TCP servers.
+//! - [`dns`]: zones, lookup, wire-format responder, fast path, UDP and TCP servers.
 //! - [`serve`], [`cli`], [`commands`]: the process around them.
 #![forbid(unsafe_code)]
 

@@ -1,5 +1,6 @@
 //! Answering DNS: the zone data of a snapshot, the pure lookup over it, the
-//! wire-format responder, and the UDP and TCP servers around them. Nothing
+//! wire-format responder, the byte-level fast path for common queries, and
+//! the UDP and TCP servers around them. Nothing
 //! here knows about registries or Kubernetes; the [`zone::ZoneSet`] is the
 //! only thing this module shares with the rest.
 
