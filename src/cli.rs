@@ -34,7 +34,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the zones as a master file (RFC 1035 §5), with the VIPs a server
     /// on the same state directory would give; for other DNS servers and diffs.
-    Zonefile(ZonefileArgs),
+    Zonefile(SnapshotArgs),
+    /// Print the Istio ServiceEntries a cluster needs, as YAML documents
+    /// ready for `kubectl apply -f -` or a GitOps repository.
+    Render(RenderArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,16 +131,37 @@ pub struct CheckArgs {
     pub zones: ZoneArgs,
 }
 
+/// What decides a snapshot outside a server: the registry, the serving
+/// flags, and optionally the state directory VIPs are taken from.
 #[derive(Debug, Args)]
-pub struct ZonefileArgs {
+pub struct SnapshotArgs {
     /// Registry file (YAML or JSON).
     #[arg(long, env = "GLOBALDNS_REGISTRY", value_name = "FILE")]
     pub registry: PathBuf,
     #[command(flatten)]
     pub serving: ServingArgs,
-    /// State directory to take existing VIPs from (read only).
+    /// State directory to take existing VIPs from (read only); without it,
+    /// the VIPs a server starting from an empty state would give.
     #[arg(long, env = "GLOBALDNS_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// The cluster the ServiceEntries are for (its own exports get the
+    /// local endpoint; the others' go through their gateways).
+    #[arg(long, env = "GLOBALDNS_CLUSTER", value_name = "NAME")]
+    pub cluster: String,
+    /// Namespace of the ServiceEntries.
+    #[arg(
+        long,
+        env = "GLOBALDNS_NAMESPACE",
+        value_name = "NAMESPACE",
+        default_value = "istio-system"
+    )]
+    pub namespace: String,
 }
 
 /// A duration: `250ms`, `30s`, `10m`, `1h`, or plain seconds.

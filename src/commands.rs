@@ -8,9 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CheckArgs, Cli, Command, ServeArgs, ZonefileArgs};
-use crate::registry::file;
+use crate::cli::{CheckArgs, Cli, Command, RenderArgs, ServeArgs, SnapshotArgs};
+use crate::controller::Settings;
+use crate::registry::{Registry, file};
+use crate::render::{Target, render};
 use crate::state::StateDir;
+use crate::vip::Table;
 use crate::{index, serve};
 
 /// Runs one command.
@@ -19,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Check(args) => check(args),
         Command::Zonefile(args) => zonefile(args),
+        Command::Render(args) => render_entries(args),
     }
 }
 
@@ -86,7 +90,10 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn zonefile(args: ZonefileArgs) -> anyhow::Result<()> {
+/// The registry, settings and allocation table `zonefile` and `render`
+/// print from: the table read from the state directory, if one is given,
+/// and brought up to date in memory (nothing is written).
+fn snapshot(args: &SnapshotArgs) -> anyhow::Result<(Settings, Registry, Table)> {
     let settings = args.serving.settings().map_err(|e| anyhow!(e))?;
     let registry = file::read(&args.registry, &settings.zones)?;
     let mut table = match &args.state_dir {
@@ -96,12 +103,18 @@ fn zonefile(args: ZonefileArgs) -> anyhow::Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let wants = index::wants(&registry, &settings.zones);
     settings.allocator.reconcile(&mut table, &wants, now);
+    Ok((settings, registry, table))
+}
+
+fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
+    let (settings, registry, table) = snapshot(&args)?;
+    let serial = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as u32;
     let zones = index::zones(
         &registry,
         &settings.zones,
         &settings.allocator,
         &table,
-        now as u32,
+        serial,
         settings.ttl,
     )
     .map_err(|e| anyhow!(e))?;
@@ -116,6 +129,27 @@ fn zonefile(args: ZonefileArgs) -> anyhow::Result<()> {
             writeln!(out, "{record}")?;
         }
     }
+    out.flush()?;
+    Ok(())
+}
+
+fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
+    let (settings, registry, table) = snapshot(&args.snapshot)?;
+    let target = Target {
+        cluster: &args.cluster,
+        namespace: &args.namespace,
+    };
+    let entries = render(
+        &registry,
+        &settings.zones,
+        &settings.allocator,
+        &table,
+        &target,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let yaml = serde_saphyr::to_string_multiple(&entries).context("cannot write YAML")?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(yaml.as_bytes())?;
     out.flush()?;
     Ok(())
 }

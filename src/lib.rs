@@ -22,6 +22,7 @@
 //! - [`state`]: the state directory, written atomically.
 //! - [`index`]: registry + allocations → the hosts wanted and their zones.
 //! - [`controller`]: the single owner of mutable state; publishes snapshots.
+//! - [`render`]: registry + allocations → the cluster's Istio ServiceEntries ([`istio`]).
 //! - [`dns`]: zones, lookup, wire-format responder, fast path, UDP and TCP servers.
 //! - [`serve`], [`cli`], [`commands`]: the process around them.
 #![forbid(unsafe_code)]
@@ -31,9 +32,11 @@ pub mod commands;
 pub mod controller;
 pub mod dns;
 pub mod index;
+pub mod istio;
 pub mod logging;
 pub mod names;
 pub mod registry;
+pub mod render;
 pub mod serve;
 pub mod state;
 pub mod vip;

@@ -1,4 +1,5 @@
-//! The binary's command line: `check`, flag errors, and a port in use.
+//! The binary's command line: `check`, `zonefile`, `render`, flag errors,
+//! and a port in use.
 
 use std::process::Command;
 
@@ -133,5 +134,47 @@ fn zonefile_prints_the_served_records() {
     assert!(
         text.contains("_http1._tcp.httpbin.bar.global. 30 IN SRV 0 0 8000 httpbin.bar.global."),
         "{text}"
+    );
+}
+
+/// DESIGN §5 through the binary: `render` prints one YAML document per
+/// host, ready for `kubectl apply -f -`, and the VIPs are those a server
+/// on the same state directory gives.
+#[test]
+fn render_prints_the_service_entries_of_a_cluster() {
+    use globaldns::istio::ServiceEntry;
+    let out = globaldns()
+        .args([
+            "render",
+            "--registry",
+            &example("registry.yaml"),
+            "--cluster",
+            "east",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    let entries: Vec<ServiceEntry> = serde_saphyr::from_multiple(&stdout).unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e.metadata.name.as_str()).collect();
+    assert_eq!(names, ["httpbin-bar-global", "sleep-foo-global"]);
+    assert_eq!(entries[0].spec.addresses, ["240.0.195.86"]);
+    assert_eq!(entries[0].metadata.namespace, "istio-system");
+
+    let out = globaldns()
+        .args([
+            "render",
+            "--registry",
+            &example("registry.yaml"),
+            "--cluster",
+            "north",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cluster `north` is not in the registry (clusters: east, west)"),
+        "{stderr}"
     );
 }

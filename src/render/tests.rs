@@ -1,0 +1,146 @@
+use super::*;
+use crate::registry::load_str;
+use crate::vip::{DEFAULT_V4_RANGE, Family, VipRange};
+
+const EXAMPLE: &str = include_str!("../../examples/registry.yaml");
+
+fn allocator() -> Allocator {
+    Allocator {
+        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+        v6: None,
+        quarantine: 600,
+    }
+}
+
+fn rendered(text: &str, zones: &[&str], cluster: &str) -> Result<Vec<ServiceEntry>, String> {
+    let zones: Vec<String> = zones.iter().map(|z| z.to_string()).collect();
+    let registry = load_str(text, "test.yaml", &zones).unwrap();
+    let allocator = allocator();
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 0);
+    let target = Target {
+        cluster,
+        namespace: "istio-system",
+    };
+    render(&registry, &zones, &allocator, &table, &target)
+}
+
+/// DESIGN §5: the template, field for field, for a service another cluster
+/// exports through an IP gateway.
+#[test]
+fn a_remote_service_gets_the_design_template() {
+    let entries = rendered(EXAMPLE, &["global"], "east").unwrap();
+    let httpbin = &entries[0];
+    let expected = ServiceEntry {
+        api_version: "networking.istio.io/v1".to_string(),
+        kind: "ServiceEntry".to_string(),
+        metadata: Metadata {
+            name: "httpbin-bar-global".to_string(),
+            namespace: "istio-system".to_string(),
+            labels: BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_string(),
+                "globaldns".to_string(),
+            )]),
+        },
+        spec: ServiceEntrySpec {
+            hosts: vec!["httpbin.bar.global".to_string()],
+            location: Location::MeshInternal,
+            resolution: Resolution::Static,
+            // The documented hash's first choice for this host.
+            addresses: vec!["240.0.195.86".to_string()],
+            ports: vec![ServicePort {
+                name: "http1".to_string(),
+                number: 8000,
+                protocol: "HTTP".to_string(),
+            }],
+            endpoints: vec![WorkloadEntry {
+                address: "198.51.100.20".to_string(),
+                network: Some("network-west".to_string()),
+                locality: Some("us-west1/us-west1-a".to_string()),
+                ports: BTreeMap::from([("http1".to_string(), 15443)]),
+            }],
+        },
+    };
+    assert_eq!(httpbin, &expected);
+}
+
+/// DESIGN §5: a service the local cluster exports too gets the local
+/// endpoint, and a host-name endpoint makes the resolution DNS.
+#[test]
+fn a_locally_exported_service_gets_the_local_endpoint() {
+    let entries = rendered(EXAMPLE, &["global"], "east").unwrap();
+    let sleep = &entries[1];
+    assert_eq!(sleep.metadata.name, "sleep-foo-global");
+    assert_eq!(sleep.spec.resolution, Resolution::Dns);
+    assert_eq!(sleep.spec.endpoints.len(), 1);
+    let local = &sleep.spec.endpoints[0];
+    assert_eq!(local.address, "sleep.foo.svc.cluster.local");
+    assert_eq!(local.network.as_deref(), Some("network-east"));
+    assert!(local.ports.is_empty(), "the service's own ports");
+
+    // Seen from west, the roles swap.
+    let from_west = rendered(EXAMPLE, &["global"], "west").unwrap();
+    assert_eq!(from_west[1].spec.endpoints[0].address, "192.0.2.10");
+    assert_eq!(from_west[1].spec.resolution, Resolution::Static);
+    assert_eq!(
+        from_west[0].spec.endpoints[0].address,
+        "httpbin.bar.svc.cluster.local"
+    );
+}
+
+#[test]
+fn a_gateway_given_by_name_makes_the_resolution_dns() {
+    let text = "\
+clusters:
+  - name: east
+    gateways: [{address: 192.0.2.1}]
+  - name: west
+    gateways: [{address: gw.west.example.com, port: 15444}]
+services:
+  - {name: a, namespace: n, exportedFrom: [west], ports: [{name: grpc, number: 9090, protocol: GRPC}]}
+";
+    let entries = rendered(text, &["global"], "east").unwrap();
+    let spec = &entries[0].spec;
+    assert_eq!(spec.resolution, Resolution::Dns);
+    assert_eq!(spec.endpoints[0].address, "gw.west.example.com");
+    assert_eq!(spec.endpoints[0].ports["grpc"], 15444);
+    assert_eq!(spec.endpoints[0].network, None);
+}
+
+#[test]
+fn every_zone_gets_its_own_entry_and_vip() {
+    let entries = rendered(EXAMPLE, &["global", "region"], "east").unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e.metadata.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "httpbin-bar-global",
+            "sleep-foo-global",
+            "httpbin-bar-region",
+            "sleep-foo-region"
+        ]
+    );
+    assert_ne!(entries[0].spec.addresses, entries[2].spec.addresses);
+}
+
+#[test]
+fn names_two_hosts_share_are_told_apart() {
+    let text = "\
+clusters:
+  - name: east
+    gateways: [{address: 192.0.2.1}]
+services:
+  - {name: a-b, namespace: c, exportedFrom: [east], ports: [{name: http, number: 80, protocol: HTTP}]}
+  - {name: a, namespace: b-c, exportedFrom: [east], ports: [{name: http, number: 80, protocol: HTTP}]}
+  - {name: d, namespace: e, exportedFrom: [east], ports: [{name: http, number: 80, protocol: HTTP}]}
+";
+    let entries = rendered(text, &["global"], "west-less").unwrap_err();
+    assert!(entries.contains("`west-less` is not in the registry (clusters: east)"));
+    let entries = rendered(text, &["global"], "east").unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e.metadata.name.as_str()).collect();
+    assert_eq!(names[2], "d-e-global", "no clash, no suffix");
+    assert_ne!(names[0], names[1]);
+    for name in &names[..2] {
+        assert!(name.starts_with("a-b-c-global-") && name.len() == "a-b-c-global-".len() + 8);
+    }
+}
