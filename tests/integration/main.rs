@@ -4,6 +4,7 @@
 mod cli;
 mod dns_table;
 mod edns;
+mod istio_schema;
 mod reload;
 mod restart;
 mod support;

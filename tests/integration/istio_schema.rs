@@ -1,0 +1,335 @@
+//! Every ServiceEntry `render` prints is valid against Istio's own CRD
+//! (`../shared/testdata/istio-serviceentry-crd.yaml`, version v1): the
+//! structural OpenAPI schema (types, required fields, enums, lengths and
+//! counts, no unknown fields) and its CEL rules (`x-kubernetes-validations`,
+//! evaluated with the `cel` crate), as an API server would check them.
+//!
+//! The validator covers the schema keywords this CRD uses and fails on any
+//! other, so a newer CRD cannot pass by being half-read.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+
+use globaldns::istio::ServiceEntry;
+use globaldns::registry::load_str;
+use globaldns::render::{Target, render};
+use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
+use serde_json::Value;
+
+fn crd() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/testdata/istio-serviceentry-crd.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// The `spec` schema of version `v1`, and the API group.
+fn v1_spec_schema() -> (Value, String) {
+    let crd = crd();
+    let group = crd["spec"]["group"].as_str().unwrap().to_string();
+    let version = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1")
+        .expect("the CRD serves v1")
+        .clone();
+    let spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"].clone();
+    assert!(spec.is_object());
+    (spec, group)
+}
+
+/// Checks `value` against `schema`; returns every violation with its path.
+fn validate(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+    const KNOWN: [&str; 18] = [
+        "minimum",
+        "maximum",
+        "type",
+        "description",
+        "properties",
+        "required",
+        "items",
+        "enum",
+        "maxItems",
+        "minItems",
+        "maxLength",
+        "minLength",
+        "maxProperties",
+        "additionalProperties",
+        "x-kubernetes-validations",
+        "x-kubernetes-list-type",
+        "x-kubernetes-list-map-keys",
+        "format",
+    ];
+    let schema = schema.as_object().unwrap();
+    for key in schema.keys() {
+        assert!(
+            KNOWN.contains(&key.as_str()) || path_allows_any(schema),
+            "schema keyword `{key}` at {path} is not understood by this validator"
+        );
+    }
+    let ty = schema.get("type").and_then(Value::as_str);
+    let type_ok = match ty {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("boolean") => value.is_boolean(),
+        Some(other) => panic!("type `{other}` at {path}"),
+        None => true,
+    };
+    if !type_ok {
+        errors.push(format!("{path}: expected {ty:?}, found {value}"));
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{path}: {value} is not one of {allowed:?}"));
+    }
+    let count = |key: &str| schema.get(key).and_then(Value::as_u64);
+    if let Some(s) = value.as_str() {
+        let len = s.chars().count() as u64;
+        if count("maxLength").is_some_and(|max| len > max) {
+            errors.push(format!("{path}: longer than {:?}", count("maxLength")));
+        }
+        if count("minLength").is_some_and(|min| len < min) {
+            errors.push(format!("{path}: shorter than {:?}", count("minLength")));
+        }
+    }
+    if let Some(n) = value.as_i64() {
+        let bound = |key: &str| schema.get(key).and_then(Value::as_i64);
+        if bound("maximum").is_some_and(|max| n > max)
+            || bound("minimum").is_some_and(|min| n < min)
+        {
+            errors.push(format!("{path}: {n} out of bounds"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        let len = items.len() as u64;
+        if count("maxItems").is_some_and(|max| len > max)
+            || count("minItems").is_some_and(|min| len < min)
+        {
+            errors.push(format!("{path}: {len} items out of bounds"));
+        }
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                validate(item_schema, item, &format!("{path}[{i}]"), errors);
+            }
+        }
+    }
+    if let Some(object) = value.as_object() {
+        if count("maxProperties").is_some_and(|max| object.len() as u64 > max) {
+            errors.push(format!("{path}: too many properties"));
+        }
+        for required in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !object.contains_key(required.as_str().unwrap()) {
+                errors.push(format!("{path}: `{required}` is required"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (key, field) in object {
+            let field_path = format!("{path}.{key}");
+            match (
+                properties.and_then(|p| p.get(key)),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(field_schema), _) => validate(field_schema, field, &field_path, errors),
+                (None, Some(values)) => validate(values, field, &field_path, errors),
+                // The API server would prune it; a field we meant to set
+                // and that Istio does not know is a bug.
+                (None, None) => errors.push(format!("{field_path}: unknown field")),
+            }
+        }
+    }
+    for rule in schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let source = rule["rule"].as_str().unwrap();
+        match cel_holds(source, value) {
+            Ok(true) => {}
+            Ok(false) => errors.push(format!("{path}: {} ({source})", rule["message"])),
+            Err(e) => errors.push(format!("{path}: rule `{source}` did not evaluate: {e}")),
+        }
+    }
+}
+
+fn path_allows_any(schema: &serde_json::Map<String, Value>) -> bool {
+    schema.contains_key("x-kubernetes-preserve-unknown-fields") || schema.contains_key("anyOf")
+}
+
+fn cel_holds(source: &str, value: &Value) -> Result<bool, String> {
+    let mut env = cel::Env::stdlib();
+    env.add_extension(cel::extensions::strings)
+        .map_err(|e| format!("{e:?}"))?;
+    let env = Arc::new(env);
+    let program = env.compile(source).map_err(|e| format!("{e:?}"))?;
+    let mut context = cel::Context::with_env(env);
+    context
+        .add_variable("self", cel::to_value(value).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("{e:?}"))?;
+    match program.execute(&context) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// Every violation of `entry` against the CRD, empty when it is valid.
+fn violations(entry: &ServiceEntry) -> Vec<String> {
+    let (schema, group) = v1_spec_schema();
+    let mut errors = Vec::new();
+    if entry.api_version != format!("{group}/v1") || entry.kind != "ServiceEntry" {
+        errors.push(format!("{} {}", entry.api_version, entry.kind));
+    }
+    let name = &entry.metadata.name;
+    if name.len() > 253
+        || !name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+    {
+        errors.push(format!(
+            "metadata.name `{name}` is not a DNS-1123 subdomain"
+        ));
+    }
+    let spec = serde_json::to_value(&entry.spec).unwrap();
+    validate(&schema, &spec, "spec", &mut errors);
+    errors
+}
+
+fn render_cli(example: &str, cluster: &str) -> Vec<ServiceEntry> {
+    let out = Command::new(env!("CARGO_BIN_EXE_globaldns"))
+        .args([
+            "render",
+            "--registry",
+            &format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR")),
+            "--cluster",
+            cluster,
+            "--zone",
+            "global",
+            "--zone",
+            "region",
+            "--vip-range-v6",
+            "fd00:6c6f:6261:6c00::/64",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+#[test]
+fn rendered_service_entries_validate_against_istios_crd() {
+    let mut checked = 0;
+    for (example, clusters) in [
+        ("registry.yaml", ["east", "west"]),
+        ("bookinfo.yaml", ["cluster1", "cluster2"]),
+    ] {
+        for cluster in clusters {
+            for entry in render_cli(example, cluster) {
+                assert_eq!(violations(&entry), Vec::<String>::new(), "{entry:#?}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked} entries checked");
+}
+
+#[test]
+fn hostname_gateways_and_clashing_names_validate_too() {
+    let text = "\
+clusters:
+  - name: east
+    network: net-east
+    gateways: [{address: 192.0.2.1}, {address: 192.0.2.2, port: 443}]
+  - name: west
+    locality: eu-west1/eu-west1-b/rack-7
+    gateways: [{address: gw.west.example.com}]
+services:
+  - {name: a-b, namespace: c, exportedFrom: [east, west], ports: [{name: http, number: 80, protocol: HTTP}, {name: grpc-api, number: 9090, protocol: GRPC}]}
+  - {name: a, namespace: b-c, exportedFrom: [west], ports: [{name: tcp, number: 5432, protocol: TCP}], addresses: ['2001:db8::7']}
+";
+    let zones = vec!["global".to_string()];
+    let registry = load_str(text, "test.yaml", &zones).unwrap();
+    let allocator = Allocator {
+        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+        v6: Some(VipRange::new("fd00::/64".parse().unwrap(), Family::V6).unwrap()),
+        quarantine: 600,
+    };
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &globaldns::index::wants(&registry, &zones), 0);
+    for cluster in ["east", "west"] {
+        let target = Target {
+            cluster,
+            namespace: "istio-system",
+        };
+        for entry in render(&registry, &zones, &allocator, &table, &target).unwrap() {
+            assert_eq!(violations(&entry), Vec::<String>::new(), "{entry:#?}");
+        }
+    }
+}
+
+/// The validator itself must bite: entries broken the ways Istio's CRD
+/// forbids are refused, each with the rule that caught it.
+#[test]
+fn the_validator_refuses_what_istio_refuses() {
+    let good = render_cli("registry.yaml", "east").remove(0);
+    assert!(violations(&good).is_empty());
+    let mut cases: Vec<(&str, ServiceEntry)> = Vec::new();
+    let mut e = good.clone();
+    e.spec.ports.push(e.spec.ports[0].clone());
+    cases.push(("port number cannot be duplicated", e));
+    let mut e = good.clone();
+    e.spec.ports[0].number = 70000;
+    cases.push(("port must be between 1-65535", e));
+    let mut e = good.clone();
+    e.spec.hosts = vec!["*".to_string()];
+    cases.push(("hostname cannot be wildcard", e));
+    let mut e = good.clone();
+    e.spec.endpoints[0].ports = BTreeMap::from([("bad_name".to_string(), 15443)]);
+    cases.push(("port name must be valid", e));
+    let mut e = good.clone();
+    e.spec.hosts.clear();
+    cases.push(("items out of bounds", e));
+    let mut e = good.clone();
+    e.spec.addresses = vec!["240.0.0.0/12".to_string()];
+    e.spec.resolution = globaldns::istio::Resolution::Dns;
+    cases.push((
+        "CIDR addresses are allowed only for NONE/STATIC resolution",
+        e,
+    ));
+    for (expected, entry) in cases {
+        let errors = violations(&entry);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "`{expected}` not reported: {errors:?}"
+        );
+    }
+    let mut unknown = serde_json::to_value(&good.spec).unwrap();
+    unknown["exportTo"] = serde_json::json!(["."]);
+    unknown["bogus"] = serde_json::json!(1);
+    let (schema, _) = v1_spec_schema();
+    let mut errors = Vec::new();
+    validate(&schema, &unknown, "spec", &mut errors);
+    assert_eq!(errors, ["spec.bogus: unknown field"]);
+}
