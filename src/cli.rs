@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::controller::Settings;
 use crate::dns::server::TcpLimits;
 use crate::names;
-use crate::serve::ServeConfig;
+use crate::serve::{ServeConfig, Source};
 use crate::vip::{self, Allocator, Family, VipRange};
 
 #[derive(Debug, Parser)]
@@ -38,13 +38,21 @@ pub enum Command {
     /// Print the Istio ServiceEntries a cluster needs, as YAML documents
     /// ready for `kubectl apply -f -` or a GitOps repository.
     Render(RenderArgs),
+    /// Print the CustomResourceDefinitions of the registry resources
+    /// (MeshCluster, ExportedService); `manifests/crds.yaml` is this output.
+    Crds,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Registry file (YAML or JSON).
-    #[arg(long, env = "GLOBALDNS_REGISTRY", value_name = "FILE")]
+    /// Registry file (YAML or JSON), or `kubernetes` to watch the
+    /// MeshCluster and ExportedService resources.
+    #[arg(long, env = "GLOBALDNS_REGISTRY", value_name = "FILE|kubernetes")]
     pub registry: PathBuf,
+    /// Namespace of the registry resources [default: the pod's own, or the
+    /// kubeconfig context's].
+    #[arg(long, env = "GLOBALDNS_KUBE_NAMESPACE", value_name = "NAMESPACE")]
+    pub kube_namespace: Option<String>,
     /// Address to serve DNS on, UDP and TCP alike. Port 0 picks a free port.
     #[arg(
         long,
@@ -259,15 +267,33 @@ pub fn default_state_dir(registry: &Path) -> PathBuf {
     registry.with_file_name(name)
 }
 
+/// The `--registry` value that selects the Kubernetes source. (A file of
+/// that name is still reachable as `./kubernetes`.)
+pub const KUBERNETES: &str = "kubernetes";
+
 impl ServeArgs {
     pub fn config(&self) -> Result<ServeConfig, String> {
+        let kubernetes = self.registry.as_os_str() == KUBERNETES;
+        let state_dir = match (&self.state_dir, kubernetes) {
+            (Some(dir), _) => dir.clone(),
+            (None, false) => default_state_dir(&self.registry),
+            (None, true) => {
+                return Err("--state-dir is required with --registry kubernetes".to_string());
+            }
+        };
+        if !kubernetes && self.kube_namespace.is_some() {
+            return Err("--kube-namespace applies only to --registry kubernetes".to_string());
+        }
         Ok(ServeConfig {
-            registry: self.registry.clone(),
+            registry: if kubernetes {
+                Source::Kubernetes {
+                    namespace: self.kube_namespace.clone(),
+                }
+            } else {
+                Source::File(self.registry.clone())
+            },
             listen: self.listen,
-            state_dir: self
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| default_state_dir(&self.registry)),
+            state_dir,
             settings: self.serving.settings()?,
             reload_interval: self.reload_interval.0.max(Duration::from_millis(10)),
             tcp: TcpLimits {
@@ -328,6 +354,7 @@ mod tests {
         assert_eq!(config.settings.allocator.quarantine, 600);
         assert_eq!(config.settings.ttl, 30);
         assert_eq!(config.state_dir, PathBuf::from("dir/r.yaml.state"));
+        assert_eq!(config.registry, Source::File(PathBuf::from("dir/r.yaml")));
     }
 
     #[test]
@@ -365,5 +392,41 @@ mod tests {
             panic!()
         };
         assert!(args.config().unwrap_err().contains("nest"));
+    }
+
+    #[test]
+    fn registry_kubernetes_selects_the_watch_and_needs_a_state_dir() {
+        let serve = |args: &[&str]| {
+            let mut all = vec!["globaldns", "serve", "--registry"];
+            all.extend_from_slice(args);
+            let Command::Serve(args) = Cli::try_parse_from(all).unwrap().command else {
+                panic!()
+            };
+            args.config()
+        };
+        assert_eq!(
+            serve(&["kubernetes"]).unwrap_err(),
+            "--state-dir is required with --registry kubernetes"
+        );
+        let config = serve(&[
+            "kubernetes",
+            "--state-dir",
+            "/var/lib/globaldns",
+            "--kube-namespace",
+            "mesh",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.registry,
+            Source::Kubernetes {
+                namespace: Some("mesh".to_string())
+            }
+        );
+        let config = serve(&["./kubernetes"]).unwrap();
+        assert_eq!(config.registry, Source::File(PathBuf::from("./kubernetes")));
+        assert_eq!(
+            serve(&["r.yaml", "--kube-namespace", "mesh"]).unwrap_err(),
+            "--kube-namespace applies only to --registry kubernetes"
+        );
     }
 }

@@ -22,6 +22,7 @@
 //! - [`state`]: the state directory, written atomically.
 //! - [`index`]: registry + allocations → the hosts wanted and their zones.
 //! - [`controller`]: the single owner of mutable state; publishes snapshots.
+//! - [`k8s`]: the registry as custom resources, watched.
 //! - [`render`]: registry + allocations → the cluster's Istio ServiceEntries ([`istio`]).
 //! - [`dns`]: zones, lookup, wire-format responder, fast path, UDP and TCP servers.
 //! - [`serve`], [`cli`], [`commands`]: the process around them.
@@ -33,6 +34,7 @@ pub mod controller;
 pub mod dns;
 pub mod index;
 pub mod istio;
+pub mod k8s;
 pub mod logging;
 pub mod names;
 pub mod registry;

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use arc_swap::ArcSwapOption;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -16,12 +18,13 @@ use tokio_util::sync::CancellationToken;
 use crate::controller::{Controller, Settings};
 use crate::dns::server::{self, Published, TcpLimits};
 use crate::dns::udp;
+use crate::k8s;
 use crate::registry::file::FileWatcher;
 
 /// Everything `serve` needs, typed and checked.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
-    pub registry: PathBuf,
+    pub registry: Source,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     pub settings: Settings,
@@ -30,6 +33,29 @@ pub struct ServeConfig {
     /// UDP sockets and threads; more than one share the port with
     /// `SO_REUSEPORT`.
     pub udp_workers: usize,
+}
+
+/// Where the registry comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A YAML or JSON file, re-read when it changes.
+    File(PathBuf),
+    /// MeshCluster and ExportedService objects, watched in `namespace`
+    /// (default: the client's namespace: the pod's own, or the kubeconfig
+    /// context's).
+    Kubernetes { namespace: Option<String> },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Kubernetes {
+                namespace: Some(ns),
+            } => write!(f, "kubernetes (namespace {ns})"),
+            Source::Kubernetes { namespace: None } => write!(f, "kubernetes"),
+        }
+    }
 }
 
 /// A running server: where it listens, and its tasks.
@@ -62,17 +88,42 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         published.clone(),
     );
 
-    let mut watcher = FileWatcher::new(
-        config.registry.clone(),
-        config.settings.zones.clone(),
-        config.reload_interval,
-    );
-    match watcher.load_now() {
-        Ok(registry) => {
-            controller.apply(registry, SystemTime::now());
+    // The file is read before serving starts, so that the first answers
+    // come from it; the Kubernetes watch delivers its first registry once
+    // both lists are in (until then, the last-known-good registry serves).
+    let (tx, mut rx) = mpsc::channel(1);
+    let source: BoxFuture<'static, ()> = match &config.registry {
+        Source::File(path) => {
+            let mut watcher = FileWatcher::new(
+                path.clone(),
+                config.settings.zones.clone(),
+                config.reload_interval,
+            );
+            match watcher.load_now() {
+                Ok(registry) => {
+                    controller.apply(registry, SystemTime::now());
+                }
+                Err(e) => tracing::error!("{e}"),
+            }
+            watcher.run(tx, shutdown.clone()).boxed()
         }
-        Err(e) => tracing::error!("{e}"),
-    }
+        Source::Kubernetes { namespace } => {
+            let client = kube::Client::try_default().await.context(
+                "cannot reach the Kubernetes API (in-cluster service account, or KUBECONFIG)",
+            )?;
+            let namespace = namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string());
+            k8s::watch::run(
+                client,
+                namespace,
+                config.settings.zones.clone(),
+                tx,
+                shutdown.clone(),
+            )
+            .boxed()
+        }
+    };
     if published.load().is_none() {
         tracing::warn!("no registry loaded yet: answering SERVFAIL until one is");
     }
@@ -88,8 +139,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         config.tcp,
         shutdown.clone(),
     ));
-    let (tx, mut rx) = mpsc::channel(1);
-    tasks.spawn(watcher.run(tx, shutdown.clone()));
+    tasks.spawn(source);
     tasks.spawn(async move {
         while let Some(result) = rx.recv().await {
             match result {
@@ -102,7 +152,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
             }
         }
     });
-    tracing::info!(%addr, registry = %config.registry.display(), "serving DNS on UDP and TCP");
+    tracing::info!(%addr, registry = %config.registry, "serving DNS on UDP and TCP");
     Ok(Running {
         addr,
         published,

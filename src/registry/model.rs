@@ -35,7 +35,7 @@ pub struct Cluster {
 }
 
 /// An east-west gateway: an IP address or a DNS name, and its port.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gateway {
     pub address: String,
@@ -62,7 +62,7 @@ pub struct Service {
 }
 
 /// A named port of a service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
     pub name: String,

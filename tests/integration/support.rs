@@ -94,7 +94,7 @@ impl TestServer {
     /// Starts on an existing directory (holding `registry.yaml` and `state/`).
     pub async fn in_dir(dir: tempfile::TempDir, options: Options) -> Self {
         let config = ServeConfig {
-            registry: dir.path().join("registry.yaml"),
+            registry: serve::Source::File(dir.path().join("registry.yaml")),
             listen: "127.0.0.1:0".parse().unwrap(),
             state_dir: dir.path().join("state"),
             settings: Settings {

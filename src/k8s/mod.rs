@@ -1,0 +1,5 @@
+//! Kubernetes: the registry as custom resources, watched. Nothing here
+//! knows about DNS; the registry is what this module hands on.
+
+pub mod resources;
+pub mod watch;

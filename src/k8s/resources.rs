@@ -1,0 +1,180 @@
+//! The registry as custom resources of globaldns' own API group
+//! (`globaldns.io/v1alpha1`): one `MeshCluster` per cluster and one
+//! `ExportedService` per exported service, in the namespace globaldns runs
+//! in. Their specs carry the fields of the file format (DESIGN §2), so a
+//! registry moves between the two forms field for field.
+//!
+//! Why one object per cluster and per service, not one object holding the
+//! registry: each cluster's owners can apply their own exports without
+//! touching anyone else's, RBAC can be granted per object kind, and one bad
+//! object is skipped alone instead of failing the whole registry.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::registry::validate::validate;
+use crate::registry::{Cluster, Gateway, Port, Registry, Service};
+
+/// A cluster of the mesh; its name is the object's name.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "globaldns.io",
+    version = "v1alpha1",
+    kind = "MeshCluster",
+    namespaced,
+    shortname = "mcl",
+    printcolumn = r#"{"name":"Network","type":"string","jsonPath":".spec.network"}"#,
+    printcolumn = r#"{"name":"Locality","type":"string","jsonPath":".spec.locality"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshClusterSpec {
+    /// Istio network name, copied into ServiceEntry endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `region/zone[/subzone]`, copied into ServiceEntry endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    /// The cluster's east-west gateways.
+    pub gateways: Vec<Gateway>,
+}
+
+/// A service exported to the mesh by one or more clusters.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "globaldns.io",
+    version = "v1alpha1",
+    kind = "ExportedService",
+    namespaced,
+    shortname = "xsvc",
+    printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.name"}"#,
+    printcolumn = r#"{"name":"Namespace","type":"string","jsonPath":".spec.namespace"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedServiceSpec {
+    /// The service's name in the clusters that export it.
+    pub name: String,
+    /// The service's namespace in the clusters that export it.
+    pub namespace: String,
+    /// Names of the MeshClusters that export it.
+    pub exported_from: Vec<String>,
+    pub ports: Vec<Port>,
+    /// Addresses pinned for the service's host in the first zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
+/// The registry the objects describe, and a warning for each object left
+/// out because it is invalid (naming the object and the problem). A bad
+/// object never keeps the good ones from being served.
+///
+/// Two ExportedServices for the same service: the one whose object name
+/// sorts first wins, and the other is reported.
+pub fn registry_from(
+    clusters: &[MeshCluster],
+    services: &[ExportedService],
+    zones: &[String],
+) -> (Registry, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut registry = Registry::default();
+
+    let mut clusters: Vec<&MeshCluster> = clusters.iter().collect();
+    clusters.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for object in clusters {
+        let cluster = Cluster {
+            name: object.metadata.name.clone().unwrap_or_default(),
+            network: object.spec.network.clone(),
+            locality: object.spec.locality.clone(),
+            gateways: object.spec.gateways.clone(),
+        };
+        let alone = Registry {
+            clusters: vec![cluster.clone()],
+            services: Vec::new(),
+        };
+        match problems_of(&alone, zones) {
+            None => registry.clusters.push(cluster),
+            Some(problems) => {
+                warnings.push(format!("MeshCluster {}: {problems}", describe(object)))
+            }
+        }
+    }
+
+    let mut services: Vec<&ExportedService> = services.iter().collect();
+    services.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut taken = std::collections::HashMap::new();
+    for object in services {
+        let spec = &object.spec;
+        let service = Service {
+            name: spec.name.clone(),
+            namespace: spec.namespace.clone(),
+            exported_from: spec.exported_from.clone(),
+            ports: spec.ports.clone(),
+            addresses: spec.addresses.clone(),
+        };
+        let key = (
+            service.name.to_ascii_lowercase(),
+            service.namespace.to_ascii_lowercase(),
+        );
+        if let Some(winner) = taken.get(&key) {
+            warnings.push(format!(
+                "ExportedService {}: {}.{} is already exported by ExportedService {winner}",
+                describe(object),
+                service.name,
+                service.namespace
+            ));
+            continue;
+        }
+        let with = Registry {
+            clusters: registry.clusters.clone(),
+            services: vec![service.clone()],
+        };
+        match problems_of(&with, zones) {
+            None => {
+                taken.insert(key, describe(object));
+                registry.services.push(service);
+            }
+            Some(problems) => {
+                warnings.push(format!("ExportedService {}: {problems}", describe(object)))
+            }
+        }
+    }
+    (registry, warnings)
+}
+
+fn problems_of(registry: &Registry, zones: &[String]) -> Option<String> {
+    let problems = validate(registry, zones);
+    if problems.is_empty() {
+        return None;
+    }
+    let text: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            // Paths inside a one-object registry: drop the list index.
+            let path = p
+                .path
+                .split_once('.')
+                .map_or(String::new(), |(_, rest)| format!("spec.{rest}: "));
+            format!("{path}{}", p.message)
+        })
+        .collect();
+    Some(text.join("; "))
+}
+
+fn describe<K: kube::Resource>(object: &K) -> String {
+    let meta = object.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or("-"),
+        meta.name.as_deref().unwrap_or("-")
+    )
+}
+
+/// The CustomResourceDefinitions, as YAML documents (`globaldns crds`, and
+/// `manifests/crds.yaml`).
+pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string_multiple(&[MeshCluster::crd(), ExportedService::crd()])
+}
+
+#[cfg(test)]
+mod tests;

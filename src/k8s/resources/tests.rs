@@ -1,0 +1,126 @@
+use super::*;
+
+fn cluster(name: &str, gateways: &[&str]) -> MeshCluster {
+    MeshCluster::new(
+        name,
+        MeshClusterSpec {
+            network: None,
+            locality: None,
+            gateways: gateways
+                .iter()
+                .map(|a| Gateway {
+                    address: a.to_string(),
+                    port: 15443,
+                })
+                .collect(),
+        },
+    )
+}
+
+fn service(object: &str, name: &str, from: &[&str]) -> ExportedService {
+    ExportedService::new(
+        object,
+        ExportedServiceSpec {
+            name: name.to_string(),
+            namespace: "bar".to_string(),
+            exported_from: from.iter().map(|c| c.to_string()).collect(),
+            ports: vec![Port {
+                name: "http".to_string(),
+                number: 80,
+                protocol: "HTTP".to_string(),
+            }],
+            addresses: Vec::new(),
+        },
+    )
+}
+
+fn zones() -> Vec<String> {
+    vec!["global".to_string()]
+}
+
+#[test]
+fn valid_objects_make_the_registry() {
+    let (registry, warnings) = registry_from(
+        &[
+            cluster("west", &["192.0.2.1"]),
+            cluster("east", &["192.0.2.2"]),
+        ],
+        &[service("httpbin-bar", "httpbin", &["west"])],
+        &zones(),
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let names: Vec<&str> = registry.clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["east", "west"],
+        "in name order, whatever the list order"
+    );
+    assert_eq!(registry.services[0].host("global"), "httpbin.bar.global");
+}
+
+/// Issue 3: a malformed object is skipped with a warning naming it; the
+/// others are served.
+#[test]
+fn a_bad_object_is_skipped_alone_and_named() {
+    let (registry, warnings) = registry_from(
+        &[cluster("west", &["192.0.2.1"]), cluster("nogw", &[])],
+        &[
+            service("a", "a", &["west"]),
+            service("b", "b", &["nogw"]),
+            service("c", "c", &["mars"]),
+            service("d", "Not_A_Name", &["west"]),
+        ],
+        &zones(),
+    );
+    let names: Vec<&str> = registry.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(registry.clusters.len(), 1);
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("MeshCluster -/nogw: spec.gateways: "),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].starts_with("ExportedService -/b: "),
+        "{}",
+        warnings[1]
+    );
+    assert!(warnings[2].contains("mars"), "{}", warnings[2]);
+    assert!(
+        warnings[3].starts_with("ExportedService -/d: spec.name"),
+        "{}",
+        warnings[3]
+    );
+}
+
+#[test]
+fn the_same_service_twice_keeps_the_first_object_by_name() {
+    let (registry, warnings) = registry_from(
+        &[
+            cluster("west", &["192.0.2.1"]),
+            cluster("east", &["192.0.2.2"]),
+        ],
+        &[
+            service("z-copy", "httpbin", &["east"]),
+            service("a-original", "httpbin", &["west"]),
+        ],
+        &zones(),
+    );
+    assert_eq!(registry.services.len(), 1);
+    assert_eq!(registry.services[0].exported_from, ["west"]);
+    assert_eq!(
+        warnings,
+        [
+            "ExportedService -/z-copy: httpbin.bar is already exported by ExportedService -/a-original"
+        ]
+    );
+}
+
+#[test]
+fn the_crds_name_the_group_and_both_kinds() {
+    let yaml = crds_yaml().unwrap();
+    assert!(yaml.contains("name: meshclusters.globaldns.io"));
+    assert!(yaml.contains("name: exportedservices.globaldns.io"));
+    assert!(yaml.contains("exportedFrom"));
+}

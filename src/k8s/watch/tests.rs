@@ -1,0 +1,147 @@
+//! The watch against a mock API server (tower-test) that checks each
+//! request: the lists and watches of both kinds in the namespace, a
+//! malformed object skipped, and a change seen through the watch.
+
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+
+const NS: &str = "mesh";
+
+fn object(kind: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "globaldns.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": NS, "resourceVersion": "1"},
+        "spec": spec,
+    })
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "globaldns.io/v1alpha1",
+        "kind": format!("{kind}List"),
+        "metadata": {"resourceVersion": "1"},
+        "items": items,
+    }))
+    .unwrap()
+}
+
+fn service(name: &str, from: &str) -> Value {
+    object(
+        "ExportedService",
+        name,
+        json!({"name": name, "namespace": "bar", "exportedFrom": [from],
+               "ports": [{"name": "http", "number": 80, "protocol": "HTTP"}]}),
+    )
+}
+
+/// Answers the watcher's requests: asserts each URL, lists the objects,
+/// sends one ADDED event on the first ExportedService watch, and holds
+/// every other watch open.
+async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>) {
+    let mut service_watches = 0;
+    loop {
+        let Some((request, send)) = handle.next_request().await else {
+            return;
+        };
+        assert_eq!(request.method(), http::Method::GET);
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or_default().to_string();
+        let kind = match path.as_str() {
+            "/apis/globaldns.io/v1alpha1/namespaces/mesh/meshclusters" => "MeshCluster",
+            "/apis/globaldns.io/v1alpha1/namespaces/mesh/exportedservices" => "ExportedService",
+            other => panic!("unexpected request to {other}?{query}"),
+        };
+        if !query.contains("watch=true") {
+            let body = if kind == "MeshCluster" {
+                list(
+                    kind,
+                    vec![
+                        object(
+                            "MeshCluster",
+                            "west",
+                            json!({"gateways": [{"address": "192.0.2.1"}]}),
+                        ),
+                        // Malformed: gateways must be a list.
+                        object("MeshCluster", "broken", json!({"gateways": "192.0.2.9"})),
+                    ],
+                )
+            } else {
+                list(
+                    kind,
+                    vec![service("httpbin", "west"), service("orphan", "mars")],
+                )
+            };
+            send.send_response(Response::builder().body(Body::from(body)).unwrap());
+            continue;
+        }
+        assert!(
+            query.contains("resourceVersion=1"),
+            "watch from the list's version: {query}"
+        );
+        if kind == "ExportedService" && service_watches == 0 {
+            service_watches += 1;
+            let event = json!({"type": "ADDED", "object": service("sleep", "west")});
+            let mut body = serde_json::to_vec(&event).unwrap();
+            body.push(b'\n');
+            send.send_response(Response::builder().body(Body::from(body)).unwrap());
+        } else {
+            // Hold the watch open: answer only when the test is long over.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                drop(send);
+            });
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_registry_follows_the_resources_and_skips_bad_ones() {
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock, "default");
+    tokio::spawn(api_server(handle));
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(run(
+        client,
+        NS.to_string(),
+        vec!["global".to_string()],
+        tx,
+        shutdown.clone(),
+    ));
+
+    let mut hosts = Vec::new();
+    // The first registry may come before or after the watch event; wait
+    // until the added service shows.
+    for _ in 0..3 {
+        let registry = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a registry within 10 s")
+            .expect("the watch runs")
+            .expect("the watch sends registries, not errors");
+        assert_eq!(
+            registry
+                .clusters
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["west"],
+            "the malformed cluster is skipped, the good one kept"
+        );
+        hosts = registry.services.iter().map(|s| s.host("global")).collect();
+        if hosts.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        hosts,
+        ["httpbin.bar.global", "sleep.bar.global"],
+        "orphan skipped, sleep added"
+    );
+    shutdown.cancel();
+}
