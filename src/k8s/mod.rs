@@ -2,4 +2,5 @@
 //! knows about DNS; the registry is what this module hands on.
 
 pub mod resources;
+pub mod sync;
 pub mod watch;

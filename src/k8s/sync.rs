@@ -1,0 +1,164 @@
+//! Keeping the cluster's ServiceEntries in step with the rendered ones
+//! (DESIGN §5): server-side apply with one field manager, deletion of the
+//! owned ones no longer wanted, and nothing else touched.
+//!
+//! One pass: list the ServiceEntries of the namespace, [`plan`] (pure),
+//! then apply and delete. Ownership is the `app.kubernetes.io/managed-by:
+//! globaldns` label: an object without it is never applied over, even when
+//! it has the name globaldns would use (that is reported as a conflict),
+//! and never deleted.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+
+use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL, ServiceEntry};
+
+/// The field manager of every apply.
+pub const FIELD_MANAGER: &str = "globaldns";
+
+/// What one pass will do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Objects to apply: new, or different from what the cluster holds.
+    pub apply: Vec<ServiceEntry>,
+    /// Owned objects no longer wanted.
+    pub delete: Vec<String>,
+    /// Deletions held back by the brake.
+    pub held_back: Vec<String>,
+    /// Wanted names taken by objects globaldns does not own.
+    pub conflicts: Vec<String>,
+}
+
+/// An object as listed: its name, whether globaldns owns it, its spec.
+#[derive(Debug, Clone)]
+pub struct Existing {
+    pub name: String,
+    pub owned: bool,
+    pub spec: Value,
+}
+
+/// Decides a pass. `brake` is the largest share of the owned objects one
+/// pass may delete (0.5 = half); a pass that would delete more deletes
+/// nothing and says so: a registry cut short by mistake must not take the
+/// mesh's ServiceEntries with it.
+pub fn plan(desired: &[ServiceEntry], existing: &[Existing], brake: f64) -> Plan {
+    let existing: BTreeMap<&str, &Existing> =
+        existing.iter().map(|e| (e.name.as_str(), e)).collect();
+    let mut plan = Plan::default();
+    let mut wanted = std::collections::BTreeSet::new();
+    for entry in desired {
+        let name = entry.metadata.name.as_str();
+        wanted.insert(name);
+        match existing.get(name) {
+            Some(e) if !e.owned => plan.conflicts.push(name.to_string()),
+            Some(e) if serde_json::to_value(&entry.spec).ok().as_ref() == Some(&e.spec) => {}
+            _ => plan.apply.push(entry.clone()),
+        }
+    }
+    let owned: Vec<&str> = existing
+        .values()
+        .filter(|e| e.owned)
+        .map(|e| e.name.as_str())
+        .collect();
+    let unwanted: Vec<String> = owned
+        .iter()
+        .filter(|name| !wanted.contains(*name))
+        .map(|name| name.to_string())
+        .collect();
+    if !unwanted.is_empty() && unwanted.len() as f64 > brake * owned.len() as f64 {
+        plan.held_back = unwanted;
+    } else {
+        plan.delete = unwanted;
+    }
+    plan
+}
+
+/// What a pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub applied: usize,
+    pub deleted: usize,
+    pub held_back: usize,
+    pub conflicts: usize,
+    pub failed: usize,
+}
+
+/// The API of ServiceEntries in `namespace`.
+pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "ServiceEntry");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "serviceentries");
+    Api::namespaced_with(client, namespace, &resource)
+}
+
+/// One pass against the cluster. Listing failing fails the pass (nothing is
+/// written blind); a failed apply or delete is logged and counted, and the
+/// others go on.
+pub async fn sync_once(
+    api: &Api<DynamicObject>,
+    desired: &[ServiceEntry],
+    brake: f64,
+) -> Result<Report, kube::Error> {
+    let listed = api.list(&ListParams::default()).await?;
+    let existing: Vec<Existing> = listed
+        .items
+        .iter()
+        .map(|object| Existing {
+            name: object.metadata.name.clone().unwrap_or_default(),
+            owned: object
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY_LABEL))
+                .is_some_and(|v| v == MANAGED_BY),
+            spec: object.data.get("spec").cloned().unwrap_or(Value::Null),
+        })
+        .collect();
+    let plan = plan(desired, &existing, brake);
+    let mut report = Report {
+        held_back: plan.held_back.len(),
+        conflicts: plan.conflicts.len(),
+        ..Report::default()
+    };
+    for name in &plan.conflicts {
+        tracing::warn!(
+            "ServiceEntry {name} exists and is not managed by globaldns: left as it is, not applied"
+        );
+    }
+    if !plan.held_back.is_empty() {
+        tracing::error!(
+            held_back = plan.held_back.len(),
+            "deletion brake: this pass would delete more than {:.0}% of the owned ServiceEntries; none deleted ({})",
+            brake * 100.0,
+            plan.held_back.join(", ")
+        );
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for entry in &plan.apply {
+        let name = &entry.metadata.name;
+        let body = serde_json::to_value(entry).expect("a ServiceEntry serialises");
+        match api.patch(name, &params, &Patch::Apply(&body)).await {
+            Ok(_) => report.applied += 1,
+            Err(e) => {
+                tracing::warn!("ServiceEntry {name} not applied: {e}");
+                report.failed += 1;
+            }
+        }
+    }
+    for name in &plan.delete {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => report.deleted += 1,
+            Err(kube::Error::Api(status)) if status.code == 404 => report.deleted += 1,
+            Err(e) => {
+                tracing::warn!("ServiceEntry {name} not deleted: {e}");
+                report.failed += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::json;
+
+use super::*;
+use crate::istio::{Location, Metadata, Resolution, ServiceEntrySpec, ServicePort, WorkloadEntry};
+
+fn entry(name: &str, vip: &str) -> ServiceEntry {
+    ServiceEntry {
+        api_version: "networking.istio.io/v1".to_string(),
+        kind: "ServiceEntry".to_string(),
+        metadata: Metadata {
+            name: name.to_string(),
+            namespace: "istio-system".to_string(),
+            labels: BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string())]),
+        },
+        spec: ServiceEntrySpec {
+            hosts: vec![name.replace('-', ".")],
+            location: Location::MeshInternal,
+            resolution: Resolution::Static,
+            addresses: vec![vip.to_string()],
+            ports: vec![ServicePort {
+                name: "http".to_string(),
+                number: 80,
+                protocol: "HTTP".to_string(),
+            }],
+            endpoints: vec![WorkloadEntry {
+                address: "192.0.2.1".to_string(),
+                network: None,
+                locality: None,
+                ports: BTreeMap::from([("http".to_string(), 15443)]),
+            }],
+        },
+    }
+}
+
+fn existing(name: &str, owned: bool, spec: &ServiceEntry) -> Existing {
+    Existing {
+        name: name.to_string(),
+        owned,
+        spec: serde_json::to_value(&spec.spec).unwrap(),
+    }
+}
+
+#[test]
+fn the_plan_applies_changes_prunes_owned_and_leaves_the_rest() {
+    let a = entry("a-global", "240.0.0.1");
+    let b = entry("b-global", "240.0.0.2");
+    let c = entry("c-global", "240.0.0.3");
+    let n = entry("n-global", "240.0.0.4");
+    let cluster = [
+        existing("a-global", true, &a), // same: nothing to do
+        existing("b-global", true, &entry("b-global", "240.0.0.9")), // changed: apply
+        existing("c-global", false, &c), // hand-written: conflict
+        existing("gone-global", true, &a), // owned, unwanted: delete
+        existing("mine-global", false, &a), // not ours: untouched
+        existing("x-global", true, &entry("x-global", "240.0.0.7")),
+        existing("y-global", true, &entry("y-global", "240.0.0.8")),
+    ];
+    let desired = [
+        a,
+        b.clone(),
+        c,
+        n.clone(),
+        entry("x-global", "240.0.0.7"),
+        entry("y-global", "240.0.0.8"),
+    ];
+    let plan = plan(&desired, &cluster, 0.5);
+    assert_eq!(plan.apply, [b, n], "changed and new only");
+    assert_eq!(plan.conflicts, ["c-global"]);
+    assert_eq!(plan.delete, ["gone-global"]);
+    assert!(plan.held_back.is_empty());
+}
+
+/// DESIGN §5: a pass that would delete more than the set share of the
+/// owned objects deletes none of them.
+#[test]
+fn the_brake_holds_back_mass_deletion() {
+    let a = entry("a-global", "240.0.0.1");
+    let cluster = [
+        existing("a-global", true, &a),
+        existing("b-global", true, &a),
+        existing("c-global", true, &a),
+    ];
+    // Two of three owned would go: more than half.
+    let plan = plan(std::slice::from_ref(&a), &cluster, 0.5);
+    assert!(plan.delete.is_empty());
+    assert_eq!(plan.held_back, ["b-global", "c-global"]);
+    // One of three: within the brake.
+    let plan = super::plan(&[a.clone(), entry("b-global", "240.0.0.1")], &cluster, 0.5);
+    assert_eq!(plan.delete, ["c-global"]);
+    // An empty registry with a brake of 1.0 may delete everything.
+    let plan = super::plan(&[], &cluster, 1.0);
+    assert_eq!(plan.delete.len(), 3);
+}
+
+const BASE: &str = "/apis/networking.istio.io/v1/namespaces/istio-system/serviceentries";
+
+fn listed(items: Vec<Value>) -> Response<Body> {
+    let body = json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntryList",
+                      "metadata": {"resourceVersion": "7"}, "items": items});
+    Response::builder()
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+fn object(name: &str, owned: bool) -> Value {
+    let labels = if owned {
+        json!({MANAGED_BY_LABEL: MANAGED_BY})
+    } else {
+        json!({})
+    };
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+           "metadata": {"name": name, "namespace": "istio-system", "labels": labels},
+           "spec": {"hosts": [name]}})
+}
+
+async fn next(
+    handle: &mut tower_test::mock::Handle<Request<Body>, Response<Body>>,
+) -> (
+    Request<Body>,
+    tower_test::mock::SendResponse<Response<Body>>,
+) {
+    tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("a request")
+        .expect("the client is alive")
+}
+
+/// Each request of a pass, asserted: the list, the server-side apply (URL
+/// with fieldManager and force, content type, body), and the delete.
+#[tokio::test]
+async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
+    let desired = vec![entry("new-global", "240.0.0.5")];
+    let pass = tokio::spawn(async move { sync_once(&api, &desired, 0.5).await });
+
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::GET);
+    assert_eq!(request.uri().path(), BASE);
+    send.send_response(listed(vec![
+        object("old-global", true),
+        object("other-global", true),
+        object("hand-written", false),
+    ]));
+
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::PATCH);
+    assert_eq!(request.uri().path(), format!("{BASE}/new-global"));
+    let query = request.uri().query().unwrap();
+    assert!(
+        query.contains("fieldManager=globaldns") && query.contains("force=true"),
+        "{query}"
+    );
+    assert_eq!(
+        request.headers()["content-type"],
+        "application/apply-patch+yaml"
+    );
+    let body = request.into_body().collect_bytes().await.unwrap();
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::to_value(entry("new-global", "240.0.0.5")).unwrap()
+    );
+    send.send_response(Response::builder().body(Body::from(body.to_vec())).unwrap());
+
+    // Two owned, both unwanted: more than half, so the brake holds them.
+    let report = tokio::time::timeout(Duration::from_secs(5), pass)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report,
+        Report {
+            applied: 1,
+            held_back: 2,
+            ..Report::default()
+        }
+    );
+
+    // Within the brake (here three quarters), the unwanted owned objects
+    // are deleted; one already gone (404) counts as deleted.
+    let api = service_entries(
+        kube::Client::new(
+            {
+                let (mock, h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+                handle = h;
+                mock
+            },
+            "default",
+        ),
+        "istio-system",
+    );
+    let desired = vec![entry("keep-global", "240.0.0.6")];
+    let pass = tokio::spawn(async move { sync_once(&api, &desired, 0.75).await });
+    let (_, send) = next(&mut handle).await;
+    let mut keep = object("keep-global", true);
+    keep["spec"] = serde_json::to_value(&entry("keep-global", "240.0.0.6").spec).unwrap();
+    send.send_response(listed(vec![
+        keep,
+        object("gone-global", true),
+        object("x", true),
+        object("y", false),
+    ]));
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::DELETE);
+    assert_eq!(request.uri().path(), format!("{BASE}/gone-global"));
+    let deleted = serde_json::to_vec(&object("gone-global", true)).unwrap();
+    send.send_response(Response::builder().body(Body::from(deleted)).unwrap());
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.uri().path(), format!("{BASE}/x"));
+    send.send_response(
+        Response::builder()
+            .status(404)
+            .body(Body::from(
+                serde_json::to_vec(
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                   "reason": "NotFound", "code": 404, "message": "gone"}),
+                )
+                .unwrap(),
+            ))
+            .unwrap(),
+    );
+    let report = tokio::time::timeout(Duration::from_secs(5), pass)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report,
+        Report {
+            deleted: 2,
+            ..Report::default()
+        },
+        "no apply: keep is unchanged"
+    );
+}
