@@ -1,0 +1,136 @@
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+}
+
+fn held(by: &str, renewed: i64, duration: i32) -> LeaseSpec {
+    LeaseSpec {
+        holder_identity: Some(by.to_string()),
+        renew_time: Some(MicroTime(at(renewed))),
+        lease_duration_seconds: Some(duration),
+        ..LeaseSpec::default()
+    }
+}
+
+#[test]
+fn the_election_steps() {
+    assert_eq!(step(None, "me", at(0)), Step::Create);
+    assert_eq!(step(Some(&held("me", 0, 15)), "me", at(100)), Step::Renew);
+    assert_eq!(
+        step(Some(&held("other", 0, 15)), "me", at(14)),
+        Step::Follow
+    );
+    assert_eq!(
+        step(Some(&held("other", 0, 15)), "me", at(16)),
+        Step::TakeOver
+    );
+    assert_eq!(
+        step(Some(&held("", 0, 15)), "me", at(1)),
+        Step::TakeOver,
+        "released"
+    );
+    assert_eq!(
+        step(Some(&LeaseSpec::default()), "me", at(1)),
+        Step::TakeOver
+    );
+}
+
+const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/mesh/leases/globaldns";
+
+fn elector(mock: tower_test::mock::Mock<Request<Body>, Response<Body>>) -> Elector {
+    let api = Api::namespaced(kube::Client::new(mock, "default"), "mesh");
+    Elector::new(api, "globaldns", "pod-a", Duration::from_secs(15))
+}
+
+fn status(code: u16, reason: &str) -> Response<Body> {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                      "reason": reason, "code": code, "message": reason});
+    Response::builder()
+        .status(code)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+async fn body(request: Request<Body>) -> Value {
+    serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap()
+}
+
+/// No lease: it is created, held by us, with the duration; the answer is
+/// "leader".
+#[tokio::test]
+async fn a_missing_lease_is_created_and_held() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let lead = tokio::spawn(async move { elector(mock).try_lead().await });
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        ("GET", LEASE)
+    );
+    send.send_response(status(404, "NotFound"));
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.method(), http::Method::POST);
+    assert_eq!(
+        request.uri().path(),
+        "/apis/coordination.k8s.io/v1/namespaces/mesh/leases"
+    );
+    let sent = body(request).await;
+    assert_eq!(sent["spec"]["holderIdentity"], "pod-a");
+    assert_eq!(sent["spec"]["leaseDurationSeconds"], 15);
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&sent).unwrap()))
+            .unwrap(),
+    );
+    assert!(lead.await.unwrap().unwrap());
+}
+
+/// Someone else's live lease: no write, follower. Their expired lease: a
+/// replace with our identity and the resourceVersion read; losing that
+/// race (409) is "follower", not an error.
+#[tokio::test]
+async fn a_live_lease_is_followed_and_an_expired_one_taken_over() {
+    let lease = |renewed: Timestamp| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": "42"},
+               "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15,
+                        "renewTime": renewed.to_string(), "leaseTransitions": 3}})
+    };
+    let respond = |value: &Value| {
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(value).unwrap()))
+            .unwrap()
+    };
+
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let lead = tokio::spawn(async move { elector(mock).try_lead().await });
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(respond(&lease(Timestamp::now())));
+    assert!(!lead.await.unwrap().unwrap(), "pod-b holds it");
+
+    for (answer, leader) in [(None, true), (Some(409), false)] {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let lead = tokio::spawn(async move { elector(mock).try_lead().await });
+        let (_, send) = handle.next_request().await.unwrap();
+        let stale = Timestamp::now() - SignedDuration::from_secs(60);
+        send.send_response(respond(&lease(stale)));
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (request.method().as_str(), request.uri().path()),
+            ("PUT", LEASE)
+        );
+        let sent = body(request).await;
+        assert_eq!(sent["metadata"]["resourceVersion"], "42", "optimistic lock");
+        assert_eq!(sent["spec"]["holderIdentity"], "pod-a");
+        assert_eq!(sent["spec"]["leaseTransitions"], 4);
+        match answer {
+            None => send.send_response(respond(&sent)),
+            Some(code) => send.send_response(status(code, "Conflict")),
+        }
+        assert_eq!(lead.await.unwrap().unwrap(), leader);
+    }
+}
