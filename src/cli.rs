@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::controller::Settings;
 use crate::dns::server::TcpLimits;
+use crate::k8s::sync::SyncConfig;
 use crate::names;
 use crate::serve::{ServeConfig, Source};
 use crate::vip::{self, Allocator, Family, VipRange};
@@ -90,6 +91,40 @@ pub struct ServeArgs {
     /// (SO_REUSEPORT) [default: one per CPU].
     #[arg(long, env = "GLOBALDNS_UDP_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub udp_workers: Option<u16>,
+    /// Keep this cluster's ServiceEntries in step with the registry
+    /// (server-side apply, prune of owned ones; only the Lease holder writes).
+    #[arg(long, env = "GLOBALDNS_SYNC_SERVICE_ENTRIES", requires = "cluster")]
+    pub sync_service_entries: bool,
+    /// The cluster this server runs in, as named in the registry.
+    #[arg(long, env = "GLOBALDNS_CLUSTER", value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Namespace of the synced ServiceEntries.
+    #[arg(
+        long,
+        env = "GLOBALDNS_SERVICE_ENTRY_NAMESPACE",
+        value_name = "NAMESPACE",
+        default_value = "istio-system"
+    )]
+    pub service_entry_namespace: String,
+    /// Largest share of the owned ServiceEntries one sync pass may delete;
+    /// a pass that would delete more deletes none and says so.
+    #[arg(long, env = "GLOBALDNS_DELETE_BRAKE", value_name = "FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub delete_brake: f64,
+    /// A full sync pass at least this often, to repair drift.
+    #[arg(
+        long,
+        env = "GLOBALDNS_RESYNC_INTERVAL",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub resync_interval: Interval,
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{text}` is not a fraction between 0 and 1")),
+    }
 }
 
 /// What decides the served names and addresses: shared by `serve` and
@@ -284,7 +319,19 @@ impl ServeArgs {
         if !kubernetes && self.kube_namespace.is_some() {
             return Err("--kube-namespace applies only to --registry kubernetes".to_string());
         }
+        let sync = self.sync_service_entries.then(|| SyncConfig {
+            cluster: self.cluster.clone().unwrap_or_default(),
+            namespace: self.service_entry_namespace.clone(),
+            brake: self.delete_brake,
+            lease_name: "globaldns".to_string(),
+            identity: ["POD_NAME", "HOSTNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| format!("globaldns-{}", std::process::id())),
+            resync: self.resync_interval.0,
+        });
         Ok(ServeConfig {
+            sync,
             registry: if kubernetes {
                 Source::Kubernetes {
                     namespace: self.kube_namespace.clone(),

@@ -31,8 +31,18 @@ pub struct Applied {
     pub events: Vec<Event>,
 }
 
+/// A registry as published, with the allocation table it was published
+/// with: what the ServiceEntry sync renders from.
+#[derive(Debug)]
+pub struct Allocated {
+    pub registry: Registry,
+    pub table: Table,
+}
+
 pub struct Controller {
     settings: Settings,
+    /// Every published registry, for those who subscribed.
+    changes: tokio::sync::watch::Sender<Option<Arc<Allocated>>>,
     state: Option<StateDir>,
     table: Table,
     current: Option<Registry>,
@@ -67,6 +77,7 @@ impl Controller {
         });
         let mut controller = Self {
             settings,
+            changes: tokio::sync::watch::Sender::new(None),
             state,
             table,
             current: None,
@@ -129,6 +140,12 @@ impl Controller {
         self.published.store(Some(Arc::new(zones)));
         self.serial = serial;
         let published = started.elapsed();
+        if self.changes.receiver_count() > 0 {
+            self.changes.send_replace(Some(Arc::new(Allocated {
+                registry: registry.clone(),
+                table: self.table.clone(),
+            })));
+        }
         tracing::info!(
             services = registry.services.len(),
             hosts = wants.len(),
@@ -156,6 +173,11 @@ impl Controller {
             serial,
             events,
         }
+    }
+
+    /// Receives each registry published from now on, with its table.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<Arc<Allocated>>> {
+        self.changes.subscribe()
     }
 
     pub fn table(&self) -> &Table {

@@ -19,6 +19,7 @@ use crate::controller::{Controller, Settings};
 use crate::dns::server::{self, Published, TcpLimits};
 use crate::dns::udp;
 use crate::k8s;
+use crate::k8s::sync::SyncConfig;
 use crate::registry::file::FileWatcher;
 
 /// Everything `serve` needs, typed and checked.
@@ -33,6 +34,8 @@ pub struct ServeConfig {
     /// UDP sockets and threads; more than one share the port with
     /// `SO_REUSEPORT`.
     pub udp_workers: usize,
+    /// Keep the cluster's ServiceEntries in step, when set.
+    pub sync: Option<SyncConfig>,
 }
 
 /// Where the registry comes from.
@@ -88,6 +91,30 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         published.clone(),
     );
 
+    let needs_client =
+        matches!(config.registry, Source::Kubernetes { .. }) || config.sync.is_some();
+    let client = if needs_client {
+        Some(kube::Client::try_default().await.context(
+            "cannot reach the Kubernetes API (in-cluster service account, or KUBECONFIG)",
+        )?)
+    } else {
+        None
+    };
+    // Where the registry resources and the Lease live.
+    let namespace = match (&config.registry, &client) {
+        (
+            Source::Kubernetes {
+                namespace: Some(ns),
+            },
+            _,
+        ) => ns.clone(),
+        (_, Some(client)) => client.default_namespace().to_string(),
+        (_, None) => String::new(),
+    };
+    // Subscribed only when syncing: each published registry is then cloned
+    // for the sync, which costs nothing to a server that does not sync.
+    let changes = config.sync.as_ref().map(|_| controller.subscribe());
+
     // The file is read before serving starts, so that the first answers
     // come from it; the Kubernetes watch delivers its first registry once
     // both lists are in (until then, the last-known-good registry serves).
@@ -107,16 +134,11 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
             }
             watcher.run(tx, shutdown.clone()).boxed()
         }
-        Source::Kubernetes { namespace } => {
-            let client = kube::Client::try_default().await.context(
-                "cannot reach the Kubernetes API (in-cluster service account, or KUBECONFIG)",
-            )?;
-            let namespace = namespace
-                .clone()
-                .unwrap_or_else(|| client.default_namespace().to_string());
+        Source::Kubernetes { .. } => {
+            let client = client.clone().expect("made for the Kubernetes source");
             k8s::watch::run(
                 client,
-                namespace,
+                namespace.clone(),
                 config.settings.zones.clone(),
                 tx,
                 shutdown.clone(),
@@ -140,6 +162,16 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         shutdown.clone(),
     ));
     tasks.spawn(source);
+    if let (Some(sync), Some(client), Some(changes)) = (config.sync.clone(), client, changes) {
+        tasks.spawn(k8s::sync::run(
+            client,
+            namespace.clone(),
+            sync,
+            config.settings.clone(),
+            changes,
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(async move {
         while let Some(result) = rx.recv().await {
             match result {

@@ -9,12 +9,19 @@
 //! and never deleted.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
+use super::lease::Elector;
+use crate::controller::{Allocated, Settings};
 use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL, ServiceEntry};
+use crate::render::{Target, render};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "globaldns";
@@ -158,6 +165,116 @@ pub async fn sync_once(
         }
     }
     Ok(report)
+}
+
+/// How the sync runs (`serve --sync-service-entries`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncConfig {
+    /// The local cluster, whose view is rendered.
+    pub cluster: String,
+    /// Namespace of the ServiceEntries.
+    pub namespace: String,
+    /// Largest share of owned objects one pass may delete.
+    pub brake: f64,
+    /// The Lease, in the namespace globaldns runs in.
+    pub lease_name: String,
+    /// This replica's name in the Lease (the pod name).
+    pub identity: String,
+    /// A full pass at least this often, to repair hand edits and drift.
+    pub resync: Duration,
+}
+
+/// Lease duration: a new leader takes over at most this long after the
+/// old one stopped renewing.
+pub const LEASE_DURATION: Duration = Duration::from_secs(15);
+
+/// Keeps the ServiceEntries in step until `shutdown`: renews or seeks the
+/// lease every third of its duration, and while holding it runs a pass on
+/// every published registry and at least every `resync`. A replica that is
+/// not (or no longer) the holder writes nothing.
+pub async fn run(
+    client: kube::Client,
+    lease_namespace: String,
+    config: SyncConfig,
+    settings: Settings,
+    mut changes: watch::Receiver<Option<Arc<Allocated>>>,
+    shutdown: CancellationToken,
+) {
+    let elector = Elector::new(
+        Api::namespaced(client.clone(), &lease_namespace),
+        &config.lease_name,
+        &config.identity,
+        LEASE_DURATION,
+    );
+    let api = service_entries(client, &config.namespace);
+    let mut tick = tokio::time::interval(elector.renew_every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leader = false;
+    let mut pending = true;
+    let mut last_pass: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                pending = true;
+            }
+            _ = tick.tick() => {}
+        }
+        let now_leader = match elector.try_lead().await {
+            Ok(held) => held,
+            Err(e) => {
+                // Unsure whether we hold it: act as if not.
+                tracing::warn!("lease {lease_namespace}/{}: {e}", config.lease_name);
+                false
+            }
+        };
+        if now_leader != leader {
+            tracing::info!(leader = now_leader, identity = %config.identity, "ServiceEntry sync leadership changed");
+            leader = now_leader;
+            pending |= leader;
+        }
+        let due = last_pass.is_none_or(|t| t.elapsed() >= config.resync);
+        if !leader || !(pending || due) {
+            continue;
+        }
+        let Some(current) = changes.borrow_and_update().clone() else {
+            continue; // nothing published yet
+        };
+        let target = Target {
+            cluster: &config.cluster,
+            namespace: &config.namespace,
+        };
+        let desired = match render(
+            &current.registry,
+            &settings.zones,
+            &settings.allocator,
+            &current.table,
+            &target,
+        ) {
+            Ok(desired) => desired,
+            Err(e) => {
+                tracing::error!("ServiceEntries not rendered: {e}");
+                pending = false;
+                continue;
+            }
+        };
+        match sync_once(&api, &desired, config.brake).await {
+            Ok(report) => tracing::info!(
+                applied = report.applied,
+                deleted = report.deleted,
+                held_back = report.held_back,
+                conflicts = report.conflicts,
+                failed = report.failed,
+                "ServiceEntries synced"
+            ),
+            Err(e) => tracing::warn!("ServiceEntry sync pass failed, retrying: {e}"),
+        }
+        pending = false;
+        last_pass = Some(Instant::now());
+    }
 }
 
 #[cfg(test)]

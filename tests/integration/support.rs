@@ -112,6 +112,7 @@ impl TestServer {
             tcp: options.tcp,
             // Two, so every test also runs the SO_REUSEPORT group.
             udp_workers: 2,
+            sync: None,
         };
         let shutdown = CancellationToken::new();
         let running = serve::start(config, shutdown.clone())

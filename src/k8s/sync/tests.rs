@@ -240,3 +240,118 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
         "no apply: keep is unchanged"
     );
 }
+
+fn allocated() -> (Settings, Arc<Allocated>) {
+    use crate::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
+    let zones = vec!["global".to_string()];
+    let text = include_str!("../../../examples/registry.yaml");
+    let registry = crate::registry::load_str(text, "registry.yaml", &zones).unwrap();
+    let allocator = Allocator {
+        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+        v6: None,
+        quarantine: 600,
+    };
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &crate::index::wants(&registry, &zones), 0);
+    let settings = Settings {
+        zones,
+        ttl: 30,
+        allocator,
+    };
+    (settings, Arc::new(Allocated { registry, table }))
+}
+
+fn config() -> SyncConfig {
+    SyncConfig {
+        cluster: "east".to_string(),
+        namespace: "istio-system".to_string(),
+        brake: 0.5,
+        lease_name: "globaldns".to_string(),
+        identity: "pod-a".to_string(),
+        resync: Duration::from_secs(300),
+    }
+}
+
+async fn echo(request: Request<Body>) -> Response<Body> {
+    let body = request.into_body().collect_bytes().await.unwrap();
+    Response::builder().body(Body::from(body.to_vec())).unwrap()
+}
+
+/// The loop end to end against the mock: it takes the (missing) Lease,
+/// then lists and applies one ServiceEntry per host of the registry.
+#[tokio::test]
+async fn the_lease_holder_applies_the_rendered_entries() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (settings, current) = allocated();
+    let (_tx, rx) = watch::channel(Some(current));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(run(
+        kube::Client::new(mock, "default"),
+        "mesh".to_string(),
+        config(),
+        settings,
+        rx,
+        shutdown.clone(),
+    ));
+
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(
+        request.uri().path(),
+        "/apis/coordination.k8s.io/v1/namespaces/mesh/leases/globaldns"
+    );
+    send.send_response(Response::builder().status(404).body(Body::from(
+        serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})).unwrap(),
+    )).unwrap());
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::POST, "the lease is created");
+    send.send_response(echo(request).await);
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(
+        (request.method(), request.uri().path()),
+        (&http::Method::GET, BASE)
+    );
+    send.send_response(listed(vec![]));
+    let mut applied = Vec::new();
+    for _ in 0..2 {
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        applied.push(request.uri().path().rsplit('/').next().unwrap().to_string());
+        send.send_response(echo(request).await);
+    }
+    assert_eq!(applied, ["httpbin-bar-global", "sleep-foo-global"]);
+    shutdown.cancel();
+}
+
+/// A replica that does not hold the Lease writes nothing.
+#[tokio::test]
+async fn a_follower_writes_nothing() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (settings, current) = allocated();
+    let (_tx, rx) = watch::channel(Some(current));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(run(
+        kube::Client::new(mock, "default"),
+        "mesh".to_string(),
+        config(),
+        settings,
+        rx,
+        shutdown.clone(),
+    ));
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::GET);
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": "5"},
+        "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15,
+                 "renewTime": k8s_openapi::jiff::Timestamp::now().to_string()}});
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&lease).unwrap()))
+            .unwrap(),
+    );
+    let more = tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await;
+    assert!(
+        more.is_err(),
+        "no request after finding the lease held by another replica"
+    );
+    shutdown.cancel();
+}
