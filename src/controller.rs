@@ -57,7 +57,16 @@ impl Controller {
     ///
     /// A state directory that cannot be used is reported, and globaldns runs
     /// from memory: serving DNS matters more than remembering.
-    pub fn start(settings: Settings, state_dir: &Path, published: Arc<Published>) -> Self {
+    ///
+    /// `found` are VIPs already in use elsewhere (the owned ServiceEntries'
+    /// addresses), adopted before anything is allocated; see
+    /// [`crate::vip::Allocator::adopt`].
+    pub fn start(
+        settings: Settings,
+        state_dir: &Path,
+        published: Arc<Published>,
+        found: &[(String, Vec<std::net::IpAddr>)],
+    ) -> Self {
         let state = StateDir::open(state_dir)
             .inspect_err(|e| tracing::error!("state directory unusable, running without it: {e}"))
             .ok();
@@ -69,6 +78,21 @@ impl Controller {
                     .ok()
             })
             .unwrap_or_default();
+        let mut table = table;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let adopted = settings.allocator.adopt(&mut table, found, now);
+        if !adopted.is_empty() {
+            tracing::info!(
+                adopted = adopted.len(),
+                "VIPs taken from the owned ServiceEntries"
+            );
+            log_events(&adopted);
+            if let Some(Err(e)) = state.as_ref().map(|s| s.save_table(&table)) {
+                tracing::error!("allocation table not saved (VIPs still served): {e}");
+            }
+        }
         let last_good = state.as_ref().and_then(|s| {
             s.load_last_good()
                 .inspect_err(|e| tracing::error!("last-known-good registry not loaded: {e}"))
@@ -190,7 +214,10 @@ impl Controller {
 fn log_events(events: &[Event]) {
     for event in events {
         match event {
-            Event::Allocated { .. } | Event::Reclaimed { .. } | Event::Released { .. } => {
+            Event::Allocated { .. }
+            | Event::Adopted { .. }
+            | Event::Reclaimed { .. }
+            | Event::Released { .. } => {
                 tracing::debug!("{event}")
             }
             Event::Displaced { .. } | Event::OutOfRange { .. } | Event::Exhausted { .. } => {

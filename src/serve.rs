@@ -85,11 +85,6 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     let addr = sockets.local_addr()?;
 
     let published: Arc<Published> = Arc::new(ArcSwapOption::empty());
-    let mut controller = Controller::start(
-        config.settings.clone(),
-        &config.state_dir,
-        published.clone(),
-    );
 
     let needs_client =
         matches!(config.registry, Source::Kubernetes { .. }) || config.sync.is_some();
@@ -113,6 +108,24 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     };
     // Subscribed only when syncing: each published registry is then cloned
     // for the sync, which costs nothing to a server that does not sync.
+    // In Kubernetes the owned ServiceEntries are the VIP record: a new pod
+    // with an empty state directory takes its VIPs from them.
+    let found = match (&config.sync, &client) {
+        (Some(sync), Some(client)) => {
+            let api = k8s::sync::service_entries(client.clone(), &sync.namespace);
+            k8s::sync::owned_addresses(&api).await.unwrap_or_else(|e| {
+                tracing::warn!("owned ServiceEntries not read, VIPs come from the state directory and the hash: {e}");
+                Vec::new()
+            })
+        }
+        _ => Vec::new(),
+    };
+    let mut controller = Controller::start(
+        config.settings.clone(),
+        &config.state_dir,
+        published.clone(),
+        &found,
+    );
     let changes = config.sync.as_ref().map(|_| controller.subscribe());
 
     // The file is read before serving starts, so that the first answers

@@ -202,6 +202,40 @@ fn a_pin_outranks_a_quarantined_claim() {
     assert_eq!(a.addresses(&table, &back[0]), vec![was]);
 }
 
+/// Issue 3: VIPs found on the owned ServiceEntries are kept by a server
+/// that starts with an empty table, and win over the hash's first choice;
+/// the table, other hosts' VIPs, and the range win over what is found.
+#[test]
+fn adopted_vips_are_kept_and_never_shared() {
+    let a = alloc("192.0.2.0/24", 600);
+    let mut table = Table::default();
+    a.reconcile(&mut table, &wants(&["held.x"]), 0);
+    let held = v4(&table, "held.x").unwrap();
+    let mine: IpAddr = "192.0.2.77".parse().unwrap();
+    let found = vec![
+        ("new.x".to_string(), vec![mine]),
+        ("held.x".to_string(), vec!["192.0.2.99".parse().unwrap()]), // table wins
+        ("thief.x".to_string(), vec![held]),                         // taken already
+        (
+            "outside.x".to_string(),
+            vec!["198.51.100.1".parse().unwrap()],
+        ),
+        ("first.x".to_string(), vec!["192.0.2.0".parse().unwrap()]), // never handed out
+    ];
+    let events = a.adopt(&mut table, &found, 5);
+    assert_eq!(
+        events,
+        vec![Event::Adopted {
+            host: "new.x".to_string(),
+            addr: mine
+        }]
+    );
+    a.reconcile(&mut table, &wants(&["held.x", "new.x", "thief.x"]), 10);
+    assert_eq!(v4(&table, "new.x"), Some(mine), "kept through reconcile");
+    assert_eq!(v4(&table, "held.x"), Some(held));
+    assert_ne!(v4(&table, "thief.x"), Some(held));
+}
+
 #[test]
 fn a_narrowed_range_moves_only_what_falls_outside() {
     let wide = alloc("192.0.2.0/24", 600);

@@ -355,3 +355,32 @@ async fn a_follower_writes_nothing() {
     );
     shutdown.cancel();
 }
+
+/// Issue 3: the VIP record in Kubernetes is the owned ServiceEntries'
+/// `spec.addresses`, read with the managed-by label selector.
+#[tokio::test]
+async fn owned_addresses_are_read_by_label() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
+    let read = tokio::spawn(async move { owned_addresses(&api).await });
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.uri().path(), BASE);
+    let query = request.uri().query().unwrap_or_default().to_string();
+    assert!(
+        query.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dglobaldns"),
+        "{query}"
+    );
+    let mut one = object("httpbin-bar-global", true);
+    one["spec"] =
+        json!({"hosts": ["HTTPBIN.bar.global"], "addresses": ["240.0.195.86", "fd00::1", "junk"]});
+    let no_addresses = object("other-global", true);
+    send.send_response(listed(vec![one, no_addresses]));
+    let found = read.await.unwrap().unwrap();
+    assert_eq!(
+        found,
+        vec![(
+            "httpbin.bar.global".to_string(),
+            vec!["240.0.195.86".parse().unwrap(), "fd00::1".parse().unwrap()]
+        )]
+    );
+}
