@@ -42,6 +42,9 @@ pub enum Command {
     /// Print the CustomResourceDefinitions of the registry resources
     /// (MeshCluster, ExportedService); `manifests/crds.yaml` is this output.
     Crds,
+    /// Print the cluster DNS wiring for the served zones: kube-dns
+    /// `stubDomains` and CoreDNS server blocks pointing at globaldns.
+    StubConfig(StubConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +175,29 @@ pub struct CheckArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub zones: ZoneArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StubConfigArgs {
+    #[command(flatten)]
+    pub zones: ZoneArgs,
+    /// globaldns' address; without it, the ClusterIP of `--service` is read
+    /// from the API server.
+    #[arg(long, value_name = "IP", conflicts_with = "service")]
+    pub ip: Option<std::net::IpAddr>,
+    /// The Service in front of globaldns, as NAMESPACE/NAME.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        default_value = "globaldns/globaldns"
+    )]
+    pub service: String,
+    /// The Service's DNS port.
+    #[arg(long, value_name = "PORT", default_value_t = 53)]
+    pub port: u16,
+    /// Which wiring to print.
+    #[arg(long = "for", value_enum, default_value = "both")]
+    pub target: crate::k8s::stub::Target,
 }
 
 /// What decides a snapshot outside a server: the registry, the serving

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CheckArgs, Cli, Command, RenderArgs, ServeArgs, SnapshotArgs};
+use crate::cli::{CheckArgs, Cli, Command, RenderArgs, ServeArgs, SnapshotArgs, StubConfigArgs};
 use crate::controller::Settings;
 use crate::registry::{Registry, file};
 use crate::render::{Target, render};
@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check(args),
         Command::Zonefile(args) => zonefile(args),
         Command::Render(args) => render_entries(args),
+        Command::StubConfig(args) => stub_config(args),
         Command::Crds => {
             let yaml = crate::k8s::resources::crds_yaml().context("cannot write YAML")?;
             let mut out = std::io::stdout().lock();
@@ -161,5 +162,29 @@ fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(yaml.as_bytes())?;
     out.flush()?;
+    Ok(())
+}
+
+fn stub_config(args: StubConfigArgs) -> anyhow::Result<()> {
+    let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
+    let ip = match args.ip {
+        Some(ip) => ip,
+        None => {
+            let (namespace, name) = args
+                .service
+                .split_once('/')
+                .ok_or_else(|| anyhow!("--service `{}` is not NAMESPACE/NAME", args.service))?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let client = kube::Client::try_default().await.context(
+                    "cannot reach the Kubernetes API to read the Service (or give --ip)",
+                )?;
+                crate::k8s::stub::cluster_ip(client, namespace, name).await
+            })?
+        }
+    };
+    let text = crate::k8s::stub::render(args.target, &zones, (ip, args.port).into());
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }

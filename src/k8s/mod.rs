@@ -3,5 +3,6 @@
 
 pub mod lease;
 pub mod resources;
+pub mod stub;
 pub mod sync;
 pub mod watch;

@@ -178,3 +178,44 @@ fn render_prints_the_service_entries_of_a_cluster() {
         "{stderr}"
     );
 }
+
+/// DESIGN §6: the DNS wiring is printed by globaldns, for kube-dns and for
+/// CoreDNS, for every served zone.
+#[test]
+fn stub_config_prints_the_wiring_for_every_zone() {
+    let out = globaldns()
+        .args([
+            "stub-config",
+            "--ip",
+            "10.96.0.53",
+            "--zone",
+            "global",
+            "--zone",
+            "region",
+            "--for",
+            "coredns",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("global:53 {\n    errors\n    cache 30\n    forward . 10.96.0.53\n}"));
+    assert!(stdout.contains("region:53 {"));
+    let out = globaldns()
+        .args(["stub-config", "--ip", "10.96.0.53", "--for", "kube-dns"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(r#"{"global": ["10.96.0.53"]}"#), "{stdout}");
+    let out = globaldns()
+        .args(["stub-config", "--service", "no-slash"])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--service `no-slash` is not NAMESPACE/NAME"),
+        "{stderr}"
+    );
+}
