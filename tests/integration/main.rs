@@ -5,6 +5,7 @@ mod cli;
 mod dns_table;
 mod edns;
 mod istio_schema;
+mod manifests;
 mod reload;
 mod restart;
 mod support;
