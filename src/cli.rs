@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// (SO_REUSEPORT) [default: one per CPU].
     #[arg(long, env = "GLOBALDNS_UDP_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub udp_workers: Option<u16>,
+    /// Also answer the CoreDNS `grpc` plugin protocol here (for a Corefile
+    /// with `grpc global ADDR:PORT`, as istiocoredns has) [default: off].
+    #[arg(long, env = "GLOBALDNS_GRPC", value_name = "ADDR:PORT")]
+    pub grpc: Option<std::net::SocketAddr>,
     /// Keep this cluster's ServiceEntries in step with the registry
     /// (server-side apply, prune of owned ones; only the Lease holder writes).
     #[arg(long, env = "GLOBALDNS_SYNC_SERVICE_ENTRIES", requires = "cluster")]
@@ -358,6 +362,7 @@ impl ServeArgs {
         });
         Ok(ServeConfig {
             sync,
+            grpc: self.grpc,
             registry: if kubernetes {
                 Source::Kubernetes {
                     namespace: self.kube_namespace.clone(),

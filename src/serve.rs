@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub udp_workers: usize,
     /// Keep the cluster's ServiceEntries in step, when set.
     pub sync: Option<SyncConfig>,
+    /// Where to answer the CoreDNS gRPC protocol, when set.
+    pub grpc: Option<SocketAddr>,
 }
 
 /// Where the registry comes from.
@@ -83,6 +85,14 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         .await
         .with_context(|| format!("cannot listen on {} (UDP and TCP)", config.listen))?;
     let addr = sockets.local_addr()?;
+    let grpc = match config.grpc {
+        Some(grpc) => Some(
+            tokio::net::TcpListener::bind(grpc)
+                .await
+                .with_context(|| format!("cannot listen for gRPC on {grpc}"))?,
+        ),
+        None => None,
+    };
 
     let published: Arc<Published> = Arc::new(ArcSwapOption::empty());
 
@@ -175,6 +185,15 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         shutdown.clone(),
     ));
     tasks.spawn(source);
+    if let Some(listener) = grpc {
+        tracing::info!(addr = %listener.local_addr()?, "answering the CoreDNS gRPC protocol");
+        tasks.spawn(crate::dns::grpc::serve(
+            listener,
+            published.clone(),
+            config.tcp,
+            shutdown.clone(),
+        ));
+    }
     if let (Some(sync), Some(client), Some(changes)) = (config.sync.clone(), client, changes) {
         tasks.spawn(k8s::sync::run(
             client,

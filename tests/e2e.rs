@@ -190,6 +190,7 @@ fn config(ns: &str, state_dir: &Path) -> ServeConfig {
             idle_timeout: Duration::from_secs(5),
         },
         udp_workers: 1,
+        grpc: None,
         sync: Some(SyncConfig {
             cluster: "east".to_string(),
             namespace: ns.to_string(),

@@ -5,6 +5,7 @@
 //! only thing this module shares with the rest.
 
 pub mod fast;
+pub mod grpc;
 pub mod lookup;
 pub mod respond;
 pub mod server;

@@ -113,6 +113,7 @@ impl TestServer {
             // Two, so every test also runs the SO_REUSEPORT group.
             udp_workers: 2,
             sync: None,
+            grpc: None,
         };
         let shutdown = CancellationToken::new();
         let running = serve::start(config, shutdown.clone())
