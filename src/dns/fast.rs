@@ -63,6 +63,9 @@ pub fn respond(
                 .zones()
                 .iter()
                 .find(|z| z.fast_soa.as_ref().is_some_and(|soa| q.in_zone(&soa.wire)))?;
+            if zone.has_wildcards {
+                return None; // a wildcard may cover it: the general path decides
+            }
             (zone, NXDOMAIN, None)
         }
     };

@@ -36,7 +36,10 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
         return apex(zone, qtype);
     }
     let owner = Name::from(name.clone());
-    let Some(node) = zones.node(&wire(&owner)) else {
+    let Some(node) = zones
+        .node(&wire(&owner))
+        .or_else(|| zones.wildcard_for(zone, &owner))
+    else {
         return Outcome::NxDomain { zone };
     };
     let ttl = zone.ttl;

@@ -46,6 +46,27 @@ impl ZoneSet {
         self.names.get(key)
     }
 
+    /// The wildcard that covers `name` in `zone`, if any (DESIGN §4): a
+    /// wildcard `*.suffix` matches any name at any depth below `suffix`,
+    /// never `suffix` itself, and the most specific (longest) suffix wins.
+    /// Names that exist are never covered (their own node answers).
+    pub fn wildcard_for(&self, zone: &Zone, name: &Name) -> Option<&Node> {
+        if !zone.has_wildcards {
+            return None;
+        }
+        let star = Name::from_ascii("*").ok()?;
+        let mut suffix = name.base_name();
+        while suffix.num_labels() >= zone.origin.num_labels() {
+            if let Ok(candidate) = star.clone().append_domain(&suffix)
+                && let Some(node) = self.node(&wire(&candidate))
+            {
+                return Some(node);
+            }
+            suffix = suffix.base_name();
+        }
+        None
+    }
+
     /// The zone a node belongs to.
     pub fn zone_of(&self, node: &Node) -> &Zone {
         &self.zones[usize::from(node.zone)]
@@ -134,6 +155,9 @@ pub struct Zone {
     pub ns: Vec<Record>,
     /// TTL of every record in the zone.
     pub ttl: u32,
+    /// The zone holds wildcard names (`*.suffix`, from hand-written
+    /// ServiceEntries): a name not found may still match one.
+    pub has_wildcards: bool,
     /// The SOA pre-encoded for the fast path; `None` if it cannot be.
     pub(crate) fast_soa: Option<FastSoa>,
 }
@@ -194,6 +218,7 @@ impl ZoneSetBuilder {
                 RData::NS(NS(ns_name)),
             )],
             ttl: self.ttl,
+            has_wildcards: false,
             fast_soa: None,
         };
         zone.fast_soa = FastSoa::encode(&zone);
@@ -236,6 +261,9 @@ impl ZoneSetBuilder {
                 IpAddr::V4(_) => None,
             })
             .collect();
+        if name.is_wildcard() {
+            self.zones[usize::from(index)].has_wildcards = true;
+        }
         let node = self.node(&name, index, origin_labels);
         node.a = a;
         node.aaaa = aaaa;

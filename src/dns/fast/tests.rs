@@ -368,3 +368,80 @@ proptest! {
         }
     }
 }
+
+fn wildcard_zones() -> ZoneSet {
+    let mut set = ZoneSetBuilder::new(SERIAL, 30, 8);
+    set.zone("global").unwrap();
+    let one: IpAddr = "240.0.0.1".parse().unwrap();
+    let two: IpAddr = "240.0.0.2".parse().unwrap();
+    let three: IpAddr = "240.0.0.3".parse().unwrap();
+    for (host, addr) in [
+        ("*.foo.global", one),
+        ("*.bar.foo.global", two),
+        ("exact.bar.foo.global", three),
+    ] {
+        set.add_host(&HostData {
+            host,
+            addresses: &[addr],
+            ports: &[],
+        })
+        .unwrap();
+    }
+    set.build()
+}
+
+fn a_answer(response: &[u8]) -> Option<String> {
+    let message = hickory_proto::op::Message::from_vec(response).unwrap();
+    message.answers.first().map(|r| match &r.data {
+        hickory_proto::rr::RData::A(a) => a.0.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// DESIGN §4: a wildcard matches any depth below its suffix, never the
+/// suffix itself; the most specific wins; an existing name is never
+/// covered. Answers echo the question's name and case.
+#[test]
+fn wildcards_cover_names_below_their_suffix() {
+    let zones = wildcard_zones();
+    let ask = |name: &str| {
+        let query = Q::a(name).bytes();
+        let response = general(&zones, &query);
+        (
+            rcode(&response),
+            a_answer(&response),
+            fast(&zones, &query).is_some(),
+        )
+    };
+    let one = Some("240.0.0.1".to_string());
+    let two = Some("240.0.0.2".to_string());
+    assert_eq!(ask("a.foo.global"), (0, one.clone(), false));
+    assert_eq!(
+        ask("a.b.c.foo.global"),
+        (0, one.clone(), false),
+        "any depth"
+    );
+    assert_eq!(
+        ask("x.bar.foo.global"),
+        (0, two.clone(), false),
+        "most specific"
+    );
+    assert_eq!(ask("y.x.bar.foo.global"), (0, two, false));
+    assert_eq!(
+        ask("exact.bar.foo.global"),
+        (0, Some("240.0.0.3".to_string()), true)
+    );
+    assert_eq!(
+        ask("foo.global"),
+        (0, None, true),
+        "the suffix itself: NODATA"
+    );
+    assert_eq!(
+        ask("other.global"),
+        (3, None, false),
+        "outside every wildcard"
+    );
+    let response = general(&zones, &Q::a("A.Foo.global").bytes());
+    let message = hickory_proto::op::Message::from_vec(&response).unwrap();
+    assert_eq!(message.answers[0].name.to_ascii(), "A.Foo.global.");
+}
