@@ -125,10 +125,12 @@ fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
         &settings.zones,
         &settings.allocator,
         &table,
+        &[],
         serial,
         settings.ttl,
     )
-    .map_err(|e| anyhow!(e))?;
+    .map_err(|e| anyhow!(e))?
+    .0;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for zone in zones.zones() {
         writeln!(out, "; zone {}", zone.origin)?;

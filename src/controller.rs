@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::dns::server::Published;
-use crate::index;
+use crate::index::{self, HandWritten};
 use crate::registry::Registry;
 use crate::state::{LastGood, StateDir};
 use crate::vip::{Allocator, Event, Table};
@@ -48,6 +48,11 @@ pub struct Controller {
     current: Option<Registry>,
     serial: u32,
     published: Arc<Published>,
+    /// Hosts of ServiceEntries globaldns does not own (drop-in mode).
+    hand_written: Vec<HandWritten>,
+    hand_written_changed: bool,
+    /// Conflicts already logged, so each is logged once.
+    reported_conflicts: std::collections::BTreeSet<String>,
 }
 
 impl Controller {
@@ -107,6 +112,9 @@ impl Controller {
             current: None,
             serial: last_good.as_ref().map_or(0, |l| l.serial),
             published,
+            hand_written: Vec::new(),
+            hand_written_changed: false,
+            reported_conflicts: Default::default(),
         };
         if let Some(last_good) = last_good {
             tracing::info!(
@@ -127,7 +135,10 @@ impl Controller {
             .settings
             .allocator
             .reconcile(&mut self.table, &wants, now);
-        if self.current.as_ref() == Some(&registry) && events.is_empty() {
+        if self.current.as_ref() == Some(&registry)
+            && events.is_empty()
+            && !self.hand_written_changed
+        {
             return Applied {
                 published: false,
                 serial: self.serial,
@@ -152,10 +163,14 @@ impl Controller {
             &self.settings.zones,
             &self.settings.allocator,
             &self.table,
+            &self.hand_written,
             serial,
             self.settings.ttl,
         ) {
-            Ok(zones) => zones,
+            Ok((zones, conflicts)) => {
+                self.report_conflicts(conflicts);
+                zones
+            }
             Err(e) => {
                 tracing::error!("snapshot not built, keeping the last one: {e}");
                 return Applied::default();
@@ -163,6 +178,7 @@ impl Controller {
         };
         self.published.store(Some(Arc::new(zones)));
         self.serial = serial;
+        self.hand_written_changed = false;
         let published = started.elapsed();
         if self.changes.receiver_count() > 0 {
             self.changes.send_replace(Some(Arc::new(Allocated {
@@ -197,6 +213,36 @@ impl Controller {
             serial,
             events,
         }
+    }
+
+    /// Replaces the hand-written hosts (drop-in mode) and republishes with
+    /// the current registry; before any registry they wait for the first.
+    pub fn set_hand_written(&mut self, mut hosts: Vec<HandWritten>, now: SystemTime) -> Applied {
+        hosts.sort();
+        if hosts == self.hand_written {
+            return Applied::default();
+        }
+        self.hand_written = hosts;
+        self.hand_written_changed = true;
+        match self.current.clone() {
+            Some(registry) => self.apply(registry, now),
+            None => Applied::default(),
+        }
+    }
+
+    /// Logs each conflict between the registry and hand-written entries
+    /// once, as a warning.
+    fn report_conflicts(&mut self, conflicts: Vec<String>) {
+        let current: std::collections::BTreeSet<String> = conflicts.into_iter().collect();
+        for conflict in current.difference(&self.reported_conflicts) {
+            tracing::warn!("drop-in conflict: {conflict}");
+        }
+        self.reported_conflicts = current;
+    }
+
+    /// The current conflicts between the registry and hand-written entries.
+    pub fn conflicts(&self) -> &std::collections::BTreeSet<String> {
+        &self.reported_conflicts
     }
 
     /// Receives each registry published from now on, with its table.

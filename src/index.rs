@@ -31,22 +31,43 @@ fn want(service: &Service, zone_index: usize, zone: &str) -> Want {
     }
 }
 
-/// The zones that answer for `registry`, with the addresses `table` holds.
+/// A host of a ServiceEntry globaldns does not own (drop-in mode,
+/// DESIGN §5), answered with the entry's own addresses.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HandWritten {
+    /// Lower-case; may be a wildcard (`*.suffix`).
+    pub host: String,
+    pub addresses: Vec<IpAddr>,
+    /// `namespace/name` of the ServiceEntry, for reports.
+    pub source: String,
+}
+
+/// The zones that answer for `registry`, with the addresses `table` holds,
+/// and the hand-written hosts. Returns the snapshot and a report of each
+/// hand-written host left out because the registry has it too.
+///
+/// The rule when both claim a host: **the registry wins**. It is the
+/// shared, reviewed source every cluster agrees on, and its host keeps the
+/// VIP the other clusters give it; the hand-written entry is reported. Two
+/// hand-written entries for one host: the first by `namespace/name` wins.
 pub fn zones(
     registry: &Registry,
     zones: &[String],
     allocator: &Allocator,
     table: &Table,
+    hand_written: &[HandWritten],
     serial: u32,
     ttl: u32,
-) -> Result<ZoneSet, String> {
+) -> Result<(ZoneSet, Vec<String>), String> {
     let mut set = ZoneSetBuilder::new(serial, ttl, registry.services.len() * zones.len());
     for zone in zones {
         set.zone(zone)?;
     }
+    let mut taken = std::collections::HashSet::new();
     for (i, zone) in zones.iter().enumerate() {
         for service in &registry.services {
             let want = want(service, i, zone);
+            taken.insert(want.host.clone());
             let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
             let ports: Vec<(String, u16)> = service
                 .ports
@@ -60,5 +81,129 @@ pub fn zones(
             })?;
         }
     }
-    Ok(set.build())
+    let mut conflicts = Vec::new();
+    let mut hand_written: Vec<&HandWritten> = hand_written
+        .iter()
+        .filter(|h| zones.iter().any(|z| in_zone(&h.host, z)))
+        .collect();
+    hand_written.sort_by(|a, b| a.source.cmp(&b.source));
+    let mut by_hand = std::collections::HashMap::new();
+    for entry in hand_written {
+        if taken.contains(&entry.host) {
+            conflicts.push(format!(
+                "{} of ServiceEntry {} is in the registry too: the registry's answer is served",
+                entry.host, entry.source
+            ));
+            continue;
+        }
+        if let Some(first) = by_hand.get(&entry.host) {
+            conflicts.push(format!(
+                "{} of ServiceEntry {} is also claimed by ServiceEntry {first}, whose answer is served",
+                entry.host, entry.source
+            ));
+            continue;
+        }
+        // A host that is not a DNS name (or a wildcard in the middle) is
+        // reported, not fatal: the rest of the snapshot still serves.
+        match set.add_host(&HostData {
+            host: &entry.host,
+            addresses: &entry.addresses,
+            ports: &[],
+        }) {
+            Ok(()) => {
+                by_hand.insert(entry.host.clone(), entry.source.clone());
+            }
+            Err(e) => conflicts.push(format!("ServiceEntry {}: {e}", entry.source)),
+        }
+    }
+    Ok((set.build(), conflicts))
+}
+
+/// True when `host` is `zone` or lies below it.
+fn in_zone(host: &str, zone: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    host == zone || host.ends_with(&format!(".{zone}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::lookup::{Outcome, lookup};
+    use crate::vip::{DEFAULT_V4_RANGE, Family, VipRange};
+    use hickory_proto::rr::{LowerName, Name, RecordType};
+
+    fn hand(host: &str, addr: &str, source: &str) -> HandWritten {
+        HandWritten {
+            host: host.to_string(),
+            addresses: vec![addr.parse().unwrap()],
+            source: source.to_string(),
+        }
+    }
+
+    fn answer(zones: &ZoneSet, name: &str) -> Option<String> {
+        let name = LowerName::new(&Name::from_ascii(name).unwrap());
+        match lookup(zones, &name, RecordType::A) {
+            Outcome::Answer { answers, .. } => Some(answers[0].data.to_string()),
+            _ => None,
+        }
+    }
+
+    /// DESIGN §5 drop-in mode: hand-written hosts are answered with their
+    /// own addresses; the registry wins a host both claim; two hand-written
+    /// entries for one host: the first by namespace/name; hosts outside the
+    /// zones are ignored.
+    #[test]
+    fn hand_written_hosts_join_the_zones_and_the_registry_wins() {
+        let text = include_str!("../examples/registry.yaml");
+        let zone_names = vec!["global".to_string()];
+        let registry = crate::registry::load_str(text, "r.yaml", &zone_names).unwrap();
+        let allocator = Allocator {
+            v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+            v6: None,
+            quarantine: 600,
+        };
+        let mut table = Table::default();
+        allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
+        let hand_written = [
+            hand("legacy.db.global", "240.1.0.1", "istio-system/legacy"),
+            hand("*.ext.global", "240.1.0.2", "istio-system/ext"),
+            hand(
+                "httpbin.bar.global",
+                "240.1.0.3",
+                "istio-system/old-httpbin",
+            ),
+            hand("legacy.db.global", "240.1.0.4", "team/z-copy"),
+            hand("outside.example.com", "240.1.0.5", "istio-system/outside"),
+        ];
+        let (zones, conflicts) = zones(
+            &registry,
+            &zone_names,
+            &allocator,
+            &table,
+            &hand_written,
+            1,
+            30,
+        )
+        .unwrap();
+        assert_eq!(
+            answer(&zones, "legacy.db.global."),
+            Some("240.1.0.1".to_string())
+        );
+        assert_eq!(
+            answer(&zones, "a.b.ext.global."),
+            Some("240.1.0.2".to_string())
+        );
+        assert_eq!(
+            answer(&zones, "httpbin.bar.global."),
+            Some("240.0.195.86".to_string())
+        );
+        assert_eq!(answer(&zones, "outside.example.com."), None);
+        assert_eq!(
+            conflicts,
+            [
+                "httpbin.bar.global of ServiceEntry istio-system/old-httpbin is in the registry too: the registry's answer is served",
+                "legacy.db.global of ServiceEntry team/z-copy is also claimed by ServiceEntry istio-system/legacy, whose answer is served",
+            ]
+        );
+    }
 }
