@@ -98,6 +98,11 @@ pub struct ServeArgs {
     /// with `grpc global ADDR:PORT`, as istiocoredns has) [default: off].
     #[arg(long, env = "GLOBALDNS_GRPC", value_name = "ADDR:PORT")]
     pub grpc: Option<std::net::SocketAddr>,
+    /// Also answer the hosts of the ServiceEntries already in the cluster
+    /// that globaldns does not own (drop-in mode; the registry wins a host
+    /// both claim).
+    #[arg(long, env = "GLOBALDNS_SERVE_SERVICE_ENTRIES")]
+    pub serve_service_entries: bool,
     /// Keep this cluster's ServiceEntries in step with the registry
     /// (server-side apply, prune of owned ones; only the Lease holder writes).
     #[arg(long, env = "GLOBALDNS_SYNC_SERVICE_ENTRIES", requires = "cluster")]
@@ -363,6 +368,7 @@ impl ServeArgs {
         Ok(ServeConfig {
             sync,
             grpc: self.grpc,
+            serve_service_entries: self.serve_service_entries,
             registry: if kubernetes {
                 Source::Kubernetes {
                     namespace: self.kube_namespace.clone(),

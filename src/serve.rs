@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub sync: Option<SyncConfig>,
     /// Where to answer the CoreDNS gRPC protocol, when set.
     pub grpc: Option<SocketAddr>,
+    /// Also answer the hosts of hand-written ServiceEntries (drop-in mode).
+    pub serve_service_entries: bool,
 }
 
 /// Where the registry comes from.
@@ -96,8 +98,9 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
 
     let published: Arc<Published> = Arc::new(ArcSwapOption::empty());
 
-    let needs_client =
-        matches!(config.registry, Source::Kubernetes { .. }) || config.sync.is_some();
+    let needs_client = matches!(config.registry, Source::Kubernetes { .. })
+        || config.sync.is_some()
+        || config.serve_service_entries;
     let client = if needs_client {
         Some(kube::Client::try_default().await.context(
             "cannot reach the Kubernetes API (in-cluster service account, or KUBECONFIG)",
@@ -194,7 +197,9 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
             shutdown.clone(),
         ));
     }
-    if let (Some(sync), Some(client), Some(changes)) = (config.sync.clone(), client, changes) {
+    if let (Some(sync), Some(client), Some(changes)) =
+        (config.sync.clone(), client.clone(), changes)
+    {
         tasks.spawn(k8s::sync::run(
             client,
             namespace.clone(),
@@ -204,15 +209,33 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
             shutdown.clone(),
         ));
     }
+    // Drop-in mode: hosts of hand-written ServiceEntries join the snapshot.
+    let (hand_tx, mut hand_rx) = mpsc::channel(1);
+    match (config.serve_service_entries, &client) {
+        (true, Some(client)) => {
+            tasks.spawn(k8s::dropin::run(client.clone(), hand_tx, shutdown.clone()));
+        }
+        _ => drop(hand_tx),
+    }
     tasks.spawn(async move {
-        while let Some(result) = rx.recv().await {
-            match result {
-                Ok(registry) => {
-                    controller.apply(registry, SystemTime::now());
-                }
-                Err(e) => {
-                    tracing::error!("registry not reloaded, still serving the last good one: {e}")
-                }
+        let mut hand_open = true;
+        loop {
+            tokio::select! {
+                result = rx.recv() => match result {
+                    Some(Ok(registry)) => {
+                        controller.apply(registry, SystemTime::now());
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!("registry not reloaded, still serving the last good one: {e}")
+                    }
+                    None => return,
+                },
+                hosts = hand_rx.recv(), if hand_open => match hosts {
+                    Some(hosts) => {
+                        controller.set_hand_written(hosts, SystemTime::now());
+                    }
+                    None => hand_open = false,
+                },
             }
         }
     });

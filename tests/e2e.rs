@@ -191,6 +191,7 @@ fn config(ns: &str, state_dir: &Path) -> ServeConfig {
         },
         udp_workers: 1,
         grpc: None,
+        serve_service_entries: false,
         sync: Some(SyncConfig {
             cluster: "east".to_string(),
             namespace: ns.to_string(),
@@ -371,7 +372,7 @@ async fn dry_run_scenario(client: &Client, installed: &mut Installed) {
     let params = PatchParams::apply(MANAGER).dry_run();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let mut files = vec![];
-    for sub in ["", "file-mode", "sidecar"] {
+    for sub in ["", "file-mode", "sidecar", "drop-in"] {
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();

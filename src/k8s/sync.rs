@@ -93,11 +93,15 @@ pub struct Report {
     pub failed: usize,
 }
 
+/// Istio's ServiceEntry, `networking.istio.io/v1`.
+pub fn service_entries_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "ServiceEntry");
+    ApiResource::from_gvk_with_plural(&gvk, "serviceentries")
+}
+
 /// The API of ServiceEntries in `namespace`.
 pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "ServiceEntry");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "serviceentries");
-    Api::namespaced_with(client, namespace, &resource)
+    Api::namespaced_with(client, namespace, &service_entries_resource())
 }
 
 /// The hosts and addresses of the owned ServiceEntries: the VIP record in

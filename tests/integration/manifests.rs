@@ -176,8 +176,17 @@ fn rbac_grants_only_the_verbs_used() {
         })
         .collect();
     assert_eq!(rules, expected);
-    assert!(
-        !docs.iter().any(|(_, d)| d["kind"] == "ClusterRole"),
-        "no cluster-wide permissions"
+    // Cluster-wide: only drop-in mode's read of ServiceEntries, in a file
+    // of its own that is applied only where drop-in mode is used.
+    let cluster_roles: Vec<&(PathBuf, Value)> = docs
+        .iter()
+        .filter(|(_, d)| d["kind"] == "ClusterRole")
+        .collect();
+    assert_eq!(cluster_roles.len(), 1);
+    let (path, role) = cluster_roles[0];
+    assert!(path.ends_with("manifests/drop-in/rbac.yaml"));
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["networking.istio.io"], "resources": ["serviceentries"], "verbs": ["list", "watch"]}])
     );
 }

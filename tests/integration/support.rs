@@ -114,6 +114,7 @@ impl TestServer {
             udp_workers: 2,
             sync: None,
             grpc: None,
+            serve_service_entries: false,
         };
         let shutdown = CancellationToken::new();
         let running = serve::start(config, shutdown.clone())
