@@ -432,3 +432,42 @@ async fn manifests_pass_a_server_side_dry_run() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// The offline half of the tests above, run in CI: Istio's CRD from
+/// `../shared/testdata` decodes as the CRD type the install step sends, and
+/// every manifest decodes into the object and kind the dry run applies.
+#[test]
+fn what_the_end_to_end_tests_send_decodes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/istio-serviceentry-crd.yaml");
+    let crd: CustomResourceDefinition =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(crd.name_any(), ISTIO_CRD);
+    for crd in [MeshCluster::crd(), ExportedService::crd()] {
+        assert!(crd.name_any().ends_with(".globaldns.io"));
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let mut count = 0;
+    for sub in ["", "file-mode", "sidecar", "drop-in"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".yaml")
+                || name.ends_with("-patch.yaml")
+                || name == "kustomization.yaml"
+            {
+                continue;
+            }
+            let docs: Vec<Value> =
+                serde_saphyr::from_multiple(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            for doc in docs {
+                let object: DynamicObject = serde_json::from_value(doc).unwrap();
+                let types = object.types.clone().unwrap();
+                kube::core::GroupVersionKind::try_from(&types).unwrap();
+                assert!(!object.name_any().is_empty(), "{}", path.display());
+                count += 1;
+            }
+        }
+    }
+    assert!(count >= 15, "{count} objects");
+}

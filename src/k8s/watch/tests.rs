@@ -145,3 +145,16 @@ async fn the_registry_follows_the_resources_and_skips_bad_ones() {
     );
     shutdown.cancel();
 }
+
+/// List items may come without apiVersion and kind (the API server drops
+/// them from items of some lists): decoding must not need them.
+#[test]
+fn objects_decode_without_type_fields() {
+    let object: DynamicObject = serde_json::from_value(json!({
+        "metadata": {"name": "west", "namespace": NS},
+        "spec": {"gateways": [{"address": "192.0.2.1"}]},
+    }))
+    .unwrap();
+    let cluster: MeshCluster = decode(&object).unwrap();
+    assert_eq!(cluster.spec.gateways[0].port, 15443);
+}
