@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve DNS for the registry's hosts, re-reading the registry on change.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a registry file and summarise it; exit 1 listing every problem.
     Check(CheckArgs),
     /// Print the zones as a master file (RFC 1035 §5), with the VIPs a server
@@ -94,6 +94,18 @@ pub struct ServeArgs {
     /// (SO_REUSEPORT) [default: one per CPU].
     #[arg(long, env = "GLOBALDNS_UDP_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub udp_workers: Option<u16>,
+    /// Serve /metrics, /healthz and /readyz here [default: off].
+    #[arg(long, env = "GLOBALDNS_ADMIN", value_name = "ADDR:PORT")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// On SIGTERM, keep answering this long with /readyz false before
+    /// stopping (set it to cover endpoint removal, e.g. 5s, in Kubernetes).
+    #[arg(
+        long,
+        env = "GLOBALDNS_DRAIN_DELAY",
+        value_name = "DURATION",
+        default_value = "0s"
+    )]
+    pub drain_delay: Interval,
     /// Also answer the CoreDNS `grpc` plugin protocol here (for a Corefile
     /// with `grpc global ADDR:PORT`, as istiocoredns has) [default: off].
     #[arg(long, env = "GLOBALDNS_GRPC", value_name = "ADDR:PORT")]
@@ -368,6 +380,8 @@ impl ServeArgs {
         Ok(ServeConfig {
             sync,
             grpc: self.grpc,
+            admin: self.admin,
+            drain_delay: self.drain_delay.0,
             serve_service_entries: self.serve_service_entries,
             registry: if kubernetes {
                 Source::Kubernetes {

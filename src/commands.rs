@@ -19,7 +19,7 @@ use crate::{index, serve};
 /// Runs one command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Check(args) => check(args),
         Command::Zonefile(args) => zonefile(args),
         Command::Render(args) => render_entries(args),
@@ -42,8 +42,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
+        let drain = config.drain_delay;
         let running = serve::start(config, shutdown.clone()).await?;
         shutdown_on_signal().await;
+        // Readiness goes false first; DNS keeps answering while load
+        // balancers take the pod out; then everything stops and the state
+        // (written on every change) is already on disk.
+        running
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if !drain.is_zero() {
+            tracing::info!(drain = ?drain, "draining: /readyz false, still answering");
+            tokio::time::sleep(drain).await;
+        }
         tracing::info!("shutting down");
         shutdown.cancel();
         running.wait().await;

@@ -10,9 +10,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::dns::server::Published;
 use crate::index::{self, HandWritten};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::state::{LastGood, StateDir};
-use crate::vip::{Allocator, Event, Table};
+use crate::vip::{Allocator, Event, Family, Table};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// What the controller serves, fixed for its lifetime.
 #[derive(Clone, Debug)]
@@ -48,6 +50,7 @@ pub struct Controller {
     current: Option<Registry>,
     serial: u32,
     published: Arc<Published>,
+    metrics: Arc<Metrics>,
     /// Hosts of ServiceEntries globaldns does not own (drop-in mode).
     hand_written: Vec<HandWritten>,
     hand_written_changed: bool,
@@ -70,6 +73,7 @@ impl Controller {
         settings: Settings,
         state_dir: &Path,
         published: Arc<Published>,
+        metrics: Arc<Metrics>,
         found: &[(String, Vec<std::net::IpAddr>)],
     ) -> Self {
         let state = StateDir::open(state_dir)
@@ -112,6 +116,7 @@ impl Controller {
             current: None,
             serial: last_good.as_ref().map_or(0, |l| l.serial),
             published,
+            metrics,
             hand_written: Vec::new(),
             hand_written_changed: false,
             reported_conflicts: Default::default(),
@@ -179,6 +184,7 @@ impl Controller {
         self.published.store(Some(Arc::new(zones)));
         self.serial = serial;
         self.hand_written_changed = false;
+        self.count(wants.len(), now);
         let published = started.elapsed();
         if self.changes.receiver_count() > 0 {
             self.changes.send_replace(Some(Arc::new(Allocated {
@@ -230,6 +236,35 @@ impl Controller {
         }
     }
 
+    /// Sets the gauges that describe the published snapshot.
+    fn count(&self, hosts: usize, now: u64) {
+        let m = &self.metrics;
+        let allocator = &self.settings.allocator;
+        m.hosts.store(hosts as u64, Relaxed);
+        m.reloads_ok.fetch_add(1, Relaxed);
+        m.last_reload_seconds.store(now, Relaxed);
+        let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+        m.vip_pool_size_v4
+            .store(clamp(allocator.v4.size()), Relaxed);
+        m.vip_pool_size_v6.store(
+            allocator.v6.as_ref().map_or(0, |r| clamp(r.size())),
+            Relaxed,
+        );
+        let (mut v4, mut v6) = (0, 0);
+        for leases in self.table.hosts.values() {
+            for family in leases.keys() {
+                match family {
+                    Family::V4 => v4 += 1,
+                    Family::V6 => v6 += 1,
+                }
+            }
+        }
+        m.vips_allocated_v4.store(v4, Relaxed);
+        m.vips_allocated_v6.store(v6, Relaxed);
+        m.vips_quarantined
+            .store(self.table.quarantine.len() as u64, Relaxed);
+    }
+
     /// Logs each conflict between the registry and hand-written entries
     /// once, as a warning.
     fn report_conflicts(&mut self, conflicts: Vec<String>) {
@@ -237,6 +272,9 @@ impl Controller {
         for conflict in current.difference(&self.reported_conflicts) {
             tracing::warn!("drop-in conflict: {conflict}");
         }
+        self.metrics
+            .dropin_conflicts
+            .store(current.len() as u64, Relaxed);
         self.reported_conflicts = current;
     }
 

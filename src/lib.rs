@@ -28,6 +28,7 @@
 //! - [`serve`], [`cli`], [`commands`]: the process around them.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod controller;
@@ -36,6 +37,7 @@ pub mod index;
 pub mod istio;
 pub mod k8s;
 pub mod logging;
+pub mod metrics;
 pub mod names;
 pub mod registry;
 pub mod render;

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -20,6 +21,7 @@ use crate::dns::server::{self, Published, TcpLimits};
 use crate::dns::udp;
 use crate::k8s;
 use crate::k8s::sync::SyncConfig;
+use crate::metrics::Metrics;
 use crate::registry::file::FileWatcher;
 
 /// Everything `serve` needs, typed and checked.
@@ -40,6 +42,11 @@ pub struct ServeConfig {
     pub grpc: Option<SocketAddr>,
     /// Also answer the hosts of hand-written ServiceEntries (drop-in mode).
     pub serve_service_entries: bool,
+    /// Where to serve /metrics, /healthz and /readyz, when set.
+    pub admin: Option<SocketAddr>,
+    /// On SIGTERM, how long to keep answering with readiness false before
+    /// stopping, so that load balancers take the pod out first.
+    pub drain_delay: Duration,
 }
 
 /// Where the registry comes from.
@@ -69,7 +76,12 @@ impl std::fmt::Display for Source {
 pub struct Running {
     /// The address UDP and TCP are bound to (the real port when 0 was asked).
     pub addr: SocketAddr,
+    /// The admin endpoint's address, when one was asked for.
+    pub admin: Option<SocketAddr>,
     pub published: Arc<Published>,
+    pub metrics: Arc<Metrics>,
+    /// Set when shutdown begins: readiness turns false before anything stops.
+    pub draining: Arc<AtomicBool>,
     tasks: JoinSet<()>,
 }
 
@@ -96,7 +108,18 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         None => None,
     };
 
+    let admin = match config.admin {
+        Some(admin) => Some(
+            tokio::net::TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("cannot listen for the admin endpoint on {admin}"))?,
+        ),
+        None => None,
+    };
+
     let published: Arc<Published> = Arc::new(ArcSwapOption::empty());
+    let metrics = Arc::new(Metrics::default());
+    let draining = Arc::new(AtomicBool::new(false));
 
     let needs_client = matches!(config.registry, Source::Kubernetes { .. })
         || config.sync.is_some()
@@ -137,6 +160,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         config.settings.clone(),
         &config.state_dir,
         published.clone(),
+        metrics.clone(),
         &found,
     );
     let changes = config.sync.as_ref().map(|_| controller.subscribe());
@@ -178,12 +202,13 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
 
     let mut tasks = JoinSet::new();
     for socket in sockets.udp {
-        let (published, shutdown) = (published.clone(), shutdown.clone());
-        tasks.spawn_blocking(move || udp::serve(socket, published, shutdown));
+        let (published, metrics, shutdown) = (published.clone(), metrics.clone(), shutdown.clone());
+        tasks.spawn_blocking(move || udp::serve(socket, published, metrics, shutdown));
     }
     tasks.spawn(server::serve_tcp(
         sockets.tcp,
         published.clone(),
+        metrics.clone(),
         config.tcp,
         shutdown.clone(),
     ));
@@ -193,6 +218,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         tasks.spawn(crate::dns::grpc::serve(
             listener,
             published.clone(),
+            metrics.clone(),
             config.tcp,
             shutdown.clone(),
         ));
@@ -206,6 +232,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
             sync,
             config.settings.clone(),
             changes,
+            metrics.clone(),
             shutdown.clone(),
         ));
     }
@@ -217,6 +244,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         }
         _ => drop(hand_tx),
     }
+    let task_metrics = metrics.clone();
     tasks.spawn(async move {
         let mut hand_open = true;
         loop {
@@ -226,6 +254,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
                         controller.apply(registry, SystemTime::now());
                     }
                     Some(Err(e)) => {
+                        task_metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
                         tracing::error!("registry not reloaded, still serving the last good one: {e}")
                     }
                     None => return,
@@ -239,10 +268,30 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
             }
         }
     });
+    let admin_addr = match admin {
+        Some(listener) => {
+            let local = listener.local_addr()?;
+            tracing::info!(addr = %local, "admin endpoint: /metrics, /healthz, /readyz");
+            tasks.spawn(crate::admin::serve(
+                listener,
+                crate::admin::State {
+                    published: published.clone(),
+                    metrics: metrics.clone(),
+                    draining: draining.clone(),
+                },
+                shutdown.clone(),
+            ));
+            Some(local)
+        }
+        None => None,
+    };
     tracing::info!(%addr, registry = %config.registry, "serving DNS on UDP and TCP");
     Ok(Running {
         addr,
+        admin: admin_addr,
         published,
+        metrics,
+        draining,
         tasks,
     })
 }

@@ -120,6 +120,11 @@ impl VipRange {
         self.net
     }
 
+    /// Addresses in the range (a few of which are never handed out).
+    pub fn size(&self) -> u128 {
+        self.size
+    }
+
     pub fn contains(&self, addr: &IpAddr) -> bool {
         self.net.contains(addr)
     }

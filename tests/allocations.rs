@@ -115,7 +115,7 @@ fn worker_allocations(rounds: usize) -> u64 {
     let worker = {
         let shutdown = shutdown.clone();
         std::thread::spawn(move || {
-            udp::serve(socket, published, shutdown);
+            udp::serve(socket, published, Default::default(), shutdown);
             allocations()
         })
     };

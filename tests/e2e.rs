@@ -192,6 +192,8 @@ fn config(ns: &str, state_dir: &Path) -> ServeConfig {
         udp_workers: 1,
         grpc: None,
         serve_service_entries: false,
+        admin: None,
+        drain_delay: Duration::ZERO,
         sync: Some(SyncConfig {
             cluster: "east".to_string(),
             namespace: ns.to_string(),

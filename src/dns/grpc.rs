@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::respond::{Transport, respond};
 use super::server::{Published, TcpLimits};
+use crate::metrics::{Metrics, Via};
 
 pub const PATH: &str = "/coredns.dns.DnsService/Query";
 /// Largest request accepted: a DNS message is at most 64 KiB.
@@ -107,6 +108,7 @@ fn unframe(body: &[u8]) -> Option<&[u8]> {
 pub async fn serve(
     listener: TcpListener,
     zones: Arc<Published>,
+    metrics: Arc<Metrics>,
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
@@ -127,11 +129,12 @@ pub async fn serve(
             continue; // over the cap: closed on drop
         };
         let zones = zones.clone();
+        let metrics = metrics.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                result = connection(stream, zones, limits.idle_timeout) => {
+                result = connection(stream, zones, metrics, limits.idle_timeout) => {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "gRPC connection ended");
                     }
@@ -145,6 +148,7 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     zones: Arc<Published>,
+    metrics: Arc<Metrics>,
     idle: Duration,
 ) -> Result<(), h2::Error> {
     let mut connection = h2::server::handshake(stream).await?;
@@ -156,10 +160,11 @@ async fn connection(
         };
         let (request, reply) = accepted;
         let zones = zones.clone();
+        let metrics = metrics.clone();
         // Calls on one connection are answered concurrently, as HTTP/2
         // streams are independent.
         tokio::spawn(async move {
-            if let Err(e) = call(request, reply, &zones).await {
+            if let Err(e) = call(request, reply, &zones, &metrics).await {
                 tracing::debug!(error = %e, "gRPC call failed");
             }
         });
@@ -170,6 +175,7 @@ async fn call(
     request: Request<h2::RecvStream>,
     mut reply: h2::server::SendResponse<Bytes>,
     zones: &Published,
+    metrics: &Metrics,
 ) -> Result<(), h2::Error> {
     if request.uri().path() != PATH {
         return finish(&mut reply, None, 12, "unknown method"); // UNIMPLEMENTED
@@ -187,9 +193,13 @@ async fn call(
     let Some(query) = unframe(&bytes).and_then(decode_packet) else {
         return finish(&mut reply, None, 3, "not one DnsPacket"); // INVALID_ARGUMENT
     };
+    let started = std::time::Instant::now();
     let snapshot = zones.load();
     match respond(snapshot.as_deref(), query, Transport::Tcp) {
-        Some(answer) => finish(&mut reply, Some(&encode_packet(&answer)), 0, ""),
+        Some(answer) => {
+            metrics.query(Via::Grpc, query, &answer, started.elapsed());
+            finish(&mut reply, Some(&encode_packet(&answer)), 0, "")
+        }
         // A message we drop over UDP/TCP (a response, or no header).
         None => finish(&mut reply, None, 3, "not a DNS query"),
     }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::fast;
 use super::respond::{MAX_UDP_PAYLOAD, Transport, respond};
 use super::zone::ZoneSet;
+use crate::metrics::{Metrics, Via};
 
 /// The snapshot the servers answer from; `None` until the first load.
 pub type Published = ArcSwapOption<ZoneSet>;
@@ -41,6 +42,7 @@ pub struct TcpLimits {
 pub async fn serve_tcp(
     listener: TcpListener,
     zones: Arc<Published>,
+    metrics: Arc<Metrics>,
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
@@ -65,11 +67,12 @@ pub async fn serve_tcp(
             continue;
         };
         let zones = zones.clone();
+        let metrics = metrics.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                result = connection(stream, &zones, limits.idle_timeout) => {
+                result = connection(stream, &zones, &metrics, limits.idle_timeout) => {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "TCP connection ended");
                     }
@@ -91,6 +94,7 @@ pub async fn serve_tcp(
 async fn connection(
     mut stream: TcpStream,
     zones: &Published,
+    metrics: &Metrics,
     idle: Duration,
 ) -> std::io::Result<()> {
     /// Read size; a larger message grows the buffer to fit.
@@ -119,13 +123,18 @@ async fn connection(
                     break;
                 };
                 used += 2 + len;
+                let started = std::time::Instant::now();
                 let fast =
                     snapshot.and_then(|z| fast::respond(z, message, Transport::Tcp, &mut answer));
                 match fast {
-                    Some(n) => frame(&mut output, &answer[..n]),
+                    Some(n) => {
+                        frame(&mut output, &answer[..n]);
+                        metrics.query(Via::Tcp, message, &answer[..n], started.elapsed());
+                    }
                     None => {
                         if let Some(response) = respond(snapshot, message, Transport::Tcp) {
                             frame(&mut output, &response);
+                            metrics.query(Via::Tcp, message, &response, started.elapsed());
                         }
                     }
                 }

@@ -15,7 +15,7 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::fast;
 use super::respond::{Transport, malformed, respond};
 use super::server::Published;
+use crate::metrics::{Metrics, Via};
 
 /// Datagrams taken per `recvmmsg` call. Knot DNS uses 10 to 64; past 32
 /// the gain on loopback is within noise.
@@ -51,7 +52,12 @@ enum Reply {
 
 /// Serves `socket` until `shutdown`. The socket must be blocking with a
 /// read timeout of [`SHUTDOWN_POLL`] (see [`super::server::bind`]).
-pub fn serve(socket: std::net::UdpSocket, zones: Arc<Published>, shutdown: CancellationToken) {
+pub fn serve(
+    socket: std::net::UdpSocket,
+    zones: Arc<Published>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let fd = socket.as_raw_fd();
     let mut queries = vec![0u8; BATCH * QUERY_BUFFER];
     let mut answers = vec![0u8; BATCH * ANSWER_BUFFER];
@@ -100,20 +106,25 @@ pub fn serve(socket: std::net::UdpSocket, zones: Arc<Published>, shutdown: Cance
         let snapshot = zones.load();
         let snapshot = snapshot.as_deref();
         for (i, &(len, truncated, _)) in received[..count].iter().enumerate() {
+            let started = Instant::now();
             let query = &queries[i * QUERY_BUFFER..][..len];
             let answer = &mut answers[i * ANSWER_BUFFER..][..ANSWER_BUFFER];
-            let general = if truncated {
+            replies[i] = if truncated {
                 // Cut short by the kernel: not a query we can read.
-                malformed(query)
+                malformed(query).map_or(Reply::Drop, Reply::General)
             } else if let Some(len) =
                 snapshot.and_then(|z| fast::respond(z, query, Transport::Udp, answer))
             {
-                replies[i] = Reply::Fast(len);
-                continue;
+                Reply::Fast(len)
             } else {
-                respond(snapshot, query, Transport::Udp)
+                respond(snapshot, query, Transport::Udp).map_or(Reply::Drop, Reply::General)
             };
-            replies[i] = general.map_or(Reply::Drop, Reply::General);
+            let response: &[u8] = match &replies[i] {
+                Reply::Fast(len) => &answers[i * ANSWER_BUFFER..][..*len],
+                Reply::General(bytes) => bytes,
+                Reply::Drop => continue,
+            };
+            metrics.query(Via::Udp, query, response, started.elapsed());
         }
 
         // Gather the replies to send, in order, skipping the dropped ones.

@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use super::lease::Elector;
 use crate::controller::{Allocated, Settings};
 use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL, ServiceEntry};
+use crate::metrics::Metrics;
 use crate::render::{Target, render};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "globaldns";
@@ -226,6 +228,7 @@ pub async fn run(
     config: SyncConfig,
     settings: Settings,
     mut changes: watch::Receiver<Option<Arc<Allocated>>>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let elector = Elector::new(
@@ -290,14 +293,27 @@ pub async fn run(
             }
         };
         match sync_once(&api, &desired, config.brake).await {
-            Ok(report) => tracing::info!(
-                applied = report.applied,
-                deleted = report.deleted,
-                held_back = report.held_back,
-                conflicts = report.conflicts,
-                failed = report.failed,
-                "ServiceEntries synced"
-            ),
+            Ok(report) => {
+                metrics.sync_passes.fetch_add(1, Relaxed);
+                metrics
+                    .sync_applied
+                    .fetch_add(report.applied as u64, Relaxed);
+                metrics
+                    .sync_deleted
+                    .fetch_add(report.deleted as u64, Relaxed);
+                metrics.sync_failed.fetch_add(report.failed as u64, Relaxed);
+                metrics
+                    .sync_held_back
+                    .store(report.held_back as u64, Relaxed);
+                tracing::info!(
+                    applied = report.applied,
+                    deleted = report.deleted,
+                    held_back = report.held_back,
+                    conflicts = report.conflicts,
+                    failed = report.failed,
+                    "ServiceEntries synced"
+                )
+            }
             Err(e) => tracing::warn!("ServiceEntry sync pass failed, retrying: {e}"),
         }
         pending = false;

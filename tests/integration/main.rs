@@ -1,6 +1,7 @@
 //! Integration tests: the server over real sockets on 127.0.0.1, and the
 //! binary's command line. One test binary, one module per area.
 
+mod admin;
 mod cli;
 mod dns_table;
 mod edns;

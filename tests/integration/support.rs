@@ -61,6 +61,8 @@ pub struct Options {
     pub v6: Option<&'static str>,
     pub tcp: TcpLimits,
     pub reload_interval: Duration,
+    /// Serve the admin endpoint (on 127.0.0.1:0).
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
                 idle_timeout: Duration::from_secs(5),
             },
             reload_interval: Duration::from_millis(20),
+            admin: None,
         }
     }
 }
@@ -115,6 +118,8 @@ impl TestServer {
             sync: None,
             grpc: None,
             serve_service_entries: false,
+            admin: options.admin,
+            drain_delay: Duration::ZERO,
         };
         let shutdown = CancellationToken::new();
         let running = serve::start(config, shutdown.clone())
@@ -126,6 +131,10 @@ impl TestServer {
             shutdown,
             running: Some(running),
         }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
     }
 
     pub fn registry_path(&self) -> PathBuf {

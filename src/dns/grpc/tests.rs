@@ -93,7 +93,14 @@ async fn coredns_grpc_queries_are_answered() {
         max_connections: 4,
         idle_timeout: Duration::from_secs(5),
     };
-    tokio::spawn(serve(listener, published(), limits, shutdown.clone()));
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    tokio::spawn(serve(
+        listener,
+        published(),
+        metrics.clone(),
+        limits,
+        shutdown.clone(),
+    ));
 
     let mut query = Message::query();
     query.metadata.id = 4242;
@@ -125,5 +132,11 @@ async fn coredns_grpc_queries_are_answered() {
     );
     let (status, _) = call(addr, PATH, Bytes::from_static(b"junk")).await;
     assert_eq!(status, "3", "INVALID_ARGUMENT");
+    assert!(
+        metrics.render().contains(
+            "globaldns_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\",transport=\"grpc\"} 1"
+        ),
+        "gRPC answers are counted"
+    );
     shutdown.cancel();
 }

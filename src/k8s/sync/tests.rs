@@ -291,6 +291,7 @@ async fn the_lease_holder_applies_the_rendered_entries() {
         config(),
         settings,
         rx,
+        Default::default(),
         shutdown.clone(),
     ));
 
@@ -335,6 +336,7 @@ async fn a_follower_writes_nothing() {
         config(),
         settings,
         rx,
+        Default::default(),
         shutdown.clone(),
     ));
     let (request, send) = next(&mut handle).await;

@@ -1,0 +1,317 @@
+//! Prometheus metrics (DESIGN §6), counted without a lock or an allocation
+//! on the query path: every series is an `AtomicU64` in fixed arrays, and
+//! the text exposition is written here on scrape.
+//!
+//! Not prometheus-client: its `Histogram` takes a mutex on every
+//! observation, which the query path must not.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::dns::Transport;
+
+/// How a message arrived, for the `transport` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Udp,
+    Tcp,
+    Grpc,
+}
+
+impl From<Transport> for Via {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Udp => Via::Udp,
+            Transport::Tcp => Via::Tcp,
+        }
+    }
+}
+
+const VIAS: [&str; 3] = ["udp", "tcp", "grpc"];
+const QTYPES: [(u16, &str); 7] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (33, "SRV"),
+    (6, "SOA"),
+    (2, "NS"),
+    (255, "ANY"),
+    (0, "other"),
+];
+const RCODES: [&str; 9] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other", "other", "other",
+];
+/// Header RCODE values 0–5 have their own label; 6–15 share `other`
+/// (NOTAUTH for an unknown TSIG key is 9).
+const RCODE_SLOTS: usize = 7;
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1,
+];
+
+/// Every series globaldns exports.
+#[derive(Default)]
+pub struct Metrics {
+    queries: [[[AtomicU64; RCODE_SLOTS]; QTYPES.len()]; VIAS.len()],
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_ns: AtomicU64,
+    /// Gauges and counters set by the controller and the sync.
+    pub hosts: AtomicU64,
+    pub vip_pool_size_v4: AtomicU64,
+    pub vip_pool_size_v6: AtomicU64,
+    pub vips_allocated_v4: AtomicU64,
+    pub vips_allocated_v6: AtomicU64,
+    pub vips_quarantined: AtomicU64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    pub last_reload_seconds: AtomicU64,
+    pub sync_passes: AtomicU64,
+    pub sync_applied: AtomicU64,
+    pub sync_deleted: AtomicU64,
+    pub sync_failed: AtomicU64,
+    pub sync_held_back: AtomicU64,
+    pub dropin_conflicts: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one answered message: its question type (from `query`), its
+    /// response code (from `response`), and how long answering took.
+    pub fn query(&self, via: Via, query: &[u8], response: &[u8], took: Duration) {
+        let qtype = qtype_slot(query);
+        let rcode = response.get(3).map_or(RCODE_SLOTS - 1, |b| {
+            usize::from(b & 0x0F).min(RCODE_SLOTS - 1)
+        });
+        self.queries[via as usize][qtype][rcode].fetch_add(1, Relaxed);
+        let seconds = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
+            self.latency_buckets[i].fetch_add(1, Relaxed);
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "globaldns_dns_queries_total",
+            "counter",
+            "DNS messages answered, by question type, response code and transport.",
+        );
+        for (v, via) in VIAS.iter().enumerate() {
+            for (q, (_, qtype)) in QTYPES.iter().enumerate() {
+                for (r, rcode) in RCODES.iter().take(RCODE_SLOTS).enumerate() {
+                    let n = self.queries[v][q][r].load(Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "globaldns_dns_queries_total{{qtype=\"{qtype}\",rcode=\"{rcode}\",transport=\"{via}\"}} {n}"
+                        );
+                    }
+                }
+            }
+        }
+        header(
+            &mut out,
+            "globaldns_dns_query_duration_seconds",
+            "histogram",
+            "Time from a message read to its answer written to the send buffer.",
+        );
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "globaldns_dns_query_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.latency_count.load(Relaxed);
+        let sum = self.latency_sum_ns.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "globaldns_dns_query_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(out, "globaldns_dns_query_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "globaldns_dns_query_duration_seconds_count {count}");
+
+        for (name, kind, help, value) in [
+            (
+                "globaldns_registry_hosts",
+                "gauge",
+                "Hosts served (services × zones).",
+                &self.hosts,
+            ),
+            (
+                "globaldns_registry_reloads_total{result=\"success\"}",
+                "counter",
+                "Registry versions published or refused.",
+                &self.reloads_ok,
+            ),
+            (
+                "globaldns_registry_reloads_total{result=\"failure\"}",
+                "",
+                "",
+                &self.reloads_failed,
+            ),
+            (
+                "globaldns_registry_last_success_timestamp_seconds",
+                "gauge",
+                "When a registry was last published (Unix time).",
+                &self.last_reload_seconds,
+            ),
+            (
+                "globaldns_vip_pool_size{family=\"ipv4\"}",
+                "gauge",
+                "Addresses the VIP range can hand out.",
+                &self.vip_pool_size_v4,
+            ),
+            (
+                "globaldns_vip_pool_size{family=\"ipv6\"}",
+                "",
+                "",
+                &self.vip_pool_size_v6,
+            ),
+            (
+                "globaldns_vip_allocated{family=\"ipv4\"}",
+                "gauge",
+                "VIPs held by hosts.",
+                &self.vips_allocated_v4,
+            ),
+            (
+                "globaldns_vip_allocated{family=\"ipv6\"}",
+                "",
+                "",
+                &self.vips_allocated_v6,
+            ),
+            (
+                "globaldns_vip_quarantined",
+                "gauge",
+                "Released VIPs held back from other hosts.",
+                &self.vips_quarantined,
+            ),
+            (
+                "globaldns_sync_passes_total",
+                "counter",
+                "ServiceEntry sync passes run by the Lease holder.",
+                &self.sync_passes,
+            ),
+            (
+                "globaldns_sync_applies_total",
+                "counter",
+                "ServiceEntries applied.",
+                &self.sync_applied,
+            ),
+            (
+                "globaldns_sync_deletes_total",
+                "counter",
+                "Owned ServiceEntries deleted.",
+                &self.sync_deleted,
+            ),
+            (
+                "globaldns_sync_failures_total",
+                "counter",
+                "Applies and deletes that failed.",
+                &self.sync_failed,
+            ),
+            (
+                "globaldns_sync_held_back_deletions",
+                "gauge",
+                "Deletions the brake held back in the last pass.",
+                &self.sync_held_back,
+            ),
+            (
+                "globaldns_dropin_conflicts",
+                "gauge",
+                "Hosts claimed by the registry and a hand-written ServiceEntry, or by two hand-written ones.",
+                &self.dropin_conflicts,
+            ),
+        ] {
+            if !kind.is_empty() {
+                let base = name.split('{').next().unwrap_or(name);
+                header(&mut out, base, kind, help);
+            }
+            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The slot of the question's type in `QTYPES`; `other` when the question
+/// cannot be read.
+fn qtype_slot(query: &[u8]) -> usize {
+    let other = QTYPES.len() - 1;
+    let mut at = 12;
+    while let Some(&len) = query.get(at) {
+        if len == 0 {
+            let Some(t) = query.get(at + 1..at + 3) else {
+                return other;
+            };
+            let qtype = u16::from_be_bytes([t[0], t[1]]);
+            return QTYPES
+                .iter()
+                .position(|&(code, _)| code == qtype)
+                .unwrap_or(other);
+        }
+        if len & 0xC0 != 0 {
+            return other;
+        }
+        at += 1 + usize::from(len);
+    }
+    other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(qtype: u16) -> Vec<u8> {
+        let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 6];
+        q.extend_from_slice(b"global");
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        q
+    }
+
+    #[test]
+    fn queries_are_counted_by_type_rcode_and_transport() {
+        let metrics = Metrics::default();
+        let mut nx = query(1);
+        nx[2] |= 0x80;
+        nx[3] = 3;
+        metrics.query(Via::Udp, &query(1), &nx, Duration::from_micros(30));
+        metrics.query(Via::Udp, &query(1), &nx, Duration::from_micros(30));
+        metrics.query(Via::Grpc, &query(99), &query(99), Duration::from_millis(2));
+        metrics.query(Via::Tcp, &[1, 2], &[], Duration::from_secs(1));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "globaldns_dns_queries_total{qtype=\"A\",rcode=\"NXDOMAIN\",transport=\"udp\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "globaldns_dns_queries_total{qtype=\"other\",rcode=\"NOERROR\",transport=\"grpc\"} 1"
+        ));
+        assert!(text.contains(
+            "globaldns_dns_queries_total{qtype=\"other\",rcode=\"other\",transport=\"tcp\"} 1"
+        ));
+        assert!(
+            text.contains("globaldns_dns_query_duration_seconds_bucket{le=\"0.00005\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("globaldns_dns_query_duration_seconds_bucket{le=\"0.0025\"} 3"));
+        assert!(text.contains("globaldns_dns_query_duration_seconds_bucket{le=\"+Inf\"} 4"));
+        assert!(text.contains("# TYPE globaldns_registry_reloads_total counter"));
+        assert!(text.contains("globaldns_registry_reloads_total{result=\"failure\"} 0"));
+    }
+}

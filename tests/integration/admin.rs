@@ -1,0 +1,81 @@
+//! The admin endpoint (DESIGN §6): /healthz, /readyz (false while
+//! draining), and /metrics counting the queries answered.
+
+use std::sync::atomic::Ordering;
+
+use hickory_proto::rr::RecordType;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Options, TestServer, Via, exchange, query};
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let server = TestServer::with(Options {
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let admin = server.running().admin.expect("admin endpoint bound");
+    assert_eq!(get(admin, "/healthz").await.0, 200);
+    assert_eq!(get(admin, "/readyz").await, (200, "ready\n".to_string()));
+
+    for _ in 0..3 {
+        exchange(
+            server.addr,
+            &query("httpbin.bar.global.", RecordType::A, false),
+            Via::Udp,
+        )
+        .await;
+    }
+    exchange(
+        server.addr,
+        &query("nope.global.", RecordType::A, true),
+        Via::Tcp,
+    )
+    .await;
+    let (status, text) = get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(
+            r#"globaldns_dns_queries_total{qtype="A",rcode="NOERROR",transport="udp"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"globaldns_dns_queries_total{qtype="A",rcode="NXDOMAIN",transport="tcp"} 1"#
+        )
+    );
+    assert!(text.contains("globaldns_dns_query_duration_seconds_count 4"));
+    assert!(text.contains("globaldns_registry_hosts 3"), "{text}");
+    assert!(text.contains(r#"globaldns_vip_allocated{family="ipv4"} 3"#));
+    assert!(text.contains(r#"globaldns_registry_reloads_total{result="success"} 1"#));
+
+    // Shutdown starts by draining: readiness goes false while DNS answers.
+    server.running().draining.store(true, Ordering::Relaxed);
+    assert_eq!(get(admin, "/readyz").await, (503, "draining\n".to_string()));
+    let answer = exchange(
+        server.addr,
+        &query("httpbin.bar.global.", RecordType::A, false),
+        Via::Udp,
+    )
+    .await;
+    assert_eq!(answer.answers.len(), 1, "still answering while draining");
+    assert_eq!(get(admin, "/no-such-page").await.0, 404);
+}
