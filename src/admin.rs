@@ -1,19 +1,22 @@
 //! The admin endpoint (`--admin ADDR:PORT`): `/metrics` (Prometheus text),
-//! `/healthz` (the process answers) and `/readyz` (a registry is published
-//! and the process is not draining). It serves nothing secret: counters,
-//! and two words of status.
+//! `/healthz` (the process answers), `/readyz` (a registry is published and
+//! the process is not draining) and `/explain?name=NAME`. It serves nothing
+//! secret: counters, status, and what the registry already says.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State as Extract;
+use axum::extract::{Query, State as Extract};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::watch;
+
+use crate::controller::Allocated;
 use crate::dns::server::Published;
 use crate::metrics::Metrics;
 
@@ -23,6 +26,8 @@ pub struct State {
     pub published: Arc<Published>,
     pub metrics: Arc<Metrics>,
     pub draining: Arc<AtomicBool>,
+    /// The published registry with its allocations, for explain.
+    pub allocated: watch::Receiver<Option<Arc<Allocated>>>,
 }
 
 /// Serves the admin endpoint on `listener` until `shutdown`.
@@ -31,6 +36,7 @@ pub async fn serve(listener: TcpListener, state: State, shutdown: CancellationTo
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/explain", get(explain))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -45,6 +51,20 @@ async fn metrics(Extract(state): Extract<State>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    name: String,
+}
+
+async fn explain(
+    Extract(state): Extract<State>,
+    Query(query): Query<ExplainQuery>,
+) -> impl IntoResponse {
+    let zones = state.published.load_full();
+    let allocated = state.allocated.borrow().clone();
+    crate::explain::explain(&query.name, zones.as_deref(), allocated.as_deref())
 }
 
 async fn ready(Extract(state): Extract<State>) -> impl IntoResponse {

@@ -42,6 +42,10 @@ pub enum Command {
     /// Print the CustomResourceDefinitions of the registry resources
     /// (MeshCluster, ExportedService); `manifests/crds.yaml` is this output.
     Crds,
+    /// Explain a name, asking a running server's admin endpoint: served or
+    /// not and why, its VIPs, the clusters and gateways behind it, its
+    /// ServiceEntry, and any conflict.
+    Explain(ExplainArgs),
     /// Print the cluster DNS wiring for the served zones: kube-dns
     /// `stubDomains` and CoreDNS server blocks pointing at globaldns.
     StubConfig(StubConfigArgs),
@@ -196,6 +200,20 @@ pub struct CheckArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub zones: ZoneArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The name to explain, e.g. httpbin.bar.global.
+    pub name: String,
+    /// The server's admin endpoint.
+    #[arg(
+        long,
+        env = "GLOBALDNS_ADMIN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:9153"
+    )]
+    pub admin: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CheckArgs, Cli, Command, RenderArgs, ServeArgs, SnapshotArgs, StubConfigArgs};
+use crate::cli::{
+    CheckArgs, Cli, Command, ExplainArgs, RenderArgs, ServeArgs, SnapshotArgs, StubConfigArgs,
+};
 use crate::controller::Settings;
 use crate::registry::{Registry, file};
 use crate::render::{Target, render};
@@ -24,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Zonefile(args) => zonefile(args),
         Command::Render(args) => render_entries(args),
         Command::StubConfig(args) => stub_config(args),
+        Command::Explain(args) => explain(args),
         Command::Crds => {
             let yaml = crate::k8s::resources::crds_yaml().context("cannot write YAML")?;
             let mut out = std::io::stdout().lock();
@@ -199,5 +202,49 @@ fn stub_config(args: StubConfigArgs) -> anyhow::Result<()> {
     };
     let text = crate::k8s::stub::render(args.target, &zones, (ip, args.port).into());
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Asks the admin endpoint of a running server (plain HTTP/1.1 on
+/// loopback or the pod network; nothing to negotiate).
+fn explain(args: ExplainArgs) -> anyhow::Result<()> {
+    use std::io::Read;
+    let encoded: String = args
+        .name
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&args.admin, std::time::Duration::from_secs(5))
+            .with_context(|| {
+                format!(
+                    "cannot reach the admin endpoint at {} (is the server running with --admin?)",
+                    args.admin
+                )
+            })?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET /explain?name={encoded} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        args.admin
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed answer from {}", args.admin))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(anyhow!(
+            "{} answered: {}",
+            args.admin,
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    std::io::stdout().lock().write_all(body.as_bytes())?;
     Ok(())
 }

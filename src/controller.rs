@@ -39,6 +39,10 @@ pub struct Applied {
 pub struct Allocated {
     pub registry: Registry,
     pub table: Table,
+    /// Hand-written hosts served beside the registry (drop-in mode).
+    pub hand_written: Vec<HandWritten>,
+    /// Current conflicts between the registry and hand-written entries.
+    pub conflicts: Vec<String>,
 }
 
 pub struct Controller {
@@ -187,10 +191,7 @@ impl Controller {
         self.count(wants.len(), now);
         let published = started.elapsed();
         if self.changes.receiver_count() > 0 {
-            self.changes.send_replace(Some(Arc::new(Allocated {
-                registry: registry.clone(),
-                table: self.table.clone(),
-            })));
+            self.share_current(&registry);
         }
         tracing::info!(
             services = registry.services.len(),
@@ -283,9 +284,24 @@ impl Controller {
         &self.reported_conflicts
     }
 
-    /// Receives each registry published from now on, with its table.
+    /// Receives each registry published from now on, with its table, and
+    /// the one published already, if any. (Cloned per publish only while
+    /// someone is subscribed: the sync, or the admin endpoint's explain.)
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<Arc<Allocated>>> {
-        self.changes.subscribe()
+        let receiver = self.changes.subscribe();
+        if let Some(registry) = &self.current {
+            self.share_current(registry);
+        }
+        receiver
+    }
+
+    fn share_current(&self, registry: &Registry) {
+        self.changes.send_replace(Some(Arc::new(Allocated {
+            registry: registry.clone(),
+            table: self.table.clone(),
+            hand_written: self.hand_written.clone(),
+            conflicts: self.reported_conflicts.iter().cloned().collect(),
+        })));
     }
 
     pub fn table(&self) -> &Table {

@@ -33,6 +33,7 @@ pub mod cli;
 pub mod commands;
 pub mod controller;
 pub mod dns;
+pub mod explain;
 pub mod index;
 pub mod istio;
 pub mod k8s;

@@ -164,6 +164,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         &found,
     );
     let changes = config.sync.as_ref().map(|_| controller.subscribe());
+    let explained = admin.as_ref().map(|_| controller.subscribe());
 
     // The file is read before serving starts, so that the first answers
     // come from it; the Kubernetes watch delivers its first registry once
@@ -278,6 +279,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
                     published: published.clone(),
                     metrics: metrics.clone(),
                     draining: draining.clone(),
+                    allocated: explained.expect("subscribed with the admin endpoint"),
                 },
                 shutdown.clone(),
             ));

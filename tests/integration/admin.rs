@@ -67,6 +67,31 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains(r#"globaldns_vip_allocated{family="ipv4"} 3"#));
     assert!(text.contains(r#"globaldns_registry_reloads_total{result="success"} 1"#));
 
+    // DESIGN §6: explain, over HTTP and through the command line.
+    let (status, text) = get(admin, "/explain?name=HttpBin.bar.global").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("A: NOERROR 240.0.195.86"), "{text}");
+    assert!(
+        text.contains("registry: service httpbin in namespace bar, exported from west"),
+        "{text}"
+    );
+    assert!(text.contains("VIP IPv4: 240.0.195.86 since "), "{text}");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_globaldns"))
+            .args(["explain", "nope.bar.global", "--admin", &admin.to_string()])
+            .env_remove("GLOBALDNS_ADMIN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("why NXDOMAIN: no service `nope` in namespace `bar` (it exports: httpbin)"),
+        "{stdout}"
+    );
+
     // Shutdown starts by draining: readiness goes false while DNS answers.
     server.running().draining.store(true, Ordering::Relaxed);
     assert_eq!(get(admin, "/readyz").await, (503, "draining\n".to_string()));

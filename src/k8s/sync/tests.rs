@@ -258,7 +258,15 @@ fn allocated() -> (Settings, Arc<Allocated>) {
         ttl: 30,
         allocator,
     };
-    (settings, Arc::new(Allocated { registry, table }))
+    (
+        settings,
+        Arc::new(Allocated {
+            registry,
+            table,
+            hand_written: Vec::new(),
+            conflicts: Vec::new(),
+        }),
+    )
 }
 
 fn config() -> SyncConfig {

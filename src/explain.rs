@@ -1,0 +1,189 @@
+//! `globaldns explain NAME`: for any name, whether it is served and why,
+//! its VIPs and since when, which clusters export it and through which
+//! gateways, which ServiceEntry carries it, and any conflict (DESIGN §6).
+//! Pure: the admin endpoint calls it with the published snapshot.
+
+use std::fmt::Write;
+
+use hickory_proto::rr::{LowerName, Name, RecordType};
+
+use crate::controller::Allocated;
+use crate::dns::ZoneSet;
+use crate::dns::lookup::{Outcome, lookup};
+use crate::vip::Family;
+
+/// The explanation of `name`, as lines of text.
+pub fn explain(name: &str, zones: Option<&ZoneSet>, allocated: Option<&Allocated>) -> String {
+    let mut out = String::new();
+    let host = name.trim_end_matches('.').to_ascii_lowercase();
+    let _ = writeln!(out, "name: {host}");
+    let Ok(parsed) = Name::from_ascii(&host) else {
+        let _ = writeln!(out, "not a DNS name");
+        return out;
+    };
+    let Some(zones) = zones else {
+        let _ = writeln!(out, "no registry loaded yet: every query gets SERVFAIL");
+        return out;
+    };
+    let lower = LowerName::new(&parsed);
+    let mut nxdomain = false;
+    for qtype in [RecordType::A, RecordType::AAAA] {
+        let answer = match lookup(zones, &lower, qtype) {
+            Outcome::Refused => {
+                let served: Vec<String> =
+                    zones.zones().iter().map(|z| z.origin.to_string()).collect();
+                let _ = writeln!(
+                    out,
+                    "not served: outside every zone ({}), so REFUSED",
+                    served.join(", ")
+                );
+                return out;
+            }
+            Outcome::Answer { answers, .. } => {
+                let data: Vec<String> = answers.iter().map(|r| r.data.to_string()).collect();
+                format!("NOERROR {}", data.join(" "))
+            }
+            Outcome::NoData { zone } => {
+                format!("NOERROR, no {qtype} data (NODATA; zone {})", zone.origin)
+            }
+            Outcome::NxDomain { zone } => {
+                nxdomain = true;
+                format!("NXDOMAIN (zone {})", zone.origin)
+            }
+        };
+        let _ = writeln!(out, "{qtype}: {answer}");
+    }
+    let Some(allocated) = allocated else {
+        return out;
+    };
+
+    let service = allocated
+        .registry
+        .services
+        .iter()
+        .find(|s| zone_suffix(&host, &s.name, &s.namespace).is_some());
+    match service {
+        Some(service) => {
+            let _ = writeln!(
+                out,
+                "registry: service {} in namespace {}, exported from {}",
+                service.name,
+                service.namespace,
+                service.exported_from.join(", ")
+            );
+            for cluster in &allocated.registry.clusters {
+                if !service.exported_from.contains(&cluster.name) {
+                    continue;
+                }
+                for gateway in &cluster.gateways {
+                    let _ = writeln!(
+                        out,
+                        "  {}: gateway {}:{}{}{}",
+                        cluster.name,
+                        gateway.address,
+                        gateway.port,
+                        cluster
+                            .network
+                            .as_deref()
+                            .map(|n| format!(", network {n}"))
+                            .unwrap_or_default(),
+                        cluster
+                            .locality
+                            .as_deref()
+                            .map(|l| format!(", locality {l}"))
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            for pinned in &service.addresses {
+                let _ = writeln!(out, "pinned in the registry: {pinned}");
+            }
+            for family in [Family::V4, Family::V6] {
+                if let Some(lease) = allocated.table.lease(&host, family) {
+                    let since = k8s_openapi::jiff::Timestamp::from_second(lease.since as i64)
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|_| lease.since.to_string());
+                    let _ = writeln!(out, "VIP {family}: {} since {since}", lease.addr);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "ServiceEntry: {} (as `globaldns render` names it; applied with --sync-service-entries)",
+                host.replace('.', "-")
+            );
+        }
+        None => {
+            let _ = writeln!(out, "registry: no service has this host");
+        }
+    }
+    for entry in &allocated.hand_written {
+        if entry.host == host || covers(&entry.host, &host) {
+            let _ = writeln!(
+                out,
+                "hand-written: ServiceEntry {} claims {} with {}",
+                entry.source,
+                entry.host,
+                entry
+                    .addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    for conflict in &allocated.conflicts {
+        if conflict.starts_with(&format!("{host} ")) {
+            let _ = writeln!(out, "conflict: {conflict}");
+        }
+    }
+    if nxdomain && service.is_none() {
+        let _ = writeln!(out, "why NXDOMAIN: {}", why_missing(&host, allocated));
+    }
+    out
+}
+
+/// `Some(zone)` when `host` is `<name>.<namespace>.<zone>`.
+fn zone_suffix<'h>(host: &'h str, name: &str, namespace: &str) -> Option<&'h str> {
+    let prefix = format!(
+        "{}.{}.",
+        name.to_ascii_lowercase(),
+        namespace.to_ascii_lowercase()
+    );
+    host.strip_prefix(&prefix)
+}
+
+/// True when wildcard `pattern` (`*.suffix`) covers `host`.
+fn covers(pattern: &str, host: &str) -> bool {
+    pattern
+        .strip_prefix("*.")
+        .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")))
+}
+
+/// The likeliest reason a name inside a zone does not exist.
+fn why_missing(host: &str, allocated: &Allocated) -> String {
+    let mut labels = host.split('.');
+    let (Some(name), Some(namespace)) = (labels.next(), labels.next()) else {
+        return "no such host".to_string();
+    };
+    let in_namespace: Vec<&str> = allocated
+        .registry
+        .services
+        .iter()
+        .filter(|s| s.namespace.eq_ignore_ascii_case(namespace))
+        .map(|s| s.name.as_str())
+        .collect();
+    if in_namespace.is_empty() {
+        format!("no service is exported from namespace `{namespace}`")
+    } else {
+        let shown: Vec<&str> = in_namespace.iter().take(5).copied().collect();
+        format!(
+            "no service `{name}` in namespace `{namespace}` (it exports: {}{})",
+            shown.join(", "),
+            if in_namespace.len() > 5 { ", ..." } else { "" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,81 @@
+use super::*;
+use crate::index::{self, HandWritten};
+use crate::vip::{Allocator, DEFAULT_V4_RANGE, Table, VipRange};
+
+fn setup() -> (ZoneSet, Allocated) {
+    let zones = vec!["global".to_string()];
+    let text = include_str!("../../examples/registry.yaml");
+    let registry = crate::registry::load_str(text, "r.yaml", &zones).unwrap();
+    let allocator = Allocator {
+        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+        v6: None,
+        quarantine: 600,
+    };
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 1_795_392_000);
+    let hand_written = vec![HandWritten {
+        host: "*.ext.global".to_string(),
+        addresses: vec!["240.1.0.2".parse().unwrap()],
+        source: "istio-system/ext".to_string(),
+    }];
+    let (set, conflicts) =
+        index::zones(&registry, &zones, &allocator, &table, &hand_written, 1, 30).unwrap();
+    let allocated = Allocated {
+        registry,
+        table,
+        hand_written,
+        conflicts,
+    };
+    (set, allocated)
+}
+
+#[test]
+fn a_served_host_is_explained_end_to_end() {
+    let (zones, allocated) = setup();
+    let text = explain("HttpBin.bar.global.", Some(&zones), Some(&allocated));
+    for expected in [
+        "name: httpbin.bar.global",
+        "A: NOERROR 240.0.195.86",
+        "AAAA: NOERROR, no AAAA data (NODATA; zone global.)",
+        "registry: service httpbin in namespace bar, exported from west",
+        "  west: gateway 198.51.100.20:15443, network network-west, locality us-west1/us-west1-a",
+        "VIP IPv4: 240.0.195.86 since 2026-11-23T00:00:00Z",
+        "ServiceEntry: httpbin-bar-global",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn missing_outside_and_hand_written_names_say_why() {
+    let (zones, allocated) = setup();
+    let text = explain("nope.bar.global", Some(&zones), Some(&allocated));
+    assert!(text.contains("A: NXDOMAIN (zone global.)"), "{text}");
+    assert!(
+        text.contains("why NXDOMAIN: no service `nope` in namespace `bar` (it exports: httpbin)"),
+        "{text}"
+    );
+    let text = explain("x.nowhere.global", Some(&zones), Some(&allocated));
+    assert!(
+        text.contains("why NXDOMAIN: no service is exported from namespace `nowhere`"),
+        "{text}"
+    );
+    let text = explain("example.com", Some(&zones), Some(&allocated));
+    assert!(
+        text.contains("not served: outside every zone (global.), so REFUSED"),
+        "{text}"
+    );
+    let text = explain("a.b.ext.global", Some(&zones), Some(&allocated));
+    assert!(text.contains("A: NOERROR 240.1.0.2"), "{text}");
+    assert!(
+        text.contains(
+            "hand-written: ServiceEntry istio-system/ext claims *.ext.global with 240.1.0.2"
+        ),
+        "{text}"
+    );
+    let text = explain("httpbin.bar.global", None, None);
+    assert!(text.contains("no registry loaded yet"), "{text}");
+}
