@@ -34,6 +34,7 @@ pub mod commands;
 pub mod controller;
 pub mod dns;
 pub mod explain;
+pub mod fuzzing;
 pub mod index;
 pub mod istio;
 pub mod k8s;
