@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod dns_table;
 mod edns;
+mod faults;
 mod istio_schema;
 mod manifests;
 mod reload;
