@@ -37,8 +37,14 @@ pub struct TcpLimits {
     pub idle_timeout: Duration,
 }
 
+/// How long open TCP connections get, after shutdown begins, to finish
+/// writing the answers to what they have read.
+pub const TCP_DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+
 /// Accepts TCP connections on `listener` until `shutdown`, at most
-/// `limits.max_connections` at once.
+/// `limits.max_connections` at once. On shutdown it stops accepting, each
+/// connection stops reading, answers what it has read and closes; after
+/// [`TCP_DRAIN_DEADLINE`] the stragglers are cut.
 pub async fn serve_tcp(
     listener: TcpListener,
     zones: Arc<Published>,
@@ -47,9 +53,12 @@ pub async fn serve_tcp(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Reap finished connections so the set stays small.
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -69,17 +78,23 @@ pub async fn serve_tcp(
         let zones = zones.clone();
         let metrics = metrics.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                result = connection(stream, &zones, &metrics, limits.idle_timeout) => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "TCP connection ended");
-                    }
-                }
+        connections.spawn(async move {
+            let result = connection(stream, &zones, &metrics, limits.idle_timeout, &shutdown).await;
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(slot);
         });
+    }
+    let drained = tokio::time::timeout(TCP_DRAIN_DEADLINE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::debug!(
+            left = connections.len(),
+            "TCP drain deadline passed; closing the rest"
+        );
     }
 }
 
@@ -96,6 +111,7 @@ async fn connection(
     zones: &Published,
     metrics: &Metrics,
     idle: Duration,
+    shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
     /// Read size; a larger message grows the buffer to fit.
     const READ_CHUNK: usize = 16 * 1024;
@@ -106,9 +122,13 @@ async fn connection(
     let mut deadline = Instant::now() + idle;
     loop {
         input.reserve(READ_CHUNK);
-        let read = match tokio::time::timeout_at(deadline, stream.read_buf(&mut input)).await {
-            Err(_) => return Ok(()), // idle: close quietly
-            Ok(read) => read?,
+        let read = tokio::select! {
+            // Shutting down: what was read has been answered; stop here.
+            _ = shutdown.cancelled() => return Ok(()),
+            read = tokio::time::timeout_at(deadline, stream.read_buf(&mut input)) => match read {
+                Err(_) => return Ok(()), // idle: close quietly
+                Ok(read) => read?,
+            },
         };
         if read == 0 {
             return Ok(()); // the client closed; a partial message is dropped

@@ -204,3 +204,31 @@ async fn connections_beyond_the_cap_are_closed() {
         "a freed slot is reused"
     );
 }
+
+/// Issue 5, graceful lifecycle: on shutdown the server stops reading, and
+/// open connections (here one with a 30 s idle timeout) are closed within
+/// the drain deadline rather than held until they time out.
+#[tokio::test]
+async fn shutdown_closes_tcp_connections_within_the_drain_deadline() {
+    let server = TestServer::with(limits(8, 30_000)).await;
+    let mut open = TcpStream::connect(server.addr).await.unwrap();
+    let q = query("httpbin.bar.global.", RecordType::A, false)
+        .to_vec()
+        .unwrap();
+    write_framed(&mut open, &q).await;
+    assert!(
+        read_framed(&mut open).await.is_some(),
+        "served before shutdown"
+    );
+    let started = std::time::Instant::now();
+    let _dir = server.stop().await;
+    assert!(
+        started.elapsed() < globaldns::dns::server::TCP_DRAIN_DEADLINE + Duration::from_secs(1),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        read_framed(&mut open).await.is_none(),
+        "the connection was closed"
+    );
+}
