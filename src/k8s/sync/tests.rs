@@ -394,3 +394,46 @@ async fn owned_addresses_are_read_by_label() {
         )]
     );
 }
+
+/// Issue 5: a conflict on one apply (409) is counted as a failure and the
+/// other entries are still applied.
+#[tokio::test]
+async fn a_conflict_on_one_apply_does_not_stop_the_others() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
+    let desired = vec![
+        entry("a-global", "240.0.0.1"),
+        entry("b-global", "240.0.0.2"),
+    ];
+    let pass = tokio::spawn(async move { sync_once(&api, &desired, 0.5).await });
+    let (_, send) = next(&mut handle).await;
+    send.send_response(listed(vec![]));
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.uri().path(), format!("{BASE}/a-global"));
+    send.send_response(
+        Response::builder()
+            .status(409)
+            .body(Body::from(
+                serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                           "reason": "Conflict", "code": 409, "message": "conflict"}))
+                .unwrap(),
+            ))
+            .unwrap(),
+    );
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.uri().path(), format!("{BASE}/b-global"));
+    send.send_response(echo(request).await);
+    let report = tokio::time::timeout(Duration::from_secs(5), pass)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report,
+        Report {
+            applied: 1,
+            failed: 1,
+            ..Report::default()
+        }
+    );
+}

@@ -158,3 +158,107 @@ fn objects_decode_without_type_fields() {
     let cluster: MeshCluster = decode(&object).unwrap();
     assert_eq!(cluster.spec.gateways[0].port, 15443);
 }
+
+fn status(code: u16, reason: &str) -> Response<Body> {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                      "reason": reason, "code": code, "message": reason});
+    Response::builder()
+        .status(code)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+/// Issue 5 fault tests on the Kubernetes path: the API server failing at
+/// start (500), then a watch ending in 410 Gone (an ERROR event). The watcher backs off
+/// and retries, relists after the 410, and the registry arrives; nothing
+/// is sent before both lists are in.
+#[tokio::test]
+async fn api_errors_and_410_gone_are_retried_and_relisted() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(run(
+        Client::new(mock, "default"),
+        NS.to_string(),
+        vec!["global".to_string()],
+        tx,
+        shutdown.clone(),
+    ));
+    let counts = std::sync::Arc::new(std::sync::Mutex::new((0usize, 0usize, 0usize)));
+    let seen = counts.clone();
+    tokio::spawn(async move {
+        let mut cluster_lists = 0;
+        loop {
+            let Some((request, send)) = handle.next_request().await else {
+                return;
+            };
+            let path = request.uri().path().to_string();
+            let query = request.uri().query().unwrap_or_default().to_string();
+            let clusters = path.ends_with("/meshclusters");
+            if query.contains("watch=true") {
+                if clusters && seen.lock().unwrap().2 == 0 {
+                    seen.lock().unwrap().2 += 1;
+                    // As the API server says it: an ERROR event in the stream.
+                    let event = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                        "status": "Failure", "reason": "Expired", "code": 410,
+                        "message": "too old resource version"}});
+                    let mut body = serde_json::to_vec(&event).unwrap();
+                    body.push(b'\n');
+                    send.send_response(Response::builder().body(Body::from(body)).unwrap());
+                } else {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        drop(send);
+                    });
+                }
+                continue;
+            }
+            if clusters {
+                cluster_lists += 1;
+                seen.lock().unwrap().0 = cluster_lists;
+                if cluster_lists == 1 {
+                    // The API server is down at start.
+                    send.send_response(status(500, "InternalError"));
+                    continue;
+                }
+                let item = object(
+                    "MeshCluster",
+                    "west",
+                    json!({"gateways": [{"address": "192.0.2.1"}]}),
+                );
+                send.send_response(
+                    Response::builder()
+                        .body(Body::from(list("MeshCluster", vec![item])))
+                        .unwrap(),
+                );
+            } else {
+                seen.lock().unwrap().1 += 1;
+                let body = list("ExportedService", vec![service("httpbin", "west")]);
+                send.send_response(Response::builder().body(Body::from(body)).unwrap());
+            }
+        }
+    });
+    let registry = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a registry despite the errors")
+        .unwrap()
+        .unwrap();
+    assert_eq!(registry.services.len(), 1);
+    assert_eq!(registry.clusters.len(), 1);
+    // The 410 on the clusters' watch makes the watcher list again.
+    let relisted = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if counts.lock().unwrap().0 >= 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        relisted.is_ok(),
+        "lists of clusters: {:?}",
+        counts.lock().unwrap()
+    );
+    shutdown.cancel();
+}
