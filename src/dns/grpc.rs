@@ -19,11 +19,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::respond::{Transport, respond};
-use super::server::{Published, TcpLimits};
+use super::server::{Published, TcpLimits, accept};
 use crate::metrics::{Metrics, Via};
 
 pub const PATH: &str = "/coredns.dns.DnsService/Query";
@@ -104,7 +103,8 @@ fn unframe(body: &[u8]) -> Option<&[u8]> {
 }
 
 /// Accepts gRPC connections until `shutdown`, at most
-/// `limits.max_connections` at once (shared with nothing else).
+/// `limits.max_connections` at once (a cap of its own, not shared with DNS
+/// over TCP).
 pub async fn serve(
     listener: TcpListener,
     zones: Arc<Published>,
@@ -112,37 +112,27 @@ pub async fn serve(
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gRPC accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            continue; // over the cap: closed on drop
-        };
-        let zones = zones.clone();
-        let metrics = metrics.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                result = connection(stream, zones, metrics, limits.idle_timeout) => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "gRPC connection ended");
+    let stop = shutdown.clone();
+    accept(
+        listener,
+        "gRPC",
+        limits.max_connections,
+        stop,
+        move |stream, peer| {
+            let (zones, metrics, shutdown) = (zones.clone(), metrics.clone(), shutdown.clone());
+            async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    result = connection(stream, zones, metrics, limits.idle_timeout) => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "gRPC connection ended");
+                        }
                     }
                 }
             }
-            drop(slot);
-        });
-    }
+        },
+    )
+    .await;
 }
 
 async fn connection(

@@ -42,9 +42,8 @@ pub struct TcpLimits {
 pub const TCP_DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Accepts TCP connections on `listener` until `shutdown`, at most
-/// `limits.max_connections` at once. On shutdown it stops accepting, each
-/// connection stops reading, answers what it has read and closes; after
-/// [`TCP_DRAIN_DEADLINE`] the stragglers are cut.
+/// `limits.max_connections` at once. On shutdown each connection stops
+/// reading, answers what it has read and closes (see [`accept`]).
 pub async fn serve_tcp(
     listener: TcpListener,
     zones: Arc<Published>,
@@ -52,7 +51,41 @@ pub async fn serve_tcp(
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let stop = shutdown.clone();
+    accept(
+        listener,
+        "TCP",
+        limits.max_connections,
+        stop,
+        move |stream, peer| {
+            let (zones, metrics, shutdown) = (zones.clone(), metrics.clone(), shutdown.clone());
+            async move {
+                let idle = limits.idle_timeout;
+                if let Err(e) = connection(stream, &zones, &metrics, idle, &shutdown).await {
+                    tracing::debug!(%peer, error = %e, "TCP connection ended");
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// The accept loop shared by DNS over TCP and the gRPC endpoint: runs
+/// `serve_one` for each connection, at most `max` at once (more are closed
+/// as soon as accepted). On `shutdown` it stops accepting and gives the
+/// open connections [`TCP_DRAIN_DEADLINE`] to end (each watches `shutdown`
+/// itself); the stragglers are then cut.
+pub async fn accept<F, Fut>(
+    listener: TcpListener,
+    what: &'static str,
+    max: usize,
+    shutdown: CancellationToken,
+    mut serve_one: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         // Reap finished connections so the set stays small.
@@ -64,25 +97,19 @@ pub async fn serve_tcp(
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly
                     // rather than spin.
-                    tracing::warn!(error = %e, "TCP accept failed");
+                    tracing::warn!(error = %e, "{what} accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "TCP connection cap reached; closing");
-            drop(stream);
-            continue;
+            tracing::debug!(%peer, "{what} connection cap reached; closing");
+            continue; // the stream is dropped: closed
         };
-        let zones = zones.clone();
-        let metrics = metrics.clone();
-        let shutdown = shutdown.clone();
+        let served = serve_one(stream, peer);
         connections.spawn(async move {
-            let result = connection(stream, &zones, &metrics, limits.idle_timeout, &shutdown).await;
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "TCP connection ended");
-            }
+            served.await;
             drop(slot);
         });
     }
@@ -93,7 +120,7 @@ pub async fn serve_tcp(
     if drained.is_err() {
         tracing::debug!(
             left = connections.len(),
-            "TCP drain deadline passed; closing the rest"
+            "{what} drain deadline passed; closing the rest"
         );
     }
 }
