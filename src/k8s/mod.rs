@@ -3,6 +3,8 @@
 
 pub mod dropin;
 pub mod lease;
+#[cfg(test)]
+mod mock;
 pub mod resources;
 pub mod stub;
 pub mod sync;

@@ -5,6 +5,7 @@ use kube::client::Body;
 use serde_json::json;
 
 use super::*;
+use crate::k8s::mock::{hold_open, ok};
 
 fn entry(namespace: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
@@ -60,16 +61,11 @@ async fn the_watch_sends_hand_written_hosts() {
     let list = json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntryList",
         "metadata": {"resourceVersion": "3"},
         "items": [entry("istio-system", "legacy", json!({"hosts": ["legacy.db.global"], "addresses": ["240.1.0.1"]}))]});
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&list).unwrap()))
-            .unwrap(),
-    );
+    send.send_response(ok(&list));
     // Hold the watch open.
     tokio::spawn(async move {
         if let Some((_, send)) = handle.next_request().await {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            drop(send);
+            hold_open(send);
         }
     });
     let hosts = tokio::time::timeout(Duration::from_secs(5), rx.recv())

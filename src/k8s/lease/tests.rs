@@ -3,6 +3,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::k8s::mock::{ok, status};
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + seconds).unwrap()
@@ -47,15 +48,6 @@ fn elector(mock: tower_test::mock::Mock<Request<Body>, Response<Body>>) -> Elect
     Elector::new(api, "globaldns", "pod-a", Duration::from_secs(15))
 }
 
-fn status(code: u16, reason: &str) -> Response<Body> {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                      "reason": reason, "code": code, "message": reason});
-    Response::builder()
-        .status(code)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
-}
-
 async fn body(request: Request<Body>) -> Value {
     serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap()
 }
@@ -81,11 +73,7 @@ async fn a_missing_lease_is_created_and_held() {
     let sent = body(request).await;
     assert_eq!(sent["spec"]["holderIdentity"], "pod-a");
     assert_eq!(sent["spec"]["leaseDurationSeconds"], 15);
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&sent).unwrap()))
-            .unwrap(),
-    );
+    send.send_response(ok(&sent));
     assert!(lead.await.unwrap().unwrap());
 }
 

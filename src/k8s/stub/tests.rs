@@ -3,6 +3,7 @@ use kube::client::Body;
 use serde_json::json;
 
 use super::*;
+use crate::k8s::mock::ok;
 
 fn zones() -> Vec<String> {
     vec!["global".to_string(), "region".to_string()]
@@ -51,11 +52,7 @@ async fn the_cluster_ip_is_read_from_the_service() {
     let service = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "globaldns", "namespace": "globaldns"},
         "spec": {"clusterIP": "10.96.0.53"}});
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&service).unwrap()))
-            .unwrap(),
-    );
+    send.send_response(ok(&service));
     assert_eq!(
         read.await.unwrap().unwrap(),
         "10.96.0.53".parse::<IpAddr>().unwrap()
@@ -69,11 +66,7 @@ async fn the_cluster_ip_is_read_from_the_service() {
     let service = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "headless", "namespace": "globaldns"},
         "spec": {"clusterIP": "None"}});
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&service).unwrap()))
-            .unwrap(),
-    );
+    send.send_response(ok(&service));
     let error = read.await.unwrap().unwrap_err().to_string();
     assert_eq!(error, "Service globaldns/headless has no ClusterIP");
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::istio::{Location, Metadata, Resolution, ServiceEntrySpec, ServicePort, WorkloadEntry};
+use crate::k8s::mock::{echo, next, ok, status};
 
 fn entry(name: &str, vip: &str) -> ServiceEntry {
     ServiceEntry {
@@ -102,9 +103,7 @@ const BASE: &str = "/apis/networking.istio.io/v1/namespaces/istio-system/service
 fn listed(items: Vec<Value>) -> Response<Body> {
     let body = json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntryList",
                       "metadata": {"resourceVersion": "7"}, "items": items});
-    Response::builder()
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
+    ok(&body)
 }
 
 fn object(name: &str, owned: bool) -> Value {
@@ -116,18 +115,6 @@ fn object(name: &str, owned: bool) -> Value {
     json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
            "metadata": {"name": name, "namespace": "istio-system", "labels": labels},
            "spec": {"hosts": [name]}})
-}
-
-async fn next(
-    handle: &mut tower_test::mock::Handle<Request<Body>, Response<Body>>,
-) -> (
-    Request<Body>,
-    tower_test::mock::SendResponse<Response<Body>>,
-) {
-    tokio::time::timeout(Duration::from_secs(5), handle.next_request())
-        .await
-        .expect("a request")
-        .expect("the client is alive")
 }
 
 /// Each request of a pass, asserted: the list, the server-side apply (URL
@@ -214,18 +201,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
     send.send_response(Response::builder().body(Body::from(deleted)).unwrap());
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), format!("{BASE}/x"));
-    send.send_response(
-        Response::builder()
-            .status(404)
-            .body(Body::from(
-                serde_json::to_vec(
-                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                   "reason": "NotFound", "code": 404, "message": "gone"}),
-                )
-                .unwrap(),
-            ))
-            .unwrap(),
-    );
+    send.send_response(status(404, "NotFound"));
     let report = tokio::time::timeout(Duration::from_secs(5), pass)
         .await
         .unwrap()
@@ -280,11 +256,6 @@ fn config() -> SyncConfig {
     }
 }
 
-async fn echo(request: Request<Body>) -> Response<Body> {
-    let body = request.into_body().collect_bytes().await.unwrap();
-    Response::builder().body(Body::from(body.to_vec())).unwrap()
-}
-
 /// The loop end to end against the mock: it takes the (missing) Lease,
 /// then lists and applies one ServiceEntry per host of the registry.
 #[tokio::test]
@@ -308,9 +279,7 @@ async fn the_lease_holder_applies_the_rendered_entries() {
         request.uri().path(),
         "/apis/coordination.k8s.io/v1/namespaces/mesh/leases/globaldns"
     );
-    send.send_response(Response::builder().status(404).body(Body::from(
-        serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})).unwrap(),
-    )).unwrap());
+    send.send_response(status(404, "NotFound"));
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::POST, "the lease is created");
     send.send_response(echo(request).await);
@@ -353,11 +322,7 @@ async fn a_follower_writes_nothing() {
         "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": "5"},
         "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15,
                  "renewTime": k8s_openapi::jiff::Timestamp::now().to_string()}});
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&lease).unwrap()))
-            .unwrap(),
-    );
+    send.send_response(ok(&lease));
     let more = tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await;
     assert!(
         more.is_err(),
@@ -410,16 +375,7 @@ async fn a_conflict_on_one_apply_does_not_stop_the_others() {
     send.send_response(listed(vec![]));
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), format!("{BASE}/a-global"));
-    send.send_response(
-        Response::builder()
-            .status(409)
-            .body(Body::from(
-                serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                           "reason": "Conflict", "code": 409, "message": "conflict"}))
-                .unwrap(),
-            ))
-            .unwrap(),
-    );
+    send.send_response(status(409, "Conflict"));
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), format!("{BASE}/b-global"));
     send.send_response(echo(request).await);

@@ -9,6 +9,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::k8s::mock::{hold_open, status};
 
 const NS: &str = "mesh";
 
@@ -92,10 +93,7 @@ async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response
             send.send_response(Response::builder().body(Body::from(body)).unwrap());
         } else {
             // Hold the watch open: answer only when the test is long over.
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                drop(send);
-            });
+            hold_open(send);
         }
     }
 }
@@ -159,15 +157,6 @@ fn objects_decode_without_type_fields() {
     assert_eq!(cluster.spec.gateways[0].port, 15443);
 }
 
-fn status(code: u16, reason: &str) -> Response<Body> {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                      "reason": reason, "code": code, "message": reason});
-    Response::builder()
-        .status(code)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
-}
-
 /// Issue 5 fault tests on the Kubernetes path: the API server failing at
 /// start (500), then a watch ending in 410 Gone (an ERROR event). The watcher backs off
 /// and retries, relists after the 410, and the registry arrives; nothing
@@ -206,10 +195,7 @@ async fn api_errors_and_410_gone_are_retried_and_relisted() {
                     body.push(b'\n');
                     send.send_response(Response::builder().body(Body::from(body)).unwrap());
                 } else {
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        drop(send);
-                    });
+                    hold_open(send);
                 }
                 continue;
             }
