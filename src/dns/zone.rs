@@ -245,28 +245,19 @@ impl ZoneSetBuilder {
             .find(|(_, z)| z.origin.zone_of(&lower))
             .map(|(i, z)| (i as u16, z.origin.num_labels()))
             .ok_or_else(|| format!("{} is in none of the zones", data.host))?;
-        let a: Box<[Ipv4Addr]> = data
-            .addresses
-            .iter()
-            .filter_map(|a| match a {
-                IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        let aaaa: Box<[Ipv6Addr]> = data
-            .addresses
-            .iter()
-            .filter_map(|a| match a {
-                IpAddr::V6(v6) => Some(*v6),
-                IpAddr::V4(_) => None,
-            })
-            .collect();
+        let (mut a, mut aaaa) = (Vec::new(), Vec::new());
+        for addr in data.addresses {
+            match addr {
+                IpAddr::V4(v4) => a.push(*v4),
+                IpAddr::V6(v6) => aaaa.push(*v6),
+            }
+        }
         if name.is_wildcard() {
             self.zones[usize::from(index)].has_wildcards = true;
         }
         let node = self.node(&name, index, origin_labels);
-        node.a = a;
-        node.aaaa = aaaa;
+        node.a = a.into_boxed_slice();
+        node.aaaa = aaaa.into_boxed_slice();
         for (port_name, number) in data.ports {
             let srv_name = fqdn(&format!("_{port_name}._tcp.{}", data.host))?;
             let node = self.node(&srv_name, index, origin_labels);
