@@ -62,6 +62,18 @@ struct Load {
 }
 
 impl Load {
+    /// Waits (at most 10 s) until at least `n` queries have been asked, so
+    /// that a loaded machine still gives the fault a load to disturb.
+    async fn reach(&self, n: usize) {
+        let asked = self.asked.clone();
+        let reached = eventually(Duration::from_secs(10), || {
+            let asked = asked.clone();
+            async move { asked.load(Ordering::Relaxed) >= n }
+        })
+        .await;
+        assert!(reached, "the load reached {n} queries");
+    }
+
     async fn finish(self) -> (usize, usize) {
         for task in self.tasks {
             task.await.unwrap();
@@ -147,6 +159,7 @@ async fn an_unreadable_registry_keeps_the_last_good_one() {
         .await,
         "the readable registry is served again"
     );
+    load.reach(50).await;
     done.cancel();
     let (asked, failed) = load.finish().await;
     assert!(asked > 10);
@@ -213,6 +226,7 @@ async fn garbage_and_oversized_packets_do_not_disturb_answers() {
         }
     };
     assert_eq!(formerr.metadata.response_code, ResponseCode::FormErr);
+    load.reach(200).await;
     done.cancel();
     let (asked, failed) = load.finish().await;
     assert!(asked > 10);
