@@ -72,6 +72,7 @@ pub struct Metrics {
     pub sync_deleted: AtomicU64,
     pub sync_failed: AtomicU64,
     pub sync_held_back: AtomicU64,
+    pub sync_lease_lost: AtomicU64,
     pub dropin_conflicts: AtomicU64,
 }
 
@@ -222,6 +223,12 @@ impl Metrics {
                 "gauge",
                 "Deletions the brake held back in the last pass.",
                 &self.sync_held_back,
+            ),
+            (
+                "globaldns_sync_lease_lost_total",
+                "counter",
+                "Sync passes stopped early because the Lease was lost mid-pass.",
+                &self.sync_lease_lost,
             ),
             (
                 "globaldns_dropin_conflicts",

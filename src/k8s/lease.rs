@@ -6,8 +6,17 @@
 //! duration. Every write is a `replace` carrying the resourceVersion that was
 //! read, so of two replicas racing for an expired lease exactly one wins
 //! (the other gets 409 Conflict and stays a follower).
+//!
+//! A holder stops writing before anyone else may take over: it counts
+//! itself the holder only until two thirds of the duration after it sent
+//! its last successful renewal ([`Elector::holds`]), the renew deadline
+//! client-go uses too (10 s of 15). The other third covers clock drift
+//! between replicas and a write already on the wire.
 
+use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -53,6 +62,8 @@ pub struct Elector {
     name: String,
     identity: String,
     duration: Duration,
+    /// Until when we may act as the holder; `None`: we are not it.
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl Elector {
@@ -62,7 +73,21 @@ impl Elector {
             name: name.to_string(),
             identity: identity.to_string(),
             duration,
+            deadline: Mutex::new(None),
         }
+    }
+
+    /// Whether we hold the lease now: the last [`Elector::try_lead`] won it
+    /// and its renew deadline has not passed. Checked before every write.
+    pub fn holds(&self) -> bool {
+        self.deadline
+            .lock()
+            .expect("lease deadline lock")
+            .is_some_and(|deadline| Instant::now() < deadline)
+    }
+
+    fn set_deadline(&self, deadline: Option<Instant>) {
+        *self.deadline.lock().expect("lease deadline lock") = deadline;
     }
 
     /// How often [`Elector::try_lead`] should run.
@@ -72,8 +97,47 @@ impl Elector {
 
     /// Reads the lease and creates, renews or takes it over as [`step`]
     /// says. `Ok(true)` while we hold it. A conflict (someone else wrote
-    /// first) is `Ok(false)`, not an error.
+    /// first) is `Ok(false)`, not an error. An error leaves the deadline of
+    /// the last renewal standing: a passing API hiccup does not end the
+    /// holding, but the deadline does.
     pub async fn try_lead(&self) -> Result<bool, kube::Error> {
+        let held = self.try_lead_once().await;
+        if let Ok(false) = held {
+            self.set_deadline(None);
+        }
+        held
+    }
+
+    /// Gives the lease up if we hold it, so that another replica takes over
+    /// at once instead of a duration later (on shutdown). Best effort: a
+    /// failure leaves the lease to expire.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        self.set_deadline(None);
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Someone wrote since we read: it is not ours to release.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn try_lead_once(&self) -> Result<bool, kube::Error> {
+        // Measured from before the read: the API server's renewTime is
+        // later than this, so the deadline errs early.
+        let sent = Instant::now();
         let now = Timestamp::now();
         let current = self.api.get_opt(&self.name).await?;
         let spec = current.as_ref().and_then(|l| l.spec.as_ref());
@@ -115,7 +179,10 @@ impl Elector {
             }
         };
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.set_deadline(Some(sent + self.duration * 2 / 3));
+                Ok(true)
+            }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
             Err(e) => Err(e),
         }

@@ -93,6 +93,8 @@ pub struct Report {
     pub held_back: usize,
     pub conflicts: usize,
     pub failed: usize,
+    /// The pass stopped early: the Lease was lost before a write.
+    pub lease_lost: bool,
 }
 
 /// Istio's ServiceEntry, `networking.istio.io/v1`.
@@ -132,11 +134,13 @@ pub async fn owned_addresses(
 
 /// One pass against the cluster. Listing failing fails the pass (nothing is
 /// written blind); a failed apply or delete is logged and counted, and the
-/// others go on.
+/// others go on. `holds` is asked before every write: once it says no (the
+/// Lease is lost), the pass writes nothing more and reports `lease_lost`.
 pub async fn sync_once(
     api: &Api<DynamicObject>,
     desired: &[ServiceEntry],
     brake: f64,
+    holds: &(dyn Fn() -> bool + Sync),
 ) -> Result<Report, kube::Error> {
     let listed = api.list(&ListParams::default()).await?;
     let existing: Vec<Existing> = listed
@@ -174,6 +178,10 @@ pub async fn sync_once(
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for entry in &plan.apply {
+        if !holds() {
+            report.lease_lost = true;
+            return Ok(report);
+        }
         let name = &entry.metadata.name;
         let body = serde_json::to_value(entry).expect("a ServiceEntry serialises");
         match api.patch(name, &params, &Patch::Apply(&body)).await {
@@ -185,6 +193,10 @@ pub async fn sync_once(
         }
     }
     for name in &plan.delete {
+        if !holds() {
+            report.lease_lost = true;
+            return Ok(report);
+        }
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => report.deleted += 1,
             Err(kube::Error::Api(status)) if status.code == 404 => report.deleted += 1,
@@ -243,12 +255,13 @@ pub async fn run(
     let mut leader = false;
     let mut pending = true;
     let mut last_pass: Option<Instant> = None;
+    let lease = format!("{lease_namespace}/{}", config.lease_name);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             changed = changes.changed() => {
                 if changed.is_err() {
-                    return;
+                    break;
                 }
                 pending = true;
             }
@@ -257,9 +270,10 @@ pub async fn run(
         let now_leader = match elector.try_lead().await {
             Ok(held) => held,
             Err(e) => {
-                // Unsure whether we hold it: act as if not.
-                tracing::warn!("lease {lease_namespace}/{}: {e}", config.lease_name);
-                false
+                // Unsure whether the renewal landed: go on while the last
+                // one's deadline lasts.
+                tracing::warn!("lease {lease}: {e}");
+                elector.holds()
             }
         };
         if now_leader != leader {
@@ -292,7 +306,16 @@ pub async fn run(
                 continue;
             }
         };
-        match sync_once(&api, &desired, config.brake).await {
+        // A pass may outlast a renewal period: the lease is renewed beside
+        // it, and the pass asks before every write whether it still holds.
+        let holds = || elector.holds();
+        let pass = sync_once(&api, &desired, config.brake, &holds);
+        let outcome = tokio::select! {
+            outcome = pass => outcome,
+            never = renew_beside(&elector, &lease) => match never {},
+            _ = shutdown.cancelled() => break,
+        };
+        match outcome {
             Ok(report) => {
                 metrics.sync_passes.fetch_add(1, Relaxed);
                 metrics
@@ -305,6 +328,16 @@ pub async fn run(
                 metrics
                     .sync_held_back
                     .store(report.held_back as u64, Relaxed);
+                if report.lease_lost {
+                    metrics.sync_lease_lost.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        applied = report.applied,
+                        deleted = report.deleted,
+                        "lease {lease} lost during a ServiceEntry sync pass: stopped writing"
+                    );
+                    // The next round finds out who holds it now.
+                    continue;
+                }
                 tracing::info!(
                     applied = report.applied,
                     deleted = report.deleted,
@@ -318,6 +351,23 @@ pub async fn run(
         }
         pending = false;
         last_pass = Some(Instant::now());
+    }
+    if elector.holds() {
+        match elector.release().await {
+            Ok(()) => tracing::info!("lease {lease} released"),
+            Err(e) => tracing::warn!("lease {lease} not released, it will expire: {e}"),
+        }
+    }
+}
+
+/// Renews the lease every renewal period while a pass runs. Never ends;
+/// the pass reads the outcome through [`Elector::holds`].
+async fn renew_beside(elector: &Elector, lease: &str) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(elector.renew_every()).await;
+        if let Err(e) = elector.try_lead().await {
+            tracing::warn!("lease {lease}: {e}");
+        }
     }
 }
 

@@ -122,3 +122,122 @@ async fn a_live_lease_is_followed_and_an_expired_one_taken_over() {
         assert_eq!(lead.await.unwrap().unwrap(), leader);
     }
 }
+
+/// Issue 5: the holder counts itself the holder only until two thirds of
+/// the duration after its last successful renewal; a failed renewal does
+/// not end the holding early, finding another holder does, and so does
+/// giving the lease up.
+#[tokio::test(start_paused = true)]
+async fn holding_ends_at_the_renew_deadline_or_on_loss() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let elector = std::sync::Arc::new(elector(mock));
+    assert!(!elector.holds(), "nothing won yet");
+    let lead = {
+        let elector = elector.clone();
+        tokio::spawn(async move { elector.try_lead().await })
+    };
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(status(404, "NotFound"));
+    let (request, send) = handle.next_request().await.unwrap();
+    let created = body(request).await;
+    send.send_response(ok(&created));
+    assert!(lead.await.unwrap().unwrap());
+    assert!(elector.holds());
+
+    // A renewal failing with 500 keeps the old deadline: still held at 9 s
+    // after the win, no longer at 10 s.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let lead = {
+        let elector = elector.clone();
+        tokio::spawn(async move { elector.try_lead().await })
+    };
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(status(500, "InternalError"));
+    assert!(lead.await.unwrap().is_err());
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert!(elector.holds(), "9 s after the last renewal");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(!elector.holds(), "10 s after the last renewal");
+
+    // Renewed again, then found held by another replica: lost at once.
+    let renew =
+        |elector: std::sync::Arc<Elector>| tokio::spawn(async move { elector.try_lead().await });
+    let lead = renew(elector.clone());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(ok(&created));
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.method(), http::Method::PUT);
+    send.send_response(ok(&body(request).await));
+    assert!(lead.await.unwrap().unwrap());
+    assert!(elector.holds());
+    let lead = renew(elector.clone());
+    let (_, send) = handle.next_request().await.unwrap();
+    let mut taken = created.clone();
+    taken["spec"]["holderIdentity"] = json!("pod-b");
+    taken["spec"]["renewTime"] = json!(Timestamp::now().to_string());
+    send.send_response(ok(&taken));
+    assert!(!lead.await.unwrap().unwrap());
+    assert!(!elector.holds(), "pod-b holds it now");
+}
+
+/// On shutdown the holder gives the lease up (holder cleared, with the
+/// resourceVersion read), so another replica need not wait for it to
+/// expire; a lease someone else holds is left alone.
+#[tokio::test]
+async fn release_clears_the_holder_only_if_it_is_us() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let elector = std::sync::Arc::new(elector(mock));
+    let lease = |holder: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": "9"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                        "renewTime": Timestamp::now().to_string()}})
+    };
+    let release = {
+        let elector = elector.clone();
+        tokio::spawn(async move { elector.release().await })
+    };
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        ("GET", LEASE)
+    );
+    send.send_response(ok(&lease("pod-a")));
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        ("PUT", LEASE)
+    );
+    let sent = body(request).await;
+    assert_eq!(sent["metadata"]["resourceVersion"], "9");
+    assert!(
+        sent["spec"]
+            .get("holderIdentity")
+            .is_none_or(Value::is_null)
+    );
+    assert_eq!(
+        step(
+            serde_json::from_value::<Lease>(sent.clone())
+                .unwrap()
+                .spec
+                .as_ref(),
+            "pod-b",
+            Timestamp::now()
+        ),
+        Step::TakeOver,
+        "another replica may take a released lease at once"
+    );
+    send.send_response(ok(&sent));
+    release.await.unwrap().unwrap();
+    assert!(!elector.holds());
+
+    let release = {
+        let elector = elector.clone();
+        tokio::spawn(async move { elector.release().await })
+    };
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(ok(&lease("pod-b")));
+    release.await.unwrap().unwrap();
+    let more = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
+    assert!(more.is_err(), "pod-b's lease is not written");
+}
