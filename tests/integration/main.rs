@@ -7,6 +7,7 @@ mod dns_table;
 mod edns;
 mod faults;
 mod istio_schema;
+mod lifecycle;
 mod manifests;
 mod reload;
 mod restart;
