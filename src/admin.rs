@@ -28,6 +28,8 @@ pub struct State {
     pub draining: Arc<AtomicBool>,
     /// The published registry with its allocations, for explain.
     pub allocated: watch::Receiver<Option<Arc<Allocated>>>,
+    /// The VIP ranges, for explain to tell how a VIP was placed.
+    pub allocator: crate::vip::Allocator,
 }
 
 /// Serves the admin endpoint on `listener` until `shutdown`.
@@ -64,7 +66,12 @@ async fn explain(
 ) -> impl IntoResponse {
     let zones = state.published.load_full();
     let allocated = state.allocated.borrow().clone();
-    crate::explain::explain(&query.name, zones.as_deref(), allocated.as_deref())
+    crate::explain::explain(
+        &query.name,
+        zones.as_deref(),
+        allocated.as_deref(),
+        &state.allocator,
+    )
 }
 
 async fn ready(Extract(state): Extract<State>) -> impl IntoResponse {

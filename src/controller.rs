@@ -13,7 +13,7 @@ use crate::index::{self, HandWritten};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::state::{LastGood, StateDir};
-use crate::vip::{Allocator, Event, Family, Table};
+use crate::vip::{Allocator, Event, Family, Placement, Table, Want};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// What the controller serves, fixed for its lifetime.
@@ -188,7 +188,7 @@ impl Controller {
         self.published.store(Some(Arc::new(zones)));
         self.serial = serial;
         self.hand_written_changed = false;
-        self.count(wants.len(), now);
+        self.count(&wants, now);
         let published = started.elapsed();
         if self.changes.receiver_count() > 0 {
             self.share_current(&registry);
@@ -238,10 +238,10 @@ impl Controller {
     }
 
     /// Sets the gauges that describe the published snapshot.
-    fn count(&self, hosts: usize, now: u64) {
+    fn count(&self, wants: &[Want], now: u64) {
         let m = &self.metrics;
         let allocator = &self.settings.allocator;
-        m.hosts.store(hosts as u64, Relaxed);
+        m.hosts.store(wants.len() as u64, Relaxed);
         m.reloads_ok.fetch_add(1, Relaxed);
         m.last_reload_seconds.store(now, Relaxed);
         let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
@@ -251,15 +251,24 @@ impl Controller {
             allocator.v6.as_ref().map_or(0, |r| clamp(r.size())),
             Relaxed,
         );
-        let (mut v4, mut v6) = (0, 0);
-        for leases in self.table.hosts.values() {
-            for family in leases.keys() {
+        let pinned: std::collections::HashSet<std::net::IpAddr> = wants
+            .iter()
+            .flat_map(|want| want.pinned.iter().copied())
+            .collect();
+        let (mut v4, mut v6, mut probed) = (0, 0, 0);
+        for (host, leases) in &self.table.hosts {
+            for (family, lease) in leases {
                 match family {
                     Family::V4 => v4 += 1,
                     Family::V6 => v6 += 1,
                 }
+                let placement = allocator.placement(host, lease.addr, pinned.contains(&lease.addr));
+                if matches!(placement, Placement::Probed { .. } | Placement::OutOfRange) {
+                    probed += 1;
+                }
             }
         }
+        m.vips_probed.store(probed, Relaxed);
         m.vips_allocated_v4.store(v4, Relaxed);
         m.vips_allocated_v6.store(v6, Relaxed);
         m.vips_quarantined
@@ -326,3 +335,6 @@ fn log_events(events: &[Event]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

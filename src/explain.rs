@@ -10,10 +10,16 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use crate::controller::Allocated;
 use crate::dns::ZoneSet;
 use crate::dns::lookup::{Outcome, lookup};
-use crate::vip::Family;
+use crate::vip::{Allocator, Family, Placement};
 
-/// The explanation of `name`, as lines of text.
-pub fn explain(name: &str, zones: Option<&ZoneSet>, allocated: Option<&Allocated>) -> String {
+/// The explanation of `name`, as lines of text. `allocator` tells how each
+/// VIP was placed (DESIGN §3: where clusters may disagree is visible).
+pub fn explain(
+    name: &str,
+    zones: Option<&ZoneSet>,
+    allocated: Option<&Allocated>,
+    allocator: &Allocator,
+) -> String {
     let mut out = String::new();
     let host = name.trim_end_matches('.').to_ascii_lowercase();
     let _ = writeln!(out, "name: {host}");
@@ -103,7 +109,26 @@ pub fn explain(name: &str, zones: Option<&ZoneSet>, allocated: Option<&Allocated
                     let since = k8s_openapi::jiff::Timestamp::from_second(lease.since as i64)
                         .map(|t| t.to_string())
                         .unwrap_or_else(|_| lease.since.to_string());
-                    let _ = writeln!(out, "VIP {family}: {} since {since}", lease.addr);
+                    let pinned = service.addresses.contains(&lease.addr);
+                    let placement = match allocator.placement(&host, lease.addr, pinned) {
+                        Placement::Pinned => "pinned".to_string(),
+                        Placement::FirstChoice => {
+                            "its first choice: every cluster on this registry computes the same"
+                                .to_string()
+                        }
+                        Placement::Probed { first } => format!(
+                            "not its first choice {first}, which was taken when it arrived: \
+                             another cluster may have given it a different VIP"
+                        ),
+                        Placement::OutOfRange => {
+                            "outside the configured range, kept from before".to_string()
+                        }
+                    };
+                    let _ = writeln!(
+                        out,
+                        "VIP {family}: {} since {since} ({placement})",
+                        lease.addr
+                    );
                 }
             }
             let _ = writeln!(

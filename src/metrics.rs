@@ -64,6 +64,7 @@ pub struct Metrics {
     pub vips_allocated_v4: AtomicU64,
     pub vips_allocated_v6: AtomicU64,
     pub vips_quarantined: AtomicU64,
+    pub vips_probed: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub last_reload_seconds: AtomicU64,
@@ -193,6 +194,12 @@ impl Metrics {
                 "gauge",
                 "Released VIPs held back from other hosts.",
                 &self.vips_quarantined,
+            ),
+            (
+                "globaldns_vip_not_first_choice",
+                "gauge",
+                "Hosts on a VIP that is neither their first choice nor pinned: where another cluster on the same registry may have given a different VIP.",
+                &self.vips_probed,
             ),
             (
                 "globaldns_sync_passes_total",

@@ -280,6 +280,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
                     metrics: metrics.clone(),
                     draining: draining.clone(),
                     allocated: explained.expect("subscribed with the admin endpoint"),
+                    allocator: config.settings.allocator.clone(),
                 },
                 shutdown.clone(),
             ));

@@ -155,6 +155,12 @@ impl VipRange {
         u128::from_be_bytes(first) % self.size
     }
 
+    /// The address `host` gets when nothing is in its way: the first of
+    /// its probe sequence.
+    pub fn first_choice(&self, host: &str) -> Option<IpAddr> {
+        self.probe(host).next()
+    }
+
     /// The host's probe sequence: its preferred address, then the next ones.
     fn probe(&self, host: &str) -> impl Iterator<Item = IpAddr> + '_ {
         let start = self.preferred_slot(host);
@@ -288,7 +294,38 @@ pub struct Allocator {
     pub quarantine: u64,
 }
 
+/// How a host came by its VIP, as far as another cluster is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Pinned by the user: every cluster gives the same.
+    Pinned,
+    /// The first slot of its probe sequence: a cluster running on the same
+    /// registry computes the same address.
+    FirstChoice,
+    /// Its first choice was taken (or quarantined) when it arrived: another
+    /// cluster, with a different history, may have given it another VIP.
+    Probed { first: IpAddr },
+    /// Outside the current range (adopted, or the range changed).
+    OutOfRange,
+}
+
 impl Allocator {
+    /// How `addr`, the VIP `host` holds, was placed. `pinned`: the user
+    /// pinned this address for the host. Costs one SHA-256.
+    pub fn placement(&self, host: &str, addr: IpAddr, pinned: bool) -> Placement {
+        if pinned {
+            return Placement::Pinned;
+        }
+        let Some(range) = self.range(Family::of(&addr)).filter(|r| r.contains(&addr)) else {
+            return Placement::OutOfRange;
+        };
+        match range.first_choice(host) {
+            Some(first) if first == addr => Placement::FirstChoice,
+            Some(first) => Placement::Probed { first },
+            None => Placement::OutOfRange,
+        }
+    }
+
     fn range(&self, family: Family) -> Option<&VipRange> {
         match family {
             Family::V4 => Some(&self.v4),

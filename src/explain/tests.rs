@@ -2,7 +2,7 @@ use super::*;
 use crate::index::{self, HandWritten};
 use crate::vip::{Allocator, DEFAULT_V4_RANGE, Table, VipRange};
 
-fn setup() -> (ZoneSet, Allocated) {
+fn setup() -> (ZoneSet, Allocated, Allocator) {
     let zones = vec!["global".to_string()];
     let text = include_str!("../../examples/registry.yaml");
     let registry = crate::registry::load_str(text, "r.yaml", &zones).unwrap();
@@ -26,20 +26,25 @@ fn setup() -> (ZoneSet, Allocated) {
         hand_written,
         conflicts,
     };
-    (set, allocated)
+    (set, allocated, allocator)
 }
 
 #[test]
 fn a_served_host_is_explained_end_to_end() {
-    let (zones, allocated) = setup();
-    let text = explain("HttpBin.bar.global.", Some(&zones), Some(&allocated));
+    let (zones, allocated, allocator) = setup();
+    let text = explain(
+        "HttpBin.bar.global.",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+    );
     for expected in [
         "name: httpbin.bar.global",
         "A: NOERROR 240.0.195.86",
         "AAAA: NOERROR, no AAAA data (NODATA; zone global.)",
         "registry: service httpbin in namespace bar, exported from west",
         "  west: gateway 198.51.100.20:15443, network network-west, locality us-west1/us-west1-a",
-        "VIP IPv4: 240.0.195.86 since 2026-11-23T00:00:00Z",
+        "VIP IPv4: 240.0.195.86 since 2026-11-23T00:00:00Z (its first choice: every cluster on this registry computes the same)",
         "ServiceEntry: httpbin-bar-global",
     ] {
         assert!(
@@ -51,24 +56,34 @@ fn a_served_host_is_explained_end_to_end() {
 
 #[test]
 fn missing_outside_and_hand_written_names_say_why() {
-    let (zones, allocated) = setup();
-    let text = explain("nope.bar.global", Some(&zones), Some(&allocated));
+    let (zones, allocated, allocator) = setup();
+    let text = explain(
+        "nope.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+    );
     assert!(text.contains("A: NXDOMAIN (zone global.)"), "{text}");
     assert!(
         text.contains("why NXDOMAIN: no service `nope` in namespace `bar` (it exports: httpbin)"),
         "{text}"
     );
-    let text = explain("x.nowhere.global", Some(&zones), Some(&allocated));
+    let text = explain(
+        "x.nowhere.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+    );
     assert!(
         text.contains("why NXDOMAIN: no service is exported from namespace `nowhere`"),
         "{text}"
     );
-    let text = explain("example.com", Some(&zones), Some(&allocated));
+    let text = explain("example.com", Some(&zones), Some(&allocated), &allocator);
     assert!(
         text.contains("not served: outside every zone (global.), so REFUSED"),
         "{text}"
     );
-    let text = explain("a.b.ext.global", Some(&zones), Some(&allocated));
+    let text = explain("a.b.ext.global", Some(&zones), Some(&allocated), &allocator);
     assert!(text.contains("A: NOERROR 240.1.0.2"), "{text}");
     assert!(
         text.contains(
@@ -76,6 +91,33 @@ fn missing_outside_and_hand_written_names_say_why() {
         ),
         "{text}"
     );
-    let text = explain("httpbin.bar.global", None, None);
+    let text = explain("httpbin.bar.global", None, None, &allocator);
     assert!(text.contains("no registry loaded yet"), "{text}");
+}
+
+/// DESIGN §3: a VIP that is not the host's first choice is flagged, since
+/// another cluster may have given the host a different one.
+#[test]
+fn a_vip_off_its_first_choice_is_flagged() {
+    let (zones, mut allocated, allocator) = setup();
+    let lease = allocated
+        .table
+        .hosts
+        .get_mut("httpbin.bar.global")
+        .and_then(|leases| leases.get_mut(&Family::V4))
+        .unwrap();
+    lease.addr = "240.0.195.87".parse().unwrap();
+    let text = explain(
+        "httpbin.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+    );
+    assert!(
+        text.contains(
+            "VIP IPv4: 240.0.195.87 since 2026-11-23T00:00:00Z (not its first choice 240.0.195.86, \
+             which was taken when it arrived: another cluster may have given it a different VIP)"
+        ),
+        "{text}"
+    );
 }

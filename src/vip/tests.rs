@@ -391,6 +391,38 @@ fn clusters_with_different_histories_agree_on_at_least_99_5_percent() {
 
 /// Share of `n` hosts on the same VIP after two different histories.
 pub(crate) fn agreement(n: usize, seed: u64) -> f64 {
+    let (hosts, first, second) = histories(n, seed);
+    let same = hosts
+        .iter()
+        .filter(|h| v4(&first, h) == v4(&second, h))
+        .count();
+    same as f64 / n as f64
+}
+
+#[test]
+fn placement_of_pinned_and_out_of_range_addresses() {
+    let a = alloc("240.0.0.0/24", 600);
+    let first = a.v4.first_choice("h.global").unwrap();
+    assert_eq!(
+        a.placement("h.global", first, false),
+        Placement::FirstChoice
+    );
+    let other = a.v4.probe("h.global").nth(1).unwrap();
+    assert_eq!(
+        a.placement("h.global", other, false),
+        Placement::Probed { first }
+    );
+    assert_eq!(a.placement("h.global", other, true), Placement::Pinned);
+    let outside: IpAddr = "10.0.0.1".parse().unwrap();
+    assert_eq!(
+        a.placement("h.global", outside, false),
+        Placement::OutOfRange
+    );
+}
+
+/// One registry of `n` hosts allocated in two histories: all at once, and
+/// in shuffled batches with transient hosts coming and going.
+fn histories(n: usize, seed: u64) -> (Vec<String>, Table, Table) {
     let a = alloc(DEFAULT_V4_RANGE, 600);
     let hosts: Vec<String> = (0..n)
         .map(|i| format!("service-{i}.team-{}.global", i % 97))
@@ -427,11 +459,7 @@ pub(crate) fn agreement(n: usize, seed: u64) -> f64 {
         a.reconcile(&mut second, &without, now);
         now += 60;
     }
-    let same = hosts
-        .iter()
-        .filter(|h| v4(&first, h) == v4(&second, h))
-        .count();
-    same as f64 / n as f64
+    (hosts, first, second)
 }
 
 /// SplitMix64: a small seeded generator, so the measurement is repeatable.
