@@ -277,9 +277,19 @@ pub async fn bind(addr: SocketAddr, udp_workers: usize) -> std::io::Result<Socke
         };
         let udp = if shared {
             drop(probe);
-            (0..udp_workers)
+            // Between the probe's close and these binds another socket may
+            // take the port; with a kernel-picked port, pick again.
+            match (0..udp_workers)
                 .map(|_| udp_socket(bound, true))
-                .collect::<std::io::Result<Vec<_>>>()?
+                .collect::<std::io::Result<Vec<_>>>()
+            {
+                Ok(udp) => udp,
+                Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             vec![probe]
         };
