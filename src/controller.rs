@@ -257,7 +257,7 @@ impl Controller {
             .collect();
         let (mut v4, mut v6, mut probed) = (0, 0, 0);
         for (host, leases) in &self.table.hosts {
-            for (family, lease) in leases {
+            for (family, lease) in leases.iter() {
                 match family {
                     Family::V4 => v4 += 1,
                     Family::V6 => v6 += 1,

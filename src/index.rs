@@ -59,7 +59,22 @@ pub fn zones(
     serial: u32,
     ttl: u32,
 ) -> Result<(ZoneSet, Vec<String>), String> {
-    let mut set = ZoneSetBuilder::new(serial, ttl, registry.services.len() * zones.len());
+    // Per zone: the apex, each host and its SRV names, each namespace (an
+    // empty non-terminal), and the hand-written hosts (an upper bound).
+    let namespaces: std::collections::HashSet<&str> = registry
+        .services
+        .iter()
+        .map(|s| s.namespace.as_str())
+        .collect();
+    let per_zone: usize = registry
+        .services
+        .iter()
+        .map(|s| 1 + s.ports.len())
+        .sum::<usize>()
+        + namespaces.len()
+        + 1;
+    let names = per_zone * zones.len() + hand_written.len();
+    let mut set = ZoneSetBuilder::new(serial, ttl, names);
     for zone in zones {
         set.zone(zone)?;
     }

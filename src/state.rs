@@ -9,7 +9,6 @@
 //! | `last-good.json` | the last registry that loaded, and its SOA serial | at start, to answer before the registry source is read |
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -117,20 +116,28 @@ impl StateDir {
 
     fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
         let path = self.dir.join(name);
-        let json = serde_json::to_vec_pretty(value).expect("state types always serialise");
-        write_atomically(&path, &json).map_err(|source| StateError::Write { path, source })
+        write_atomically(&path, |out| {
+            serde_json::to_writer_pretty(out, value).map_err(std::io::Error::from)
+        })
+        .map_err(|source| StateError::Write { path, source })
     }
 }
 
-/// Writes `bytes` to `path` so that readers see the old or the new file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes to `path` what `write` produces, so that readers see the old or
+/// the new file. Streamed through a buffer: at 100,000 hosts the JSON is
+/// tens of megabytes, which need not be held in memory at once.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
     ));
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, fs::File::create(&tmp)?);
+    write(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, path)?;
@@ -168,6 +175,50 @@ mod tests {
         let again = StateDir::open(state.path()).unwrap();
         assert_eq!(again.load_table().unwrap(), table());
         assert!(!state.path().join(".vips.json.tmp").exists());
+    }
+
+    /// The state file is kept across upgrades: the table as earlier
+    /// versions wrote it (hosts mapped to a `v4`/`v6` map) still loads,
+    /// and is written back the same way.
+    #[test]
+    fn a_table_written_by_earlier_versions_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let earlier = r#"{
+  "hosts": {
+    "a.b.global": {
+      "v4": {
+        "addr": "240.0.0.7",
+        "since": 42
+      },
+      "v6": {
+        "addr": "fd00::7",
+        "since": 43
+      }
+    }
+  },
+  "quarantine": [
+    {
+      "addr": "240.0.0.9",
+      "host": "gone.b.global",
+      "released": 40
+    }
+  ]
+}"#;
+        fs::write(dir.path().join("vips.json"), earlier).unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let table = state.load_table().unwrap();
+        let leases = &table.hosts["a.b.global"];
+        assert_eq!(leases.get(Family::V4).unwrap().since, 42);
+        assert_eq!(
+            leases.get(Family::V6).unwrap().addr,
+            "fd00::7".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!(table.quarantine.len(), 1);
+        state.save_table(&table).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("vips.json")).unwrap(),
+            earlier
+        );
     }
 
     #[test]

@@ -180,10 +180,14 @@ pub struct ZoneSetBuilder {
 
 impl ZoneSetBuilder {
     /// An empty set whose zones get `serial` and whose records get `ttl`.
-    /// `hosts` sizes the name table ahead (three names per host is usual).
-    pub fn new(serial: u32, ttl: u32, hosts: usize) -> Self {
-        let mut names = HashMap::with_hasher(FxBuildHasher);
-        names.reserve(hosts.saturating_mul(3));
+    /// `names` is how many names it will hold (apexes, hosts, SRV names and
+    /// empty non-terminals): the table is sized once, for that many. The
+    /// table is most of a snapshot's memory, so a guess on the high side
+    /// costs: 3 names per host where there are 2 doubled it at 100,000.
+    pub fn new(serial: u32, ttl: u32, names: usize) -> Self {
+        let mut table = HashMap::with_hasher(FxBuildHasher);
+        table.reserve(names);
+        let names = table;
         Self {
             zones: Vec::new(),
             names,

@@ -104,7 +104,7 @@ fn a_vip_off_its_first_choice_is_flagged() {
         .table
         .hosts
         .get_mut("httpbin.bar.global")
-        .and_then(|leases| leases.get_mut(&Family::V4))
+        .and_then(|leases| leases.get_mut(Family::V4))
         .unwrap();
     lease.addr = "240.0.195.87".parse().unwrap();
     let text = explain(
