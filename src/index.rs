@@ -50,6 +50,26 @@ pub struct HandWritten {
 /// shared, reviewed source every cluster agrees on, and its host keeps the
 /// VIP the other clusters give it; the hand-written entry is reported. Two
 /// hand-written entries for one host: the first by `namespace/name` wins.
+/// How many names the snapshot of `registry` holds. Per zone: the apex;
+/// each host, its SRV names and the `_tcp.<host>` between them; each
+/// namespace (an empty non-terminal). Plus the hand-written hosts (an upper
+/// bound: some are refused, or in no zone).
+fn name_count(registry: &Registry, zones: usize, hand_written: usize) -> usize {
+    let namespaces: std::collections::HashSet<&str> = registry
+        .services
+        .iter()
+        .map(|s| s.namespace.as_str())
+        .collect();
+    let per_zone: usize = registry
+        .services
+        .iter()
+        .map(|s| 1 + s.ports.len() + usize::from(!s.ports.is_empty()))
+        .sum::<usize>()
+        + namespaces.len()
+        + 1;
+    per_zone * zones + hand_written
+}
+
 pub fn zones(
     registry: &Registry,
     zones: &[String],
@@ -59,21 +79,7 @@ pub fn zones(
     serial: u32,
     ttl: u32,
 ) -> Result<(ZoneSet, Vec<String>), String> {
-    // Per zone: the apex, each host and its SRV names, each namespace (an
-    // empty non-terminal), and the hand-written hosts (an upper bound).
-    let namespaces: std::collections::HashSet<&str> = registry
-        .services
-        .iter()
-        .map(|s| s.namespace.as_str())
-        .collect();
-    let per_zone: usize = registry
-        .services
-        .iter()
-        .map(|s| 1 + s.ports.len())
-        .sum::<usize>()
-        + namespaces.len()
-        + 1;
-    let names = per_zone * zones.len() + hand_written.len();
+    let names = name_count(registry, zones.len(), hand_written.len());
     let mut set = ZoneSetBuilder::new(serial, ttl, names);
     for zone in zones {
         set.zone(zone)?;
@@ -220,5 +226,31 @@ mod tests {
                 "legacy.db.global of ServiceEntry team/z-copy is also claimed by ServiceEntry istio-system/legacy, whose answer is served",
             ]
         );
+    }
+
+    /// The name table is sized from [`name_count`] once; a count short by
+    /// one name would double it while it grows. Two zones, services with
+    /// one and two ports, a namespace shared: the count is exact.
+    #[test]
+    fn the_name_count_is_exact() {
+        let text = "clusters: [{name: west, gateways: [{address: 192.0.2.1}]}]
+services:
+  - {name: a, namespace: x, exportedFrom: [west], ports: [{name: tcp, number: 5432, protocol: TCP}]}
+  - {name: b, namespace: x, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}
+  - {name: c, namespace: y, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}, {name: grpc, number: 90, protocol: GRPC}]}
+";
+        let zone_names = vec!["global".to_string(), "mesh".to_string()];
+        let registry = crate::registry::load_str(text, "r.yaml", &zone_names).unwrap();
+        let allocator = Allocator {
+            v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+            v6: None,
+            quarantine: 600,
+        };
+        let mut table = Table::default();
+        allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
+        let (set, _) = zones(&registry, &zone_names, &allocator, &table, &[], 1, 30).unwrap();
+        assert_eq!(set.len(), name_count(&registry, zone_names.len(), 0));
+        // Per zone: apex, a and b (3 names each), c (4), namespaces x and y.
+        assert_eq!(set.len(), 2 * (1 + 3 + 3 + 4 + 2));
     }
 }

@@ -77,8 +77,8 @@ pub fn respond(
         return None;
     }
     let (count, rr_len) = match node {
-        Some(node) if q.qtype == TYPE_A => (node.a.len(), node.a.len() * A_RR),
-        Some(node) => (node.aaaa.len(), node.aaaa.len() * AAAA_RR),
+        Some(node) if q.qtype == TYPE_A => (node.a().len(), node.a().len() * A_RR),
+        Some(node) => (node.aaaa().len(), node.aaaa().len() * AAAA_RR),
         None => (0, 0),
     };
 
@@ -108,11 +108,11 @@ pub fn respond(
     let ttl = zone.ttl.to_be_bytes();
     if let Some(node) = node {
         if q.qtype == TYPE_A {
-            for addr in &node.a {
+            for addr in node.a() {
                 at += write_rr(&mut out[at..], TYPE_A, ttl, &addr.octets());
             }
         } else {
-            for addr in &node.aaaa {
+            for addr in node.aaaa() {
                 at += write_rr(&mut out[at..], TYPE_AAAA, ttl, &addr.octets());
             }
         }

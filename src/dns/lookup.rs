@@ -50,10 +50,10 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
             let answers: Vec<Record> = node.srv_record(&owner, ttl).into_iter().collect();
             // RFC 2782: the target's addresses, when we hold them, save the
             // client a lookup.
-            let glue = node.srv.as_ref().and_then(|srv| {
-                let target = zones.node(&wire(&srv.target))?;
-                let mut glue = target.a_records(&srv.target, ttl);
-                glue.extend(target.aaaa_records(&srv.target, ttl));
+            let glue = node.srv().and_then(|(_, target)| {
+                let name = target.name()?;
+                let mut glue = target.a_records(&name, ttl);
+                glue.extend(target.aaaa_records(&name, ttl));
                 Some(glue)
             });
             (answers, glue.unwrap_or_default())

@@ -9,8 +9,10 @@
 //! that. The general path builds `Record`s from it when asked; the fast
 //! path writes the bytes directly.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hashbrown::HashTable;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
@@ -29,9 +31,8 @@ const SOA_EXPIRE: i32 = 86400;
 pub struct ZoneSet {
     /// Longest origin first, so the first match is the most specific zone.
     zones: Vec<Zone>,
-    /// Every name of every zone (apex and empty non-terminals included),
-    /// keyed by lower-case wire form.
-    names: HashMap<Box<[u8]>, Node, FxBuildHasher>,
+    /// Every name of every zone (apex and empty non-terminals included).
+    names: Names,
     serial: u32,
 }
 
@@ -42,15 +43,16 @@ impl ZoneSet {
     }
 
     /// The node at `key` (a lower-case wire name), if the name exists.
-    pub fn node(&self, key: &[u8]) -> Option<&Node> {
-        self.names.get(key)
+    pub fn node(&self, key: &[u8]) -> Option<NodeRef<'_>> {
+        let index = self.names.find(key)?;
+        Some(self.names.node(index))
     }
 
     /// The wildcard that covers `name` in `zone`, if any (DESIGN §4): a
     /// wildcard `*.suffix` matches any name at any depth below `suffix`,
     /// never `suffix` itself, and the most specific (longest) suffix wins.
     /// Names that exist are never covered (their own node answers).
-    pub fn wildcard_for(&self, zone: &Zone, name: &Name) -> Option<&Node> {
+    pub fn wildcard_for(&self, zone: &Zone, name: &Name) -> Option<NodeRef<'_>> {
         if !zone.has_wildcards {
             return None;
         }
@@ -68,8 +70,8 @@ impl ZoneSet {
     }
 
     /// The zone a node belongs to.
-    pub fn zone_of(&self, node: &Node) -> &Zone {
-        &self.zones[usize::from(node.zone)]
+    pub fn zone_of(&self, node: NodeRef<'_>) -> &Zone {
+        &self.zones[usize::from(node.node.zone)]
     }
 
     pub fn serial(&self) -> u32 {
@@ -82,20 +84,19 @@ impl ZoneSet {
 
     /// Number of names, empty non-terminals included.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.names.nodes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.names.nodes.is_empty()
     }
 
     /// Every record of `zone` below its apex, in name order, for printing.
     pub fn records(&self, zone: &Zone) -> Vec<Record> {
-        let mut nodes: Vec<(Name, &Node)> = self
-            .names
-            .iter()
-            .filter(|(_, node)| std::ptr::eq(self.zone_of(node), zone))
-            .filter_map(|(key, node)| Some((name_from_wire(key)?, node)))
+        let mut nodes: Vec<(Name, NodeRef<'_>)> = (0..self.names.nodes.len())
+            .map(|i| self.names.node(i as u32))
+            .filter(|node| std::ptr::eq(self.zone_of(*node), zone))
+            .filter_map(|node| Some((node.name()?, node)))
             .collect();
         nodes.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::new();
@@ -108,41 +109,206 @@ impl ZoneSet {
     }
 }
 
-/// What exists at one name. A node with no data is an empty non-terminal
-/// (or the apex): the name exists because names below it do.
+/// The name table. Nodes sit in one vector, their keys (lower-case wire
+/// names) back to back in one byte arena, their addresses in two more; the
+/// hash table holds only node indexes. At 100,000 hosts this is about 150
+/// bytes a host, against 420 for a `HashMap<Box<[u8]>, Node>` with boxed
+/// addresses (one allocation per key, per address list and per SRV).
 #[derive(Debug, Default)]
-pub struct Node {
+struct Names {
+    table: HashTable<u32>,
+    nodes: Vec<Node>,
+    keys: Vec<u8>,
+    v4: Vec<Ipv4Addr>,
+    v6: Vec<Ipv6Addr>,
+}
+
+/// What exists at one name, as indexes into [`Names`]. A node with no data
+/// is an empty non-terminal (or the apex): the name exists because names
+/// below it do.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// Its key: `keys[key..key + key_len]`.
+    key: u32,
+    key_len: u8,
     /// Index of its zone in [`ZoneSet::zones`].
-    pub zone: u16,
-    pub a: Box<[Ipv4Addr]>,
-    pub aaaa: Box<[Ipv6Addr]>,
-    /// Set on `_<port>._tcp.<host>` names.
-    pub srv: Option<Box<Srv>>,
+    zone: u16,
+    a: Span,
+    aaaa: Span,
+    /// On `_<port>._tcp.<host>` names: the port, and the host's node.
+    srv_port: u16,
+    srv_target: u32,
 }
 
-/// The data of an SRV name: the port, and the host it points at.
-#[derive(Debug)]
-pub struct Srv {
-    pub port: u16,
-    pub target: Name,
+/// `srv_target` of a node without SRV data.
+const NO_SRV: u32 = u32::MAX;
+
+/// A run of addresses in one of the address arenas.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u16,
 }
 
-impl Node {
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        let start = self.start as usize;
+        start..start + usize::from(self.len)
+    }
+}
+
+fn hash_key(key: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+impl Names {
+    fn with_capacity(names: usize) -> Self {
+        Self {
+            table: HashTable::with_capacity(names),
+            nodes: Vec::with_capacity(names),
+            // Wire names of mesh hosts run to about 30 bytes.
+            keys: Vec::with_capacity(names.saturating_mul(32)),
+            v4: Vec::new(),
+            v6: Vec::new(),
+        }
+    }
+
+    fn key<'k>(keys: &'k [u8], node: &Node) -> &'k [u8] {
+        &keys[node.key as usize..][..usize::from(node.key_len)]
+    }
+
+    fn node(&self, index: u32) -> NodeRef<'_> {
+        NodeRef {
+            names: self,
+            node: &self.nodes[index as usize],
+        }
+    }
+
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        self.table
+            .find(hash_key(key), |&i| {
+                Self::key(&self.keys, &self.nodes[i as usize]) == key
+            })
+            .copied()
+    }
+
+    /// The node at `key`, created (in `zone`, with no data) if new.
+    fn find_or_insert(&mut self, key: &[u8], zone: u16) -> Result<u32, String> {
+        if let Some(index) = self.find(key) {
+            return Ok(index);
+        }
+        let too_many = || "too many names in one snapshot".to_string();
+        let index = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|&i| i != NO_SRV)
+            .ok_or_else(too_many)?;
+        let start = u32::try_from(self.keys.len()).map_err(|_| too_many())?;
+        let key_len = u8::try_from(key.len()).map_err(|_| "a name longer than 255 bytes")?;
+        self.keys.extend_from_slice(key);
+        self.nodes.push(Node {
+            key: start,
+            key_len,
+            zone,
+            a: Span::default(),
+            aaaa: Span::default(),
+            srv_port: 0,
+            srv_target: NO_SRV,
+        });
+        let Self {
+            table, nodes, keys, ..
+        } = self;
+        table.insert_unique(hash_key(key), index, |&i| {
+            hash_key(Self::key(keys, &nodes[i as usize]))
+        });
+        Ok(index)
+    }
+
+    fn set_addresses(&mut self, index: u32, addresses: &[IpAddr]) -> Result<(), String> {
+        let too_many = || "too many addresses".to_string();
+        let a = Span {
+            start: u32::try_from(self.v4.len()).map_err(|_| too_many())?,
+            len: 0,
+        };
+        let aaaa = Span {
+            start: u32::try_from(self.v6.len()).map_err(|_| too_many())?,
+            len: 0,
+        };
+        for addr in addresses {
+            match addr {
+                IpAddr::V4(v4) => self.v4.push(*v4),
+                IpAddr::V6(v6) => self.v6.push(*v6),
+            }
+        }
+        let node = &mut self.nodes[index as usize];
+        node.a = Span {
+            len: u16::try_from(self.v4.len() - a.start as usize).map_err(|_| too_many())?,
+            ..a
+        };
+        node.aaaa = Span {
+            len: u16::try_from(self.v6.len() - aaaa.start as usize).map_err(|_| too_many())?,
+            ..aaaa
+        };
+        Ok(())
+    }
+
+    fn shrink_to_fit(&mut self) {
+        let Self {
+            table, nodes, keys, ..
+        } = self;
+        table.shrink_to_fit(|&i| hash_key(Self::key(keys, &nodes[i as usize])));
+        nodes.shrink_to_fit();
+        keys.shrink_to_fit();
+        self.v4.shrink_to_fit();
+        self.v6.shrink_to_fit();
+    }
+}
+
+/// A name found in a [`ZoneSet`], and what exists there.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef<'a> {
+    names: &'a Names,
+    node: &'a Node,
+}
+
+impl<'a> NodeRef<'a> {
+    /// Its IPv4 addresses.
+    pub fn a(&self) -> &'a [Ipv4Addr] {
+        &self.names.v4[self.node.a.range()]
+    }
+
+    /// Its IPv6 addresses.
+    pub fn aaaa(&self) -> &'a [Ipv6Addr] {
+        &self.names.v6[self.node.aaaa.range()]
+    }
+
+    /// On an SRV name: the port, and the node of the host it points at.
+    pub fn srv(&self) -> Option<(u16, NodeRef<'a>)> {
+        (self.node.srv_target != NO_SRV)
+            .then(|| (self.node.srv_port, self.names.node(self.node.srv_target)))
+    }
+
+    /// The name, rebuilt from its key.
+    pub fn name(&self) -> Option<Name> {
+        let mut name = name_from_wire(Names::key(&self.names.keys, self.node))?;
+        name.set_fqdn(true);
+        Some(name)
+    }
+
     pub fn a_records(&self, owner: &Name, ttl: u32) -> Vec<Record> {
-        let data = self.a.iter().map(|a| RData::A(A(*a)));
+        let data = self.a().iter().map(|a| RData::A(A(*a)));
         data.map(|d| Record::from_rdata(owner.clone(), ttl, d))
             .collect()
     }
 
     pub fn aaaa_records(&self, owner: &Name, ttl: u32) -> Vec<Record> {
-        let data = self.aaaa.iter().map(|a| RData::AAAA(AAAA(*a)));
+        let data = self.aaaa().iter().map(|a| RData::AAAA(AAAA(*a)));
         data.map(|d| Record::from_rdata(owner.clone(), ttl, d))
             .collect()
     }
 
     pub fn srv_record(&self, owner: &Name, ttl: u32) -> Option<Record> {
-        let srv = self.srv.as_ref()?;
-        let data = SRV::new(0, 0, srv.port, srv.target.clone());
+        let (port, target) = self.srv()?;
+        let data = SRV::new(0, 0, port, target.name()?);
         Some(Record::from_rdata(owner.clone(), ttl, RData::SRV(data)))
     }
 }
@@ -173,7 +339,7 @@ pub struct HostData<'a> {
 /// Builds a [`ZoneSet`]: zones first, then hosts.
 pub struct ZoneSetBuilder {
     zones: Vec<Zone>,
-    names: HashMap<Box<[u8]>, Node, FxBuildHasher>,
+    names: Names,
     serial: u32,
     ttl: u32,
 }
@@ -182,15 +348,12 @@ impl ZoneSetBuilder {
     /// An empty set whose zones get `serial` and whose records get `ttl`.
     /// `names` is how many names it will hold (apexes, hosts, SRV names and
     /// empty non-terminals): the table is sized once, for that many. The
-    /// table is most of a snapshot's memory, so a guess on the high side
-    /// costs: 3 names per host where there are 2 doubled it at 100,000.
+    /// table is a good part of a snapshot's memory, and a count short by a
+    /// few names doubles it while it grows.
     pub fn new(serial: u32, ttl: u32, names: usize) -> Self {
-        let mut table = HashMap::with_hasher(FxBuildHasher);
-        table.reserve(names);
-        let names = table;
         Self {
             zones: Vec::new(),
-            names,
+            names: Names::with_capacity(names),
             serial,
             ttl,
         }
@@ -226,13 +389,7 @@ impl ZoneSetBuilder {
             fast_soa: None,
         };
         zone.fast_soa = FastSoa::encode(&zone);
-        self.names.insert(
-            wire(&origin),
-            Node {
-                zone: index,
-                ..Node::default()
-            },
-        );
+        self.names.find_or_insert(&wire(&origin), index)?;
         self.zones.push(zone);
         Ok(self)
     }
@@ -249,51 +406,33 @@ impl ZoneSetBuilder {
             .find(|(_, z)| z.origin.zone_of(&lower))
             .map(|(i, z)| (i as u16, z.origin.num_labels()))
             .ok_or_else(|| format!("{} is in none of the zones", data.host))?;
-        let (mut a, mut aaaa) = (Vec::new(), Vec::new());
-        for addr in data.addresses {
-            match addr {
-                IpAddr::V4(v4) => a.push(*v4),
-                IpAddr::V6(v6) => aaaa.push(*v6),
-            }
-        }
         if name.is_wildcard() {
             self.zones[usize::from(index)].has_wildcards = true;
         }
-        let node = self.node(&name, index, origin_labels);
-        node.a = a.into_boxed_slice();
-        node.aaaa = aaaa.into_boxed_slice();
+        let host = self.node(&name, index, origin_labels)?;
+        self.names.set_addresses(host, data.addresses)?;
         for (port_name, number) in data.ports {
             let srv_name = fqdn(&format!("_{port_name}._tcp.{}", data.host))?;
-            let node = self.node(&srv_name, index, origin_labels);
-            node.srv = Some(Box::new(Srv {
-                port: *number,
-                target: name.clone(),
-            }));
+            let srv = self.node(&srv_name, index, origin_labels)?;
+            let node = &mut self.names.nodes[srv as usize];
+            node.srv_port = *number;
+            node.srv_target = host;
         }
         Ok(())
     }
 
     /// The node at `name`, created with its empty non-terminals if new.
-    fn node(&mut self, name: &Name, zone: u16, origin_labels: u8) -> &mut Node {
+    fn node(&mut self, name: &Name, zone: u16, origin_labels: u8) -> Result<u32, String> {
         let mut parent = name.base_name();
         while parent.num_labels() > origin_labels {
             let key = wire(&parent);
-            if self.names.contains_key(&key) {
+            if self.names.find(&key).is_some() {
                 break; // its own parents were made when it was
             }
-            self.names.insert(
-                key,
-                Node {
-                    zone,
-                    ..Node::default()
-                },
-            );
+            self.names.find_or_insert(&key, zone)?;
             parent = parent.base_name();
         }
-        self.names.entry(wire(name)).or_insert_with(|| Node {
-            zone,
-            ..Node::default()
-        })
+        self.names.find_or_insert(&wire(name), zone)
     }
 
     pub fn build(self) -> ZoneSet {
@@ -306,7 +445,7 @@ impl ZoneSetBuilder {
         for (new, &old) in order.iter().enumerate() {
             new_index[old] = new as u16;
         }
-        for node in names.values_mut() {
+        for node in &mut names.nodes {
             node.zone = new_index[usize::from(node.zone)];
         }
         let mut slots: Vec<Option<Zone>> = zones.drain(..).map(Some).collect();
@@ -351,4 +490,66 @@ fn name_from_wire(key: &[u8]) -> Option<Name> {
         at += 1 + usize::from(len);
     }
     Name::from_labels(labels).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> Box<[u8]> {
+        wire(&fqdn(text).unwrap())
+    }
+
+    /// The compact name table gives back what was put in: several
+    /// addresses per family, SRV port and target, empty non-terminals, and
+    /// each name's zone after the zones are reordered (longest first).
+    #[test]
+    fn the_name_table_keeps_every_name_and_its_data() {
+        let mut builder = ZoneSetBuilder::new(7, 30, 2);
+        builder.zone("global").unwrap().zone("east.region").unwrap();
+        let v4: IpAddr = "240.0.0.1".parse().unwrap();
+        let v4b: IpAddr = "240.0.0.2".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        builder
+            .add_host(&HostData {
+                host: "httpbin.bar.global",
+                addresses: &[v4, v6, v4b],
+                ports: &[("http".to_string(), 8000)],
+            })
+            .unwrap();
+        builder
+            .add_host(&HostData {
+                host: "db.foo.east.region",
+                addresses: &[],
+                ports: &[],
+            })
+            .unwrap();
+        let set = builder.build();
+        // Apexes 2, hosts 2, SRV 1, and the empty non-terminals bar.global,
+        // _tcp.httpbin.bar.global and foo.east.region.
+        assert_eq!(set.len(), 8);
+        assert!(set.node(&key("_tcp.httpbin.bar.global")).is_some());
+
+        let host = set.node(&key("httpbin.bar.global")).unwrap();
+        assert_eq!(
+            host.a(),
+            ["240.0.0.1", "240.0.0.2"].map(|a| a.parse::<Ipv4Addr>().unwrap())
+        );
+        assert_eq!(host.aaaa(), ["fd00::1".parse::<Ipv6Addr>().unwrap()]);
+        assert!(host.srv().is_none());
+        assert_eq!(set.zone_of(host).origin.to_string(), "global.");
+
+        let srv = set.node(&key("_http._tcp.httpbin.bar.global")).unwrap();
+        let (port, target) = srv.srv().unwrap();
+        assert_eq!(port, 8000);
+        assert_eq!(target.name().unwrap(), fqdn("httpbin.bar.global").unwrap());
+        assert!(srv.a().is_empty());
+
+        let ent = set.node(&key("bar.global")).unwrap();
+        assert!(ent.a().is_empty() && ent.aaaa().is_empty() && ent.srv().is_none());
+        let other = set.node(&key("db.foo.east.region")).unwrap();
+        assert_eq!(set.zone_of(other).origin.to_string(), "east.region.");
+        assert_eq!(set.zones()[0].origin.to_string(), "east.region.");
+        assert!(set.node(&key("nope.bar.global")).is_none());
+    }
 }
