@@ -30,7 +30,8 @@ pub struct Applied {
     /// A new snapshot was published.
     pub published: bool,
     pub serial: u32,
-    pub events: Vec<Event>,
+    /// Allocation events (allocated, released, displaced…), each logged.
+    pub changes: usize,
 }
 
 /// A registry as published, with the allocation table it was published
@@ -101,7 +102,7 @@ impl Controller {
                 adopted = adopted.len(),
                 "VIPs taken from the owned ServiceEntries"
             );
-            log_events(&adopted);
+            adopted.iter().for_each(log_event);
             if let Some(Err(e)) = state.as_ref().map(|s| s.save_table(&table)) {
                 tracing::error!("allocation table not saved (VIPs still served): {e}");
             }
@@ -140,23 +141,22 @@ impl Controller {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let started = Instant::now();
         let wants = index::wants(&registry, &self.settings.zones);
-        let events = self
-            .settings
+        let mut changes = 0;
+        self.settings
             .allocator
-            .reconcile(&mut self.table, &wants, now);
-        if self.current.as_ref() == Some(&registry)
-            && events.is_empty()
-            && !self.hand_written_changed
-        {
+            .reconcile_with(&mut self.table, &wants, now, &mut |event| {
+                changes += 1;
+                log_event(&event);
+            });
+        if self.current.as_ref() == Some(&registry) && changes == 0 && !self.hand_written_changed {
             return Applied {
                 published: false,
                 serial: self.serial,
-                events,
+                changes,
             };
         }
-        log_events(&events);
         let reconciled = started.elapsed();
-        if !events.is_empty()
+        if changes > 0
             && let Some(state) = &self.state
             && let Err(e) = state.save_table(&self.table)
         {
@@ -218,7 +218,7 @@ impl Controller {
         Applied {
             published: true,
             serial,
-            events,
+            changes,
         }
     }
 
@@ -320,18 +320,16 @@ impl Controller {
 
 /// Logs what the allocator did: routine moves at debug, anything an operator
 /// must act on as a warning.
-fn log_events(events: &[Event]) {
-    for event in events {
-        match event {
-            Event::Allocated { .. }
-            | Event::Adopted { .. }
-            | Event::Reclaimed { .. }
-            | Event::Released { .. } => {
-                tracing::debug!("{event}")
-            }
-            Event::Displaced { .. } | Event::OutOfRange { .. } | Event::Exhausted { .. } => {
-                tracing::warn!("{event}")
-            }
+fn log_event(event: &Event) {
+    match event {
+        Event::Allocated { .. }
+        | Event::Adopted { .. }
+        | Event::Reclaimed { .. }
+        | Event::Released { .. } => {
+            tracing::debug!("{event}")
+        }
+        Event::Displaced { .. } | Event::OutOfRange { .. } | Event::Exhausted { .. } => {
+            tracing::warn!("{event}")
         }
     }
 }

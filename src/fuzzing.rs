@@ -22,7 +22,7 @@ pub fn zones() -> &'static ZoneSet {
         let v4: IpAddr = "240.0.195.86".parse().expect("address");
         let v6: IpAddr = "fd00::1".parse().expect("address");
         let many: Vec<IpAddr> = (1..=60u8).map(|i| IpAddr::from([240, 0, 1, i])).collect();
-        let ports = [("http".to_string(), 8000)];
+        let ports = [("http", 8000)];
         for (host, addresses, ports) in [
             ("httpbin.bar.global", vec![v4, v6], &ports[..]),
             ("*.ext.global", vec![v4], &[][..]),

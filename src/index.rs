@@ -84,22 +84,26 @@ pub fn zones(
     for zone in zones {
         set.zone(zone)?;
     }
+    // Registry hosts, to tell hand-written entries that claim one; only
+    // kept when there are such entries.
     let mut taken = std::collections::HashSet::new();
     for (i, zone) in zones.iter().enumerate() {
         for service in &registry.services {
             let want = want(service, i, zone);
-            taken.insert(want.host.clone());
             let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
-            let ports: Vec<(String, u16)> = service
+            let ports: Vec<(&str, u16)> = service
                 .ports
                 .iter()
-                .filter_map(|p| Some((p.name.clone(), u16::try_from(p.number).ok()?)))
+                .filter_map(|p| Some((p.name.as_str(), u16::try_from(p.number).ok()?)))
                 .collect();
             set.add_host(&HostData {
                 host: &want.host,
                 addresses: &addresses,
                 ports: &ports,
             })?;
+            if !hand_written.is_empty() {
+                taken.insert(want.host);
+            }
         }
     }
     let mut conflicts = Vec::new();

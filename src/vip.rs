@@ -397,6 +397,20 @@ impl Allocator {
     /// Brings `table` in line with `wants` at time `now` (Unix seconds).
     pub fn reconcile(&self, table: &mut Table, wants: &[Want], now: u64) -> Vec<Event> {
         let mut events = Vec::new();
+        self.reconcile_with(table, wants, now, &mut |event| events.push(event));
+        events
+    }
+
+    /// [`Allocator::reconcile`], handing each event to `emit` as it
+    /// happens instead of collecting them: a first load of 100,000 hosts
+    /// makes 200,000 (IPv4 and IPv6), 26 MB when held in a vector.
+    pub fn reconcile_with(
+        &self,
+        table: &mut Table,
+        wants: &[Want],
+        now: u64,
+        emit: &mut dyn FnMut(Event),
+    ) {
         table
             .quarantine
             .retain(|r| now < r.released.saturating_add(self.quarantine));
@@ -406,7 +420,7 @@ impl Allocator {
             .iter()
             .flat_map(|w| w.pinned.iter().map(move |a| (*a, w.host.as_str())))
             .collect();
-        self.release(table, &wanted, &pinned, now, &mut events);
+        self.release(table, &wanted, &pinned, now, emit);
         // A pin outranks a claim held in quarantine: the host that released
         // the address may not take it back from the host that pins it now.
         table.quarantine.retain(|r| !pinned.contains_key(&r.addr));
@@ -434,9 +448,8 @@ impl Allocator {
         // the registry lists them in.
         missing.sort_unstable();
         for (host, family) in missing {
-            self.allocate(table, host, family, &mut used, now, &mut events);
+            self.allocate(table, host, family, &mut used, now, emit);
         }
-        events
     }
 
     /// Drops leases of hosts no longer wanted, of families now pinned, of
@@ -447,7 +460,7 @@ impl Allocator {
         wanted: &HashMap<&str, &Want>,
         pinned: &HashMap<IpAddr, &str>,
         now: u64,
-        events: &mut Vec<Event>,
+        emit: &mut dyn FnMut(Event),
     ) {
         let mut quarantined = Vec::new();
         table.hosts.retain(|host, leases| {
@@ -459,7 +472,7 @@ impl Allocator {
                     .is_some_and(|r| r.contains(&addr) && !r.excluded(&addr));
                 match (want, pinned.get(&addr)) {
                     (_, Some(by)) if *by != host.as_str() => {
-                        events.push(Event::Displaced {
+                        emit(Event::Displaced {
                             host: host.clone(),
                             addr,
                             by: (*by).to_string(),
@@ -467,7 +480,7 @@ impl Allocator {
                         false
                     }
                     _ if !in_range => {
-                        events.push(Event::OutOfRange {
+                        emit(Event::OutOfRange {
                             host: host.clone(),
                             addr,
                         });
@@ -476,7 +489,7 @@ impl Allocator {
                     (Some(w), _) if !w.pins(family) => true,
                     _ => {
                         // Not wanted, or now pinned by its own host.
-                        events.push(Event::Released {
+                        emit(Event::Released {
                             host: host.clone(),
                             addr,
                         });
@@ -501,7 +514,7 @@ impl Allocator {
         family: Family,
         used: &mut HashSet<IpAddr>,
         now: u64,
-        events: &mut Vec<Event>,
+        emit: &mut dyn FnMut(Event),
     ) {
         let Some(range) = self.range(family) else {
             return;
@@ -528,7 +541,7 @@ impl Allocator {
                 },
             )
         } else {
-            events.push(Event::Exhausted {
+            emit(Event::Exhausted {
                 host: host.to_string(),
                 family,
             });
@@ -539,7 +552,7 @@ impl Allocator {
             .entry(host.to_string())
             .or_default()
             .insert(family, Lease { addr, since: now });
-        events.push(event);
+        emit(event);
     }
 
     /// Records addresses found elsewhere (the owned ServiceEntries'

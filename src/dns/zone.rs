@@ -333,7 +333,7 @@ pub struct Zone {
 pub struct HostData<'a> {
     pub host: &'a str,
     pub addresses: &'a [IpAddr],
-    pub ports: &'a [(String, u16)],
+    pub ports: &'a [(&'a str, u16)],
 }
 
 /// Builds a [`ZoneSet`]: zones first, then hosts.
@@ -514,7 +514,7 @@ mod tests {
             .add_host(&HostData {
                 host: "httpbin.bar.global",
                 addresses: &[v4, v6, v4b],
-                ports: &[("http".to_string(), 8000)],
+                ports: &[("http", 8000)],
             })
             .unwrap();
         builder

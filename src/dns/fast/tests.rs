@@ -17,7 +17,7 @@ fn zones() -> ZoneSet {
     set.zone("global").unwrap();
     let v4: IpAddr = "240.0.195.86".parse().unwrap();
     let v6: IpAddr = "2001:db8::53".parse().unwrap();
-    let ports = [("http1".to_string(), 8000)];
+    let ports = [("http1", 8000)];
     let many: Vec<IpAddr> = (1..=40)
         .map(|i| IpAddr::from([240, 0, 1, i as u8]))
         .collect();
