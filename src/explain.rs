@@ -78,7 +78,7 @@ pub fn explain(
                 service.exported_from.join(", ")
             );
             for cluster in &allocated.registry.clusters {
-                if !service.exported_from.contains(&cluster.name) {
+                if !service.exported_from.iter().any(|c| *c == cluster.name) {
                     continue;
                 }
                 for gateway in &cluster.gateways {

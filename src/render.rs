@@ -93,9 +93,9 @@ pub fn render(
                     .ports
                     .iter()
                     .map(|p| ServicePort {
-                        name: p.name.clone(),
+                        name: p.name.to_string(),
                         number: p.number,
-                        protocol: p.protocol.clone(),
+                        protocol: p.protocol.to_string(),
                     })
                     .collect(),
                 endpoints,
@@ -127,12 +127,12 @@ fn endpoints(
                 ports: service
                     .ports
                     .iter()
-                    .map(|p| (p.name.clone(), u32::from(gateway.port)))
+                    .map(|p| (p.name.to_string(), u32::from(gateway.port)))
                     .collect(),
             });
         }
     }
-    if service.exported_from.contains(&local.name) {
+    if service.exported_from.iter().any(|c| *c == local.name) {
         out.push(WorkloadEntry {
             address: format!("{}.{}.svc.cluster.local", service.name, service.namespace),
             network: local.network.clone(),

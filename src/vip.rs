@@ -22,6 +22,7 @@
 //! address falls outside it. A released VIP stays in quarantine for the
 //! configured time; only the host that released it may take it back then.
 
+use compact_str::CompactString;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -250,8 +251,8 @@ impl Leases {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Table {
-    /// Allocated VIPs by host.
-    pub hosts: BTreeMap<String, Leases>,
+    /// Allocated VIPs by host. Hosts of up to 24 bytes are held inline.
+    pub hosts: BTreeMap<CompactString, Leases>,
     #[serde(default)]
     pub quarantine: Vec<Released>,
 }
@@ -473,7 +474,7 @@ impl Allocator {
                 match (want, pinned.get(&addr)) {
                     (_, Some(by)) if *by != host.as_str() => {
                         emit(Event::Displaced {
-                            host: host.clone(),
+                            host: host.to_string(),
                             addr,
                             by: (*by).to_string(),
                         });
@@ -481,7 +482,7 @@ impl Allocator {
                     }
                     _ if !in_range => {
                         emit(Event::OutOfRange {
-                            host: host.clone(),
+                            host: host.to_string(),
                             addr,
                         });
                         false
@@ -490,12 +491,12 @@ impl Allocator {
                     _ => {
                         // Not wanted, or now pinned by its own host.
                         emit(Event::Released {
-                            host: host.clone(),
+                            host: host.to_string(),
                             addr,
                         });
                         quarantined.push(Released {
                             addr,
-                            host: host.clone(),
+                            host: host.to_string(),
                             released: now,
                         });
                         false
@@ -549,7 +550,7 @@ impl Allocator {
         };
         table
             .hosts
-            .entry(host.to_string())
+            .entry(CompactString::from(host))
             .or_default()
             .insert(family, Lease { addr, since: now });
         emit(event);
@@ -588,13 +589,17 @@ impl Allocator {
                 {
                     continue;
                 }
-                table.hosts.entry(host.clone()).or_default().insert(
-                    family,
-                    Lease {
-                        addr: *addr,
-                        since: now,
-                    },
-                );
+                table
+                    .hosts
+                    .entry(CompactString::from(host.as_str()))
+                    .or_default()
+                    .insert(
+                        family,
+                        Lease {
+                            addr: *addr,
+                            since: now,
+                        },
+                    );
                 events.push(Event::Adopted {
                     host: host.clone(),
                     addr: *addr,

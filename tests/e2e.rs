@@ -159,9 +159,9 @@ fn service(name: &str, namespace: &str, from: &str) -> ExportedService {
             namespace: namespace.to_string(),
             exported_from: vec![from.to_string()],
             ports: vec![Port {
-                name: "http".to_string(),
+                name: "http".into(),
                 number: 8000,
-                protocol: "HTTP".to_string(),
+                protocol: "HTTP".into(),
             }],
             addresses: Vec::new(),
         },

@@ -105,9 +105,13 @@ pub fn registry_from(
     for object in services {
         let spec = &object.spec;
         let service = Service {
-            name: spec.name.clone(),
-            namespace: spec.namespace.clone(),
-            exported_from: spec.exported_from.clone(),
+            name: spec.name.as_str().into(),
+            namespace: spec.namespace.as_str().into(),
+            exported_from: spec
+                .exported_from
+                .iter()
+                .map(|c| c.as_str().into())
+                .collect(),
             ports: spec.ports.clone(),
             addresses: spec.addresses.clone(),
         };

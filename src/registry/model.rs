@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Default port of an Istio east-west gateway's mTLS passthrough listener.
@@ -51,9 +52,9 @@ fn default_gateway_port() -> u16 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
-    pub name: String,
-    pub namespace: String,
-    pub exported_from: Vec<String>,
+    pub name: CompactString,
+    pub namespace: CompactString,
+    pub exported_from: Vec<CompactString>,
     pub ports: Vec<Port>,
     /// Addresses the user pins for this service's host in the first zone.
     /// They replace the allocated VIP of their family (DESIGN §3).
@@ -65,11 +66,13 @@ pub struct Service {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
-    pub name: String,
+    #[schemars(with = "String")]
+    pub name: CompactString,
     /// Wider than `u16` so that `70000` is reported as a bad port number by
     /// validation, with its path, instead of as a type error.
     pub number: u32,
-    pub protocol: String,
+    #[schemars(with = "String")]
+    pub protocol: CompactString,
 }
 
 impl Service {

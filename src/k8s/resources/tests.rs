@@ -25,9 +25,9 @@ fn service(object: &str, name: &str, from: &[&str]) -> ExportedService {
             namespace: "bar".to_string(),
             exported_from: from.iter().map(|c| c.to_string()).collect(),
             ports: vec![Port {
-                name: "http".to_string(),
+                name: "http".into(),
                 number: 80,
-                protocol: "HTTP".to_string(),
+                protocol: "HTTP".into(),
             }],
             addresses: Vec::new(),
         },
