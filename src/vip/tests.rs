@@ -363,7 +363,7 @@ proptest! {
 
             for (host, leases) in &before.hosts {
                 for (family, lease) in leases.iter() {
-                    let Some(w) = ws.iter().find(|w| &w.host == host) else { continue };
+                    let Some(w) = ws.iter().find(|w| w.host == host) else { continue };
                     if w.pins(family) { continue; }
                     let displaced = events.iter().any(|e| matches!(e, Event::Displaced { host: h, .. } if h == host));
                     if !displaced {
