@@ -73,7 +73,9 @@ impl StateDir {
 
     /// The allocation table; empty if there is none yet.
     pub fn load_table(&self) -> Result<Table, StateError> {
-        Ok(self.load(VIPS)?.unwrap_or_default())
+        let mut table: Table = self.load(VIPS)?.unwrap_or_default();
+        table.compact();
+        Ok(table)
     }
 
     pub fn save_table(&self, table: &Table) -> Result<(), StateError> {

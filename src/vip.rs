@@ -258,6 +258,14 @@ pub struct Table {
 }
 
 impl Table {
+    /// Rebuilds the host map with full nodes. Hosts inserted one by one in
+    /// name order (a first allocation, a table read from disk) leave every
+    /// B-tree node about half full: 168 bytes a host instead of about 95.
+    /// Collecting a sorted sequence builds it packed.
+    pub fn compact(&mut self) {
+        self.hosts = std::mem::take(&mut self.hosts).into_iter().collect();
+    }
+
     /// The allocated VIP of `host` in `family`, if any.
     pub fn lease(&self, host: &str, family: Family) -> Option<&Lease> {
         self.hosts.get(host)?.get(family)
@@ -448,8 +456,12 @@ impl Allocator {
         // Hosts that arrive together are placed in name order, whatever order
         // the registry lists them in.
         missing.sort_unstable();
+        let added = missing.len();
         for (host, family) in missing {
             self.allocate(table, host, family, &mut used, now, emit);
+        }
+        if added > 0 && added >= table.hosts.len() / 4 {
+            table.compact();
         }
     }
 

@@ -142,6 +142,7 @@ pub fn registry_from(
             }
         }
     }
+    registry.shrink_to_fit();
     (registry, warnings)
 }
 

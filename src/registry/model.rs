@@ -75,6 +75,24 @@ pub struct Port {
     pub protocol: CompactString,
 }
 
+impl Registry {
+    /// Drops the spare capacity a decoder leaves in every list: it grows a
+    /// list by doubling from four, so a service's one cluster and one port
+    /// took room for four of each (352 bytes a service; 35 MB at 100,000).
+    pub fn shrink_to_fit(&mut self) {
+        self.clusters.shrink_to_fit();
+        for cluster in &mut self.clusters {
+            cluster.gateways.shrink_to_fit();
+        }
+        self.services.shrink_to_fit();
+        for service in &mut self.services {
+            service.exported_from.shrink_to_fit();
+            service.ports.shrink_to_fit();
+            service.addresses.shrink_to_fit();
+        }
+    }
+}
+
 impl Service {
     /// The host of this service in `zone`: `<name>.<namespace>.<zone>`, lower-cased.
     pub fn host(&self, zone: &str) -> String {

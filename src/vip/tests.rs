@@ -482,3 +482,21 @@ impl SplitMix {
         (self.next() % n as u64) as usize
     }
 }
+
+/// Compacting the table (after a bulk allocation, or a read from disk)
+/// changes its layout only: every host keeps every lease.
+#[test]
+fn compacting_the_table_keeps_every_lease() {
+    let a = alloc("240.0.0.0/16", 600);
+    let hosts: Vec<String> = (0..500).map(|i| format!("h{i}.ns.global")).collect();
+    let mut table = Table::default();
+    a.reconcile(
+        &mut table,
+        &hosts.iter().map(|h| want(h)).collect::<Vec<_>>(),
+        0,
+    );
+    let before = table.clone();
+    table.compact();
+    assert_eq!(table, before);
+    assert_eq!(table.hosts.len(), 500);
+}
