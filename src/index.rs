@@ -165,6 +165,19 @@ mod tests {
         }
     }
 
+    /// `text` loaded, and its hosts given VIPs from the default range.
+    fn allocated(text: &str, zone_names: &[String]) -> (Registry, Allocator, Table) {
+        let registry = crate::registry::load_str(text, "r.yaml", zone_names).unwrap();
+        let allocator = Allocator {
+            v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+            v6: None,
+            quarantine: 600,
+        };
+        let mut table = Table::default();
+        allocator.reconcile(&mut table, &wants(&registry, zone_names), 0);
+        (registry, allocator, table)
+    }
+
     fn answer(zones: &ZoneSet, name: &str) -> Option<String> {
         let name = LowerName::new(&Name::from_ascii(name).unwrap());
         match lookup(zones, &name, RecordType::A) {
@@ -179,16 +192,9 @@ mod tests {
     /// zones are ignored.
     #[test]
     fn hand_written_hosts_join_the_zones_and_the_registry_wins() {
-        let text = include_str!("../examples/registry.yaml");
         let zone_names = vec!["global".to_string()];
-        let registry = crate::registry::load_str(text, "r.yaml", &zone_names).unwrap();
-        let allocator = Allocator {
-            v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
-            v6: None,
-            quarantine: 600,
-        };
-        let mut table = Table::default();
-        allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
+        let (registry, allocator, table) =
+            allocated(include_str!("../examples/registry.yaml"), &zone_names);
         let hand_written = [
             hand("legacy.db.global", "240.1.0.1", "istio-system/legacy"),
             hand("*.ext.global", "240.1.0.2", "istio-system/ext"),
@@ -244,14 +250,7 @@ services:
   - {name: c, namespace: y, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}, {name: grpc, number: 90, protocol: GRPC}]}
 ";
         let zone_names = vec!["global".to_string(), "mesh".to_string()];
-        let registry = crate::registry::load_str(text, "r.yaml", &zone_names).unwrap();
-        let allocator = Allocator {
-            v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
-            v6: None,
-            quarantine: 600,
-        };
-        let mut table = Table::default();
-        allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
+        let (registry, allocator, table) = allocated(text, &zone_names);
         let (set, _) = zones(&registry, &zone_names, &allocator, &table, &[], 1, 30).unwrap();
         assert_eq!(set.len(), name_count(&registry, zone_names.len(), 0));
         // Per zone: apex, a and b (3 names each), c (4), namespaces x and y.

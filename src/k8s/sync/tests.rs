@@ -156,11 +156,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
     send.send_response(Response::builder().body(Body::from(body.to_vec())).unwrap());
 
     // Two owned, both unwanted: more than half, so the brake holds them.
-    let report = tokio::time::timeout(Duration::from_secs(5), pass)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = finished(pass).await;
     assert_eq!(
         report,
         Report {
@@ -202,11 +198,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), format!("{BASE}/x"));
     send.send_response(status(404, "NotFound"));
-    let report = tokio::time::timeout(Duration::from_secs(5), pass)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = finished(pass).await;
     assert_eq!(
         report,
         Report {
@@ -360,6 +352,15 @@ async fn owned_addresses_are_read_by_label() {
     );
 }
 
+/// The report of a pass run in a task, within 5 s.
+async fn finished(pass: tokio::task::JoinHandle<Result<Report, kube::Error>>) -> Report {
+    tokio::time::timeout(Duration::from_secs(5), pass)
+        .await
+        .expect("the pass ends within 5 s")
+        .expect("the pass task")
+        .expect("the pass")
+}
+
 /// Issue 5: a conflict on one apply (409) is counted as a failure and the
 /// other entries are still applied.
 #[tokio::test]
@@ -379,11 +380,7 @@ async fn a_conflict_on_one_apply_does_not_stop_the_others() {
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), format!("{BASE}/b-global"));
     send.send_response(echo(request).await);
-    let report = tokio::time::timeout(Duration::from_secs(5), pass)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = finished(pass).await;
     assert_eq!(
         report,
         Report {
@@ -416,11 +413,7 @@ async fn a_pass_stops_writing_when_the_lease_is_lost() {
     assert_eq!(request.uri().path(), format!("{BASE}/a-global"));
     held.store(false, Relaxed); // lost while the first apply is on the wire
     send.send_response(echo(request).await);
-    let report = tokio::time::timeout(Duration::from_secs(5), pass)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = finished(pass).await;
     assert_eq!(
         report,
         Report {
