@@ -5,7 +5,9 @@
 //! Builds what `serve` builds (registry, allocation table with IPv4 and
 //! IPv6 VIPs, name table) and prints the bytes each holds, counted as glibc
 //! malloc chunks (request + 8, rounded up to 16, at least 32), which is what
-//! resident memory pays. The transient `wants` list is shown and dropped.
+//! resident memory pays, and the highest it went during each step (what
+//! malloc keeps as resident afterwards, mostly). The transient `wants`
+//! list is shown and dropped.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
@@ -15,6 +17,12 @@ use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn add(bytes: isize) {
+    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    PEAK.fetch_max(live, Relaxed);
+}
 
 fn chunk(size: usize) -> isize {
     ((size + 8 + 15) & !15).max(32) as isize
@@ -24,15 +32,15 @@ fn chunk(size: usize) -> isize {
 // counter is updated beside it.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(chunk(layout.size()), Relaxed);
+        add(chunk(layout.size()));
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(chunk(layout.size()), Relaxed);
+        add(-chunk(layout.size()));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(chunk(new_size) - chunk(layout.size()), Relaxed);
+        add(chunk(new_size) - chunk(layout.size()));
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -40,12 +48,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Runs `f` and prints how much more is live afterwards.
+/// Runs `f` and prints how much more is live afterwards, and how much
+/// more was live at the step's peak.
 fn measure<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
     let value = f();
     let after = LIVE.load(Relaxed);
-    println!("{what:<12} {:>8.1} MB", (after - before) as f64 / 1e6);
+    let peak = PEAK.load(Relaxed);
+    println!(
+        "{what:<12} {:>8.1} MB live, {:>8.1} MB at its peak",
+        (after - before) as f64 / 1e6,
+        (peak - before) as f64 / 1e6
+    );
     value
 }
 

@@ -54,12 +54,32 @@ fn default_gateway_port() -> u16 {
 pub struct Service {
     pub name: CompactString,
     pub namespace: CompactString,
+    #[serde(deserialize_with = "shrunk")]
     pub exported_from: Vec<CompactString>,
+    #[serde(deserialize_with = "shrunk")]
     pub ports: Vec<Port>,
     /// Addresses the user pins for this service's host in the first zone.
     /// They replace the allocated VIP of their family (DESIGN §3).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "shrunk",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub addresses: Vec<IpAddr>,
+}
+
+/// A list decoded without spare room. Decoders grow a list from a capacity
+/// of four: a service's one cluster and one port reserved room for four of
+/// each, 35 MB at 100,000 services, held until the whole registry was read
+/// (see [`Registry::shrink_to_fit`] for the lists this cannot reach).
+fn shrunk<'de, D, T>(decoder: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut list = Vec::<T>::deserialize(decoder)?;
+    list.shrink_to_fit();
+    Ok(list)
 }
 
 /// A named port of a service.
