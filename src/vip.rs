@@ -424,12 +424,14 @@ impl Allocator {
             .quarantine
             .retain(|r| now < r.released.saturating_add(self.quarantine));
 
-        let wanted: HashMap<&str, &Want> = wants.iter().map(|w| (w.host.as_str(), w)).collect();
         let pinned: HashMap<IpAddr, &str> = wants
             .iter()
             .flat_map(|w| w.pinned.iter().map(move |a| (*a, w.host.as_str())))
             .collect();
-        self.release(table, &wanted, &pinned, now, emit);
+        {
+            let wanted: HashMap<&str, &Want> = wants.iter().map(|w| (w.host.as_str(), w)).collect();
+            self.release(table, &wanted, &pinned, now, emit);
+        }
         // A pin outranks a claim held in quarantine: the host that released
         // the address may not take it back from the host that pins it now.
         table.quarantine.retain(|r| !pinned.contains_key(&r.addr));
@@ -442,24 +444,36 @@ impl Allocator {
             .chain(table.quarantine.iter().map(|r| r.addr))
             .collect();
 
-        let mut missing: Vec<(&str, Family)> = Vec::new();
-        for want in wants {
+        // Hosts missing a VIP of a family; a host's families are placed
+        // together, IPv4 first.
+        let lacks = |table: &Table, want: &Want, family: Family| {
+            self.range(family).is_some()
+                && !want.pins(family)
+                && table.lease(&want.host, family).is_none()
+        };
+        let mut missing: Vec<&Want> = wants
+            .iter()
+            .filter(|want| {
+                [Family::V4, Family::V6]
+                    .into_iter()
+                    .any(|f| lacks(table, want, f))
+            })
+            .collect();
+        // Hosts that arrive together are placed in name order, whatever order
+        // the registry lists them in.
+        missing.sort_unstable_by(|a, b| a.host.cmp(&b.host));
+        let added = missing.len();
+        for want in missing {
             for family in [Family::V4, Family::V6] {
-                if self.range(family).is_some()
-                    && !want.pins(family)
-                    && table.lease(&want.host, family).is_none()
-                {
-                    missing.push((&want.host, family));
+                if lacks(table, want, family) {
+                    self.allocate(table, &want.host, family, &mut used, now, emit);
                 }
             }
         }
-        // Hosts that arrive together are placed in name order, whatever order
-        // the registry lists them in.
-        missing.sort_unstable();
-        let added = missing.len();
-        for (host, family) in missing {
-            self.allocate(table, host, family, &mut used, now, emit);
-        }
+        // The working sets go before the table is rebuilt: that is the
+        // step's peak.
+        drop(used);
+        drop(pinned);
         if added > 0 && added >= table.hosts.len() / 4 {
             table.compact();
         }
