@@ -114,7 +114,7 @@ pub fn zones(
     hand_written.sort_by(|a, b| a.source.cmp(&b.source));
     let mut by_hand = std::collections::HashMap::new();
     for entry in hand_written {
-        if taken.contains(&entry.host) {
+        if taken.contains(entry.host.as_str()) {
             conflicts.push(format!(
                 "{} of ServiceEntry {} is in the registry too: the registry's answer is served",
                 entry.host, entry.source

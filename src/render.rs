@@ -81,7 +81,7 @@ pub fn render(
                 labels: BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string())]),
             },
             spec: ServiceEntrySpec {
-                hosts: vec![want.host.clone()],
+                hosts: vec![want.host.to_string()],
                 location: Location::MeshInternal,
                 resolution,
                 addresses: allocator

@@ -275,7 +275,7 @@ impl Table {
 /// A host that should exist, with the addresses its user pinned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Want {
-    pub host: String,
+    pub host: CompactString,
     pub pinned: Vec<IpAddr>,
 }
 

@@ -115,7 +115,9 @@ impl Registry {
 
 impl Service {
     /// The host of this service in `zone`: `<name>.<namespace>.<zone>`, lower-cased.
-    pub fn host(&self, zone: &str) -> String {
-        format!("{}.{}.{}", self.name, self.namespace, zone).to_ascii_lowercase()
+    pub fn host(&self, zone: &str) -> CompactString {
+        let mut host = compact_str::format_compact!("{}.{}.{}", self.name, self.namespace, zone);
+        host.make_ascii_lowercase();
+        host
     }
 }

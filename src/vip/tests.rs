@@ -11,7 +11,7 @@ fn alloc(v4: &str, quarantine: u64) -> Allocator {
 
 fn want(host: &str) -> Want {
     Want {
-        host: host.to_string(),
+        host: host.into(),
         pinned: Vec::new(),
     }
 }
@@ -194,7 +194,7 @@ fn a_pin_outranks_a_quarantined_claim() {
     let was = v4(&table, "a.x").unwrap();
     a.reconcile(&mut table, &wants(&["b.x"]), 10);
     let pin = vec![Want {
-        host: "b.x".to_string(),
+        host: "b.x".into(),
         pinned: vec![was],
     }];
     a.reconcile(&mut table, &pin, 20);
@@ -357,7 +357,7 @@ proptest! {
             // Pins must be unique, as validation ensures.
             let mut seen = HashSet::new();
             for p in present.values_mut() { p.retain(|a| seen.insert(*a)); }
-            let ws: Vec<Want> = present.iter().map(|(h, p)| Want { host: h.clone(), pinned: p.clone() }).collect();
+            let ws: Vec<Want> = present.iter().map(|(h, p)| Want { host: h.as_str().into(), pinned: p.clone() }).collect();
             let before = table.clone();
             let events = a.reconcile(&mut table, &ws, now);
 
