@@ -226,6 +226,9 @@ pub struct SyncConfig {
     pub resync: Duration,
 }
 
+/// How long shutdown waits to give the Lease up.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Lease duration: a new leader takes over at most this long after the
 /// old one stopped renewing.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -353,9 +356,11 @@ pub async fn run(
         last_pass = Some(Instant::now());
     }
     if elector.holds() {
-        match elector.release().await {
-            Ok(()) => tracing::info!("lease {lease} released"),
-            Err(e) => tracing::warn!("lease {lease} not released, it will expire: {e}"),
+        // Bounded: an unreachable API server must not hold up shutdown.
+        match tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await {
+            Ok(Ok(())) => tracing::info!("lease {lease} released"),
+            Ok(Err(e)) => tracing::warn!("lease {lease} not released, it will expire: {e}"),
+            Err(_) => tracing::warn!("lease {lease} not released in time, it will expire"),
         }
     }
 }

@@ -256,7 +256,7 @@ async fn the_lease_holder_applies_the_rendered_entries() {
     let (settings, current) = allocated();
     let (_tx, rx) = watch::channel(Some(current));
     let shutdown = CancellationToken::new();
-    tokio::spawn(run(
+    let looping = tokio::spawn(run(
         kube::Client::new(mock, "default"),
         "mesh".to_string(),
         config(),
@@ -289,7 +289,27 @@ async fn the_lease_holder_applies_the_rendered_entries() {
         send.send_response(echo(request).await);
     }
     assert_eq!(applied, ["httpbin-bar-global", "sleep-foo-global"]);
+
+    // On shutdown the holder gives the Lease up, and the loop ends.
     shutdown.cancel();
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::GET);
+    assert!(request.uri().path().ends_with("/leases/globaldns"));
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": "3"},
+        "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15,
+                 "renewTime": k8s_openapi::jiff::Timestamp::now().to_string()}});
+    send.send_response(ok(&lease));
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::PUT);
+    let body: Value =
+        serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+    assert!(body["spec"].get("holderIdentity").is_none_or(Value::is_null));
+    send.send_response(ok(&body));
+    tokio::time::timeout(Duration::from_secs(5), looping)
+        .await
+        .expect("the loop ends after the release")
+        .unwrap();
 }
 
 /// A replica that does not hold the Lease writes nothing.
