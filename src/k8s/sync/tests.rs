@@ -304,7 +304,11 @@ async fn the_lease_holder_applies_the_rendered_entries() {
     assert_eq!(request.method(), http::Method::PUT);
     let body: Value =
         serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
-    assert!(body["spec"].get("holderIdentity").is_none_or(Value::is_null));
+    assert!(
+        body["spec"]
+            .get("holderIdentity")
+            .is_none_or(Value::is_null)
+    );
     send.send_response(ok(&body));
     tokio::time::timeout(Duration::from_secs(5), looping)
         .await
