@@ -248,23 +248,53 @@ fn config() -> SyncConfig {
     }
 }
 
-/// The loop end to end against the mock: it takes the (missing) Lease,
-/// then lists and applies one ServiceEntry per host of the registry.
-#[tokio::test]
-async fn the_lease_holder_applies_the_rendered_entries() {
-    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+/// The sync loop of pod-a against a mock API server, on the example
+/// registry: the mock's handle, the loop's task, its metrics, and the token
+/// that stops it.
+struct Looping {
+    handle: crate::k8s::mock::ApiHandle,
+    task: tokio::task::JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    /// Kept: the loop ends when the registry's sender goes.
+    _registry: watch::Sender<Option<Arc<Allocated>>>,
+}
+
+fn start_loop() -> Looping {
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let (settings, current) = allocated();
-    let (_tx, rx) = watch::channel(Some(current));
+    let (registry, rx) = watch::channel(Some(current));
+    let metrics: Arc<Metrics> = Default::default();
     let shutdown = CancellationToken::new();
-    let looping = tokio::spawn(run(
+    let task = tokio::spawn(run(
         kube::Client::new(mock, "default"),
         "mesh".to_string(),
         config(),
         settings,
         rx,
-        Default::default(),
+        metrics.clone(),
         shutdown.clone(),
     ));
+    Looping {
+        handle,
+        task,
+        metrics,
+        shutdown,
+        _registry: registry,
+    }
+}
+
+/// The loop end to end against the mock: it takes the (missing) Lease,
+/// then lists and applies one ServiceEntry per host of the registry.
+#[tokio::test]
+async fn the_lease_holder_applies_the_rendered_entries() {
+    let Looping {
+        mut handle,
+        task: looping,
+        shutdown,
+        _registry,
+        ..
+    } = start_loop();
 
     let (request, send) = next(&mut handle).await;
     assert_eq!(
@@ -319,19 +349,12 @@ async fn the_lease_holder_applies_the_rendered_entries() {
 /// A replica that does not hold the Lease writes nothing.
 #[tokio::test]
 async fn a_follower_writes_nothing() {
-    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let (settings, current) = allocated();
-    let (_tx, rx) = watch::channel(Some(current));
-    let shutdown = CancellationToken::new();
-    tokio::spawn(run(
-        kube::Client::new(mock, "default"),
-        "mesh".to_string(),
-        config(),
-        settings,
-        rx,
-        Default::default(),
-        shutdown.clone(),
-    ));
+    let Looping {
+        mut handle,
+        shutdown,
+        _registry,
+        ..
+    } = start_loop();
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::GET);
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -491,20 +514,13 @@ async fn answer_lease_until_other(
 /// minute it writes nothing at all.
 #[tokio::test(start_paused = true)]
 async fn losing_the_lease_mid_pass_stops_the_writes() {
-    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let (settings, current) = allocated();
-    let (_tx, rx) = watch::channel(Some(current));
-    let metrics: Arc<Metrics> = Default::default();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(run(
-        kube::Client::new(mock, "default"),
-        "mesh".to_string(),
-        config(),
-        settings,
-        rx,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let Looping {
+        mut handle,
+        metrics,
+        shutdown,
+        _registry,
+        ..
+    } = start_loop();
     let (request, send) = answer_lease_until_other(&mut handle, "pod-a")
         .await
         .expect("the pass lists");
