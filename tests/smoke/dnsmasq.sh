@@ -10,17 +10,10 @@ bin=$1
 root=$(cd "$here/../.." && pwd)
 
 start_globaldns "$bin" "$root/examples/registry.yaml"
-# A free port for dnsmasq, picked by the kernel.
-dm_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dnsmasq --keep-in-foreground --user=root --port="$dm_port" --listen-address=127.0.0.1 --bind-interfaces \
-  --no-resolv --no-hosts --cache-size=1000 --no-negcache --dns-loop-detect --log-facility=- \
-  --server="/global/127.0.0.1#$GD_PORT" --pid-file= > "$GD_DIR/dnsmasq.log" 2>&1 &
-dm_pid=$!
-trap 'kill $GD_PID $dm_pid 2>/dev/null; rm -rf "$GD_DIR"' EXIT
-for _ in $(seq 50); do
-  dig +tries=1 +time=1 @127.0.0.1 -p "$dm_port" global SOA >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_retrying dnsmasq dnsmasq --keep-in-foreground --user=root --port="{PORT}" \
+  --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --cache-size=1000 \
+  --no-negcache --dns-loop-detect --log-facility=- --server="/global/127.0.0.1#$GD_PORT" --pid-file=
+dm_port=$SMOKE_PORT
 at=(@127.0.0.1 -p "$dm_port")
 
 vip=$(dig +short @127.0.0.1 -p "$GD_PORT" httpbin.bar.global A)

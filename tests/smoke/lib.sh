@@ -1,24 +1,119 @@
-# Shared by the smoke tests: start globaldns on a free loopback port, and
-# check dig's view of an answer. Sourced, not run.
+# Shared by the smoke tests: start globaldns and the other servers on free
+# loopback ports, check dig's view of an answer, and on the way out stop
+# every server started and print its log if anything failed. Sourced, not run.
+#
+# Ports: globaldns binds port 0 itself and logs the port it got, so there is
+# no race. A server that cannot do that (dnsmasq, unbound) gets a port that
+# was free for UDP *and* TCP a moment ago; the window between that check and
+# its bind is still there, so `start_retrying` starts it again on another
+# port when it dies at once (at most 5 tries).
 
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 pass() { passes=$((passes + 1)); }
 failures=0
 passes=0
 
-# start_globaldns BINARY REGISTRY [FLAGS...]: sets GD_PORT and GD_PID.
-start_globaldns() {
-  local bin=$1 registry=$2; shift 2
-  GD_DIR=$(mktemp -d)
-  GLOBALDNS_LOG_FORMAT=json "$bin" serve --registry "$registry" --listen 127.0.0.1:0 \
-    --state-dir "$GD_DIR/state" "$@" 2> "$GD_DIR/log" &
-  GD_PID=$!
+SMOKE_DIR=$(mktemp -d)
+SMOKE_PIDS=()
+# NAME=LOGFILE pairs printed when the script fails.
+SMOKE_LOGS=()
+
+smoke_cleanup() {
+  local status=$?
+  local pid
+  for pid in "${SMOKE_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${SMOKE_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  if [ "$status" -ne 0 ] || [ "$failures" -ne 0 ]; then
+    local entry
+    for entry in "${SMOKE_LOGS[@]}"; do
+      echo "---- log of ${entry%%=*} (${entry#*=}) ----" >&2
+      tail -n 100 "${entry#*=}" >&2
+    done
+  fi
+  rm -rf "$SMOKE_DIR"
+  return "$status"
+}
+trap smoke_cleanup EXIT
+
+# free_port: prints a loopback port that is free for both UDP and TCP.
+free_port() {
+  python3 - <<'PY'
+import socket
+for _ in range(100):
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port))
+    except OSError:
+        t.close()
+        continue
+    u.close()
+    t.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no port free for both UDP and TCP")
+PY
+}
+
+# wait_for_dns PORT PID: waits until something answers a DNS query on PORT
+# (any answer), or until PID exits (returns 1), or 10 s (returns 1).
+wait_for_dns() {
+  local port=$1 pid=$2
   for _ in $(seq 100); do
-    GD_PORT=$(sed -n 's/.*"addr":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$GD_DIR/log" | head -n1)
-    [ -n "$GD_PORT" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    dig +tries=1 +time=1 @127.0.0.1 -p "$port" . SOA >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "globaldns did not start:" >&2; cat "$GD_DIR/log" >&2
+  return 1
+}
+
+# start_retrying NAME COMMAND...: runs COMMAND in the background with
+# "{PORT}" in its arguments replaced by a free port, until it answers DNS
+# there. Sets SMOKE_PORT and SMOKE_PID; the log goes to $SMOKE_DIR/NAME.log.
+start_retrying() {
+  local name=$1; shift
+  local log="$SMOKE_DIR/$name.log"
+  SMOKE_LOGS+=("$name=$log")
+  local try
+  for try in 1 2 3 4 5; do
+    SMOKE_PORT=$(free_port)
+    local args=("${@//\{PORT\}/$SMOKE_PORT}")
+    echo "== try $try on port $SMOKE_PORT: ${args[*]}" >> "$log"
+    "${args[@]}" >> "$log" 2>&1 &
+    SMOKE_PID=$!
+    if wait_for_dns "$SMOKE_PORT" "$SMOKE_PID"; then
+      SMOKE_PIDS+=("$SMOKE_PID")
+      return 0
+    fi
+    kill "$SMOKE_PID" 2>/dev/null
+    wait "$SMOKE_PID" 2>/dev/null
+  done
+  echo "$name did not start in 5 tries:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+# start_globaldns BINARY REGISTRY [FLAGS...]: sets GD_PORT, GD_PID and
+# GD_DIR (the state directory lives in it).
+start_globaldns() {
+  local bin=$1 registry=$2; shift 2
+  GD_DIR=$(mktemp -d -p "$SMOKE_DIR")
+  local log="$GD_DIR/log"
+  SMOKE_LOGS+=("globaldns=$log")
+  GLOBALDNS_LOG_FORMAT=json "$bin" serve --registry "$registry" --listen 127.0.0.1:0 \
+    --state-dir "$GD_DIR/state" "$@" 2> "$log" &
+  GD_PID=$!
+  SMOKE_PIDS+=("$GD_PID")
+  for _ in $(seq 100); do
+    GD_PORT=$(sed -n 's/.*"addr":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$log" | head -n1)
+    [ -n "$GD_PORT" ] && return 0
+    kill -0 "$GD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "globaldns did not start:" >&2; cat "$log" >&2
   exit 1
 }
 
