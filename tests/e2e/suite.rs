@@ -1,0 +1,327 @@
+//! One round of the suite: the install it works on, the helpers every test
+//! uses (registry objects, globaldns processes as the ServiceAccount), and
+//! the clean-up after each test, which deletes what the test made.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use globaldns::k8s::resources::{
+    ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec,
+};
+use globaldns::registry::{Gateway, Port};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
+
+use crate::Test;
+use crate::cluster::{Env, Installed, MANAGER, service_account_kubeconfig, wait_not_terminating};
+use crate::process::{Globaldns, container};
+
+/// Where globaldns runs and keeps its registry resources (manifests/).
+pub const NAMESPACE: &str = "globaldns";
+/// Where the synced ServiceEntries go (manifests/ RBAC).
+pub const SE_NAMESPACE: &str = "istio-system";
+pub const MANAGED: &str = "app.kubernetes.io/managed-by=globaldns";
+
+pub struct Suite {
+    pub env: Arc<Env>,
+    installed: Mutex<Installed>,
+    /// `kubectl kustomize manifests/`.
+    pub docs: Vec<Value>,
+    pub work: tempfile::TempDir,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+impl Suite {
+    /// Istio's CRDs if missing, then the manifests as shipped.
+    pub fn set_up(env: &Arc<Env>) -> Result<Self, String> {
+        runtime().block_on(async {
+            env.ensure_istio_crds().await?;
+            let client = env.admin().await;
+            for ns in [NAMESPACE, SE_NAMESPACE] {
+                wait_not_terminating(&client, ns).await?;
+            }
+            let mut installed = Installed::default();
+            // istio-system is not in the manifests (Istio's install makes
+            // it); a bare API server lacks it.
+            let ns = serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": SE_NAMESPACE}
+            });
+            installed.apply(&client, &[ns]).await?;
+            let docs = env.kustomize("")?;
+            installed.apply(&client, &docs).await?;
+            Ok(Self {
+                env: env.clone(),
+                installed: Mutex::new(installed),
+                docs,
+                work: tempfile::tempdir().map_err(|e| e.to_string())?,
+            })
+        })
+    }
+
+    /// Deletes everything the round created.
+    pub fn tear_down(&self) -> Result<(), String> {
+        let mut installed = std::mem::take(&mut *self.installed.lock().unwrap());
+        runtime().block_on(async {
+            let client = self.env.admin().await;
+            installed.remove(&client).await
+        })
+    }
+
+    /// Runs one test on a runtime of its own, then removes the registry
+    /// objects, owned ServiceEntries and Lease it left (also when it failed).
+    pub fn run(&self, test: Test) {
+        let rt = runtime();
+        let before = rt.block_on(self.leftovers());
+        let outcome = rt.block_on(AssertUnwindSafe(test(self)).catch_unwind());
+        rt.block_on(self.clean_after(&before));
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// What a test may leave: (kind, name) of the registry objects, owned
+    /// ServiceEntries and Leases present now.
+    async fn leftovers(&self) -> BTreeSet<(&'static str, String)> {
+        let client = self.admin().await;
+        let mut found = BTreeSet::new();
+        let names =
+            |list: Vec<String>, kind: &'static str| list.into_iter().map(move |n| (kind, n));
+        let clusters: Api<MeshCluster> = Api::namespaced(client.clone(), NAMESPACE);
+        let services: Api<ExportedService> = Api::namespaced(client.clone(), NAMESPACE);
+        let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
+        let entries = self.service_entries().await;
+        let lp = ListParams::default();
+        found.extend(names(list_names(&clusters, &lp).await, "MeshCluster"));
+        found.extend(names(list_names(&services, &lp).await, "ExportedService"));
+        found.extend(names(list_names(&leases, &lp).await, "Lease"));
+        found.extend(names(
+            list_names(&entries, &ListParams::default().labels(MANAGED)).await,
+            "ServiceEntry",
+        ));
+        found
+    }
+
+    async fn clean_after(&self, before: &BTreeSet<(&'static str, String)>) {
+        let client = self.admin().await;
+        let now = self.leftovers().await;
+        let dp = DeleteParams::default();
+        for (kind, name) in now.difference(before) {
+            let result = match *kind {
+                "MeshCluster" => Api::<MeshCluster>::namespaced(client.clone(), NAMESPACE)
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
+                "ExportedService" => Api::<ExportedService>::namespaced(client.clone(), NAMESPACE)
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
+                "Lease" => Api::<Lease>::namespaced(client.clone(), NAMESPACE)
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
+                _ => self
+                    .service_entries()
+                    .await
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                eprintln!("clean-up: {kind} {name}: {e}");
+            }
+        }
+    }
+
+    pub async fn admin(&self) -> Client {
+        self.env.admin().await
+    }
+
+    /// A kubeconfig of the `globaldns` ServiceAccount (a fresh token).
+    pub async fn service_account(&self) -> PathBuf {
+        service_account_kubeconfig(
+            &self.env.kubeconfig,
+            &self.admin().await,
+            NAMESPACE,
+            "globaldns",
+            self.work.path(),
+        )
+        .await
+        .expect("a ServiceAccount token")
+    }
+
+    /// The Service environment variables a pod in `globaldns` gets for the
+    /// globaldns Service (`GLOBALDNS_SERVICE_HOST`, `_PORT`).
+    pub async fn service_links(&self) -> BTreeMap<String, String> {
+        let api: Api<Service> = Api::namespaced(self.admin().await, NAMESPACE);
+        let mut links = BTreeMap::new();
+        if let Some(service) = api.get_opt("globaldns").await.unwrap() {
+            let spec = service.spec.unwrap_or_default();
+            if let Some(ip) = spec.cluster_ip {
+                links.insert("GLOBALDNS_SERVICE_HOST".to_string(), ip);
+            }
+            if let Some(port) = spec.ports.unwrap_or_default().first() {
+                links.insert("GLOBALDNS_SERVICE_PORT".to_string(), port.port.to_string());
+            }
+        }
+        links
+    }
+
+    /// globaldns as the Deployment of `docs` runs it, as pod `pod`, with
+    /// `extra` arguments after the container's, on state directory `state`.
+    pub async fn start(&self, docs: &[Value], pod: &str, state: &str, extra: &[&str]) -> Globaldns {
+        let (mut args, env) = container(docs, pod, &self.service_links().await);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let kubeconfig = self.service_account().await;
+        let state = self.work.path().join(state);
+        tokio::task::block_in_place(|| Globaldns::start(&args, &env, &kubeconfig, &state))
+    }
+
+    /// The ServiceEntries of istio-system, untyped.
+    pub async fn service_entries(&self) -> Api<DynamicObject> {
+        globaldns::k8s::sync::service_entries(self.admin().await, SE_NAMESPACE)
+    }
+
+    /// Applies a MeshCluster `name` with one gateway, as the registry's
+    /// owners would.
+    pub async fn mesh_cluster(&self, name: &str, gateway: &str) {
+        let object = MeshCluster::new(
+            name,
+            MeshClusterSpec {
+                network: Some(format!("network-{name}")),
+                locality: None,
+                gateways: vec![Gateway {
+                    address: gateway.to_string(),
+                    port: 15443,
+                }],
+            },
+        );
+        self.apply(object).await;
+    }
+
+    /// Applies an ExportedService `<name>-<namespace>` with one HTTP port.
+    pub async fn exported_service(&self, name: &str, namespace: &str, from: &[&str]) {
+        self.exported_service_with_ports(name, namespace, from, &[("http", 8000)])
+            .await;
+    }
+
+    pub async fn exported_service_with_ports(
+        &self,
+        name: &str,
+        namespace: &str,
+        from: &[&str],
+        ports: &[(&str, u32)],
+    ) {
+        let object = ExportedService::new(
+            &format!("{name}-{namespace}"),
+            ExportedServiceSpec {
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+                exported_from: from.iter().map(|c| c.to_string()).collect(),
+                ports: ports
+                    .iter()
+                    .map(|(name, number)| Port {
+                        name: (*name).into(),
+                        number: *number,
+                        protocol: "HTTP".into(),
+                    })
+                    .collect(),
+                addresses: Vec::new(),
+            },
+        );
+        self.apply(object).await;
+    }
+
+    async fn apply<K>(&self, object: K)
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+    {
+        let api: Api<K> = Api::namespaced(self.admin().await, NAMESPACE);
+        let name = object.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} {name}: {e}", K::kind(&())));
+    }
+
+    /// Deletes registry object `kind`/`name`.
+    pub async fn delete_registry_object(&self, kind: &str, name: &str) {
+        let client = self.admin().await;
+        let dp = DeleteParams::default();
+        match kind {
+            "MeshCluster" => {
+                Api::<MeshCluster>::namespaced(client, NAMESPACE)
+                    .delete(name, &dp)
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                Api::<ExportedService>::namespaced(client, NAMESPACE)
+                    .delete(name, &dp)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The owned ServiceEntries now: name → spec.
+    pub async fn owned_entries(&self) -> BTreeMap<String, Value> {
+        let api = self.service_entries().await;
+        api.list(&ListParams::default().labels(MANAGED))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|o| (o.name_any(), o.data["spec"].clone()))
+            .collect()
+    }
+
+    /// Waits (up to `secs`) until the owned ServiceEntries are exactly
+    /// `names`; returns their specs.
+    pub async fn wait_for_entries(&self, names: &[&str], secs: u64) -> BTreeMap<String, Value> {
+        let want: BTreeSet<&str> = names.iter().copied().collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let found = self.owned_entries().await;
+            let have: BTreeSet<&str> = found.keys().map(String::as_str).collect();
+            if have == want {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "owned ServiceEntries {have:?}, want {want:?} (within {secs} s)"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}
+
+async fn list_names<K>(api: &Api<K>, lp: &ListParams) -> Vec<String>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    api.list(lp)
+        .await
+        .map(|l| l.items.iter().map(|o| o.name_any()).collect())
+        .unwrap_or_default()
+}
