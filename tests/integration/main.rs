@@ -6,7 +6,6 @@ mod cli;
 mod dns_table;
 mod edns;
 mod faults;
-mod istio_schema;
 mod lifecycle;
 mod manifests;
 mod reload;
