@@ -86,7 +86,7 @@ fn main() {
     let set = measure("name table", || {
         globaldns::index::zones(&registry, &zones, &allocator, &table, &[], 1, 30)
             .expect("a snapshot")
-            .0
+            .zones
     });
     println!(
         "{} services, {} names: {:.1} MB live, {:.0} bytes a service",

@@ -143,8 +143,11 @@ fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
         serial,
         settings.ttl,
     )
-    .map_err(|e| anyhow!(e))?
-    .0;
+    .map_err(|e| anyhow!(e))?;
+    for problem in &zones.left_out {
+        eprintln!("warning: {problem}");
+    }
+    let zones = zones.zones;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for zone in zones.zones() {
         writeln!(out, "; zone {}", zone.origin)?;

@@ -61,6 +61,8 @@ pub struct Controller {
     hand_written_changed: bool,
     /// Conflicts already logged, so each is logged once.
     reported_conflicts: std::collections::BTreeSet<String>,
+    /// Registry hosts left out of the snapshot, already logged.
+    reported_left_out: std::collections::BTreeSet<String>,
 }
 
 impl Controller {
@@ -125,6 +127,7 @@ impl Controller {
             hand_written: Vec::new(),
             hand_written_changed: false,
             reported_conflicts: Default::default(),
+            reported_left_out: Default::default(),
         };
         if let Some(last_good) = last_good {
             tracing::info!(
@@ -176,11 +179,13 @@ impl Controller {
             serial,
             self.settings.ttl,
         ) {
-            Ok((zones, conflicts)) => {
-                self.report_conflicts(conflicts);
-                zones
+            Ok(built) => {
+                self.report_conflicts(built.conflicts);
+                self.report_left_out(built.left_out);
+                built.zones
             }
             Err(e) => {
+                self.metrics.reloads_failed.fetch_add(1, Relaxed);
                 tracing::error!("snapshot not built, keeping the last one: {e}");
                 return Applied::default();
             }
@@ -286,6 +291,19 @@ impl Controller {
             .dropin_conflicts
             .store(current.len() as u64, Relaxed);
         self.reported_conflicts = current;
+    }
+
+    /// Logs each registry host left out of the snapshot once, as an error,
+    /// and counts them (`globaldns_registry_hosts_left_out`).
+    fn report_left_out(&mut self, left_out: Vec<String>) {
+        let current: std::collections::BTreeSet<String> = left_out.into_iter().collect();
+        for problem in current.difference(&self.reported_left_out) {
+            tracing::error!("{problem}");
+        }
+        self.metrics
+            .hosts_left_out
+            .store(current.len() as u64, Relaxed);
+        self.reported_left_out = current;
     }
 
     /// The current conflicts between the registry and hand-written entries.

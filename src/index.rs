@@ -42,14 +42,6 @@ pub struct HandWritten {
     pub source: String,
 }
 
-/// The zones that answer for `registry`, with the addresses `table` holds,
-/// and the hand-written hosts. Returns the snapshot and a report of each
-/// hand-written host left out because the registry has it too.
-///
-/// The rule when both claim a host: **the registry wins**. It is the
-/// shared, reviewed source every cluster agrees on, and its host keeps the
-/// VIP the other clusters give it; the hand-written entry is reported. Two
-/// hand-written entries for one host: the first by `namespace/name` wins.
 /// How many names the snapshot of `registry` holds. Per zone: the apex;
 /// each host, its SRV names and the `_tcp.<host>` between them; each
 /// namespace (an empty non-terminal). Plus the hand-written hosts (an upper
@@ -70,6 +62,16 @@ fn name_count(registry: &Registry, zones: usize, hand_written: usize) -> usize {
     per_zone * zones + hand_written
 }
 
+/// The zones that answer for `registry`, with the addresses `table` holds,
+/// and the hand-written hosts. Returns the snapshot, a report of each
+/// hand-written host left out because the registry has it too, and of each
+/// registry host whose names could not be built (left out alone). Fails
+/// only when a zone's apex cannot be made.
+///
+/// The rule when both claim a host: **the registry wins**. It is the
+/// shared, reviewed source every cluster agrees on, and its host keeps the
+/// VIP the other clusters give it; the hand-written entry is reported. Two
+/// hand-written entries for one host: the first by `namespace/name` wins.
 pub fn zones(
     registry: &Registry,
     zones: &[String],
@@ -78,7 +80,7 @@ pub fn zones(
     hand_written: &[HandWritten],
     serial: u32,
     ttl: u32,
-) -> Result<(ZoneSet, Vec<String>), String> {
+) -> Result<Built, String> {
     let names = name_count(registry, zones.len(), hand_written.len());
     let mut set = ZoneSetBuilder::new(serial, ttl, names);
     for zone in zones {
@@ -87,6 +89,7 @@ pub fn zones(
     // Registry hosts, to tell hand-written entries that claim one; only
     // kept when there are such entries.
     let mut taken = std::collections::HashSet::new();
+    let mut left_out = Vec::new();
     for (i, zone) in zones.iter().enumerate() {
         for service in &registry.services {
             let want = want(service, i, zone);
@@ -96,11 +99,19 @@ pub fn zones(
                 .iter()
                 .filter_map(|p| Some((p.name.as_str(), u16::try_from(p.number).ok()?)))
                 .collect();
-            set.add_host(&HostData {
+            // Validation keeps this from failing; if it does, the one host
+            // is left out and reported, never the whole snapshot.
+            if let Err(e) = set.add_host(&HostData {
                 host: &want.host,
                 addresses: &addresses,
                 ports: &ports,
-            })?;
+            }) {
+                left_out.push(format!(
+                    "service {}.{}: host {} not served: {e}",
+                    service.name, service.namespace, want.host
+                ));
+                continue;
+            }
             if !hand_written.is_empty() {
                 taken.insert(want.host);
             }
@@ -141,7 +152,22 @@ pub fn zones(
             Err(e) => conflicts.push(format!("ServiceEntry {}: {e}", entry.source)),
         }
     }
-    Ok((set.build(), conflicts))
+    Ok(Built {
+        zones: set.build(),
+        conflicts,
+        left_out,
+    })
+}
+
+/// What [`zones`] built.
+pub struct Built {
+    pub zones: ZoneSet,
+    /// Hand-written hosts left out: the registry or another entry has them,
+    /// or they are not DNS names.
+    pub conflicts: Vec<String>,
+    /// Registry hosts left out because their names could not be built
+    /// (validation should make this empty; each is reported as an error).
+    pub left_out: Vec<String>,
 }
 
 /// True when `host` is `zone` or lies below it.
@@ -178,6 +204,38 @@ mod tests {
         (registry, allocator, table)
     }
 
+    /// Issue 10: one host whose names cannot be built (a port name too
+    /// long for an SRV label, which validation now refuses, built here
+    /// without it) used to fail the whole snapshot, and every later change
+    /// with it. It is left out alone and reported.
+    #[test]
+    fn a_host_that_cannot_be_built_is_left_out_alone() {
+        let zone_names = vec!["global".to_string()];
+        let (mut registry, allocator, mut table) =
+            allocated(include_str!("../examples/registry.yaml"), &zone_names);
+        let mut bad = registry.services[0].clone();
+        bad.name = "toolong".into();
+        bad.ports[0].name = "p".repeat(63).into();
+        registry.services.push(bad);
+        allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
+        let built = zones(&registry, &zone_names, &allocator, &table, &[], 1, 30).unwrap();
+        assert_eq!(built.left_out.len(), 1, "{:?}", built.left_out);
+        assert!(
+            built.left_out[0].contains("host toolong.bar.global not served"),
+            "{:?}",
+            built.left_out
+        );
+        assert!(answer(&built.zones, "httpbin.bar.global").is_some());
+        assert!(answer(&built.zones, "toolong.bar.global").is_none());
+        // Nothing of it stays behind: not even the empty non-terminal of
+        // its SRV names.
+        let srv = LowerName::new(&Name::from_ascii("_tcp.toolong.bar.global").unwrap());
+        assert!(matches!(
+            lookup(&built.zones, &srv, RecordType::A),
+            Outcome::NxDomain { .. }
+        ));
+    }
+
     fn answer(zones: &ZoneSet, name: &str) -> Option<String> {
         let name = LowerName::new(&Name::from_ascii(name).unwrap());
         match lookup(zones, &name, RecordType::A) {
@@ -206,7 +264,9 @@ mod tests {
             hand("legacy.db.global", "240.1.0.4", "team/z-copy"),
             hand("outside.example.com", "240.1.0.5", "istio-system/outside"),
         ];
-        let (zones, conflicts) = zones(
+        let Built {
+            zones, conflicts, ..
+        } = zones(
             &registry,
             &zone_names,
             &allocator,
@@ -251,7 +311,9 @@ services:
 ";
         let zone_names = vec!["global".to_string(), "mesh".to_string()];
         let (registry, allocator, table) = allocated(text, &zone_names);
-        let (set, _) = zones(&registry, &zone_names, &allocator, &table, &[], 1, 30).unwrap();
+        let set = zones(&registry, &zone_names, &allocator, &table, &[], 1, 30)
+            .unwrap()
+            .zones;
         assert_eq!(set.len(), name_count(&registry, zone_names.len(), 0));
         // Per zone: apex, a and b (3 names each), c (4), namespaces x and y.
         assert_eq!(set.len(), 2 * (1 + 3 + 3 + 4 + 2));

@@ -59,6 +59,7 @@ pub struct Metrics {
     latency_sum_ns: AtomicU64,
     /// Gauges and counters set by the controller and the sync.
     pub hosts: AtomicU64,
+    pub hosts_left_out: AtomicU64,
     pub vip_pool_size_v4: AtomicU64,
     pub vip_pool_size_v6: AtomicU64,
     pub vips_allocated_v4: AtomicU64,
@@ -146,6 +147,12 @@ impl Metrics {
                 "gauge",
                 "Hosts served (services × zones).",
                 &self.hosts,
+            ),
+            (
+                "globaldns_registry_hosts_left_out",
+                "gauge",
+                "Registry hosts not served because a name derived from them could not be built (each is logged as an error).",
+                &self.hosts_left_out,
             ),
             (
                 "globaldns_registry_reloads_total{result=\"success\"}",

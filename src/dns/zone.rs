@@ -406,14 +406,20 @@ impl ZoneSetBuilder {
             .find(|(_, z)| z.origin.zone_of(&lower))
             .map(|(i, z)| (i as u16, z.origin.num_labels()))
             .ok_or_else(|| format!("{} is in none of the zones", data.host))?;
+        // Every name is made before anything is inserted: a host whose SRV
+        // name is not a DNS name leaves no trace, and the rest still builds.
+        let srv_names = data
+            .ports
+            .iter()
+            .map(|(port_name, _)| fqdn(&format!("_{port_name}._tcp.{}", data.host)))
+            .collect::<Result<Vec<Name>, String>>()?;
         if name.is_wildcard() {
             self.zones[usize::from(index)].has_wildcards = true;
         }
         let host = self.node(&name, index, origin_labels)?;
         self.names.set_addresses(host, data.addresses)?;
-        for (port_name, number) in data.ports {
-            let srv_name = fqdn(&format!("_{port_name}._tcp.{}", data.host))?;
-            let srv = self.node(&srv_name, index, origin_labels)?;
+        for (srv_name, (_, number)) in srv_names.iter().zip(data.ports) {
+            let srv = self.node(srv_name, index, origin_labels)?;
             let node = &mut self.names.nodes[srv as usize];
             node.srv_port = *number;
             node.srv_target = host;

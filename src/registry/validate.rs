@@ -14,6 +14,19 @@ pub const PROTOCOLS: [&str; 10] = [
     "HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB", "TCP", "TLS", "MONGO", "MYSQL", "REDIS",
 ];
 
+/// Longest port name: `_<name>` is an SRV owner label (63 bytes at most,
+/// RFC 1035 §2.3.4), and Istio's ServiceEntry CRD wants endpoint port keys
+/// shorter than 63 characters.
+pub const MAX_PORT_NAME_LEN: usize = 62;
+
+/// Most ports a service may have: every port is a key of each endpoint's
+/// `ports` map, of which Istio's ServiceEntry CRD allows 128.
+pub const MAX_PORTS: usize = 128;
+
+/// What [`crate::render`] may append to a ServiceEntry name that two hosts
+/// share: `-` and 8 hex digits.
+pub const SERVICE_ENTRY_SUFFIX_LEN: usize = 9;
+
 /// Most pinned addresses a service may carry. Far above any real need, and
 /// small enough that every answer still fits a TCP message.
 pub const MAX_PINNED: usize = 1000;
@@ -113,18 +126,60 @@ fn validate_services(
                 ),
             ));
         }
-        for zone in zones {
-            let host = service.host(zone);
-            if host.len() > MAX_NAME_LEN {
-                problems.push(Problem::new(
-                    at.clone(),
-                    format!("host `{host}` is longer than {MAX_NAME_LEN} characters"),
-                ));
-            }
-        }
+        validate_derived_names(service, zones, &at, problems);
         validate_exports(service, clusters, &at, problems);
         validate_ports(service, &at, problems);
         validate_pins(service, i, &mut pinned, &at, problems);
+    }
+}
+
+/// Every name derived from a service must fit its own limit, checked here
+/// so that a registry that validates always builds a snapshot and renders
+/// objects the API server accepts:
+/// - the host `<name>.<namespace>.<zone>`: a DNS name, at most 253
+///   characters (RFC 1035 §2.3.4);
+/// - each SRV owner `_<port>._tcp.<host>`: at most 253 characters (its
+///   labels are checked with the port names);
+/// - the ServiceEntry name (the host with dots as dashes, plus a 9-character
+///   suffix when two hosts would share a name, see [`crate::render`]): a
+///   DNS-1123 subdomain of at most 253 characters (Kubernetes object names).
+fn validate_derived_names(
+    service: &Service,
+    zones: &[String],
+    at: &str,
+    problems: &mut Vec<Problem>,
+) {
+    for zone in zones {
+        let host = service.host(zone);
+        if host.len() > MAX_NAME_LEN {
+            problems.push(Problem::new(
+                at,
+                format!("host `{host}` is longer than {MAX_NAME_LEN} characters"),
+            ));
+            continue;
+        }
+        if host.len() + SERVICE_ENTRY_SUFFIX_LEN > MAX_NAME_LEN {
+            problems.push(Problem::new(
+                at,
+                format!(
+                    "the ServiceEntry name of host `{host}` ({} characters, with room for a \
+                     {SERVICE_ENTRY_SUFFIX_LEN}-character suffix) is longer than {MAX_NAME_LEN}",
+                    host.len() + SERVICE_ENTRY_SUFFIX_LEN
+                ),
+            ));
+        }
+        for (j, port) in service.ports.iter().enumerate() {
+            let owner = 1 + port.name.len() + "._tcp.".len() + host.len();
+            if owner > MAX_NAME_LEN {
+                problems.push(Problem::new(
+                    format!("{at}.ports[{j}].name"),
+                    format!(
+                        "the SRV name `_{}._tcp.{host}` is {owner} characters, longer than {MAX_NAME_LEN}",
+                        port.name
+                    ),
+                ));
+            }
+        }
     }
 }
 
@@ -164,16 +219,37 @@ fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
             "a service needs at least one port",
         ));
     }
+    if service.ports.len() > MAX_PORTS {
+        problems.push(Problem::new(
+            format!("{at}.ports"),
+            format!(
+                "{} ports, more than the {MAX_PORTS} an Istio endpoint may map",
+                service.ports.len()
+            ),
+        ));
+    }
     let mut names = HashSet::new();
     let mut numbers = HashSet::new();
     for (j, port) in service.ports.iter().enumerate() {
         let at = format!("{at}.ports[{j}]");
-        // Port names become SRV owner names (`_<name>._tcp.<host>`), so they
-        // must be DNS labels.
+        // Port names become SRV owner labels (`_<name>`, at most 63 bytes)
+        // and the keys of ServiceEntry endpoint ports (Istio's CRD: fewer
+        // than 63 characters): DNS labels of at most 62 characters.
         if let Err(e) = names::dns1123_label(&port.name) {
             problems.push(Problem::new(
                 format!("{at}.name"),
                 format!("`{}` is not a valid port name: {e}", port.name),
+            ));
+        } else if port.name.len() > MAX_PORT_NAME_LEN {
+            problems.push(Problem::new(
+                format!("{at}.name"),
+                format!(
+                    "`{}` is {} characters; a port name may have at most {MAX_PORT_NAME_LEN} \
+                     (its SRV label `_{}` must fit 63, and Istio refuses endpoint port keys of 63)",
+                    port.name,
+                    port.name.len(),
+                    port.name
+                ),
             ));
         }
         if !names.insert(port.name.as_str()) {
@@ -317,6 +393,80 @@ mod tests {
             found[1].starts_with(
                 "services[1].addresses[1]: 192.0.2.50 is already pinned by services[0]"
             )
+        );
+    }
+
+    /// Issue 10: a port name of 63 characters was accepted, and its SRV
+    /// owner `_<63>` (a 64-byte label) then failed the snapshot build.
+    /// RFC 1035 §2.3.4: labels of at most 63 bytes.
+    #[test]
+    fn names_derived_from_the_registry_fit_their_limits() {
+        let port = |name: &str| {
+            format!(
+                "{CLUSTERS}services:\n  - {{name: s, namespace: n, exportedFrom: [east], ports: [{{name: {name}, number: 1, protocol: TCP}}]}}\n"
+            )
+        };
+        assert_eq!(problems(&port(&"p".repeat(62))), Vec::<String>::new());
+        let found = problems(&port(&"p".repeat(63)));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("services[0].ports[0].name: `ppp")
+                && found[0].contains("at most 62"),
+            "{found:?}"
+        );
+
+        // An SRV owner longer than a DNS name, though the host fits.
+        let ns = "n".repeat(63);
+        let zone = format!("{}.{}.{}", "z".repeat(63), "y".repeat(63), "x".repeat(40));
+        let yaml = format!(
+            "{CLUSTERS}services:\n  - {{name: s, namespace: {ns}, exportedFrom: [east], ports: [{{name: {}, number: 1, protocol: TCP}}]}}\n",
+            "p".repeat(20)
+        );
+        let registry = parse(&yaml, "t").unwrap();
+        let found: Vec<String> = validate(&registry, std::slice::from_ref(&zone))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("services[0].ports[0].name: the SRV name"),
+            "{found:?}"
+        );
+
+        // A host that fits, with no room left for the ServiceEntry name's
+        // suffix.
+        let zone = format!("{}.{}", "z".repeat(63), "y".repeat(120));
+        let yaml = format!(
+            "{CLUSTERS}services:\n  - {{name: s, namespace: {}, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}]}}\n",
+            "n".repeat(60)
+        );
+        let registry = parse(&yaml, "t").unwrap();
+        let found: Vec<String> = validate(&registry, std::slice::from_ref(&zone))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("the ServiceEntry name of host")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn more_ports_than_an_endpoint_may_map_are_refused() {
+        let ports: Vec<String> = (1..=129)
+            .map(|n| format!("{{name: p{n}, number: {n}, protocol: TCP}}"))
+            .collect();
+        let yaml = format!(
+            "{CLUSTERS}services:\n  - {{name: s, namespace: n, exportedFrom: [east], ports: [{}]}}\n",
+            ports.join(", ")
+        );
+        let found = problems(&yaml);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("services[0].ports: 129 ports"),
+            "{found:?}"
         );
     }
 
