@@ -60,6 +60,8 @@ pub struct Metrics {
     /// Gauges and counters set by the controller and the sync.
     pub hosts: AtomicU64,
     pub hosts_left_out: AtomicU64,
+    pub registry_objects_skipped: AtomicU64,
+    pub registry_dangling_exports: AtomicU64,
     pub vip_pool_size_v4: AtomicU64,
     pub vip_pool_size_v6: AtomicU64,
     pub vips_allocated_v4: AtomicU64,
@@ -153,6 +155,18 @@ impl Metrics {
                 "gauge",
                 "Registry hosts not served because a name derived from them could not be built (each is logged as an error).",
                 &self.hosts_left_out,
+            ),
+            (
+                "globaldns_registry_objects_skipped",
+                "gauge",
+                "Registry resources left out because they do not decode or do not validate (each is logged as a warning).",
+                &self.registry_objects_skipped,
+            ),
+            (
+                "globaldns_registry_dangling_exports",
+                "gauge",
+                "exportedFrom entries of registry resources naming a MeshCluster that does not exist or was left out; the service is served from its other clusters.",
+                &self.registry_dangling_exports,
             ),
             (
                 "globaldns_registry_reloads_total{result=\"success\"}",

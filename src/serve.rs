@@ -192,6 +192,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
                 namespace.clone(),
                 config.settings.zones.clone(),
                 tx,
+                metrics.clone(),
                 shutdown.clone(),
             )
             .boxed()

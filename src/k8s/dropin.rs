@@ -6,22 +6,19 @@
 //! and entries without addresses are left out).
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::sync::service_entries_resource;
+use super::watching::{Debounce, retrying};
 use crate::index::HandWritten;
 use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL};
-
-/// Gathers a burst of changes into one update.
-const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The hand-written hosts of one ServiceEntry object.
 pub fn hosts_of(object: &DynamicObject) -> Vec<HandWritten> {
@@ -66,21 +63,19 @@ pub async fn run(
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}!={MANAGED_BY}"));
     let writer = reflector::store::Writer::new(resource);
     let store: Store<DynamicObject> = writer.as_reader();
-    let mut events = reflector::reflector(writer, watcher(api, config).default_backoff()).boxed();
+    let mut events = reflector::reflector(writer, retrying(watcher(api, config))).boxed();
     let mut listed = false;
-    let mut dirty = false;
+    let mut debounce = Debounce::default();
     loop {
-        let settle = tokio::time::sleep(DEBOUNCE);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             event = events.next() => match event {
-                Some(Ok(watcher::Event::InitDone)) => { listed = true; dirty = true; }
-                Some(Ok(_)) => dirty = true,
+                Some(Ok(watcher::Event::InitDone)) => { listed = true; debounce.touch(); }
+                Some(Ok(_)) => debounce.touch(),
                 Some(Err(e)) => tracing::warn!("watching ServiceEntries: {e}"),
                 None => return,
             },
-            _ = settle, if dirty && listed => {
-                dirty = false;
+            _ = debounce.due(), if listed => {
                 let hosts = store.state().iter().flat_map(|o| hosts_of(o)).collect();
                 if tx.send(hosts).await.is_err() {
                     return;

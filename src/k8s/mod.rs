@@ -9,3 +9,4 @@ pub mod resources;
 pub mod stub;
 pub mod sync;
 pub mod watch;
+pub mod watching;

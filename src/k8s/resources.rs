@@ -64,20 +64,38 @@ pub struct ExportedServiceSpec {
     pub addresses: Vec<std::net::IpAddr>,
 }
 
-/// The registry the objects describe, and a warning for each object left
-/// out because it is invalid (naming the object and the problem). A bad
-/// object never keeps the good ones from being served.
+/// The registry some registry objects describe, and what was left out.
+#[derive(Debug, Default)]
+pub struct FromResources {
+    pub registry: Registry,
+    /// One line per object left out (naming the object and the problem)
+    /// and per export from a cluster that is not there.
+    pub warnings: Vec<String>,
+    /// Objects left out because they are invalid.
+    pub skipped: usize,
+    /// `exportedFrom` entries naming a MeshCluster that does not exist (or
+    /// was left out): the service is served from its other clusters.
+    pub dangling_exports: usize,
+}
+
+/// The registry the objects describe. A bad object never keeps the good
+/// ones from being served:
 ///
-/// Two ExportedServices for the same service: the one whose object name
-/// sorts first wins, and the other is reported.
+/// - an invalid object is left out alone, with a warning naming it and the
+///   field;
+/// - a service exported from several clusters keeps serving from the ones
+///   that exist when one of them is deleted or invalid (a warning per
+///   missing cluster); only when none is left is it left out. (In a file,
+///   where the registry is one document, an unknown cluster refuses the
+///   whole version instead.)
+/// - two ExportedServices for the same service: the one whose object name
+///   sorts first wins, and the other is reported.
 pub fn registry_from(
     clusters: &[MeshCluster],
     services: &[ExportedService],
     zones: &[String],
-) -> (Registry, Vec<String>) {
-    let mut warnings = Vec::new();
-    let mut registry = Registry::default();
-
+) -> FromResources {
+    let mut out = FromResources::default();
     let mut clusters: Vec<&MeshCluster> = clusters.iter().collect();
     clusters.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     for object in clusters {
@@ -92,26 +110,55 @@ pub fn registry_from(
             services: Vec::new(),
         };
         match problems_of(&alone, zones) {
-            None => registry.clusters.push(cluster),
+            None => out.registry.clusters.push(cluster),
             Some(problems) => {
-                warnings.push(format!("MeshCluster {}: {problems}", describe(object)))
+                out.skipped += 1;
+                out.warnings.push(format!(
+                    "skipped MeshCluster {}: {problems}",
+                    describe(object)
+                ))
             }
         }
     }
+    let known: std::collections::HashSet<String> = out
+        .registry
+        .clusters
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
 
     let mut services: Vec<&ExportedService> = services.iter().collect();
     services.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let mut taken = std::collections::HashMap::new();
     for object in services {
         let spec = &object.spec;
+        let (present, missing): (Vec<&String>, Vec<&String>) = spec
+            .exported_from
+            .iter()
+            .partition(|c| known.contains(c.as_str()));
+        out.dangling_exports += missing.len();
+        if !missing.is_empty() && !present.is_empty() {
+            let missing: Vec<&str> = missing.iter().map(|c| c.as_str()).collect();
+            out.warnings.push(format!(
+                "ExportedService {}: spec.exportedFrom names MeshCluster(s) {} that do not exist or were skipped: served from {}",
+                describe(object),
+                missing.join(", "),
+                present.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
         let service = Service {
             name: spec.name.as_str().into(),
             namespace: spec.namespace.as_str().into(),
-            exported_from: spec
-                .exported_from
-                .iter()
-                .map(|c| c.as_str().into())
-                .collect(),
+            // An empty list after the filter is left for validation to
+            // report (no cluster of it exists).
+            exported_from: if present.is_empty() {
+                spec.exported_from
+                    .iter()
+                    .map(|c| c.as_str().into())
+                    .collect()
+            } else {
+                present.iter().map(|c| c.as_str().into()).collect()
+            },
             ports: spec.ports.clone(),
             addresses: spec.addresses.clone(),
         };
@@ -120,8 +167,9 @@ pub fn registry_from(
             service.namespace.to_ascii_lowercase(),
         );
         if let Some(winner) = taken.get(&key) {
-            warnings.push(format!(
-                "ExportedService {}: {}.{} is already exported by ExportedService {winner}",
+            out.skipped += 1;
+            out.warnings.push(format!(
+                "skipped ExportedService {}: {}.{} is already exported by ExportedService {winner}",
                 describe(object),
                 service.name,
                 service.namespace
@@ -129,21 +177,25 @@ pub fn registry_from(
             continue;
         }
         let with = Registry {
-            clusters: registry.clusters.clone(),
+            clusters: out.registry.clusters.clone(),
             services: vec![service.clone()],
         };
         match problems_of(&with, zones) {
             None => {
                 taken.insert(key, describe(object));
-                registry.services.push(service);
+                out.registry.services.push(service);
             }
             Some(problems) => {
-                warnings.push(format!("ExportedService {}: {problems}", describe(object)))
+                out.skipped += 1;
+                out.warnings.push(format!(
+                    "skipped ExportedService {}: {problems}",
+                    describe(object)
+                ))
             }
         }
     }
-    registry.shrink_to_fit();
-    (registry, warnings)
+    out.registry.shrink_to_fit();
+    out
 }
 
 fn problems_of(registry: &Registry, zones: &[String]) -> Option<String> {

@@ -40,7 +40,9 @@ fn zones() -> Vec<String> {
 
 #[test]
 fn valid_objects_make_the_registry() {
-    let (registry, warnings) = registry_from(
+    let FromResources {
+        registry, warnings, ..
+    } = registry_from(
         &[
             cluster("west", &["192.0.2.1"]),
             cluster("east", &["192.0.2.2"]),
@@ -62,7 +64,7 @@ fn valid_objects_make_the_registry() {
 /// others are served.
 #[test]
 fn a_bad_object_is_skipped_alone_and_named() {
-    let (registry, warnings) = registry_from(
+    let from = registry_from(
         &[cluster("west", &["192.0.2.1"]), cluster("nogw", &[])],
         &[
             service("a", "a", &["west"]),
@@ -72,31 +74,87 @@ fn a_bad_object_is_skipped_alone_and_named() {
         ],
         &zones(),
     );
+    let (registry, warnings) = (&from.registry, &from.warnings);
     let names: Vec<&str> = registry.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["a"]);
     assert_eq!(registry.clusters.len(), 1);
     assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    assert_eq!(from.skipped, 4);
     assert!(
-        warnings[0].starts_with("MeshCluster -/nogw: spec.gateways: "),
+        warnings[0].starts_with("skipped MeshCluster -/nogw: spec.gateways: "),
         "{}",
         warnings[0]
     );
     assert!(
-        warnings[1].starts_with("ExportedService -/b: "),
+        warnings[1].starts_with("skipped ExportedService -/b: "),
         "{}",
         warnings[1]
     );
     assert!(warnings[2].contains("mars"), "{}", warnings[2]);
     assert!(
-        warnings[3].starts_with("ExportedService -/d: spec.name"),
+        warnings[3].starts_with("skipped ExportedService -/d: spec.name"),
         "{}",
         warnings[3]
     );
 }
 
+/// Issue 10: deleting one MeshCluster removed DNS for every service that
+/// named it, including services also exported by healthy clusters (they
+/// failed validation as "unknown cluster" and were skipped whole). They
+/// keep serving from the clusters that remain; the missing one is warned
+/// about and counted.
+#[test]
+fn a_service_keeps_serving_from_the_clusters_that_remain() {
+    let from = registry_from(
+        &[cluster("west", &["192.0.2.1"]), cluster("broken", &[])],
+        &[
+            service("both", "reviews", &["east", "west"]),
+            service("invalid-one", "ratings", &["broken", "west"]),
+            service("only-gone", "details", &["east"]),
+        ],
+        &zones(),
+    );
+    let served: Vec<(&str, Vec<&str>)> = from
+        .registry
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.exported_from.iter().map(|c| c.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        served,
+        [("reviews", vec!["west"]), ("ratings", vec!["west"])]
+    );
+    assert_eq!(from.dangling_exports, 3, "east twice, broken once");
+    assert_eq!(
+        from.skipped, 2,
+        "the broken cluster and the service with no cluster left"
+    );
+    assert!(
+        from.warnings.iter().any(|w| w.starts_with(
+            "ExportedService -/both: spec.exportedFrom names MeshCluster(s) east that do not exist or were skipped: served from west"
+        )),
+        "{:#?}",
+        from.warnings
+    );
+    assert!(
+        from.warnings
+            .iter()
+            .any(|w| w.starts_with("skipped ExportedService -/only-gone: ") && w.contains("east")),
+        "{:#?}",
+        from.warnings
+    );
+}
+
 #[test]
 fn the_same_service_twice_keeps_the_first_object_by_name() {
-    let (registry, warnings) = registry_from(
+    let FromResources {
+        registry, warnings, ..
+    } = registry_from(
         &[
             cluster("west", &["192.0.2.1"]),
             cluster("east", &["192.0.2.2"]),
@@ -112,7 +170,7 @@ fn the_same_service_twice_keeps_the_first_object_by_name() {
     assert_eq!(
         warnings,
         [
-            "ExportedService -/z-copy: httpbin.bar is already exported by ExportedService -/a-original"
+            "skipped ExportedService -/z-copy: httpbin.bar is already exported by ExportedService -/a-original"
         ]
     );
 }

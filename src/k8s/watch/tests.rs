@@ -110,6 +110,7 @@ async fn the_registry_follows_the_resources_and_skips_bad_ones() {
         NS.to_string(),
         vec!["global".to_string()],
         tx,
+        Default::default(),
         shutdown.clone(),
     ));
 
@@ -171,6 +172,7 @@ async fn api_errors_and_410_gone_are_retried_and_relisted() {
         NS.to_string(),
         vec!["global".to_string()],
         tx,
+        Default::default(),
         shutdown.clone(),
     ));
     let counts = std::sync::Arc::new(std::sync::Mutex::new((0usize, 0usize, 0usize)));
@@ -245,6 +247,83 @@ async fn api_errors_and_410_gone_are_retried_and_relisted() {
         relisted.is_ok(),
         "lists of clusters: {:?}",
         counts.lock().unwrap()
+    );
+    shutdown.cancel();
+}
+
+/// Issue 10: after an outage the watch came back only ~80 s after the API
+/// server did: kube's default backoff had grown to 30 s while the watch
+/// kept failing, and the 410 Gone on the resumed watch cost a second wait.
+/// Now retries are at most 5 s apart and a 410 relists at once (measured
+/// in paused, virtual time).
+#[tokio::test(start_paused = true)]
+async fn retries_stay_within_seconds_and_a_410_relists_at_once() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (tx, _rx) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(run(
+        Client::new(mock, "default"),
+        NS.to_string(),
+        vec!["global".to_string()],
+        tx,
+        Default::default(),
+        shutdown.clone(),
+    ));
+    let mut watch_attempts = Vec::new();
+    let mut gone_at = None;
+    let mut relisted_after_gone = None;
+    while relisted_after_gone.is_none() {
+        let (request, send) = crate::k8s::mock::next(&mut handle).await;
+        let clusters = request.uri().path().ends_with("/meshclusters");
+        let watching = request
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .contains("watch=true");
+        let now = tokio::time::Instant::now();
+        match (clusters, watching) {
+            (false, false) => {
+                let body = list("ExportedService", vec![]);
+                send.send_response(Response::builder().body(Body::from(body)).unwrap());
+            }
+            (false, true) => hold_open(send),
+            (true, false) => {
+                if let Some(at) = gone_at {
+                    relisted_after_gone = Some(now - at);
+                }
+                send.send_response(
+                    Response::builder()
+                        .body(Body::from(list("MeshCluster", vec![])))
+                        .unwrap(),
+                );
+            }
+            (true, true) if watch_attempts.len() < 10 => {
+                // The API server is down: ten failed watches in a row.
+                watch_attempts.push(now);
+                send.send_response(status(503, "ServiceUnavailable"));
+            }
+            (true, true) => {
+                // Back, but the resumed watch is too old: 410 in the stream.
+                watch_attempts.push(now);
+                gone_at = Some(now);
+                let event = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                    "status": "Failure", "reason": "Expired", "code": 410,
+                    "message": "too old resource version"}});
+                let mut body = serde_json::to_vec(&event).unwrap();
+                body.push(b'\n');
+                send.send_response(Response::builder().body(Body::from(body)).unwrap());
+            }
+        }
+    }
+    let gaps: Vec<Duration> = watch_attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    let longest = gaps.iter().max().copied().unwrap_or_default();
+    assert!(
+        longest <= crate::k8s::watching::RETRY_MAX,
+        "retries {gaps:?}"
+    );
+    assert!(
+        relisted_after_gone.unwrap() < Duration::from_millis(50),
+        "relisted {relisted_after_gone:?} after the 410"
     );
     shutdown.cancel();
 }
