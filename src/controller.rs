@@ -63,6 +63,9 @@ pub struct Controller {
     reported_conflicts: std::collections::BTreeSet<String>,
     /// Registry hosts left out of the snapshot, already logged.
     reported_left_out: std::collections::BTreeSet<String>,
+    /// VIPs recorded outside the table (the owned ServiceEntries), sorted;
+    /// they win over the table.
+    record: Vec<(String, Vec<std::net::IpAddr>)>,
 }
 
 impl Controller {
@@ -73,15 +76,15 @@ impl Controller {
     /// A state directory that cannot be used is reported, and globaldns runs
     /// from memory: serving DNS matters more than remembering.
     ///
-    /// `found` are VIPs already in use elsewhere (the owned ServiceEntries'
-    /// addresses), adopted before anything is allocated; see
-    /// [`crate::vip::Allocator::adopt`].
+    /// `record` are the VIPs recorded outside the table (in Kubernetes,
+    /// the owned ServiceEntries' addresses): followed before anything is
+    /// allocated, and on every later publish; see [`Controller::set_record`].
     pub fn start(
         settings: Settings,
         state_dir: &Path,
         published: Arc<Published>,
         metrics: Arc<Metrics>,
-        found: &[(String, Vec<std::net::IpAddr>)],
+        record: Vec<(String, Vec<std::net::IpAddr>)>,
     ) -> Self {
         let state = StateDir::open(state_dir)
             .inspect_err(|e| tracing::error!("state directory unusable, running without it: {e}"))
@@ -94,21 +97,8 @@ impl Controller {
                     .ok()
             })
             .unwrap_or_default();
-        let mut table = table;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let adopted = settings.allocator.adopt(&mut table, found, now);
-        if !adopted.is_empty() {
-            tracing::info!(
-                adopted = adopted.len(),
-                "VIPs taken from the owned ServiceEntries"
-            );
-            adopted.iter().for_each(log_event);
-            if let Some(Err(e)) = state.as_ref().map(|s| s.save_table(&table)) {
-                tracing::error!("allocation table not saved (VIPs still served): {e}");
-            }
-        }
+        let mut record = record;
+        record.sort();
         let last_good = state.as_ref().and_then(|s| {
             s.load_last_good()
                 .inspect_err(|e| tracing::error!("last-known-good registry not loaded: {e}"))
@@ -128,6 +118,7 @@ impl Controller {
             hand_written_changed: false,
             reported_conflicts: Default::default(),
             reported_left_out: Default::default(),
+            record,
         };
         if let Some(last_good) = last_good {
             tracing::info!(
@@ -145,6 +136,15 @@ impl Controller {
         let started = Instant::now();
         let wants = index::wants(&registry, &self.settings.zones);
         let mut changes = 0;
+        let mut followed = 0;
+        self.settings
+            .allocator
+            .follow(&mut self.table, &self.record, &wants, now, &mut |event| {
+                changes += 1;
+                followed += u64::from(matches!(event, Event::Recorded { was: Some(_), .. }));
+                log_event(&event);
+            });
+        self.metrics.vips_followed.fetch_add(followed, Relaxed);
         self.settings
             .allocator
             .reconcile_with(&mut self.table, &wants, now, &mut |event| {
@@ -236,6 +236,26 @@ impl Controller {
         }
         self.hand_written = hosts;
         self.hand_written_changed = true;
+        match self.current.clone() {
+            Some(registry) => self.apply(registry, now),
+            None => Applied::default(),
+        }
+    }
+
+    /// Replaces the record of VIPs (the owned ServiceEntries' hosts and
+    /// addresses, as the Lease holder wrote them) and republishes with the
+    /// current registry if it moves anything. Before any registry, it waits
+    /// for the first.
+    pub fn set_record(
+        &mut self,
+        mut record: Vec<(String, Vec<std::net::IpAddr>)>,
+        now: SystemTime,
+    ) -> Applied {
+        record.sort();
+        if record == self.record {
+            return Applied::default();
+        }
+        self.record = record;
         match self.current.clone() {
             Some(registry) => self.apply(registry, now),
             None => Applied::default(),
@@ -341,12 +361,18 @@ impl Controller {
 fn log_event(event: &Event) {
     match event {
         Event::Allocated { .. }
-        | Event::Adopted { .. }
+        | Event::Recorded { was: None, .. }
         | Event::Reclaimed { .. }
         | Event::Released { .. } => {
             tracing::debug!("{event}")
         }
-        Event::Displaced { .. } | Event::OutOfRange { .. } | Event::Exhausted { .. } => {
+        // A replica converging on what the leader wrote: expected now and
+        // then (another history of collisions, a stale state directory).
+        Event::Recorded { was: Some(_), .. } => tracing::info!("{event}"),
+        Event::Displaced { .. }
+        | Event::Taken { .. }
+        | Event::OutOfRange { .. }
+        | Event::Exhausted { .. } => {
             tracing::warn!("{event}")
         }
     }

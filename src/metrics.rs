@@ -68,6 +68,7 @@ pub struct Metrics {
     pub vips_allocated_v6: AtomicU64,
     pub vips_quarantined: AtomicU64,
     pub vips_probed: AtomicU64,
+    pub vips_followed: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub last_reload_seconds: AtomicU64,
@@ -221,6 +222,12 @@ impl Metrics {
                 "gauge",
                 "Hosts on a VIP that is neither their first choice nor pinned: where another cluster on the same registry may have given a different VIP.",
                 &self.vips_probed,
+            ),
+            (
+                "globaldns_vip_followed_total",
+                "counter",
+                "Hosts moved to the VIP their owned ServiceEntry records, away from another this replica had given them.",
+                &self.vips_followed,
             ),
             (
                 "globaldns_sync_passes_total",

@@ -142,15 +142,15 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         (_, Some(client)) => client.default_namespace().to_string(),
         (_, None) => String::new(),
     };
-    // Subscribed only when syncing: each published registry is then cloned
-    // for the sync, which costs nothing to a server that does not sync.
-    // In Kubernetes the owned ServiceEntries are the VIP record: a new pod
-    // with an empty state directory takes its VIPs from them.
-    let found = match (&config.sync, &client) {
+    // In Kubernetes the owned ServiceEntries are the VIP record: read
+    // before anything is allocated (a new pod with an empty state directory
+    // takes its VIPs from them), then watched, so every replica answers what
+    // the Lease holder wrote.
+    let record = match (&config.sync, &client) {
         (Some(sync), Some(client)) => {
             let api = k8s::sync::service_entries(client.clone(), &sync.namespace);
-            k8s::sync::owned_addresses(&api).await.unwrap_or_else(|e| {
-                tracing::warn!("owned ServiceEntries not read, VIPs come from the state directory and the hash: {e}");
+            k8s::record::owned_addresses(&api).await.unwrap_or_else(|e| {
+                tracing::warn!("owned ServiceEntries not read yet, VIPs come from the state directory and the hash until they are: {e}");
                 Vec::new()
             })
         }
@@ -161,8 +161,10 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         &config.state_dir,
         published.clone(),
         metrics.clone(),
-        &found,
+        record,
     );
+    // Subscribed only when syncing: each published registry is then cloned
+    // for the sync, which costs nothing to a server that does not sync.
     let changes = config.sync.as_ref().map(|_| controller.subscribe());
     let explained = admin.as_ref().map(|_| controller.subscribe());
 
@@ -246,9 +248,22 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         }
         _ => drop(hand_tx),
     }
+    let (record_tx, mut record_rx) = mpsc::channel(1);
+    match (&config.sync, &client) {
+        (Some(sync), Some(client)) => {
+            tasks.spawn(k8s::record::run(
+                client.clone(),
+                sync.namespace.clone(),
+                record_tx,
+                shutdown.clone(),
+            ));
+        }
+        _ => drop(record_tx),
+    }
     let task_metrics = metrics.clone();
     tasks.spawn(async move {
         let mut hand_open = true;
+        let mut record_open = true;
         loop {
             tokio::select! {
                 result = rx.recv() => match result {
@@ -266,6 +281,12 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
                         controller.set_hand_written(hosts, SystemTime::now());
                     }
                     None => hand_open = false,
+                },
+                record = record_rx.recv(), if record_open => match record {
+                    Some(record) => {
+                        controller.set_record(record, SystemTime::now());
+                    }
+                    None => record_open = false,
                 },
             }
         }

@@ -292,11 +292,18 @@ pub enum Event {
         host: String,
         addr: IpAddr,
     },
-    /// A host's VIP was taken from where it was already in use (see
-    /// [`Allocator::adopt`]).
-    Adopted {
+    /// A host took the VIP recorded for it elsewhere (its ServiceEntry,
+    /// see [`Allocator::follow`]), giving up `was` if it had another.
+    Recorded {
         host: String,
         addr: IpAddr,
+        was: Option<IpAddr>,
+    },
+    /// `host` lost `addr` because the record gives it to `by`.
+    Taken {
+        host: String,
+        addr: IpAddr,
+        by: String,
     },
     /// A host took back its own VIP from quarantine.
     Reclaimed {
@@ -330,9 +337,23 @@ impl fmt::Display for Event {
         match self {
             Event::Allocated { host, addr } => write!(f, "allocated {addr} to {host}"),
             Event::Reclaimed { host, addr } => write!(f, "{host} took back {addr} from quarantine"),
-            Event::Adopted { host, addr } => {
-                write!(f, "{host} keeps {addr}, found on its ServiceEntry")
-            }
+            Event::Recorded {
+                host,
+                addr,
+                was: None,
+            } => write!(f, "{host} takes {addr}, as its ServiceEntry records"),
+            Event::Recorded {
+                host,
+                addr,
+                was: Some(was),
+            } => write!(
+                f,
+                "{host} moves from {was} to {addr}, as its ServiceEntry records (the record wins over this replica's table)"
+            ),
+            Event::Taken { host, addr, by } => write!(
+                f,
+                "{host} gave up {addr}: the ServiceEntry of {by} records it"
+            ),
             Event::Released { host, addr } => {
                 write!(f, "released {addr} of {host} into quarantine")
             }
@@ -582,59 +603,6 @@ impl Allocator {
         emit(event);
     }
 
-    /// Records addresses found elsewhere (the owned ServiceEntries'
-    /// `spec.addresses`, DESIGN §3: in Kubernetes they are the record) as
-    /// the hosts' VIPs, before anything new is allocated, so that a restart
-    /// or a new leader with an empty state never renumbers. An address is
-    /// taken only where the host has no VIP of its family yet, the address
-    /// is in the range and may be handed out, and no other host holds it;
-    /// the table wins over what is found. Returns the adoptions made.
-    pub fn adopt(
-        &self,
-        table: &mut Table,
-        found: &[(String, Vec<IpAddr>)],
-        now: u64,
-    ) -> Vec<Event> {
-        let mut used: HashSet<IpAddr> = table
-            .hosts
-            .values()
-            .flat_map(|leases| leases.values().map(|l| l.addr))
-            .chain(table.quarantine.iter().map(|r| r.addr))
-            .collect();
-        let mut events = Vec::new();
-        for (host, addresses) in found {
-            for addr in addresses {
-                let family = Family::of(addr);
-                let Some(range) = self.range(family) else {
-                    continue;
-                };
-                if table.lease(host, family).is_some()
-                    || !range.contains(addr)
-                    || range.excluded(addr)
-                    || !used.insert(*addr)
-                {
-                    continue;
-                }
-                table
-                    .hosts
-                    .entry(CompactString::from(host.as_str()))
-                    .or_default()
-                    .insert(
-                        family,
-                        Lease {
-                            addr: *addr,
-                            since: now,
-                        },
-                    );
-                events.push(Event::Adopted {
-                    host: host.clone(),
-                    addr: *addr,
-                });
-            }
-        }
-        events
-    }
-
     /// The addresses `want`'s host answers with: its pins where it has them,
     /// otherwise its allocated VIP, per family.
     pub fn addresses(&self, table: &Table, want: &Want) -> Vec<IpAddr> {
@@ -649,6 +617,9 @@ impl Allocator {
         out
     }
 }
+
+mod record;
+pub use record::Record;
 
 #[cfg(test)]
 mod tests;

@@ -47,7 +47,7 @@ fn hosts_off_their_first_choice_are_counted_unless_pinned() {
         dir.path(),
         Arc::new(Published::default()),
         metrics.clone(),
-        &[],
+        Vec::new(),
     );
     controller.apply(registry(&[(a, None), (b, None)]), SystemTime::now());
     assert_eq!(metrics.vips_probed.load(Relaxed), 1);
@@ -62,4 +62,84 @@ fn hosts_off_their_first_choice_are_counted_unless_pinned() {
         SystemTime::now(),
     );
     assert_eq!(metrics.vips_probed.load(Relaxed), 0);
+}
+
+/// The A answer of the published snapshot for `host`.
+fn answer(published: &Published, host: &str) -> Option<std::net::IpAddr> {
+    use crate::dns::lookup::{Outcome, lookup};
+    use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+    let zones = published.load_full()?;
+    let name = LowerName::new(&Name::from_ascii(host).unwrap());
+    match lookup(&zones, &name, RecordType::A) {
+        Outcome::Answer { answers, .. } => match &answers[0].data {
+            RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Issue 10: a replica with its own state directory kept its table's VIP
+/// when the owned ServiceEntry (written by the leader) recorded another,
+/// so replicas answered different VIPs for one host. The record wins: at
+/// start over the state directory, and whenever it changes; the move is
+/// counted.
+#[test]
+fn the_recorded_vips_win_over_the_state_directory() {
+    let settings = Settings {
+        zones: vec!["global".to_string()],
+        ttl: 30,
+        allocator: Allocator {
+            v4: VipRange::new("240.0.0.0/12".parse().unwrap(), Family::V4).unwrap(),
+            v6: None,
+            quarantine: 600,
+        },
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = "a.ns.global";
+    // This replica's history gave the host its own VIP.
+    let own = {
+        let mut controller = Controller::start(
+            settings.clone(),
+            dir.path(),
+            Arc::new(Published::default()),
+            Arc::new(Metrics::default()),
+            Vec::new(),
+        );
+        controller.apply(registry(&[("a", None)]), SystemTime::now());
+        controller.table.lease(host, Family::V4).unwrap().addr
+    };
+    let leader: std::net::IpAddr = if own == "240.0.7.7".parse::<std::net::IpAddr>().unwrap() {
+        "240.0.8.8".parse().unwrap()
+    } else {
+        "240.0.7.7".parse().unwrap()
+    };
+    // Restarted on the same state directory, with the leader's record.
+    let published = Arc::new(Published::default());
+    let metrics = Arc::new(Metrics::default());
+    let mut controller = Controller::start(
+        settings,
+        dir.path(),
+        published.clone(),
+        metrics.clone(),
+        vec![(host.to_string(), vec![leader])],
+    );
+    assert_eq!(
+        answer(&published, host),
+        Some(leader),
+        "warm start follows the record"
+    );
+    controller.apply(registry(&[("a", None)]), SystemTime::now());
+    assert_eq!(answer(&published, host), Some(leader));
+    assert_eq!(metrics.vips_followed.load(Relaxed), 1);
+
+    // The record changes (a new leader, another replica's history): the
+    // answer follows without any registry change.
+    let next: std::net::IpAddr = "240.0.9.9".parse().unwrap();
+    let applied = controller.set_record(vec![(host.to_string(), vec![next])], SystemTime::now());
+    assert!(applied.published);
+    assert_eq!(answer(&published, host), Some(next));
+    // The same record again: nothing to do.
+    let again = controller.set_record(vec![(host.to_string(), vec![next])], SystemTime::now());
+    assert!(!again.published);
 }

@@ -5,6 +5,7 @@ pub mod dropin;
 pub mod lease;
 #[cfg(test)]
 mod mock;
+pub mod record;
 pub mod resources;
 pub mod stub;
 pub mod sync;

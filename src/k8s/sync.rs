@@ -108,30 +108,6 @@ pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObje
     Api::namespaced_with(client, namespace, &service_entries_resource())
 }
 
-/// The hosts and addresses of the owned ServiceEntries: the VIP record in
-/// Kubernetes, read before anything is allocated.
-pub async fn owned_addresses(
-    api: &Api<DynamicObject>,
-) -> Result<Vec<(String, Vec<std::net::IpAddr>)>, kube::Error> {
-    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
-    let listed = api.list(&ListParams::default().labels(&selector)).await?;
-    Ok(listed
-        .items
-        .iter()
-        .filter_map(|object| {
-            let spec = object.data.get("spec")?;
-            let host = spec.get("hosts")?.get(0)?.as_str()?.to_ascii_lowercase();
-            let addresses = spec
-                .get("addresses")?
-                .as_array()?
-                .iter()
-                .filter_map(|a| a.as_str()?.parse().ok())
-                .collect();
-            Some((host, addresses))
-        })
-        .collect())
-}
-
 /// One pass against the cluster. Listing failing fails the pass (nothing is
 /// written blind); a failed apply or delete is logged and counted, and the
 /// others go on. `holds` is asked before every write: once it says no (the

@@ -208,36 +208,37 @@ fn a_pin_outranks_a_quarantined_claim() {
 
 /// Issue 3: VIPs found on the owned ServiceEntries are kept by a server
 /// that starts with an empty table, and win over the hash's first choice;
-/// the table, other hosts' VIPs, and the range win over what is found.
+/// other hosts' pins and the range win over what is found.
 #[test]
-fn adopted_vips_are_kept_and_never_shared() {
+fn recorded_vips_are_kept_and_never_shared() {
     let a = alloc("192.0.2.0/24", 600);
     let mut table = Table::default();
-    a.reconcile(&mut table, &wants(&["held.x"]), 0);
-    let held = v4(&table, "held.x").unwrap();
     let mine: IpAddr = "192.0.2.77".parse().unwrap();
     let found = vec![
         ("new.x".to_string(), vec![mine]),
-        ("held.x".to_string(), vec!["192.0.2.99".parse().unwrap()]), // table wins
-        ("thief.x".to_string(), vec![held]),                         // taken already
         (
             "outside.x".to_string(),
             vec!["198.51.100.1".parse().unwrap()],
         ),
         ("first.x".to_string(), vec!["192.0.2.0".parse().unwrap()]), // never handed out
     ];
-    let events = a.adopt(&mut table, &found, 5);
+    let ws = wants(&["new.x", "outside.x", "first.x", "other.x"]);
+    let mut events = Vec::new();
+    a.follow(&mut table, &found, &ws, 5, &mut |e| events.push(e));
     assert_eq!(
         events,
-        vec![Event::Adopted {
+        vec![Event::Recorded {
             host: "new.x".to_string(),
-            addr: mine
+            addr: mine,
+            was: None,
         }]
     );
-    a.reconcile(&mut table, &wants(&["held.x", "new.x", "thief.x"]), 10);
+    a.reconcile(&mut table, &ws, 10);
     assert_eq!(v4(&table, "new.x"), Some(mine), "kept through reconcile");
-    assert_eq!(v4(&table, "held.x"), Some(held));
-    assert_ne!(v4(&table, "thief.x"), Some(held));
+    let all: std::collections::HashSet<IpAddr> =
+        ws.iter().filter_map(|w| v4(&table, &w.host)).collect();
+    assert_eq!(all.len(), 4, "every host has a VIP of its own");
+    assert!(!all.contains(&"198.51.100.1".parse().unwrap()));
 }
 
 #[test]

@@ -11,10 +11,16 @@ use serde_json::Value;
 use crate::process::{Globaldns, eventually};
 use crate::suite::Suite;
 
-pub const TESTS: [(&str, crate::Test); 1] = [(
-    "sync::service_entries_are_created_updated_and_pruned_as_the_service_account",
-    |s| created_updated_and_pruned(s).boxed(),
-)];
+pub const TESTS: [(&str, crate::Test); 2] = [
+    (
+        "sync::service_entries_are_created_updated_and_pruned_as_the_service_account",
+        |s| created_updated_and_pruned(s).boxed(),
+    ),
+    (
+        "sync::replicas_answer_the_recorded_vip_and_a_failover_keeps_it",
+        |s| replicas_and_failover(s).boxed(),
+    ),
+];
 
 /// The first address of a ServiceEntry spec.
 fn vip(spec: &Value) -> IpAddr {
@@ -96,4 +102,87 @@ async fn created_updated_and_pruned(suite: &Suite) {
     let failures =
         tokio::task::block_in_place(|| globaldns.metric("globaldns_sync_failures_total"));
     assert_eq!(failures, 0.0, "failed writes:\n{}", globaldns.log());
+}
+
+/// Who holds the Lease `globaldns`, if anyone.
+async fn lease_holder(suite: &Suite) -> Option<String> {
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(suite.admin().await, crate::suite::NAMESPACE);
+    api.get_opt("globaldns")
+        .await
+        .unwrap()
+        .and_then(|l| l.spec?.holder_identity)
+}
+
+/// Issue 10: a replica whose own state directory gave a host another VIP
+/// than the leader's ServiceEntry answered its own, and on becoming leader
+/// rewrote the ServiceEntry to it. Now: replica B starts with a stale table
+/// (a different VIP for the host), answers the leader's VIP, and after the
+/// leader stops and B takes over, the ServiceEntry keeps that VIP.
+async fn replicas_and_failover(suite: &Suite) {
+    use globaldns::vip::{Family, Lease, Table};
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    suite.mesh_cluster("west", "198.51.100.20").await;
+    suite.exported_service("httpbin", "bar", &["west"]).await;
+
+    let a = suite
+        .start(&suite.docs, "globaldns-a", "replica-a", &[])
+        .await;
+    let entries = suite.wait_for_entries(&["httpbin-bar-global"], 30).await;
+    let recorded = vip(&entries["httpbin-bar-global"]);
+    assert_eq!(lease_holder(suite).await.as_deref(), Some("globaldns-a"));
+
+    // Replica B's state directory says otherwise.
+    let stale: IpAddr = if recorded == "240.0.0.77".parse::<IpAddr>().unwrap() {
+        "240.0.0.78".parse().unwrap()
+    } else {
+        "240.0.0.77".parse().unwrap()
+    };
+    let mut table = Table::default();
+    table
+        .hosts
+        .entry("httpbin.bar.global".into())
+        .or_default()
+        .insert(
+            Family::V4,
+            Lease {
+                addr: stale,
+                since: 1,
+            },
+        );
+    let b_state = suite.work.path().join("replica-b");
+    globaldns::state::StateDir::open(&b_state)
+        .unwrap()
+        .save_table(&table)
+        .unwrap();
+    let b = suite
+        .start(&suite.docs, "globaldns-b", "replica-b", &[])
+        .await;
+    tokio::task::block_in_place(|| answers(&b, "httpbin.bar.global", recorded));
+
+    // The leader goes (SIGTERM gives the Lease up); B takes over and
+    // writes, and the ServiceEntry keeps its VIP.
+    drop(a);
+    let mut tries = 0;
+    while lease_holder(suite).await.as_deref() != Some("globaldns-b") {
+        tries += 1;
+        assert!(tries < 120, "B never took the Lease over");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A change makes the new leader run a pass.
+    suite.exported_service("sleep", "foo", &["west"]).await;
+    let entries = suite
+        .wait_for_entries(&["httpbin-bar-global", "sleep-foo-global"], 30)
+        .await;
+    assert_eq!(
+        vip(&entries["httpbin-bar-global"]),
+        recorded,
+        "the new leader renumbered"
+    );
+    tokio::task::block_in_place(|| answers(&b, "httpbin.bar.global", recorded));
+    assert!(
+        b.log().contains("as its ServiceEntry records"),
+        "B's move to the recorded VIP is logged:\n{}",
+        b.log()
+    );
 }

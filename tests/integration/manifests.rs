@@ -129,8 +129,8 @@ fn the_deployment_is_locked_down_and_its_arguments_parse() {
 
 /// RBAC lists exactly what the code calls: list+watch of the registry
 /// resources (the watch), get/create/update of the Lease (k8s::lease), and
-/// list, create+patch (server-side apply) and delete of ServiceEntries
-/// (k8s::sync). The end-to-end suite derives the same from the API
+/// list+watch (k8s::record), create+patch (server-side apply) and delete
+/// of ServiceEntries (k8s::sync). The end-to-end suite derives the same from the API
 /// server's audit log.
 #[test]
 fn rbac_grants_only_the_verbs_used() {
@@ -167,7 +167,7 @@ fn rbac_grants_only_the_verbs_used() {
         (
             "istio-system",
             vec!["serviceentries"],
-            vec!["list", "create", "patch", "delete"],
+            vec!["list", "watch", "create", "patch", "delete"],
         ),
     ];
     let expected: Vec<(String, Vec<String>, Vec<String>)> = expected

@@ -376,7 +376,7 @@ async fn a_follower_writes_nothing() {
 async fn owned_addresses_are_read_by_label() {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
-    let read = tokio::spawn(async move { owned_addresses(&api).await });
+    let read = tokio::spawn(async move { crate::k8s::record::owned_addresses(&api).await });
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), BASE);
     let query = request.uri().query().unwrap_or_default().to_string();

@@ -1,0 +1,115 @@
+//! The VIP record in Kubernetes (DESIGN §3): the hosts and `spec.addresses`
+//! of the ServiceEntries globaldns owns. The Lease holder writes them; every
+//! replica reads them at start ([`owned_addresses`]) and then watches them
+//! ([`run`]), and its controller follows them
+//! ([`crate::vip::Allocator::follow`]), so that all replicas answer one VIP
+//! per host and a new leader writes back what the last one wrote.
+
+use std::net::IpAddr;
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::sync::service_entries_resource;
+use super::watching::{Debounce, retrying};
+use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL};
+
+/// A host (lower-case) and the addresses its ServiceEntry records.
+pub type Recorded = (String, Vec<IpAddr>);
+
+/// The label selector of the owned ServiceEntries.
+fn owned() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
+}
+
+/// What one owned ServiceEntry records: its first host and its addresses
+/// that are IPs (a CIDR or garbage is no VIP). `None` without a host or
+/// without an address: it records nothing.
+pub fn recorded(object: &DynamicObject) -> Option<Recorded> {
+    let spec = object.data.get("spec")?;
+    let host = spec.get("hosts")?.get(0)?.as_str()?;
+    let addresses: Vec<IpAddr> = spec
+        .get("addresses")?
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect();
+    if addresses.is_empty() {
+        return None;
+    }
+    Some((host.trim_end_matches('.').to_ascii_lowercase(), addresses))
+}
+
+/// The record now, read once (at start, before anything is allocated).
+pub async fn owned_addresses(api: &Api<DynamicObject>) -> Result<Vec<Recorded>, kube::Error> {
+    let listed = api.list(&ListParams::default().labels(&owned())).await?;
+    Ok(listed.items.iter().filter_map(recorded).collect())
+}
+
+/// Watches the owned ServiceEntries of `namespace` until `shutdown`, sending
+/// the whole record after the initial list and after changes (debounced as
+/// every watch is, see [`super::watching`]).
+pub async fn run(
+    client: kube::Client,
+    namespace: String,
+    tx: mpsc::Sender<Vec<Recorded>>,
+    shutdown: CancellationToken,
+) {
+    let resource = service_entries_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
+    let config = watcher::Config::default().labels(&owned());
+    let writer = reflector::store::Writer::new(resource);
+    let store: Store<DynamicObject> = writer.as_reader();
+    let mut events = reflector::reflector(writer, retrying(watcher(api, config))).boxed();
+    let mut listed = false;
+    let mut debounce = Debounce::default();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.next() => match event {
+                Some(Ok(watcher::Event::InitDone)) => { listed = true; debounce.touch(); }
+                Some(Ok(_)) => debounce.touch(),
+                Some(Err(e)) => tracing::warn!("watching the owned ServiceEntries in {namespace}: {e}"),
+                None => return,
+            },
+            _ = debounce.due(), if listed => {
+                let record = store.state().iter().filter_map(|o| recorded(o)).collect();
+                if tx.send(record).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_record_is_the_first_host_and_the_ip_addresses() {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": {"name": "httpbin-bar-global", "namespace": "istio-system"},
+            "spec": {"hosts": ["HTTPBIN.bar.global."], "addresses": ["240.0.0.9", "10.0.0.0/8", "2001:db8::9"]},
+        }))
+        .unwrap();
+        assert_eq!(
+            recorded(&object),
+            Some((
+                "httpbin.bar.global".to_string(),
+                vec!["240.0.0.9".parse().unwrap(), "2001:db8::9".parse().unwrap()]
+            ))
+        );
+        let no_hosts: DynamicObject = serde_json::from_value(json!({
+            "metadata": {"name": "x"}, "spec": {"addresses": ["240.0.0.9"]},
+        }))
+        .unwrap();
+        assert_eq!(recorded(&no_hosts), None);
+    }
+}
