@@ -1,6 +1,7 @@
 //! The admin endpoint (`--admin ADDR:PORT`): `/metrics` (Prometheus text),
 //! `/healthz` (the process answers), `/readyz` (a registry is published and
-//! the process is not draining) and `/explain?name=NAME`. It serves nothing
+//! the process is not draining; `?verbose` lists the checks and the sync's
+//! failures) and `/explain?name=NAME`. It serves nothing
 //! secret: counters, status, and what the registry already says.
 
 use std::sync::Arc;
@@ -74,12 +75,56 @@ async fn explain(
     )
 }
 
-async fn ready(Extract(state): Extract<State>) -> impl IntoResponse {
-    if state.draining.load(Ordering::Relaxed) {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else if state.published.load().is_none() {
-        (StatusCode::SERVICE_UNAVAILABLE, "no registry loaded yet\n")
+#[derive(serde::Deserialize)]
+struct ReadyQuery {
+    verbose: Option<String>,
+}
+
+/// 200 when a registry is published and the process is not draining, 503
+/// otherwise. With `?verbose`, one line per check (`[+]` passing, `[-]`
+/// failing), and the ServiceEntry sync's state as `[!]` when its last pass
+/// had failed writes: reported, but not a readiness check, since DNS
+/// answers do not depend on it.
+async fn ready(
+    Extract(state): Extract<State>,
+    Query(query): Query<ReadyQuery>,
+) -> impl IntoResponse {
+    let draining = state.draining.load(Ordering::Relaxed);
+    let loaded = state.published.load().is_some();
+    let status = if !draining && loaded {
+        StatusCode::OK
     } else {
-        (StatusCode::OK, "ready\n")
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if query.verbose.is_none() {
+        let text = match (draining, loaded) {
+            (true, _) => "draining\n",
+            (false, false) => "no registry loaded yet\n",
+            (false, true) => "ready\n",
+        };
+        return (status, text.to_string());
     }
+    let mut body = String::new();
+    body.push_str(if loaded {
+        "[+] registry: published\n"
+    } else {
+        "[-] registry: no registry loaded yet\n"
+    });
+    body.push_str(if draining {
+        "[-] draining: shutting down\n"
+    } else {
+        "[+] draining: no\n"
+    });
+    let sync = state.metrics.sync_detail.lock().unwrap().clone();
+    if !sync.is_empty() {
+        body.push_str(&format!(
+            "[!] sync: {sync} (retried; not a readiness check)\n"
+        ));
+    }
+    body.push_str(if status == StatusCode::OK {
+        "ready\n"
+    } else {
+        "not ready\n"
+    });
+    (status, body)
 }

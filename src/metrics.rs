@@ -75,7 +75,14 @@ pub struct Metrics {
     pub sync_passes: AtomicU64,
     pub sync_applied: AtomicU64,
     pub sync_deleted: AtomicU64,
-    pub sync_failed: AtomicU64,
+    /// Failed writes by [`crate::k8s::sync::Reason`], in `Reason::ALL` order.
+    pub sync_failures: [AtomicU64; 5],
+    /// Writes that failed in the last pass of this replica (0 when it is
+    /// not the Lease holder).
+    pub sync_failing: AtomicU64,
+    /// What failed in the last pass, in one line (empty when nothing did):
+    /// the detail `/readyz?verbose` shows.
+    pub sync_detail: std::sync::Mutex<String>,
     pub sync_held_back: AtomicU64,
     pub sync_lease_lost: AtomicU64,
     pub dropin_conflicts: AtomicU64,
@@ -248,10 +255,10 @@ impl Metrics {
                 &self.sync_deleted,
             ),
             (
-                "globaldns_sync_failures_total",
-                "counter",
-                "Applies and deletes that failed.",
-                &self.sync_failed,
+                "globaldns_sync_failing",
+                "gauge",
+                "ServiceEntry writes that failed in this replica's last sync pass (retried with backoff; 0 when all went through).",
+                &self.sync_failing,
             ),
             (
                 "globaldns_sync_held_back_deletions",
@@ -277,6 +284,23 @@ impl Metrics {
                 header(&mut out, base, kind, help);
             }
             let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+        }
+        header(
+            &mut out,
+            "globaldns_sync_failures_total",
+            "counter",
+            "ServiceEntry applies and deletes that failed, by reason (forbidden, conflict, invalid, unavailable, other).",
+        );
+        for (reason, value) in crate::k8s::sync::Reason::ALL
+            .iter()
+            .zip(&self.sync_failures)
+        {
+            let _ = writeln!(
+                out,
+                "globaldns_sync_failures_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                value.load(Relaxed)
+            );
         }
         out
     }

@@ -1,6 +1,7 @@
 //! Kubernetes: the registry as custom resources, watched. Nothing here
 //! knows about DNS; the registry is what this module hands on.
 
+pub mod drift;
 pub mod dropin;
 pub mod lease;
 #[cfg(test)]

@@ -9,21 +9,13 @@
 //! and never deleted.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use super::lease::Elector;
-use crate::controller::{Allocated, Settings};
+use super::drift::{Observed, drifted, managed_by};
 use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL, ServiceEntry};
-use crate::metrics::Metrics;
-use crate::render::{Target, render};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "globaldns";
@@ -41,15 +33,46 @@ pub struct Plan {
     pub conflicts: Vec<String>,
 }
 
-/// An object as listed: its name, whether globaldns owns it, its spec.
+/// An object as listed: its name, whether globaldns owns it (the label),
+/// and what drift is judged on.
 #[derive(Debug, Clone)]
 pub struct Existing {
     pub name: String,
     pub owned: bool,
-    pub spec: Value,
+    pub observed: Observed,
 }
 
-/// Decides a pass. `brake` is the largest share of the owned objects one
+impl Existing {
+    /// From a listed object.
+    pub fn from_object(object: &DynamicObject) -> Self {
+        let metadata = serde_json::to_value(&object.metadata).unwrap_or(Value::Null);
+        Existing {
+            name: object.metadata.name.clone().unwrap_or_default(),
+            owned: object
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY_LABEL))
+                .is_some_and(|v| v == MANAGED_BY),
+            observed: Observed {
+                spec: object.data.get("spec").cloned().unwrap_or(Value::Null),
+                labels: metadata.get("labels").cloned().unwrap_or(Value::Null),
+                managed: managed_by(&metadata, FIELD_MANAGER),
+            },
+        }
+    }
+}
+
+fn spec_of(entry: &ServiceEntry) -> Value {
+    serde_json::to_value(&entry.spec).expect("a ServiceEntry spec serialises")
+}
+
+fn labels_of(entry: &ServiceEntry) -> Value {
+    serde_json::to_value(&entry.metadata.labels).expect("labels serialise")
+}
+
+/// Decides a pass: an object is applied when it is new or has drifted on
+/// the fields globaldns owns ([`drifted`]). `brake` is the largest share of the owned objects one
 /// pass may delete (0.5 = half); a pass that would delete more deletes
 /// nothing and says so: a registry cut short by mistake must not take the
 /// mesh's ServiceEntries with it.
@@ -63,7 +86,7 @@ pub fn plan(desired: &[ServiceEntry], existing: &[Existing], brake: f64) -> Plan
         wanted.insert(name);
         match existing.get(name) {
             Some(e) if !e.owned => plan.conflicts.push(name.to_string()),
-            Some(e) if serde_json::to_value(&entry.spec).ok().as_ref() == Some(&e.spec) => {}
+            Some(e) if !drifted(&spec_of(entry), &labels_of(entry), &e.observed) => {}
             _ => plan.apply.push(entry.clone()),
         }
     }
@@ -92,7 +115,8 @@ pub struct Report {
     pub deleted: usize,
     pub held_back: usize,
     pub conflicts: usize,
-    pub failed: usize,
+    /// Writes that failed, each with its reason.
+    pub failures: Vec<Failure>,
     /// The pass stopped early: the Lease was lost before a write.
     pub lease_lost: bool,
 }
@@ -109,8 +133,8 @@ pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObje
 }
 
 /// One pass against the cluster. Listing failing fails the pass (nothing is
-/// written blind); a failed apply or delete is logged and counted, and the
-/// others go on. `holds` is asked before every write: once it says no (the
+/// written blind); a failed apply or delete is reported with its reason,
+/// and the others go on (the caller logs, counts and retries). `holds` is asked before every write: once it says no (the
 /// Lease is lost), the pass writes nothing more and reports `lease_lost`.
 pub async fn sync_once(
     api: &Api<DynamicObject>,
@@ -119,20 +143,7 @@ pub async fn sync_once(
     holds: &(dyn Fn() -> bool + Sync),
 ) -> Result<Report, kube::Error> {
     let listed = api.list(&ListParams::default()).await?;
-    let existing: Vec<Existing> = listed
-        .items
-        .iter()
-        .map(|object| Existing {
-            name: object.metadata.name.clone().unwrap_or_default(),
-            owned: object
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(MANAGED_BY_LABEL))
-                .is_some_and(|v| v == MANAGED_BY),
-            spec: object.data.get("spec").cloned().unwrap_or(Value::Null),
-        })
-        .collect();
+    let existing: Vec<Existing> = listed.items.iter().map(Existing::from_object).collect();
     let plan = plan(desired, &existing, brake);
     let mut report = Report {
         held_back: plan.held_back.len(),
@@ -162,10 +173,7 @@ pub async fn sync_once(
         let body = serde_json::to_value(entry).expect("a ServiceEntry serialises");
         match api.patch(name, &params, &Patch::Apply(&body)).await {
             Ok(_) => report.applied += 1,
-            Err(e) => {
-                tracing::warn!("ServiceEntry {name} not applied: {e}");
-                report.failed += 1;
-            }
+            Err(e) => report.failures.push(Failure::new("apply", name, &e)),
         }
     }
     for name in &plan.delete {
@@ -176,181 +184,16 @@ pub async fn sync_once(
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => report.deleted += 1,
             Err(kube::Error::Api(status)) if status.code == 404 => report.deleted += 1,
-            Err(e) => {
-                tracing::warn!("ServiceEntry {name} not deleted: {e}");
-                report.failed += 1;
-            }
+            Err(e) => report.failures.push(Failure::new("delete", name, &e)),
         }
     }
     Ok(report)
 }
 
-/// How the sync runs (`serve --sync-service-entries`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SyncConfig {
-    /// The local cluster, whose view is rendered.
-    pub cluster: String,
-    /// Namespace of the ServiceEntries.
-    pub namespace: String,
-    /// Largest share of owned objects one pass may delete.
-    pub brake: f64,
-    /// The Lease, in the namespace globaldns runs in.
-    pub lease_name: String,
-    /// This replica's name in the Lease (the pod name).
-    pub identity: String,
-    /// A full pass at least this often, to repair hand edits and drift.
-    pub resync: Duration,
-}
-
-/// How long shutdown waits to give the Lease up.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Lease duration: a new leader takes over at most this long after the
-/// old one stopped renewing.
-pub const LEASE_DURATION: Duration = Duration::from_secs(15);
-
-/// Keeps the ServiceEntries in step until `shutdown`: renews or seeks the
-/// lease every third of its duration, and while holding it runs a pass on
-/// every published registry and at least every `resync`. A replica that is
-/// not (or no longer) the holder writes nothing.
-pub async fn run(
-    client: kube::Client,
-    lease_namespace: String,
-    config: SyncConfig,
-    settings: Settings,
-    mut changes: watch::Receiver<Option<Arc<Allocated>>>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) {
-    let elector = Elector::new(
-        Api::namespaced(client.clone(), &lease_namespace),
-        &config.lease_name,
-        &config.identity,
-        LEASE_DURATION,
-    );
-    let api = service_entries(client, &config.namespace);
-    let mut tick = tokio::time::interval(elector.renew_every());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leader = false;
-    let mut pending = true;
-    let mut last_pass: Option<Instant> = None;
-    let lease = format!("{lease_namespace}/{}", config.lease_name);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                pending = true;
-            }
-            _ = tick.tick() => {}
-        }
-        let now_leader = match elector.try_lead().await {
-            Ok(held) => held,
-            Err(e) => {
-                // Unsure whether the renewal landed: go on while the last
-                // one's deadline lasts.
-                tracing::warn!("lease {lease}: {e}");
-                elector.holds()
-            }
-        };
-        if now_leader != leader {
-            tracing::info!(leader = now_leader, identity = %config.identity, "ServiceEntry sync leadership changed");
-            leader = now_leader;
-            pending |= leader;
-        }
-        let due = last_pass.is_none_or(|t| t.elapsed() >= config.resync);
-        if !leader || !(pending || due) {
-            continue;
-        }
-        let Some(current) = changes.borrow_and_update().clone() else {
-            continue; // nothing published yet
-        };
-        let target = Target {
-            cluster: &config.cluster,
-            namespace: &config.namespace,
-        };
-        let desired = match render(
-            &current.registry,
-            &settings.zones,
-            &settings.allocator,
-            &current.table,
-            &target,
-        ) {
-            Ok(desired) => desired,
-            Err(e) => {
-                tracing::error!("ServiceEntries not rendered: {e}");
-                pending = false;
-                continue;
-            }
-        };
-        // A pass may outlast a renewal period: the lease is renewed beside
-        // it, and the pass asks before every write whether it still holds.
-        let holds = || elector.holds();
-        let pass = sync_once(&api, &desired, config.brake, &holds);
-        let outcome = tokio::select! {
-            outcome = pass => outcome,
-            never = renew_beside(&elector, &lease) => match never {},
-            _ = shutdown.cancelled() => break,
-        };
-        match outcome {
-            Ok(report) => {
-                metrics.sync_passes.fetch_add(1, Relaxed);
-                metrics
-                    .sync_applied
-                    .fetch_add(report.applied as u64, Relaxed);
-                metrics
-                    .sync_deleted
-                    .fetch_add(report.deleted as u64, Relaxed);
-                metrics.sync_failed.fetch_add(report.failed as u64, Relaxed);
-                metrics
-                    .sync_held_back
-                    .store(report.held_back as u64, Relaxed);
-                if report.lease_lost {
-                    metrics.sync_lease_lost.fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        applied = report.applied,
-                        deleted = report.deleted,
-                        "lease {lease} lost during a ServiceEntry sync pass: stopped writing"
-                    );
-                    // The next round finds out who holds it now.
-                    continue;
-                }
-                tracing::info!(
-                    applied = report.applied,
-                    deleted = report.deleted,
-                    held_back = report.held_back,
-                    conflicts = report.conflicts,
-                    failed = report.failed,
-                    "ServiceEntries synced"
-                )
-            }
-            Err(e) => tracing::warn!("ServiceEntry sync pass failed, retrying: {e}"),
-        }
-        pending = false;
-        last_pass = Some(Instant::now());
-    }
-    if elector.holds() {
-        // Bounded: an unreachable API server must not hold up shutdown.
-        match tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await {
-            Ok(Ok(())) => tracing::info!("lease {lease} released"),
-            Ok(Err(e)) => tracing::warn!("lease {lease} not released, it will expire: {e}"),
-            Err(_) => tracing::warn!("lease {lease} not released in time, it will expire"),
-        }
-    }
-}
-
-/// Renews the lease every renewal period while a pass runs. Never ends;
-/// the pass reads the outcome through [`Elector::holds`].
-async fn renew_beside(elector: &Elector, lease: &str) -> std::convert::Infallible {
-    loop {
-        tokio::time::sleep(elector.renew_every()).await;
-        if let Err(e) = elector.try_lead().await {
-            tracing::warn!("lease {lease}: {e}");
-        }
-    }
-}
+mod failure;
+mod run;
+pub use failure::{Failure, Reason};
+pub use run::{LEASE_DURATION, SyncConfig, run};
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::process::{Globaldns, eventually};
 use crate::suite::Suite;
 
-pub const TESTS: [(&str, crate::Test); 2] = [
+pub const TESTS: [(&str, crate::Test); 5] = [
     (
         "sync::service_entries_are_created_updated_and_pruned_as_the_service_account",
         |s| created_updated_and_pruned(s).boxed(),
@@ -19,6 +19,17 @@ pub const TESTS: [(&str, crate::Test); 2] = [
     (
         "sync::replicas_answer_the_recorded_vip_and_a_failover_keeps_it",
         |s| replicas_and_failover(s).boxed(),
+    ),
+    (
+        "sync::fields_another_manager_adds_do_not_make_every_pass_apply",
+        |s| another_field_manager(s).boxed(),
+    ),
+    ("sync::a_refused_create_is_counted_shown_and_retried", |s| {
+        refused_create(s).boxed()
+    }),
+    (
+        "sync::a_new_service_is_answered_under_a_stream_of_edits",
+        |s| stream_of_edits(s).boxed(),
     ),
 ];
 
@@ -185,4 +196,168 @@ async fn replicas_and_failover(suite: &Suite) {
         "B's move to the recorded VIP is logged:\n{}",
         b.log()
     );
+}
+
+/// Issue 10: another field manager added `exportTo` to an owned
+/// ServiceEntry, and the drift check re-applied it on every pass, forever.
+/// With a pass every second, the apply count stays put; a value globaldns
+/// owns changed by hand is still applied back.
+async fn another_field_manager(suite: &Suite) {
+    suite.mesh_cluster("west", "198.51.100.20").await;
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    suite.exported_service("httpbin", "bar", &["west"]).await;
+    let globaldns = suite
+        .start(
+            &suite.docs,
+            "globaldns-0",
+            "state-0",
+            &["--resync-interval=1s"],
+        )
+        .await;
+    let entries = suite.wait_for_entries(&["httpbin-bar-global"], 30).await;
+    let api = suite.service_entries().await;
+    let theirs = serde_json::json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+        "metadata": {"name": "httpbin-bar-global", "namespace": crate::suite::SE_NAMESPACE},
+        "spec": {"exportTo": ["."]},
+    });
+    api.patch(
+        "httpbin-bar-global",
+        &kube::api::PatchParams::apply("policy-engine"),
+        &kube::api::Patch::Apply(&theirs),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let applies = || globaldns.metric("globaldns_sync_applies_total");
+    let before = tokio::task::block_in_place(applies);
+    let passes_before =
+        tokio::task::block_in_place(|| globaldns.metric("globaldns_sync_passes_total"));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let passes = tokio::task::block_in_place(|| globaldns.metric("globaldns_sync_passes_total"));
+    assert!(
+        passes >= passes_before + 2.0,
+        "passes ran: {passes_before} -> {passes}"
+    );
+    assert_eq!(
+        tokio::task::block_in_place(applies),
+        before,
+        "a pass re-applied an object only another manager changed:\n{}",
+        globaldns.log()
+    );
+    let now = suite.owned_entries().await;
+    assert_eq!(
+        now["httpbin-bar-global"]["exportTo"],
+        serde_json::json!(["."])
+    );
+
+    // A value of globaldns' own, changed by hand, is applied back.
+    let vip = entries["httpbin-bar-global"]["addresses"].clone();
+    let edit = serde_json::json!({"spec": {"addresses": ["240.0.0.99"]}});
+    api.patch(
+        "httpbin-bar-global",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&edit),
+    )
+    .await
+    .unwrap();
+    let mut tries = 0;
+    while suite.owned_entries().await["httpbin-bar-global"]["addresses"] != vip {
+        tries += 1;
+        assert!(tries < 40, "the hand edit was not repaired");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Issue 10: with the Role as first shipped (no `create`), every new
+/// ServiceEntry was refused while /readyz said ready and the pass logged
+/// "synced", and nothing tried again before the 5-minute resync. Now the
+/// refusal is counted and shown, and once RBAC is fixed the retry creates
+/// the object within seconds.
+async fn refused_create(suite: &Suite) {
+    use k8s_openapi::api::rbac::v1::Role;
+    let roles: kube::Api<Role> =
+        kube::Api::namespaced(suite.admin().await, crate::suite::SE_NAMESPACE);
+    let old = serde_json::json!({"rules": [{"apiGroups": ["networking.istio.io"],
+        "resources": ["serviceentries"], "verbs": ["list", "watch", "patch", "delete"]}]});
+    roles
+        .patch(
+            "globaldns-serviceentries",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&old),
+        )
+        .await
+        .unwrap();
+    suite.mesh_cluster("west", "198.51.100.20").await;
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    suite.exported_service("httpbin", "bar", &["west"]).await;
+    let globaldns = suite
+        .start(&suite.docs, "globaldns-0", "state-0", &[])
+        .await;
+    let failing = tokio::task::block_in_place(|| {
+        eventually(Duration::from_secs(30), "the refusal is counted", || {
+            let n = globaldns.metric("globaldns_sync_failures_total{reason=\"forbidden\"}");
+            (n > 0.0).then_some(n)
+        })
+    });
+    assert!(failing >= 1.0);
+    let (code, body) = tokio::task::block_in_place(|| globaldns.admin_get("/readyz?verbose"));
+    assert_eq!(code, 200, "DNS still serves: {body}");
+    assert!(
+        body.contains("[!] sync:") && body.contains("apply httpbin-bar-global (forbidden)"),
+        "{body}"
+    );
+    // The Role as shipped again (the suite's install, re-applied).
+    let mut install = crate::cluster::Installed::default();
+    install
+        .apply(&suite.admin().await, &suite.docs)
+        .await
+        .unwrap();
+    suite.wait_for_entries(&["httpbin-bar-global"], 70).await;
+    tokio::task::block_in_place(|| {
+        eventually(Duration::from_secs(10), "the failure clears", || {
+            (globaldns.metric("globaldns_sync_failing") == 0.0).then_some(())
+        })
+    });
+}
+
+/// Issue 10: with another object patched every 100 ms, a new service was
+/// never answered (the debounce restarted on every event). Now it is
+/// answered within the debounce's maximum wait, edits or not.
+async fn stream_of_edits(suite: &Suite) {
+    suite.mesh_cluster("west", "198.51.100.20").await;
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    let globaldns = suite
+        .start(&suite.docs, "globaldns-0", "state-0", &[])
+        .await;
+    let client = suite.admin().await;
+    let clusters: kube::Api<globaldns::k8s::resources::MeshCluster> =
+        kube::Api::namespaced(client, crate::suite::NAMESPACE);
+    let editing = tokio::spawn(async move {
+        for i in 0..80 {
+            let patch = serde_json::json!({"metadata": {"labels": {"edit": i.to_string()}}});
+            let _ = clusters
+                .patch(
+                    "east",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    suite.exported_service("fresh", "bar", &["west"]).await;
+    let created = std::time::Instant::now();
+    tokio::task::block_in_place(|| {
+        eventually(
+            Duration::from_secs(5),
+            "the new service answers during the edits",
+            || matches!(globaldns.resolve("fresh.bar.global"), Ok(Some(_))).then_some(()),
+        )
+    });
+    let took = created.elapsed();
+    assert!(!editing.is_finished(), "the edits were still going on");
+    editing.abort();
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
 }

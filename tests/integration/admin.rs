@@ -34,6 +34,24 @@ async fn health_readiness_and_metrics() {
     let admin = server.running().admin.expect("admin endpoint bound");
     assert_eq!(get(admin, "/healthz").await.0, 200);
     assert_eq!(get(admin, "/readyz").await, (200, "ready\n".to_string()));
+    assert_eq!(
+        get(admin, "/readyz?verbose").await,
+        (
+            200,
+            "[+] registry: published\n[+] draining: no\nready\n".to_string()
+        )
+    );
+    // A failing sync is shown, and does not make the server unready.
+    *server.running().metrics.sync_detail.lock().unwrap() =
+        "1 ServiceEntry write(s) failed in the last pass: apply x (forbidden): 403".to_string();
+    let (code, body) = get(admin, "/readyz?verbose").await;
+    assert_eq!(code, 200);
+    assert!(
+        body.contains(
+            "[!] sync: 1 ServiceEntry write(s) failed in the last pass: apply x (forbidden)"
+        ),
+        "{body}"
+    );
 
     for _ in 0..3 {
         exchange(

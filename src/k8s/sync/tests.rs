@@ -6,8 +6,14 @@ use kube::client::Body;
 use serde_json::json;
 
 use super::*;
+use crate::controller::{Allocated, Settings};
 use crate::istio::{Location, Metadata, Resolution, ServiceEntrySpec, ServicePort, WorkloadEntry};
 use crate::k8s::mock::{echo, next, ok, status};
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 fn entry(name: &str, vip: &str) -> ServiceEntry {
     ServiceEntry {
@@ -38,12 +44,49 @@ fn entry(name: &str, vip: &str) -> ServiceEntry {
     }
 }
 
-fn existing(name: &str, owned: bool, spec: &ServiceEntry) -> Existing {
-    Existing {
-        name: name.to_string(),
-        owned,
-        spec: serde_json::to_value(&spec.spec).unwrap(),
+/// The `fieldsV1` the API server records for an apply of `value`: `f:`
+/// for each field of an object, `k:{"name":..}` for each element of a list
+/// keyed by name, atomic otherwise.
+fn fields_v1(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (format!("f:{k}"), fields_v1(v)))
+            .collect::<serde_json::Map<String, Value>>()
+            .into(),
+        Value::Array(list) if list.iter().all(|e| e["name"].is_string()) && !list.is_empty() => {
+            list.iter()
+                .map(|e| {
+                    let mut sub = fields_v1(e);
+                    sub["."] = json!({});
+                    (format!("k:{{\"name\":{}}}", e["name"]), sub)
+                })
+                .collect::<serde_json::Map<String, Value>>()
+                .into()
+        }
+        _ => json!({}),
     }
+}
+
+/// `entry` as the cluster lists it after globaldns applied it: labels,
+/// and globaldns' entry in managedFields.
+fn as_listed(name: &str, owned: bool, entry: &ServiceEntry) -> Value {
+    let mut object = serde_json::to_value(entry).unwrap();
+    object["metadata"]["name"] = json!(name);
+    if !owned {
+        object["metadata"]["labels"] = json!({});
+    }
+    let fields = json!({
+        "f:metadata": {"f:labels": fields_v1(&object["metadata"]["labels"])},
+        "f:spec": fields_v1(&object["spec"]),
+    });
+    object["metadata"]["managedFields"] =
+        json!([{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": fields}]);
+    object
+}
+
+fn existing(name: &str, owned: bool, spec: &ServiceEntry) -> Existing {
+    Existing::from_object(&serde_json::from_value(as_listed(name, owned, spec)).unwrap())
 }
 
 #[test]
@@ -182,8 +225,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
     let desired = vec![entry("keep-global", "240.0.0.6")];
     let pass = tokio::spawn(async move { sync_once(&api, &desired, 0.75, &|| true).await });
     let (_, send) = next(&mut handle).await;
-    let mut keep = object("keep-global", true);
-    keep["spec"] = serde_json::to_value(&entry("keep-global", "240.0.0.6").spec).unwrap();
+    let keep = as_listed("keep-global", true, &entry("keep-global", "240.0.0.6"));
     send.send_response(listed(vec![
         keep,
         object("gone-global", true),
@@ -432,7 +474,12 @@ async fn a_conflict_on_one_apply_does_not_stop_the_others() {
         report,
         Report {
             applied: 1,
-            failed: 1,
+            failures: vec![Failure {
+                write: "apply",
+                name: "a-global".to_string(),
+                reason: Reason::Conflict,
+                message: "409 Conflict: Conflict".to_string(),
+            }],
             ..Report::default()
         }
     );
@@ -550,5 +597,116 @@ async fn losing_the_lease_mid_pass_stops_the_writes() {
     );
     assert_eq!(metrics.sync_lease_lost.load(Relaxed), 1);
     assert_eq!(metrics.sync_applied.load(Relaxed), 1);
+    shutdown.cancel();
+}
+
+/// Issue 10: another field manager added `exportTo` to an owned
+/// ServiceEntry, and the drift check (the whole spec) re-applied it on
+/// every pass, forever. Only the fields globaldns owns count.
+#[test]
+fn fields_another_manager_added_do_not_make_a_pass_apply() {
+    let a = entry("a-global", "240.0.0.1");
+    let mut listed = as_listed("a-global", true, &a);
+    listed["spec"]["exportTo"] = json!(["."]);
+    listed["metadata"]["managedFields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"manager": "kubectl-edit", "operation": "Update",
+                     "fieldsV1": {"f:spec": {"f:exportTo": {}}}}));
+    let cluster = [Existing::from_object(
+        &serde_json::from_value(listed).unwrap(),
+    )];
+    let plan = plan(std::slice::from_ref(&a), &cluster, 0.5);
+    assert!(plan.apply.is_empty(), "{:?}", plan.apply);
+    // A value of ours changed by hand is still repaired.
+    let mut edited = as_listed("a-global", true, &a);
+    edited["spec"]["addresses"] = json!(["240.0.0.99"]);
+    let cluster = [Existing::from_object(
+        &serde_json::from_value(edited).unwrap(),
+    )];
+    assert_eq!(plan_of(&a, &cluster), 1);
+}
+
+fn plan_of(a: &ServiceEntry, cluster: &[Existing]) -> usize {
+    plan(std::slice::from_ref(a), cluster, 0.5).apply.len()
+}
+
+/// Issue 10: a refused apply (the shipped RBAC lacked `create`) waited for
+/// the 5-minute resync, with no metric a human would look at, while the
+/// pass logged "synced". Now it is counted by reason, shown as the health
+/// detail, and retried after a second.
+#[tokio::test(start_paused = true)]
+async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
+    let Looping {
+        mut handle,
+        metrics,
+        shutdown,
+        _registry,
+        ..
+    } = start_loop();
+    let lease = |rv: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": rv},
+            "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15,
+                     "renewTime": k8s_openapi::jiff::Timestamp::now().to_string()}})
+    };
+    let mut lists = Vec::new();
+    let mut patches = 0;
+    while lists.len() < 2 {
+        let (request, send) = next(&mut handle).await;
+        let path = request.uri().path().to_string();
+        match request.method().as_str() {
+            "GET" if path.ends_with("/leases/globaldns") => send.send_response(ok(&lease("1"))),
+            "PUT" | "POST" => send.send_response(echo(request).await),
+            "GET" => {
+                assert_eq!(path, BASE);
+                lists.push(tokio::time::Instant::now());
+                send.send_response(listed(vec![]));
+            }
+            "PATCH" => {
+                patches += 1;
+                if patches == 1 {
+                    assert!(path.ends_with("/httpbin-bar-global"), "{path}");
+                    send.send_response(status(403, "Forbidden"));
+                } else {
+                    send.send_response(echo(request).await);
+                }
+                if patches == 2 {
+                    // The first pass is over: its failure is visible.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    assert_eq!(metrics.sync_failing.load(Relaxed), 1);
+                    let detail = metrics.sync_detail.lock().unwrap().clone();
+                    assert!(
+                        detail.contains("apply httpbin-bar-global (forbidden): 403 Forbidden"),
+                        "{detail}"
+                    );
+                    assert_eq!(
+                        metrics.sync_failures[Reason::Forbidden.index()].load(Relaxed),
+                        1
+                    );
+                }
+            }
+            other => panic!("unexpected {other} {path}"),
+        }
+    }
+    let gap = lists[1] - lists[0];
+    assert!(
+        gap <= Duration::from_secs(2),
+        "retried after {gap:?}, not at once"
+    );
+    // The retry went through: nothing is failing any more.
+    for _ in 0..2 {
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        send.send_response(echo(request).await);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(metrics.sync_failing.load(Relaxed), 0);
+    assert_eq!(metrics.sync_detail.lock().unwrap().as_str(), "");
+    assert!(
+        metrics
+            .render()
+            .contains("globaldns_sync_failures_total{reason=\"forbidden\"} 1")
+    );
     shutdown.cancel();
 }
