@@ -14,7 +14,8 @@ use kube::runtime::watcher;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::sync::service_entries_resource;
+use super::drift::managed_by;
+use super::sync::{FIELD_MANAGER, service_entries_resource};
 use super::watching::{Debounce, retrying};
 use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL};
 
@@ -29,7 +30,23 @@ fn owned() -> String {
 /// What one owned ServiceEntry records: its first host and its addresses
 /// that are IPs (a CIDR or garbage is no VIP). `None` without a host or
 /// without an address: it records nothing.
+///
+/// Only addresses globaldns wrote are a record: when its `managedFields`
+/// say another field manager owns `spec.addresses` (someone edited them by
+/// hand), the object records nothing, and the sync applies the VIP back
+/// instead of every replica following the edit. (An object listed without
+/// any `managedFields` is taken as it is.)
 pub fn recorded(object: &DynamicObject) -> Option<Recorded> {
+    if !object
+        .metadata
+        .managed_fields
+        .as_ref()
+        .is_none_or(Vec::is_empty)
+    {
+        let metadata = serde_json::to_value(&object.metadata).ok()?;
+        let ours = managed_by(&metadata, FIELD_MANAGER)?;
+        ours.get("f:spec")?.get("f:addresses")?;
+    }
     let spec = object.data.get("spec")?;
     let host = spec.get("hosts")?.get(0)?.as_str()?;
     let addresses: Vec<IpAddr> = spec
@@ -111,5 +128,36 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(recorded(&no_hosts), None);
+    }
+
+    /// An owned ServiceEntry whose addresses someone edited by hand (their
+    /// field manager is no longer globaldns) records nothing: the sync puts
+    /// the VIP back rather than every replica following the edit.
+    #[test]
+    fn addresses_edited_by_another_manager_are_no_record() {
+        let object = |addresses_owner: &str| -> DynamicObject {
+            serde_json::from_value(json!({
+                "metadata": {"name": "httpbin-bar-global", "managedFields": [
+                    {"manager": "globaldns", "operation": "Apply",
+                     "fieldsV1": {"f:spec": {"f:hosts": {}, "f:addresses": {}}}},
+                    {"manager": addresses_owner, "operation": "Update",
+                     "fieldsV1": {"f:spec": {"f:exportTo": {}}}},
+                ]},
+                "spec": {"hosts": ["httpbin.bar.global"], "addresses": ["240.0.0.9"]},
+            }))
+            .unwrap()
+        };
+        assert!(recorded(&object("kubectl")).is_some());
+        let edited: DynamicObject = serde_json::from_value(json!({
+            "metadata": {"name": "httpbin-bar-global", "managedFields": [
+                {"manager": "globaldns", "operation": "Apply",
+                 "fieldsV1": {"f:spec": {"f:hosts": {}}}},
+                {"manager": "kubectl-edit", "operation": "Update",
+                 "fieldsV1": {"f:spec": {"f:addresses": {}}}},
+            ]},
+            "spec": {"hosts": ["httpbin.bar.global"], "addresses": ["240.0.0.99"]},
+        }))
+        .unwrap();
+        assert_eq!(recorded(&edited), None);
     }
 }

@@ -198,6 +198,14 @@ impl Envtest {
         }
     }
 
+    /// Stops the API server (etcd and its data stay): clients see
+    /// connection refused until [`Envtest::start_apiserver`].
+    pub fn stop_apiserver(&mut self) {
+        if let Some(mut child) = self.apiserver.take() {
+            stop(&mut child);
+        }
+    }
+
     fn start_controller_manager(&mut self) -> Result<(), String> {
         let d = self.dir.path();
         let args = vec![

@@ -72,6 +72,18 @@ impl Suite {
         })
     }
 
+    /// Applies `kubectl kustomize manifests/<variant>` as an admin; what it
+    /// creates is removed with the round's install. Returns the documents.
+    pub async fn install(&self, variant: &str) -> Vec<Value> {
+        let docs = self.env.kustomize(variant).expect("the variant builds");
+        let client = self.admin().await;
+        let mut installed = std::mem::take(&mut *self.installed.lock().unwrap());
+        let result = installed.apply(&client, &docs).await;
+        *self.installed.lock().unwrap() = installed;
+        result.unwrap_or_else(|e| panic!("manifests/{variant}: {e}"));
+        docs
+    }
+
     /// Deletes everything the round created.
     pub fn tear_down(&self) -> Result<(), String> {
         let mut installed = std::mem::take(&mut *self.installed.lock().unwrap());
@@ -181,10 +193,16 @@ impl Suite {
     }
 
     /// globaldns as the Deployment of `docs` runs it, as pod `pod`, with
-    /// `extra` arguments after the container's, on state directory `state`.
+    /// `extra` arguments (each replacing the container's argument of the
+    /// same flag), on state directory `state`.
     pub async fn start(&self, docs: &[Value], pod: &str, state: &str, extra: &[&str]) -> Globaldns {
         let (mut args, env) = container(docs, pod, &self.service_links().await);
-        args.extend(extra.iter().map(|a| a.to_string()));
+        for arg in extra {
+            // `--flag=value` replaces the container's own `--flag`.
+            let flag = arg.split('=').next().unwrap_or(arg);
+            args.retain(|a| a.split('=').next() != Some(flag));
+            args.push(arg.to_string());
+        }
         let kubeconfig = self.service_account().await;
         let state = self.work.path().join(state);
         tokio::task::block_in_place(|| Globaldns::start(&args, &env, &kubeconfig, &state))

@@ -1,0 +1,133 @@
+//! The RBAC as shipped is exactly what globaldns uses: every verb the
+//! `globaldns` ServiceAccount was seen to use in the API server's audit log
+//! (over the whole round, every test before this one) is granted, and every
+//! verb granted was used. A server-side apply is a PATCH that may create:
+//! it needs `create` beside `patch` (the defect that refused every new
+//! ServiceEntry), so a patch counts as both.
+//!
+//! Run last, and only with an API server the suite started (the audit log
+//! is its file).
+
+use std::collections::BTreeSet;
+
+use futures::FutureExt;
+use serde_json::Value;
+
+use crate::suite::Suite;
+
+pub const TESTS: [(&str, crate::Test); 1] = [(
+    "rbac::the_shipped_rbac_is_exactly_the_verbs_the_audit_log_shows",
+    |s| audit(s).boxed(),
+)];
+
+/// (namespace or "" for cluster-wide, API group, resource, verb).
+type Grant = (String, String, String, String);
+
+const ACCOUNT: &str = "system:serviceaccount:globaldns:globaldns";
+
+/// What the account asked for, from the audit log's JSON lines.
+fn used(log: &str) -> BTreeSet<Grant> {
+    let mut used = BTreeSet::new();
+    for line in log.lines() {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if event["user"]["username"] != ACCOUNT {
+            continue;
+        }
+        let object = &event["objectRef"];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let verb = text(&event["verb"]);
+        let key = |verb: &str| {
+            (
+                text(&object["namespace"]),
+                text(&object["apiGroup"]),
+                text(&object["resource"]),
+                verb.to_string(),
+            )
+        };
+        used.insert(key(&verb));
+        if verb == "patch" {
+            // Every PATCH globaldns sends is a server-side apply (the mock
+            // tests assert the content type), which creates when missing.
+            used.insert(key("create"));
+        }
+    }
+    used
+}
+
+/// What the Roles and ClusterRoles in `docs` that name the account grant.
+fn granted(docs: &[Value]) -> BTreeSet<Grant> {
+    let bound: BTreeSet<(String, String)> = docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" || d["kind"] == "ClusterRoleBinding")
+        .filter(|d| {
+            d["subjects"].as_array().into_iter().flatten().any(|s| {
+                s["kind"] == "ServiceAccount"
+                    && s["name"] == "globaldns"
+                    && s["namespace"] == "globaldns"
+            })
+        })
+        .map(|d| {
+            (
+                d["roleRef"]["kind"].as_str().unwrap().to_string(),
+                d["roleRef"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut grants = BTreeSet::new();
+    for role in docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+    {
+        let kind = role["kind"].as_str().unwrap().to_string();
+        let name = role["metadata"]["name"].as_str().unwrap().to_string();
+        if !bound.contains(&(kind.clone(), name)) {
+            continue;
+        }
+        let namespace = if kind == "Role" {
+            role["metadata"]["namespace"].as_str().unwrap().to_string()
+        } else {
+            String::new()
+        };
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        };
+        for rule in role["rules"].as_array().unwrap() {
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    for verb in strings(&rule["verbs"]) {
+                        grants.insert((namespace.clone(), group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+async fn audit(suite: &Suite) {
+    let envtest = suite.env.envtest.as_ref().expect(
+        "the audit log is the API server's file: run with KUBEBUILDER_ASSETS, not KUBECONFIG",
+    );
+    let path = envtest.lock().unwrap().audit_log();
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let used = used(&log);
+    let mut docs = suite.docs.clone();
+    docs.extend(suite.env.kustomize("drop-in").unwrap());
+    let granted = granted(&docs);
+    let unused: Vec<&Grant> = granted.difference(&used).collect();
+    let refused: Vec<&Grant> = used.difference(&granted).collect();
+    assert!(
+        refused.is_empty(),
+        "used but not granted by the shipped RBAC: {refused:?}"
+    );
+    assert!(
+        unused.is_empty(),
+        "granted but never used in the whole suite (run it whole, not filtered): {unused:?}"
+    );
+}
