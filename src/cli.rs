@@ -197,9 +197,29 @@ pub struct ZoneArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Registry file (YAML or JSON).
-    pub file: PathBuf,
+    #[arg(
+        long,
+        env = "GLOBALDNS_REGISTRY",
+        value_name = "FILE",
+        required_unless_present = "file"
+    )]
+    pub registry: Option<PathBuf>,
+    /// The registry file, given without `--registry` (as earlier versions
+    /// took it).
+    #[arg(value_name = "FILE", conflicts_with = "registry", hide = true)]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub zones: ZoneArgs,
+}
+
+impl CheckArgs {
+    /// The registry file, however it was given.
+    pub fn path(&self) -> &Path {
+        self.registry
+            .as_deref()
+            .or(self.file.as_deref())
+            .expect("clap requires one of them")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -262,14 +282,16 @@ pub struct RenderArgs {
     /// local endpoint; the others' go through their gateways).
     #[arg(long, env = "GLOBALDNS_CLUSTER", value_name = "NAME")]
     pub cluster: String,
-    /// Namespace of the ServiceEntries.
+    /// Namespace of the ServiceEntries (as `serve` names it; `--namespace`
+    /// is an older spelling, still taken).
     #[arg(
         long,
-        env = "GLOBALDNS_NAMESPACE",
+        alias = "namespace",
+        env = "GLOBALDNS_SERVICE_ENTRY_NAMESPACE",
         value_name = "NAMESPACE",
         default_value = "istio-system"
     )]
-    pub namespace: String,
+    pub service_entry_namespace: String,
 }
 
 /// A duration: `250ms`, `30s`, `10m`, `1h`, or plain seconds.

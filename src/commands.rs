@@ -18,6 +18,24 @@ use crate::state::StateDir;
 use crate::vip::Table;
 use crate::{index, serve};
 
+/// An error and its causes in one line, each said once: a cause whose text
+/// the line already holds (many errors repeat their source in their own
+/// message) is left out.
+pub fn report(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Runs one command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -42,6 +60,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config().map_err(|e| anyhow!(e))?;
+    if let serve::Source::File(path) = &config.registry {
+        missing_registry(path, &config.state_dir)?;
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
@@ -65,6 +86,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// A registry file that does not exist at start is a mistake to report
+/// (a typo at a terminal), not a server to start that answers SERVFAIL to
+/// everything: unless the state directory holds a last-known-good registry
+/// to serve until the file appears. (In Kubernetes a mounted ConfigMap's
+/// file exists before the container starts, so there this means a wrong
+/// path too.) Checked before the state directory is created.
+fn missing_registry(path: &std::path::Path, state_dir: &std::path::Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if StateDir::has_last_good(state_dir) {
+        tracing::warn!(
+            "registry {} does not exist: serving the last-known-good registry of {} until it does",
+            path.display(),
+            state_dir.display()
+        );
+        return Ok(());
+    }
+    Err(anyhow!(
+        "registry {} does not exist (and {} holds no last-known-good registry to serve until it does)",
+        path.display(),
+        state_dir.display()
+    ))
+}
+
 async fn shutdown_on_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -76,9 +122,9 @@ async fn shutdown_on_signal() {
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
-    let registry = file::read(&args.file, &zones)?;
+    let registry = file::read(args.path(), &zones)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}: valid", args.file.display())?;
+    writeln!(out, "{}: valid", args.path().display())?;
     let mut exports: BTreeMap<&str, usize> = BTreeMap::new();
     for service in &registry.services {
         for cluster in &service.exported_from {
@@ -167,7 +213,7 @@ fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
     let (settings, registry, table) = snapshot(&args.snapshot)?;
     let target = Target {
         cluster: &args.cluster,
-        namespace: &args.namespace,
+        namespace: &args.service_entry_namespace,
     };
     let entries = render(
         &registry,

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     match globaldns::commands::run(globaldns::cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("globaldns: {e:#}");
+            eprintln!("globaldns: {}", globaldns::commands::report(&e));
             ExitCode::FAILURE
         }
     }

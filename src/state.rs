@@ -67,6 +67,12 @@ impl StateDir {
         })
     }
 
+    /// Whether `dir` holds a last-known-good registry, without creating
+    /// anything.
+    pub fn has_last_good(dir: &Path) -> bool {
+        dir.join(LAST_GOOD).is_file()
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }

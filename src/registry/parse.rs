@@ -47,7 +47,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
                 .map_err(|e| RegistryError::Syntax {
                     origin: origin.to_string(),
                     format: "YAML",
-                    message: e.to_string(),
+                    // The parser calls its input `<input>`; say which file.
+                    message: e.to_string().replace("<input>", origin),
                 })?;
             ("YAML", value)
         };

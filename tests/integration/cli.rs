@@ -58,7 +58,65 @@ fn check_lists_every_problem_and_fails() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/registry.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/registry.yaml"), "{stderr}");
+    // Issue 13: every error is printed once, its cause once.
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+}
+
+/// Issue 13: `--registry FILE` everywhere; `check FILE` still works.
+#[test]
+fn check_takes_registry_like_every_other_command() {
+    let out = globaldns()
+        .args(["check", "--registry", &example("registry.yaml")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = globaldns().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a registry is required");
+}
+
+/// Issue 13: YAML errors name the file (the parser says `<input>`).
+#[test]
+fn yaml_errors_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, "clusters:\n  - name: east\n   gateways: x\n").unwrap();
+    let out = globaldns().arg("check").arg(&path).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("<input>"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:3:4", path.display())),
+        "{stderr}"
+    );
+}
+
+/// Issue 13: a mistyped `--registry` started a server that answered
+/// SERVFAIL to everything and created `FILE.state/`. It is an error, unless
+/// the state directory has a last-known-good registry to serve.
+#[test]
+fn serving_a_registry_that_does_not_exist_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("nosuch.yaml");
+    let out = globaldns()
+        .args(["serve", "--listen", "127.0.0.1:0", "--registry"])
+        .arg(&registry)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("nosuch.yaml does not exist") && stderr.contains("no last-known-good"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("nosuch.yaml.state").exists(),
+        "no state directory is made for it"
+    );
 }
 
 #[test]
