@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod dns_table;
+mod edges;
 mod edns;
 mod faults;
 mod istio_schema;

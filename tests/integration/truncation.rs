@@ -99,3 +99,31 @@ async fn edns_payload_decides_what_fits() {
     let reply = exchange(server.addr, &tiny, Via::Udp).await;
     assert!(!reply.metadata.truncation);
 }
+
+/// RFC 2181 §9: additional data that does not fit is dropped, and TC is
+/// not set; the SRV answer itself fits and is given. The SRV of `many`
+/// carries its 200 addresses as additional data (3.2 kB), the SRV of
+/// `some` its 50 (fits 1232, not 512).
+#[tokio::test]
+async fn additional_data_is_dropped_before_the_answer_is_truncated() {
+    let server = server().await;
+    for (name, edns, fits) in [
+        ("_tcp._tcp.many.ns.global.", false, 0),
+        ("_tcp._tcp.many.ns.global.", true, 0),
+        ("_tcp._tcp.some.ns.global.", false, 0),
+        ("_tcp._tcp.some.ns.global.", true, 50),
+    ] {
+        let q = query(name, RecordType::SRV, edns);
+        let raw = send(server.addr, &q.to_vec().unwrap(), Via::Udp)
+            .await
+            .expect("UDP reply");
+        let reply = hickory_proto::op::Message::from_vec(&raw).unwrap();
+        assert!(!reply.metadata.truncation, "{name} (edns {edns}): no TC");
+        assert_eq!(reply.answers.len(), 1, "{name} (edns {edns}): the SRV");
+        assert_eq!(reply.additionals.len(), fits, "{name} (edns {edns})");
+        assert_eq!(reply.edns.is_some(), edns, "OPT kept");
+
+        let full = exchange(server.addr, &q, Via::Tcp).await;
+        assert!(full.additionals.len() >= 50, "all of it over TCP");
+    }
+}

@@ -1,0 +1,125 @@
+//! DNS at the edges (issue 12): header flags of non-QUERY opcodes, TSIG
+//! placement and what a FORMERR carries; each over UDP and TCP.
+
+use hickory_proto::op::{Message, ResponseCode};
+
+use crate::edns::{HOST, RD, ask, opt, packet, tsig};
+use crate::support::{BOTH, TestServer, Via, send};
+
+/// Every request flag we may be sent in byte 2 (AA, TC, RD) and byte 3
+/// (RA, Z, AD, CD).
+const ALL_FLAGS: [u8; 2] = [0x07, 0xF0];
+
+/// RFC 1035 §4.1.1 and RFC 4035 §3.2.2: RD and CD are defined for QUERY
+/// only, so a NOTIMP to another opcode copies neither (nor AA, TC, RA, AD
+/// or Z), whether its body reads or not (RFC 8906 §3.1.5). genreport's
+/// `opcodeflg` test.
+#[tokio::test]
+async fn other_opcodes_copy_no_flags() {
+    let server = TestServer::start().await;
+    for opcode in [1u8, 2, 4, 5, 15] {
+        let flags = [opcode << 3 | ALL_FLAGS[0], ALL_FLAGS[1]];
+        let with_question = packet(flags, 1, HOST, 1, &[]);
+        let header_only = packet(flags, 0, HOST, 1, &[]);
+        let mut unreadable = packet(flags, 1, HOST, 1, &[]);
+        unreadable.truncate(20);
+        for (what, q) in [
+            ("question", with_question),
+            ("header only", header_only),
+            ("unreadable body", unreadable),
+        ] {
+            for via in BOTH {
+                let raw = send(server.addr, &q, via).await.expect("a reply");
+                assert_eq!(
+                    raw[2],
+                    0x80 | opcode << 3,
+                    "opcode {opcode}, {what}, {via:?}"
+                );
+                assert_eq!(
+                    raw[3], 4,
+                    "opcode {opcode}, {what}, {via:?}: NOTIMP, no flags"
+                );
+            }
+        }
+    }
+}
+
+/// RFC 1035 §4.1.1 and RFC 4035 §3.2.2: for QUERY, RD and CD are copied and
+/// nothing else is (AA is ours; TC, RA, AD and Z are not echoed).
+#[tokio::test]
+async fn query_copies_rd_and_cd_only() {
+    let server = TestServer::start().await;
+    let q = packet(ALL_FLAGS, 1, HOST, 1, &[]);
+    for via in BOTH {
+        let raw = send(server.addr, &q, via).await.expect("a reply");
+        assert_eq!(raw[2], 0x80 | 0x04 | 0x01, "{via:?}: QR AA RD");
+        assert_eq!(raw[3], 0x10, "{via:?}: CD, NOERROR");
+    }
+}
+
+/// RFC 8945 §5.2: a TSIG that is not the last record (here before the OPT
+/// record), or a second TSIG, is a format error: FORMERR, not NOTAUTH, and
+/// no TSIG in the response; the OPT is still echoed (RFC 6891 §7).
+#[tokio::test]
+async fn a_misplaced_tsig_gets_formerr() {
+    let server = TestServer::start().await;
+    let edns = opt(1232, 0, 0, &[]);
+    for (what, additional, has_opt) in [
+        ("TSIG before OPT", vec![tsig(), edns.clone()], true),
+        ("two TSIGs", vec![tsig(), tsig()], false),
+    ] {
+        for via in BOTH {
+            let reply = ask(&server, &packet(RD, 1, HOST, 1, &additional), via).await;
+            assert_eq!(
+                reply.metadata.response_code,
+                ResponseCode::FormErr,
+                "{what} over {via:?}"
+            );
+            assert!(reply.additionals.is_empty(), "{what}: no TSIG echoed");
+            assert_eq!(reply.edns.is_some(), has_opt, "{what}: OPT");
+            assert_eq!(reply.queries.len(), 1, "{what}: question echoed");
+        }
+    }
+    // The TSIG last, after the OPT, is still NOTAUTH/BADKEY (RFC 8945 §5.2.2).
+    let reply = ask(&server, &packet(RD, 1, HOST, 1, &[edns, tsig()]), Via::Udp).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NotAuth);
+}
+
+/// RFC 6891 §7: a FORMERR to a message whose OPT is malformed carries an
+/// OPT, so the requestor can tell it from a server without EDNS; and the
+/// question, which could be read (RFC 1035 §4.1.1).
+#[tokio::test]
+async fn formerr_to_a_malformed_opt_carries_question_and_opt() {
+    let server = TestServer::start().await;
+    // An option whose length runs past the OPT's RDATA.
+    let mut bad_option = opt(1232, 0, 0x8000, &[(10, &[1, 2, 3, 4, 5, 6, 7, 8])]);
+    let len = bad_option.len();
+    bad_option[len - 9] = 200;
+    let two_opts = [opt(1232, 0, 0, &[]), opt(1232, 0, 0, &[])];
+    for (what, additional, dnssec_ok) in [
+        ("option overrunning the OPT", vec![bad_option], true),
+        ("two OPT records", two_opts.to_vec(), false),
+    ] {
+        for via in BOTH {
+            let raw = send(server.addr, &packet(RD, 1, HOST, 1, &additional), via)
+                .await
+                .expect("a reply");
+            assert!(raw.len() > 12, "{what}: more than a bare header");
+            let reply = Message::from_vec(&raw).unwrap();
+            assert_eq!(
+                reply.metadata.response_code,
+                ResponseCode::FormErr,
+                "{what}"
+            );
+            assert_eq!(reply.queries.len(), 1, "{what} over {via:?}: question");
+            assert_eq!(reply.queries[0].name().to_ascii(), "httpbin.bar.global.");
+            let edns = reply.edns.expect("OPT in the FORMERR");
+            assert_eq!((edns.version(), edns.max_payload()), (0, 1232), "{what}");
+            assert_eq!(edns.flags().dnssec_ok, dnssec_ok, "{what}: DO echoed");
+            assert!(
+                reply.metadata.recursion_desired,
+                "{what}: RD copied (QUERY)"
+            );
+        }
+    }
+}
