@@ -183,6 +183,16 @@ pub struct ServingArgs {
         default_value = "10m"
     )]
     pub quarantine: Interval,
+    /// An address this server is reached at, answered for the zones' name
+    /// server `ns.<zone>` (A/AAAA); repeat for several [default: the
+    /// --listen address, or 127.0.0.1 when that is a wildcard].
+    #[arg(
+        long = "ns-address",
+        env = "GLOBALDNS_NS_ADDRESS",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub ns_addresses: Vec<std::net::IpAddr>,
 }
 
 /// The served zones.
@@ -347,7 +357,21 @@ impl ZoneArgs {
 }
 
 impl ServingArgs {
-    pub fn settings(&self) -> Result<Settings, String> {
+    /// The settings, for a server listening on `listen` (`None`: printing
+    /// only). The name server's address defaults to where the server
+    /// listens, when that is one address; a wildcard says nothing about
+    /// how clients reach it, so then 127.0.0.1 (where `dig` and a local
+    /// resolver find it): set --ns-address to the Service's address.
+    pub fn settings(&self, listen: Option<SocketAddr>) -> Result<Settings, String> {
+        let ns_addresses = if self.ns_addresses.is_empty() {
+            let ip = listen
+                .map(|l| l.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+            vec![ip]
+        } else {
+            self.ns_addresses.clone()
+        };
         Ok(Settings {
             zones: self.zones.checked()?,
             ttl: self.ttl,
@@ -356,6 +380,7 @@ impl ServingArgs {
                 v6: self.vip_range_v6,
                 quarantine: self.quarantine.0.as_secs(),
             },
+            ns_addresses,
         })
     }
 }
@@ -410,7 +435,7 @@ impl ServeArgs {
             },
             listen: self.listen,
             state_dir,
-            settings: self.serving.settings()?,
+            settings: self.serving.settings(Some(self.listen))?,
             reload_interval: self.reload_interval.0.max(Duration::from_millis(10)),
             tcp: TcpLimits {
                 max_connections: self.tcp_max_connections as usize,

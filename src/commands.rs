@@ -119,7 +119,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
 /// print from: the table read from the state directory, if one is given,
 /// and brought up to date in memory (nothing is written).
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<(Settings, Registry, Table)> {
-    let settings = args.serving.settings().map_err(|e| anyhow!(e))?;
+    let settings = args.serving.settings(None).map_err(|e| anyhow!(e))?;
     let registry = file::read(&args.registry, &settings.zones)?;
     let mut table = match &args.state_dir {
         Some(dir) => StateDir::open(dir)?.load_table()?,
@@ -134,17 +134,18 @@ fn snapshot(args: &SnapshotArgs) -> anyhow::Result<(Settings, Registry, Table)> 
 fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
     let (settings, registry, table) = snapshot(&args)?;
     let serial = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as u32;
-    let zones = index::zones(
+    let mut zones = index::zones(
         &registry,
         &settings.zones,
         &settings.allocator,
         &table,
         &[],
-        serial,
         settings.ttl,
+        &settings.ns_addresses,
     )
     .map_err(|e| anyhow!(e))?
     .0;
+    zones.set_serial(serial);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for zone in zones.zones() {
         writeln!(out, "; zone {}", zone.origin)?;

@@ -80,7 +80,7 @@ pub fn check_registry(text: &str) {
         };
         let mut table = crate::vip::Table::default();
         allocator.reconcile(&mut table, &wants, 0);
-        crate::index::zones(&registry, &zones, &allocator, &table, &[], 1, 30)
+        crate::index::zones(&registry, &zones, &allocator, &table, &[], 30, &[])
             .expect("a valid registry builds");
     }
 }

@@ -183,6 +183,7 @@ fn config(ns: &str, state_dir: &Path) -> ServeConfig {
                 v6: None,
                 quarantine: 600,
             },
+            ns_addresses: Vec::new(),
         },
         reload_interval: Duration::from_millis(100),
         tcp: TcpLimits {

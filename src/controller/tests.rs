@@ -39,6 +39,7 @@ fn hosts_off_their_first_choice_are_counted_unless_pinned() {
         zones: vec!["global".to_string()],
         ttl: 30,
         allocator: allocator.clone(),
+        ns_addresses: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::default());

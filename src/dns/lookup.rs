@@ -83,14 +83,15 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
 }
 
 fn apex(zone: &Zone, qtype: RecordType) -> Outcome<'_> {
-    let answers = match qtype {
-        RecordType::SOA | RecordType::ANY => vec![zone.soa.clone()],
-        RecordType::NS => zone.ns.clone(),
+    let (answers, additionals) = match qtype {
+        RecordType::SOA | RecordType::ANY => (vec![zone.soa.clone()], Vec::new()),
+        // RFC 1035 §3.3.11: the name server's addresses as additional data.
+        RecordType::NS => (zone.ns.clone(), zone.ns_glue.clone()),
         _ => return Outcome::NoData { zone },
     };
     Outcome::Answer {
         zone,
         answers,
-        additionals: Vec::new(),
+        additionals,
     }
 }

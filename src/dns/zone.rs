@@ -20,6 +20,8 @@ use rustc_hash::FxBuildHasher;
 
 use super::fast::FastSoa;
 
+mod digest;
+
 /// SOA timers. Secondaries never transfer these zones, so refresh, retry
 /// and expire matter little; `minimum` is the negative-caching TTL.
 const SOA_REFRESH: i32 = 3600;
@@ -76,6 +78,19 @@ impl ZoneSet {
 
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// Gives every zone's SOA `serial`. The controller decides the serial
+    /// once the snapshot is built, from whether what it serves changed
+    /// ([`ZoneSet::digest`]).
+    pub fn set_serial(&mut self, serial: u32) {
+        self.serial = serial;
+        for zone in &mut self.zones {
+            if let RData::SOA(soa) = &mut zone.soa.data {
+                soa.serial = serial;
+            }
+            zone.fast_soa = FastSoa::encode(zone);
+        }
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -319,6 +334,11 @@ pub struct Zone {
     pub origin: LowerName,
     pub soa: Record,
     pub ns: Vec<Record>,
+    /// The name server `ns.<origin>`, lower-case.
+    pub ns_host: LowerName,
+    /// Its A and AAAA records: the additional data of an NS answer
+    /// (RFC 1035 §3.3.11), and what resolvers priming a stub zone ask for.
+    pub ns_glue: Vec<Record>,
     /// TTL of every record in the zone.
     pub ttl: u32,
     /// The zone holds wildcard names (`*.suffix`, from hand-written
@@ -342,6 +362,7 @@ pub struct ZoneSetBuilder {
     names: Names,
     serial: u32,
     ttl: u32,
+    ns_addresses: Vec<IpAddr>,
 }
 
 impl ZoneSetBuilder {
@@ -356,12 +377,22 @@ impl ZoneSetBuilder {
             names: Names::with_capacity(names),
             serial,
             ttl,
+            ns_addresses: Vec::new(),
         }
     }
 
-    /// Adds a zone (e.g. `global`). Its name server is `ns.<origin>`;
-    /// forwarders never follow it, but a zone must name one. Zones may not
-    /// nest (the command line refuses it), so every name has one zone.
+    /// The addresses the zones' name server `ns.<zone>` answers with: where
+    /// this server is reached. Set before adding zones.
+    pub fn name_server_addresses(&mut self, addresses: &[IpAddr]) -> &mut Self {
+        self.ns_addresses = addresses.to_vec();
+        self
+    }
+
+    /// Adds a zone (e.g. `global`). Its name server is `ns.<origin>`, with
+    /// the [`Self::name_server_addresses`] as its A and AAAA records, so
+    /// that resolvers which prime a stub zone (unbound `stub-prime`, BIND
+    /// `type stub`) find it. Zones may not nest (the command line refuses
+    /// it), so every name has one zone.
     pub fn zone(&mut self, origin: &str) -> Result<&mut Self, String> {
         let origin = fqdn(origin)?;
         let ns_name = fqdn(&format!("ns.{origin}"))?;
@@ -382,14 +413,21 @@ impl ZoneSetBuilder {
             ns: vec![Record::from_rdata(
                 origin.clone(),
                 self.ttl,
-                RData::NS(NS(ns_name)),
+                RData::NS(NS(ns_name.clone())),
             )],
+            ns_host: LowerName::new(&ns_name),
+            ns_glue: Vec::new(),
             ttl: self.ttl,
             has_wildcards: false,
             fast_soa: None,
         };
         zone.fast_soa = FastSoa::encode(&zone);
         self.names.find_or_insert(&wire(&origin), index)?;
+        let ns = self.names.find_or_insert(&wire(&ns_name), index)?;
+        self.names.set_addresses(ns, &self.ns_addresses)?;
+        let ns = self.names.node(ns);
+        zone.ns_glue = ns.a_records(&ns_name, self.ttl);
+        zone.ns_glue.extend(ns.aaaa_records(&ns_name, self.ttl));
         self.zones.push(zone);
         Ok(self)
     }
@@ -406,6 +444,14 @@ impl ZoneSetBuilder {
             .find(|(_, z)| z.origin.zone_of(&lower))
             .map(|(i, z)| (i as u16, z.origin.num_labels()))
             .ok_or_else(|| format!("{} is in none of the zones", data.host))?;
+        if self.zones[usize::from(index)].ns_host == lower {
+            // Its addresses are the server's own (--ns-address).
+            return Err(format!(
+                "{} is the name server of zone {}",
+                data.host,
+                self.zones[usize::from(index)].origin
+            ));
+        }
         if name.is_wildcard() {
             self.zones[usize::from(index)].has_wildcards = true;
         }
@@ -525,9 +571,11 @@ mod tests {
             })
             .unwrap();
         let set = builder.build();
-        // Apexes 2, hosts 2, SRV 1, and the empty non-terminals bar.global,
-        // _tcp.httpbin.bar.global and foo.east.region.
-        assert_eq!(set.len(), 8);
+        // Apexes 2, their name servers 2, hosts 2, SRV 1, and the empty
+        // non-terminals bar.global, _tcp.httpbin.bar.global and
+        // foo.east.region.
+        assert_eq!(set.len(), 10);
+        assert!(set.node(&key("ns.east.region")).is_some());
         assert!(set.node(&key("_tcp.httpbin.bar.global")).is_some());
 
         let host = set.node(&key("httpbin.bar.global")).unwrap();

@@ -18,8 +18,16 @@ fn setup() -> (ZoneSet, Allocated, Allocator) {
         addresses: vec!["240.1.0.2".parse().unwrap()],
         source: "istio-system/ext".to_string(),
     }];
-    let (set, conflicts) =
-        index::zones(&registry, &zones, &allocator, &table, &hand_written, 1, 30).unwrap();
+    let (set, conflicts) = index::zones(
+        &registry,
+        &zones,
+        &allocator,
+        &table,
+        &hand_written,
+        30,
+        &[],
+    )
+    .unwrap();
     let allocated = Allocated {
         registry,
         table,

@@ -1,10 +1,12 @@
 //! DNS at the edges (issue 12): header flags of non-QUERY opcodes, TSIG
-//! placement and what a FORMERR carries; each over UDP and TCP.
+//! placement, what a FORMERR carries and the zone's own name server; each
+//! over UDP and TCP.
 
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
 
 use crate::edns::{HOST, RD, ask, opt, packet, tsig};
-use crate::support::{BOTH, TestServer, Via, send};
+use crate::support::{BOTH, Options, TestServer, Via, exchange, query, send};
 
 /// Every request flag we may be sent in byte 2 (AA, TC, RD) and byte 3
 /// (RA, Z, AD, CD).
@@ -121,5 +123,40 @@ async fn formerr_to_a_malformed_opt_carries_question_and_opt() {
                 "{what}: RD copied (QUERY)"
             );
         }
+    }
+}
+
+/// DESIGN §4, RFC 1035 §3.3.11: the zone's NS target `ns.<zone>` has the
+/// server's addresses, and an NS answer carries them as additional data.
+#[tokio::test]
+async fn the_name_server_resolves() {
+    let server = TestServer::with(Options {
+        ns_addresses: vec![
+            "192.0.2.53".parse().unwrap(),
+            "2001:db8::53".parse().unwrap(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    for via in BOTH {
+        let a = exchange(server.addr, &query("ns.global.", RecordType::A, false), via).await;
+        assert_eq!(a.metadata.response_code, ResponseCode::NoError, "{via:?}");
+        assert!(a.metadata.authoritative);
+        assert_eq!(a.answers[0].data, RData::A("192.0.2.53".parse().unwrap()));
+        let aaaa = exchange(
+            server.addr,
+            &query("NS.global.", RecordType::AAAA, true),
+            via,
+        )
+        .await;
+        assert_eq!(
+            aaaa.answers[0].data,
+            RData::AAAA("2001:db8::53".parse().unwrap())
+        );
+
+        let ns = exchange(server.addr, &query("global.", RecordType::NS, true), via).await;
+        assert_eq!(ns.answers[0].data.to_string(), "ns.global.");
+        let glue: Vec<String> = ns.additionals.iter().map(|r| r.data.to_string()).collect();
+        assert_eq!(glue, ["192.0.2.53", "2001:db8::53"], "{via:?}");
     }
 }

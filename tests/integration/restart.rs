@@ -136,3 +136,33 @@ async fn warm_start_answers_from_the_last_good_registry() {
     let again = TestServer::in_dir(dir, Options::default()).await;
     assert_eq!(vips(again.addr, &HOSTS).await, before);
 }
+
+async fn serial(addr: SocketAddr) -> u32 {
+    let reply = exchange(addr, &query("global.", RecordType::SOA, false), Via::Udp).await;
+    let RData::SOA(soa) = &reply.answers[0].data else {
+        panic!("{reply:?}")
+    };
+    soa.serial
+}
+
+/// DESIGN §4 (RFC 1982 serials): the SOA serial moves when what is served
+/// changes, and only then: a restart on an unchanged registry keeps it; a
+/// restart on a changed one moves it.
+#[tokio::test]
+async fn the_serial_survives_a_restart_on_an_unchanged_registry() {
+    let server = TestServer::start().await;
+    let first = serial(server.addr).await;
+    // A second later, a serial taken from the clock would differ.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let dir = server.stop().await;
+    let again = TestServer::in_dir(dir, Options::default()).await;
+    assert_eq!(serial(again.addr).await, first, "unchanged registry");
+
+    let dir = again.stop().await;
+    replace_file(
+        &dir.path().join("registry.yaml"),
+        &REGISTRY.replace("name: httpbin", "name: httpbin2"),
+    );
+    let changed = TestServer::in_dir(dir, Options::default()).await;
+    assert!(serial(changed.addr).await > first, "changed registry");
+}

@@ -63,6 +63,8 @@ pub struct Options {
     pub reload_interval: Duration,
     /// Serve the admin endpoint (on 127.0.0.1:0).
     pub admin: Option<std::net::SocketAddr>,
+    /// The name server's addresses (`ns.<zone>` A/AAAA).
+    pub ns_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Default for Options {
@@ -77,6 +79,7 @@ impl Default for Options {
             },
             reload_interval: Duration::from_millis(20),
             admin: None,
+            ns_addresses: vec!["192.0.2.53".parse().unwrap()],
         }
     }
 }
@@ -110,6 +113,7 @@ impl TestServer {
                         .map(|r| VipRange::new(r.parse().unwrap(), Family::V6).unwrap()),
                     quarantine: 600,
                 },
+                ns_addresses: options.ns_addresses,
             },
             reload_interval: options.reload_interval,
             tcp: options.tcp,

@@ -14,6 +14,11 @@ const SERIAL: u32 = 1_700_000_000;
 
 fn zones() -> ZoneSet {
     let mut set = ZoneSetBuilder::new(SERIAL, 30, 8);
+    let ns: [IpAddr; 2] = [
+        "192.0.2.53".parse().unwrap(),
+        "2001:db8::35".parse().unwrap(),
+    ];
+    set.name_server_addresses(&ns);
     set.zone("global").unwrap();
     let v4: IpAddr = "240.0.195.86".parse().unwrap();
     let v6: IpAddr = "2001:db8::53".parse().unwrap();
@@ -145,6 +150,11 @@ fn a_and_aaaa_answers_match_the_general_path() {
     let r = same(&zones, &Q::a("dual.default.global").typed(TYPE_AAAA));
     assert_eq!((rcode(&r), ancount(&r)), (0, 1));
     let r = same(&zones, &Q::a("reviews.default.mesh.internal"));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+    // DESIGN §4: the zone's name server resolves (RFC 1035 §3.3.11).
+    let r = same(&zones, &Q::a("ns.global"));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+    let r = same(&zones, &Q::a("ns.mesh.internal").typed(TYPE_AAAA));
     assert_eq!((rcode(&r), ancount(&r)), (0, 1));
 }
 
