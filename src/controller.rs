@@ -59,6 +59,9 @@ pub struct Controller {
     serial: u32,
     /// The [`crate::dns::ZoneSet::digest`] of what is served under `serial`.
     digest: Option<u64>,
+    /// The registry source has delivered since the start: until then the
+    /// warm-start snapshot is served as stale (RFC 8914 "Stale Answer").
+    confirmed: bool,
     published: Arc<Published>,
     metrics: Arc<Metrics>,
     /// Hosts of ServiceEntries globaldns does not own (drop-in mode).
@@ -126,6 +129,7 @@ impl Controller {
             current: None,
             serial: last_good.as_ref().map_or(0, |l| l.serial),
             digest: last_good.as_ref().and_then(|l| l.digest),
+            confirmed: false,
             published,
             metrics,
             hand_written: Vec::new(),
@@ -145,6 +149,7 @@ impl Controller {
     /// Publishes `registry` (already validated), as delivered by the
     /// registry source, as of `now`.
     pub fn apply(&mut self, registry: Registry, now: SystemTime) -> Applied {
+        self.confirmed = true;
         self.publish(registry, now)
     }
 
@@ -160,6 +165,11 @@ impl Controller {
                 log_event(&event);
             });
         if self.current.as_ref() == Some(&registry) && changes == 0 && !self.hand_written_changed {
+            if self.confirmed
+                && let Some(zones) = self.published.load_full()
+            {
+                zones.set_stale(false); // the source confirms what is served
+            }
             return Applied {
                 published: false,
                 serial: self.serial,
@@ -203,6 +213,7 @@ impl Controller {
             self.serial.wrapping_add(1).max(now as u32)
         };
         zones.set_serial(serial);
+        zones.set_stale(!self.confirmed);
         self.published.store(Some(Arc::new(zones)));
         self.serial = serial;
         self.digest = Some(digest);

@@ -15,7 +15,9 @@
 //! - NXDOMAIN: the same SOA, when the name is in a zone but not in the index.
 //!
 //! An answer too large for the UDP limit is cut here as the general path
-//! cuts it: header, question and OPT, with TC (RFC 2181 §9).
+//! cuts it: header, question and OPT, with TC (RFC 2181 §9). While the
+//! snapshot is the last-known-good one, the OPT carries an RFC 8914
+//! "Stale Answer" as the general path's does.
 //!
 //! Everything else (other types, EDNS options, odd classes, names outside
 //! the zones, anything malformed) returns `None` and goes to
@@ -30,7 +32,7 @@
 use hickory_proto::rr::{LowerName, Name, RData};
 
 use super::header;
-use super::respond::{MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD, Transport};
+use super::respond::{EDE_STALE, MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD, Transport};
 use super::zone::{Zone, ZoneSet, wire};
 
 const HEADER: usize = 12;
@@ -88,7 +90,13 @@ pub fn respond(
 
     let question_end = HEADER + q.name.len() + 4;
     let soa_len = if count == 0 { soa.record.len() } else { 0 };
-    let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
+    // RFC 8914: answers from the last-known-good snapshot say so.
+    let stale = q.edns.is_some() && zones.is_stale();
+    let opt_len = match (q.edns, stale) {
+        (None, _) => 0,
+        (Some(_), false) => OPT_LEN,
+        (Some(_), true) => OPT_LEN + EDE_STALE.len(),
+    };
     let limit = match transport {
         Transport::Udp => q.udp_limit(),
         Transport::Tcp => usize::from(u16::MAX),
@@ -145,6 +153,10 @@ pub fn respond(
         opt[..OPT_LEN].copy_from_slice(&OPT);
         if dnssec_ok {
             opt[7] = 0x80;
+        }
+        if stale {
+            opt[9..OPT_LEN].copy_from_slice(&(EDE_STALE.len() as u16).to_be_bytes());
+            opt[OPT_LEN..].copy_from_slice(&EDE_STALE);
         }
         at += opt_len;
     }

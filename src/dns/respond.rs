@@ -13,6 +13,8 @@ use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
 
+use hickory_proto::rr::rdata::opt::EdnsOption;
+
 use super::header::{is_query, response_metadata};
 use super::lookup::{Outcome, lookup};
 use super::skim::skim;
@@ -130,6 +132,17 @@ fn our_edns(dnssec_ok: bool) -> Edns {
     edns
 }
 
+/// The Extended DNS Error option code (RFC 8914 §2).
+const EDE_OPTION: u16 = 15;
+/// Its INFO-CODE 3, "Stale Answer" (RFC 8914 §4.4).
+const EDE_STALE_ANSWER: u16 = 3;
+/// That option as the fast path writes it: code, length 2, INFO-CODE.
+pub(crate) const EDE_STALE: [u8; 6] = {
+    let [c0, c1] = EDE_OPTION.to_be_bytes();
+    let [i0, i1] = EDE_STALE_ANSWER.to_be_bytes();
+    [c0, c1, 0, 2, i0, i1]
+};
+
 /// Builds the full response to a decoded request (`packet` is its wire
 /// form, for what decoding does not keep).
 fn answer(zones: Option<&ZoneSet>, request: &Message, packet: &[u8]) -> Message {
@@ -150,6 +163,15 @@ fn answer(zones: Option<&ZoneSet>, request: &Message, packet: &[u8]) -> Message 
         .map(|req| our_edns(req.flags().dnssec_ok));
     let rcode = decide(zones, request, packet, &mut response);
     response.metadata.response_code = rcode;
+    // DESIGN §4: answers from the last-known-good snapshot, before the
+    // registry source has delivered, say so where EDNS allows (RFC 8914).
+    if let (Some(edns), Some(zones)) = (response.edns.as_mut(), zones)
+        && zones.is_stale()
+    {
+        let info = EDE_STALE_ANSWER.to_be_bytes().to_vec();
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(EDE_OPTION, info));
+    }
     response
 }
 

@@ -11,6 +11,7 @@
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hashbrown::HashTable;
 
@@ -36,6 +37,9 @@ pub struct ZoneSet {
     /// Every name of every zone (apex and empty non-terminals included).
     names: Names,
     serial: u32,
+    /// Served from the last-known-good state before the registry source
+    /// has delivered: answers with EDNS carry an RFC 8914 "Stale Answer".
+    stale: AtomicBool,
 }
 
 impl ZoneSet {
@@ -91,6 +95,18 @@ impl ZoneSet {
             }
             zone.fast_soa = FastSoa::encode(zone);
         }
+    }
+
+    /// True while this snapshot is the last-known-good one, not yet
+    /// confirmed by the registry source (DESIGN §4).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    /// Marks the snapshot stale (warm start) or confirmed. Relaxed: a query
+    /// that sees the old value a moment longer is harmless.
+    pub fn set_stale(&self, stale: bool) {
+        self.stale.store(stale, Ordering::Relaxed);
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -501,6 +517,7 @@ impl ZoneSetBuilder {
             zones,
             names,
             serial: self.serial,
+            stale: AtomicBool::new(false),
         }
     }
 }

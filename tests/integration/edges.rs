@@ -1,12 +1,14 @@
 //! DNS at the edges (issue 12): header flags of non-QUERY opcodes, TSIG
-//! placement, what a FORMERR carries and the zone's own name server; each
-//! over UDP and TCP.
+//! placement, what a FORMERR carries, the zone's own name server, and the
+//! "Stale Answer" of a warm start; each over UDP and TCP.
+
+use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
 use crate::edns::{HOST, RD, ask, opt, packet, tsig};
-use crate::support::{BOTH, Options, TestServer, Via, exchange, query, send};
+use crate::support::{BOTH, Options, REGISTRY, TestServer, Via, eventually, exchange, query, send};
 
 /// Every request flag we may be sent in byte 2 (AA, TC, RD) and byte 3
 /// (RA, Z, AD, CD).
@@ -159,4 +161,51 @@ async fn the_name_server_resolves() {
         let glue: Vec<String> = ns.additionals.iter().map(|r| r.data.to_string()).collect();
         assert_eq!(glue, ["192.0.2.53", "2001:db8::53"], "{via:?}");
     }
+}
+
+/// The RFC 8914 option codes of a reply's OPT.
+fn ede(reply: &Message) -> Vec<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let Some(edns) = &reply.edns else {
+        return Vec::new();
+    };
+    edns.options()
+        .get_all(EdnsCode::Unknown(15))
+        .into_iter()
+        .map(|o| match o {
+            EdnsOption::Unknown(_, data) => data.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// DESIGN §4, RFC 8914 §4.4: answers from the last-known-good snapshot,
+/// before the registry source has delivered, carry Extended DNS Error 3
+/// "Stale Answer" where EDNS allows (never without EDNS); once the source
+/// delivers, they no longer do.
+#[tokio::test]
+async fn warm_start_answers_are_marked_stale_until_the_source_delivers() {
+    let dir = TestServer::start().await.stop().await;
+    std::fs::write(dir.path().join("registry.yaml"), "clusters: [oops").unwrap();
+    let server = TestServer::in_dir(dir, Options::default()).await;
+    for via in BOTH {
+        for name in ["httpbin.bar.global.", "nope.bar.global."] {
+            let reply = exchange(server.addr, &query(name, RecordType::A, true), via).await;
+            assert_eq!(ede(&reply), [vec![0, 3]], "{name} over {via:?}");
+        }
+        let plain = exchange(server.addr, &query(HOST, RecordType::A, false), via).await;
+        assert!(plain.edns.is_none(), "no OPT without EDNS ({via:?})");
+        assert_eq!(plain.answers.len(), 1);
+    }
+    crate::support::replace_file(&server.registry_path(), REGISTRY);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let q = query(HOST, RecordType::A, true);
+            ede(&exchange(server.addr, &q, Via::Udp).await).is_empty()
+        })
+        .await,
+        "the source confirmed the snapshot"
+    );
+    let reply = exchange(server.addr, &query(HOST, RecordType::A, true), Via::Tcp).await;
+    assert!(ede(&reply).is_empty(), "TCP too");
 }

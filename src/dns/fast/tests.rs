@@ -253,6 +253,26 @@ fn truncated_answers_match_the_general_path() {
     assert_eq!(r[2] & 0x02, 0, "no TC");
 }
 
+/// RFC 8914 §4.4: while the snapshot is the last-known-good one, answers
+/// with EDNS carry an Extended DNS Error "Stale Answer" (code 3), on both
+/// paths alike; answers without EDNS are unchanged.
+#[test]
+fn stale_answers_match_the_general_path() {
+    let zones = zones();
+    zones.set_stale(true);
+    for q in [
+        Q::a("httpbin.bar.global").edns(1232, 0),
+        Q::a("nope.bar.global").edns(1232, 0x8000),
+        Q::a("many.big.global").edns(512, 0),
+    ] {
+        let r = same(&zones, &q);
+        assert_eq!(&r[r.len() - 6..], &[0, 15, 0, 2, 0, 3], "{q:?}");
+    }
+    let plain = same(&zones, &Q::a("httpbin.bar.global"));
+    zones.set_stale(false);
+    assert_eq!(plain, same(&zones, &Q::a("httpbin.bar.global")));
+}
+
 #[test]
 fn tcp_answers_match_the_general_path_and_are_never_truncated() {
     let zones = zones();
@@ -357,8 +377,10 @@ proptest! {
         flags in any::<[u8; 2]>(),
         qtype in prop::sample::select(vec![TYPE_A, TYPE_AAAA, 16, 33, 255]),
         edns in prop::option::of((any::<u16>(), 0u8..2, any::<u16>())),
+        stale in any::<bool>(),
     ) {
         let zones = zones();
+        zones.set_stale(stale);
         let q = Q {
             id,
             flags,
