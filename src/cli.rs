@@ -13,6 +13,7 @@ use crate::controller::Settings;
 use crate::dns::server::TcpLimits;
 use crate::k8s::sync::SyncConfig;
 use crate::names;
+use crate::registry::brake::BrakeConfig;
 use crate::serve::{ServeConfig, Source};
 use crate::vip::{self, Allocator, Family, VipRange};
 
@@ -146,6 +147,27 @@ pub struct ServeArgs {
         default_value = "5m"
     )]
     pub resync_interval: Interval,
+    #[command(flatten)]
+    pub brake: BrakeArgs,
+}
+
+/// The shrink brake on registry versions (file and Kubernetes alike).
+#[derive(Debug, Args)]
+pub struct BrakeArgs {
+    /// Largest share of the served services one registry version may remove
+    /// and still be published at once; a version removing more is held
+    /// until it has stayed unchanged for --shrink-hold (1 turns it off).
+    #[arg(long, env = "GLOBALDNS_SHRINK_BRAKE", value_name = "FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub shrink_brake: f64,
+    /// How long a version held by the shrink brake must stay unchanged
+    /// before it is published.
+    #[arg(
+        long,
+        env = "GLOBALDNS_SHRINK_HOLD",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub shrink_hold: Interval,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -436,6 +458,10 @@ impl ServeArgs {
             listen: self.listen,
             state_dir,
             settings: self.serving.settings(Some(self.listen))?,
+            brake: BrakeConfig {
+                share: self.brake.shrink_brake,
+                hold: self.brake.shrink_hold.0,
+            },
             reload_interval: self.reload_interval.0.max(Duration::from_millis(10)),
             tcp: TcpLimits {
                 max_connections: self.tcp_max_connections as usize,

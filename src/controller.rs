@@ -153,6 +153,11 @@ impl Controller {
         self.publish(registry, now)
     }
 
+    /// The registry served, if any.
+    pub fn current(&self) -> Option<&Registry> {
+        self.current.as_ref()
+    }
+
     fn publish(&mut self, registry: Registry, now: SystemTime) -> Applied {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let started = Instant::now();

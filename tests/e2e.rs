@@ -195,6 +195,10 @@ fn config(ns: &str, state_dir: &Path) -> ServeConfig {
         serve_service_entries: false,
         admin: None,
         drain_delay: Duration::ZERO,
+        brake: globaldns::registry::brake::BrakeConfig {
+            share: 0.5,
+            hold: Duration::from_secs(30),
+        },
         sync: Some(SyncConfig {
             cluster: "east".to_string(),
             namespace: ns.to_string(),

@@ -2,6 +2,7 @@
 //! binary's command line. One test binary, one module per area.
 
 mod admin;
+mod brake;
 mod cli;
 mod dns_table;
 mod edges;
