@@ -1,6 +1,7 @@
-//! The shrink brake (DESIGN §2): a writer that stalls half-way never gets
-//! its prefix published; a large removal that stays is published after the
-//! hold window.
+//! The shrink brake and the file watcher's maximum wait (DESIGN §2): a
+//! writer that stalls half-way never gets its prefix published; a large
+//! removal that stays is published after the hold window; a file that keeps
+//! changing is still read.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -146,5 +147,44 @@ async fn a_large_removal_that_stays_is_published_after_the_hold() {
             rcode(addr, "s2.ns.global.").await == ResponseCode::NoError
         })
         .await
+    );
+}
+
+/// The settle window has a maximum: a file replaced every 30 ms, more
+/// often than the 100 ms poll, is still read while it keeps changing (the
+/// watcher would otherwise wait for it to settle for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_keeps_changing_is_still_read() {
+    let server = TestServer::with(Options {
+        registry: Some(format!("{CLUSTERS}{}", services(0..20))),
+        reload_interval: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let addr = server.addr;
+    let path = server.registry_path();
+    let done = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            for i in 20.. {
+                if done.is_cancelled() {
+                    return;
+                }
+                replace_file(&path, &format!("{CLUSTERS}{}", services(0..i)));
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    let read_while_changing = eventually(Duration::from_secs(3), || async {
+        rcode(addr, "s21.ns.global.").await == ResponseCode::NoError
+    })
+    .await;
+    let still_writing = !writer.is_finished();
+    done.cancel();
+    writer.await.unwrap();
+    assert!(
+        read_while_changing && still_writing,
+        "read within 3 s of changes"
     );
 }
