@@ -217,6 +217,8 @@ fn stub_config_prints_the_wiring_for_every_zone() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("global:53 {\n    errors\n    cache 30\n    forward . 10.96.0.53\n}"));
     assert!(stdout.contains("region:53 {"));
+    // `.global` is a signed TLD: what a validating resolver needs.
+    assert!(stdout.contains("domain-insecure: \"global\""), "{stdout}");
     let out = globaldns()
         .args(["stub-config", "--ip", "10.96.0.53", "--for", "kube-dns"])
         .output()
