@@ -92,16 +92,24 @@ fn undecodable(request: &Metadata, packet: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Encodes `response` within `limit` bytes. RFC 2181 §9: additional data
-/// that does not fit is dropped first, without TC; only when the answer
-/// itself does not fit is TC set, and the response cut to header, question
-/// and OPT (RFC 6891 §7), so the client retries over TCP.
+/// that does not fit is dropped first, without TC, whole RRsets from the
+/// end (an SRV target's AAAA before its A); only when the answer itself
+/// does not fit is TC set, and the response cut to header, question and
+/// OPT (RFC 6891 §7), so the client retries over TCP.
 fn fit(response: &mut Message, limit: usize) -> Option<Vec<u8>> {
     let bytes = response.to_vec().ok()?;
     if bytes.len() <= limit {
         return Some(bytes);
     }
-    if !response.additionals.is_empty() {
-        response.additionals.clear();
+    while let Some(last) = response.additionals.last() {
+        let (name, rtype) = (last.name.clone(), last.record_type());
+        while response
+            .additionals
+            .last()
+            .is_some_and(|r| r.record_type() == rtype && r.name == name)
+        {
+            response.additionals.pop();
+        }
         let bytes = response.to_vec().ok()?;
         if bytes.len() <= limit {
             return Some(bytes);
