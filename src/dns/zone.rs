@@ -9,19 +9,19 @@
 //! that. The general path builds `Record`s from it when asked; the fast
 //! path writes the bytes directly.
 
-use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hashbrown::HashTable;
-
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
+use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
-use rustc_hash::FxBuildHasher;
 
 use super::fast::FastSoa;
 
 mod digest;
+mod names;
+
+use names::Names;
+pub use names::NodeRef;
 
 /// SOA timers. Secondaries never transfer these zones, so refresh, retry
 /// and expire matter little; `minimum` is the negative-caching TTL.
@@ -80,6 +80,7 @@ impl ZoneSet {
         &self.zones[usize::from(node.node.zone)]
     }
 
+    /// The zones' SOA serial.
     pub fn serial(&self) -> u32 {
         self.serial
     }
@@ -109,6 +110,7 @@ impl ZoneSet {
         self.stale.store(stale, Ordering::Relaxed);
     }
 
+    /// The zones, longest origin first.
     pub fn zones(&self) -> &[Zone] {
         &self.zones
     }
@@ -137,210 +139,6 @@ impl ZoneSet {
             out.extend(node.srv_record(&name, zone.ttl));
         }
         out
-    }
-}
-
-/// The name table. Nodes sit in one vector, their keys (lower-case wire
-/// names) back to back in one byte arena, their addresses in two more; the
-/// hash table holds only node indexes. At 100,000 hosts this is about 150
-/// bytes a host, against 420 for a `HashMap<Box<[u8]>, Node>` with boxed
-/// addresses (one allocation per key, per address list and per SRV).
-#[derive(Debug, Default)]
-struct Names {
-    table: HashTable<u32>,
-    nodes: Vec<Node>,
-    keys: Vec<u8>,
-    v4: Vec<Ipv4Addr>,
-    v6: Vec<Ipv6Addr>,
-}
-
-/// What exists at one name, as indexes into [`Names`]. A node with no data
-/// is an empty non-terminal (or the apex): the name exists because names
-/// below it do.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    /// Its key: `keys[key..key + key_len]`.
-    key: u32,
-    key_len: u8,
-    /// Index of its zone in [`ZoneSet::zones`].
-    zone: u16,
-    a: Span,
-    aaaa: Span,
-    /// On `_<port>._tcp.<host>` names: the port, and the host's node.
-    srv_port: u16,
-    srv_target: u32,
-}
-
-/// `srv_target` of a node without SRV data.
-const NO_SRV: u32 = u32::MAX;
-
-/// A run of addresses in one of the address arenas.
-#[derive(Debug, Clone, Copy, Default)]
-struct Span {
-    start: u32,
-    len: u16,
-}
-
-impl Span {
-    fn range(self) -> std::ops::Range<usize> {
-        let start = self.start as usize;
-        start..start + usize::from(self.len)
-    }
-}
-
-fn hash_key(key: &[u8]) -> u64 {
-    FxBuildHasher.hash_one(key)
-}
-
-impl Names {
-    fn with_capacity(names: usize) -> Self {
-        Self {
-            table: HashTable::with_capacity(names),
-            nodes: Vec::with_capacity(names),
-            // Wire names of mesh hosts run to about 30 bytes.
-            keys: Vec::with_capacity(names.saturating_mul(32)),
-            v4: Vec::new(),
-            v6: Vec::new(),
-        }
-    }
-
-    fn key<'k>(keys: &'k [u8], node: &Node) -> &'k [u8] {
-        &keys[node.key as usize..][..usize::from(node.key_len)]
-    }
-
-    fn node(&self, index: u32) -> NodeRef<'_> {
-        NodeRef {
-            names: self,
-            node: &self.nodes[index as usize],
-        }
-    }
-
-    fn find(&self, key: &[u8]) -> Option<u32> {
-        self.table
-            .find(hash_key(key), |&i| {
-                Self::key(&self.keys, &self.nodes[i as usize]) == key
-            })
-            .copied()
-    }
-
-    /// The node at `key`, created (in `zone`, with no data) if new.
-    fn find_or_insert(&mut self, key: &[u8], zone: u16) -> Result<u32, String> {
-        if let Some(index) = self.find(key) {
-            return Ok(index);
-        }
-        let too_many = || "too many names in one snapshot".to_string();
-        let index = u32::try_from(self.nodes.len())
-            .ok()
-            .filter(|&i| i != NO_SRV)
-            .ok_or_else(too_many)?;
-        let start = u32::try_from(self.keys.len()).map_err(|_| too_many())?;
-        let key_len = u8::try_from(key.len()).map_err(|_| "a name longer than 255 bytes")?;
-        self.keys.extend_from_slice(key);
-        self.nodes.push(Node {
-            key: start,
-            key_len,
-            zone,
-            a: Span::default(),
-            aaaa: Span::default(),
-            srv_port: 0,
-            srv_target: NO_SRV,
-        });
-        let Self {
-            table, nodes, keys, ..
-        } = self;
-        table.insert_unique(hash_key(key), index, |&i| {
-            hash_key(Self::key(keys, &nodes[i as usize]))
-        });
-        Ok(index)
-    }
-
-    fn set_addresses(&mut self, index: u32, addresses: &[IpAddr]) -> Result<(), String> {
-        let too_many = || "too many addresses".to_string();
-        let a = Span {
-            start: u32::try_from(self.v4.len()).map_err(|_| too_many())?,
-            len: 0,
-        };
-        let aaaa = Span {
-            start: u32::try_from(self.v6.len()).map_err(|_| too_many())?,
-            len: 0,
-        };
-        for addr in addresses {
-            match addr {
-                IpAddr::V4(v4) => self.v4.push(*v4),
-                IpAddr::V6(v6) => self.v6.push(*v6),
-            }
-        }
-        let node = &mut self.nodes[index as usize];
-        node.a = Span {
-            len: u16::try_from(self.v4.len() - a.start as usize).map_err(|_| too_many())?,
-            ..a
-        };
-        node.aaaa = Span {
-            len: u16::try_from(self.v6.len() - aaaa.start as usize).map_err(|_| too_many())?,
-            ..aaaa
-        };
-        Ok(())
-    }
-
-    fn shrink_to_fit(&mut self) {
-        let Self {
-            table, nodes, keys, ..
-        } = self;
-        table.shrink_to_fit(|&i| hash_key(Self::key(keys, &nodes[i as usize])));
-        nodes.shrink_to_fit();
-        keys.shrink_to_fit();
-        self.v4.shrink_to_fit();
-        self.v6.shrink_to_fit();
-    }
-}
-
-/// A name found in a [`ZoneSet`], and what exists there.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeRef<'a> {
-    names: &'a Names,
-    node: &'a Node,
-}
-
-impl<'a> NodeRef<'a> {
-    /// Its IPv4 addresses.
-    pub fn a(&self) -> &'a [Ipv4Addr] {
-        &self.names.v4[self.node.a.range()]
-    }
-
-    /// Its IPv6 addresses.
-    pub fn aaaa(&self) -> &'a [Ipv6Addr] {
-        &self.names.v6[self.node.aaaa.range()]
-    }
-
-    /// On an SRV name: the port, and the node of the host it points at.
-    pub fn srv(&self) -> Option<(u16, NodeRef<'a>)> {
-        (self.node.srv_target != NO_SRV)
-            .then(|| (self.node.srv_port, self.names.node(self.node.srv_target)))
-    }
-
-    /// The name, rebuilt from its key.
-    pub fn name(&self) -> Option<Name> {
-        let mut name = name_from_wire(Names::key(&self.names.keys, self.node))?;
-        name.set_fqdn(true);
-        Some(name)
-    }
-
-    pub fn a_records(&self, owner: &Name, ttl: u32) -> Vec<Record> {
-        let data = self.a().iter().map(|a| RData::A(A(*a)));
-        data.map(|d| Record::from_rdata(owner.clone(), ttl, d))
-            .collect()
-    }
-
-    pub fn aaaa_records(&self, owner: &Name, ttl: u32) -> Vec<Record> {
-        let data = self.aaaa().iter().map(|a| RData::AAAA(AAAA(*a)));
-        data.map(|d| Record::from_rdata(owner.clone(), ttl, d))
-            .collect()
-    }
-
-    pub fn srv_record(&self, owner: &Name, ttl: u32) -> Option<Record> {
-        let (port, target) = self.srv()?;
-        let data = SRV::new(0, 0, port, target.name()?);
-        Some(Record::from_rdata(owner.clone(), ttl, RData::SRV(data)))
     }
 }
 
@@ -497,6 +295,8 @@ impl ZoneSetBuilder {
         self.names.find_or_insert(&wire(name), zone)
     }
 
+    /// The finished set: zones ordered longest origin first, the name
+    /// table shrunk to its contents.
     pub fn build(self) -> ZoneSet {
         let mut zones = self.zones;
         let mut names = self.names;
@@ -541,23 +341,10 @@ pub fn wire(name: &Name) -> Box<[u8]> {
     bytes.into_boxed_slice()
 }
 
-/// A name back from its uncompressed wire form.
-fn name_from_wire(key: &[u8]) -> Option<Name> {
-    let mut labels = Vec::new();
-    let mut at = 0;
-    while let Some(&len) = key.get(at) {
-        if len == 0 {
-            break;
-        }
-        labels.push(key.get(at + 1..at + 1 + usize::from(len))?);
-        at += 1 + usize::from(len);
-    }
-    Name::from_labels(labels).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn key(text: &str) -> Box<[u8]> {
         wire(&fqdn(text).unwrap())

@@ -73,6 +73,7 @@ pub struct Brake {
 }
 
 impl Brake {
+    /// A brake holding nothing yet.
     pub fn new(config: BrakeConfig) -> Self {
         Self { config, held: None }
     }
