@@ -143,10 +143,11 @@ async fn a_large_removal_that_stays_is_published_after_the_hold() {
         &format!("{CLUSTERS}{}", services(0..3)),
     );
     assert!(
-        eventually(Duration::from_millis(500), || async {
+        eventually(Duration::from_secs(2), || async {
             rcode(addr, "s2.ns.global.").await == ResponseCode::NoError
         })
-        .await
+        .await,
+        "an addition passes the brake"
     );
 }
 
