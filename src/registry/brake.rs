@@ -35,6 +35,7 @@ pub struct HeldBack {
     pub of: usize,
     /// When this version was first seen.
     pub since: Instant,
+    /// The brake that holds it.
     pub config: BrakeConfig,
 }
 
