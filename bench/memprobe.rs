@@ -84,7 +84,7 @@ fn main() {
     });
     drop(wants);
     let set = measure("name table", || {
-        globaldns::index::zones(&registry, &zones, &allocator, &table, &[], 1, 30)
+        globaldns::index::zones(&registry, &zones, &allocator, &table, &[], 30, &[])
             .expect("a snapshot")
             .zones
     });

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::controller::Allocated;
 use crate::dns::server::Published;
 use crate::metrics::Metrics;
+use crate::registry::brake::HeldBack;
 
 /// What the endpoint reads.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct State {
     pub allocated: watch::Receiver<Option<Arc<Allocated>>>,
     /// The VIP ranges, for explain to tell how a VIP was placed.
     pub allocator: crate::vip::Allocator,
+    /// The registry version the shrink brake holds, if any.
+    pub held: watch::Receiver<Option<HeldBack>>,
 }
 
 /// Serves the admin endpoint on `listener` until `shutdown`.
@@ -67,11 +70,13 @@ async fn explain(
 ) -> impl IntoResponse {
     let zones = state.published.load_full();
     let allocated = state.allocated.borrow().clone();
+    let held = state.held.borrow().clone();
     crate::explain::explain(
         &query.name,
         zones.as_deref(),
         allocated.as_deref(),
         &state.allocator,
+        held.as_ref(),
     )
 }
 

@@ -13,6 +13,7 @@ use crate::controller::Settings;
 use crate::dns::server::TcpLimits;
 use crate::k8s::sync::SyncConfig;
 use crate::names;
+use crate::registry::brake::BrakeConfig;
 use crate::serve::{ServeConfig, Source};
 use crate::vip::{self, Allocator, Family, VipRange};
 
@@ -146,6 +147,27 @@ pub struct ServeArgs {
         default_value = "5m"
     )]
     pub resync_interval: Interval,
+    #[command(flatten)]
+    pub brake: BrakeArgs,
+}
+
+/// The shrink brake on registry versions (file and Kubernetes alike).
+#[derive(Debug, Args)]
+pub struct BrakeArgs {
+    /// Largest share of the served services one registry version may remove
+    /// and still be published at once; a version removing more is held
+    /// until it has stayed unchanged for --shrink-hold (1 turns it off).
+    #[arg(long, env = "GLOBALDNS_SHRINK_BRAKE", value_name = "FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub shrink_brake: f64,
+    /// How long a version held by the shrink brake must stay unchanged
+    /// before it is published.
+    #[arg(
+        long,
+        env = "GLOBALDNS_SHRINK_HOLD",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub shrink_hold: Interval,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -183,6 +205,16 @@ pub struct ServingArgs {
         default_value = "10m"
     )]
     pub quarantine: Interval,
+    /// An address this server is reached at, answered for the zones' name
+    /// server `ns.<zone>` (A/AAAA); repeat for several [default: the
+    /// --listen address, or 127.0.0.1 when that is a wildcard].
+    #[arg(
+        long = "ns-address",
+        env = "GLOBALDNS_NS_ADDRESS",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub ns_addresses: Vec<std::net::IpAddr>,
 }
 
 /// The served zones.
@@ -369,7 +401,21 @@ impl ZoneArgs {
 }
 
 impl ServingArgs {
-    pub fn settings(&self) -> Result<Settings, String> {
+    /// The settings, for a server listening on `listen` (`None`: printing
+    /// only). The name server's address defaults to where the server
+    /// listens, when that is one address; a wildcard says nothing about
+    /// how clients reach it, so then 127.0.0.1 (where `dig` and a local
+    /// resolver find it): set --ns-address to the Service's address.
+    pub fn settings(&self, listen: Option<SocketAddr>) -> Result<Settings, String> {
+        let ns_addresses = if self.ns_addresses.is_empty() {
+            let ip = listen
+                .map(|l| l.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+            vec![ip]
+        } else {
+            self.ns_addresses.clone()
+        };
         Ok(Settings {
             zones: self.zones.checked()?,
             ttl: self.ttl,
@@ -378,6 +424,7 @@ impl ServingArgs {
                 v6: self.vip_range_v6,
                 quarantine: self.quarantine.0.as_secs(),
             },
+            ns_addresses,
         })
     }
 }
@@ -432,7 +479,11 @@ impl ServeArgs {
             },
             listen: self.listen,
             state_dir,
-            settings: self.serving.settings()?,
+            settings: self.serving.settings(Some(self.listen))?,
+            brake: BrakeConfig {
+                share: self.brake.shrink_brake,
+                hold: self.brake.shrink_hold.0,
+            },
             reload_interval: self.reload_interval.0.max(Duration::from_millis(10)),
             tcp: TcpLimits {
                 max_connections: self.tcp_max_connections as usize,

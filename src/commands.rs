@@ -165,7 +165,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
 /// print from: the table read from the state directory, if one is given,
 /// and brought up to date in memory (nothing is written).
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<(Settings, Registry, Table)> {
-    let settings = args.serving.settings().map_err(|e| anyhow!(e))?;
+    let settings = args.serving.settings(None).map_err(|e| anyhow!(e))?;
     let registry = file::read(&args.registry, &settings.zones)?;
     let mut table = match &args.state_dir {
         Some(dir) => StateDir::open(dir)?.load_table()?,
@@ -186,14 +186,15 @@ fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
         &settings.allocator,
         &table,
         &[],
-        serial,
         settings.ttl,
+        &settings.ns_addresses,
     )
     .map_err(|e| anyhow!(e))?;
     for problem in &zones.left_out {
         eprintln!("warning: {problem}");
     }
-    let zones = zones.zones;
+    let mut zones = zones.zones;
+    zones.set_serial(serial);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for zone in zones.zones() {
         writeln!(out, "; zone {}", zone.origin)?;

@@ -22,6 +22,9 @@ pub struct Settings {
     pub zones: Vec<String>,
     pub ttl: u32,
     pub allocator: Allocator,
+    /// The addresses of the zones' name server `ns.<zone>`: where this
+    /// server is reached (DESIGN §4).
+    pub ns_addresses: Vec<std::net::IpAddr>,
 }
 
 /// What one [`Controller::apply`] did.
@@ -54,6 +57,11 @@ pub struct Controller {
     table: Table,
     current: Option<Registry>,
     serial: u32,
+    /// The [`crate::dns::ZoneSet::digest`] of what is served under `serial`.
+    digest: Option<u64>,
+    /// The registry source has delivered since the start: until then the
+    /// warm-start snapshot is served as stale (RFC 8914 "Stale Answer").
+    confirmed: bool,
     published: Arc<Published>,
     metrics: Arc<Metrics>,
     /// Hosts of ServiceEntries globaldns does not own (drop-in mode).
@@ -112,6 +120,8 @@ impl Controller {
             table,
             current: None,
             serial: last_good.as_ref().map_or(0, |l| l.serial),
+            digest: last_good.as_ref().and_then(|l| l.digest),
+            confirmed: false,
             published,
             metrics,
             hand_written: Vec::new(),
@@ -125,13 +135,24 @@ impl Controller {
                 services = last_good.registry.services.len(),
                 "answering from the last-known-good registry until the registry is read"
             );
-            controller.apply(last_good.registry, SystemTime::now());
+            controller.publish(last_good.registry, SystemTime::now());
         }
         controller
     }
 
-    /// Publishes `registry` (already validated) as of `now`.
+    /// Publishes `registry` (already validated), as delivered by the
+    /// registry source, as of `now`.
     pub fn apply(&mut self, registry: Registry, now: SystemTime) -> Applied {
+        self.confirmed = true;
+        self.publish(registry, now)
+    }
+
+    /// The registry served, if any.
+    pub fn current(&self) -> Option<&Registry> {
+        self.current.as_ref()
+    }
+
+    fn publish(&mut self, registry: Registry, now: SystemTime) -> Applied {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let started = Instant::now();
         let wants = index::wants(&registry, &self.settings.zones);
@@ -152,6 +173,11 @@ impl Controller {
                 log_event(&event);
             });
         if self.current.as_ref() == Some(&registry) && changes == 0 && !self.hand_written_changed {
+            if self.confirmed
+                && let Some(zones) = self.published.load_full()
+            {
+                zones.set_stale(false); // the source confirms what is served
+            }
             return Applied {
                 published: false,
                 serial: self.serial,
@@ -165,19 +191,15 @@ impl Controller {
         {
             tracing::error!("allocation table not saved (VIPs still served): {e}");
         }
-        // The serial moves on every change and never goes back, across
-        // restarts too: the current time in seconds, or one more than the
-        // last serial if that is already ahead.
-        let serial = self.serial.wrapping_add(1).max(now as u32);
         let saved = started.elapsed();
-        let zones = match index::zones(
+        let mut zones = match index::zones(
             &registry,
             &self.settings.zones,
             &self.settings.allocator,
             &self.table,
             &self.hand_written,
-            serial,
             self.settings.ttl,
+            &self.settings.ns_addresses,
         ) {
             Ok(built) => {
                 self.report_conflicts(built.conflicts);
@@ -190,8 +212,21 @@ impl Controller {
                 return Applied::default();
             }
         };
+        // The serial moves when what is served changes, and only then (a
+        // restart on the same registry keeps it); it never goes back, across
+        // restarts too: the current time in seconds, or one more than the
+        // last serial if that is already ahead.
+        let digest = zones.digest();
+        let serial = if self.digest == Some(digest) {
+            self.serial
+        } else {
+            self.serial.wrapping_add(1).max(now as u32)
+        };
+        zones.set_serial(serial);
+        zones.set_stale(!self.confirmed);
         self.published.store(Some(Arc::new(zones)));
         self.serial = serial;
+        self.digest = Some(digest);
         self.hand_written_changed = false;
         self.count(&wants, now);
         let published = started.elapsed();
@@ -208,7 +243,11 @@ impl Controller {
             "registry published"
         );
         if let Some(state) = &self.state {
-            let last_good = LastGood { serial, registry };
+            let last_good = LastGood {
+                serial,
+                digest: Some(digest),
+                registry,
+            };
             if let Err(e) = state.save_last_good(&last_good) {
                 tracing::error!("last-known-good registry not saved: {e}");
             }
@@ -237,7 +276,7 @@ impl Controller {
         self.hand_written = hosts;
         self.hand_written_changed = true;
         match self.current.clone() {
-            Some(registry) => self.apply(registry, now),
+            Some(registry) => self.publish(registry, now),
             None => Applied::default(),
         }
     }

@@ -10,19 +10,29 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use crate::controller::Allocated;
 use crate::dns::ZoneSet;
 use crate::dns::lookup::{Outcome, lookup};
+use crate::registry::brake::HeldBack;
 use crate::vip::{Allocator, Family, Placement};
 
 /// The explanation of `name`, as lines of text. `allocator` tells how each
-/// VIP was placed (DESIGN §3: where clusters may disagree is visible).
+/// VIP was placed (DESIGN §3: where clusters may disagree is visible);
+/// `held` is a registry version the shrink brake holds back, if any.
 pub fn explain(
     name: &str,
     zones: Option<&ZoneSet>,
     allocated: Option<&Allocated>,
     allocator: &Allocator,
+    held: Option<&HeldBack>,
 ) -> String {
     let mut out = String::new();
     let host = name.trim_end_matches('.').to_ascii_lowercase();
     let _ = writeln!(out, "name: {host}");
+    if let Some(held) = held {
+        let _ = writeln!(
+            out,
+            "registry reload held back (seen {:?} ago): {held}",
+            held.since.elapsed()
+        );
+    }
     let Ok(parsed) = Name::from_ascii(&host) else {
         let _ = writeln!(out, "not a DNS name");
         return out;

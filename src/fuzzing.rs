@@ -80,7 +80,7 @@ pub fn check_registry(text: &str) {
         };
         let mut table = crate::vip::Table::default();
         allocator.reconcile(&mut table, &wants, 0);
-        let built = crate::index::zones(&registry, &zones, &allocator, &table, &[], 1, 30)
+        let built = crate::index::zones(&registry, &zones, &allocator, &table, &[], 30, &[])
             .expect("a valid registry builds");
         // Validation checks every derived name, so no host is left out.
         assert_eq!(built.left_out, Vec::<String>::new());

@@ -42,7 +42,8 @@ pub struct HandWritten {
     pub source: String,
 }
 
-/// How many names the snapshot of `registry` holds. Per zone: the apex;
+/// How many names the snapshot of `registry` holds. Per zone: the apex
+/// and its name server `ns.<zone>`;
 /// each host, its SRV names and the `_tcp.<host>` between them; each
 /// namespace (an empty non-terminal). Plus the hand-written hosts (an upper
 /// bound: some are refused, or in no zone).
@@ -58,15 +59,16 @@ fn name_count(registry: &Registry, zones: usize, hand_written: usize) -> usize {
         .map(|s| 1 + s.ports.len() + usize::from(!s.ports.is_empty()))
         .sum::<usize>()
         + namespaces.len()
-        + 1;
+        + 2;
     per_zone * zones + hand_written
 }
 
 /// The zones that answer for `registry`, with the addresses `table` holds,
-/// and the hand-written hosts. Returns the snapshot, a report of each
-/// hand-written host left out because the registry has it too, and of each
-/// registry host whose names could not be built (left out alone). Fails
-/// only when a zone's apex cannot be made.
+/// and the hand-written hosts, its name server answering with
+/// `ns_addresses`. Returns the snapshot, a report of each hand-written host
+/// left out because the registry has it too, and of each registry host
+/// whose names could not be built (left out alone). Fails only when a
+/// zone's apex cannot be made.
 ///
 /// The rule when both claim a host: **the registry wins**. It is the
 /// shared, reviewed source every cluster agrees on, and its host keeps the
@@ -78,11 +80,14 @@ pub fn zones(
     allocator: &Allocator,
     table: &Table,
     hand_written: &[HandWritten],
-    serial: u32,
     ttl: u32,
+    ns_addresses: &[IpAddr],
 ) -> Result<Built, String> {
     let names = name_count(registry, zones.len(), hand_written.len());
-    let mut set = ZoneSetBuilder::new(serial, ttl, names);
+    // The serial is the caller's to set (ZoneSet::set_serial), once it
+    // knows whether what is served changed.
+    let mut set = ZoneSetBuilder::new(0, ttl, names);
+    set.name_server_addresses(ns_addresses);
     for zone in zones {
         set.zone(zone)?;
     }
@@ -218,7 +223,7 @@ mod tests {
         bad.ports[0].name = "p".repeat(63).into();
         registry.services.push(bad);
         allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
-        let built = zones(&registry, &zone_names, &allocator, &table, &[], 1, 30).unwrap();
+        let built = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[]).unwrap();
         assert_eq!(built.left_out.len(), 1, "{:?}", built.left_out);
         assert!(
             built.left_out[0].contains("host toolong.bar.global not served"),
@@ -272,8 +277,8 @@ mod tests {
             &allocator,
             &table,
             &hand_written,
-            1,
             30,
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -311,11 +316,12 @@ services:
 ";
         let zone_names = vec!["global".to_string(), "mesh".to_string()];
         let (registry, allocator, table) = allocated(text, &zone_names);
-        let set = zones(&registry, &zone_names, &allocator, &table, &[], 1, 30)
+        let set = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[])
             .unwrap()
             .zones;
         assert_eq!(set.len(), name_count(&registry, zone_names.len(), 0));
-        // Per zone: apex, a and b (3 names each), c (4), namespaces x and y.
-        assert_eq!(set.len(), 2 * (1 + 3 + 3 + 4 + 2));
+        // Per zone: apex and ns, a and b (3 names each), c (4), namespaces
+        // x and y.
+        assert_eq!(set.len(), 2 * (2 + 3 + 3 + 4 + 2));
     }
 }

@@ -72,6 +72,7 @@ pub struct Metrics {
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub last_reload_seconds: AtomicU64,
+    pub registry_held_back: AtomicU64,
     pub sync_passes: AtomicU64,
     pub sync_applied: AtomicU64,
     pub sync_deleted: AtomicU64,
@@ -193,6 +194,12 @@ impl Metrics {
                 "gauge",
                 "When a registry was last published (Unix time).",
                 &self.last_reload_seconds,
+            ),
+            (
+                "globaldns_registry_held_back",
+                "gauge",
+                "Services a held-back registry version would remove (0: no version held).",
+                &self.registry_held_back,
             ),
             (
                 "globaldns_vip_pool_size{family=\"ipv4\"}",

@@ -22,6 +22,8 @@ use crate::dns::udp;
 use crate::k8s;
 use crate::k8s::sync::SyncConfig;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::registry::brake::{Brake, BrakeConfig, Decision, HeldBack};
 use crate::registry::file::FileWatcher;
 
 /// Everything `serve` needs, typed and checked.
@@ -47,6 +49,8 @@ pub struct ServeConfig {
     /// On SIGTERM, how long to keep answering with readiness false before
     /// stopping, so that load balancers take the pod out first.
     pub drain_delay: Duration,
+    /// The shrink brake on registry versions, from either source.
+    pub brake: BrakeConfig,
 }
 
 /// Where the registry comes from.
@@ -172,6 +176,14 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     // come from it; the Kubernetes watch delivers its first registry once
     // both lists are in (until then, the last-known-good registry serves).
     let (tx, mut rx) = mpsc::channel(1);
+    // Every version from the source passes the shrink brake on its way to
+    // the controller; the held one, if any, is shown to explain.
+    let mut brake = Braked {
+        brake: Brake::new(config.brake),
+        held: tokio::sync::watch::Sender::new(None),
+        metrics: metrics.clone(),
+    };
+    let held = brake.held.subscribe();
     let source: BoxFuture<'static, ()> = match &config.registry {
         Source::File(path) => {
             let mut watcher = FileWatcher::new(
@@ -180,9 +192,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
                 config.reload_interval,
             );
             match watcher.load_now() {
-                Ok(registry) => {
-                    controller.apply(registry, SystemTime::now());
-                }
+                Ok(registry) => brake.offer(&mut controller, registry),
                 Err(e) => tracing::error!("{e}"),
             }
             watcher.run(tx, shutdown.clone()).boxed()
@@ -265,17 +275,23 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         let mut hand_open = true;
         let mut record_open = true;
         loop {
+            let release = brake.brake.held().map(HeldBack::release_at);
+            let far = std::time::Instant::now() + Duration::from_secs(3600);
+            let release_timer = tokio::time::sleep_until(release.unwrap_or(far).into());
             tokio::select! {
                 result = rx.recv() => match result {
-                    Some(Ok(registry)) => {
-                        controller.apply(registry, SystemTime::now());
-                    }
+                    Some(Ok(registry)) => brake.offer(&mut controller, registry),
                     Some(Err(e)) => {
+                        // The held version, if any, is no longer what the
+                        // source says: it was not stable.
+                        brake.brake.discard();
+                        brake.report();
                         task_metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
                         tracing::error!("registry not reloaded, still serving the last good one: {e}")
                     }
                     None => return,
                 },
+                _ = release_timer, if release.is_some() => brake.release(&mut controller),
                 hosts = hand_rx.recv(), if hand_open => match hosts {
                     Some(hosts) => {
                         controller.set_hand_written(hosts, SystemTime::now());
@@ -302,6 +318,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
                     metrics: metrics.clone(),
                     draining: draining.clone(),
                     allocated: explained.expect("subscribed with the admin endpoint"),
+                    held,
                     allocator: config.settings.allocator.clone(),
                 },
                 shutdown.clone(),
@@ -319,4 +336,53 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         draining,
         tasks,
     })
+}
+
+/// The shrink brake with what it reports to: the metric, and the held
+/// version for explain.
+struct Braked {
+    brake: Brake,
+    held: tokio::sync::watch::Sender<Option<HeldBack>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Braked {
+    /// Passes a version from the source to the controller, or holds it.
+    fn offer(&mut self, controller: &mut Controller, registry: Registry) {
+        let before = self.brake.held().map(|h| h.since);
+        match self
+            .brake
+            .offer(controller.current(), registry, std::time::Instant::now())
+        {
+            Decision::Publish(registry) => {
+                controller.apply(registry, SystemTime::now());
+            }
+            Decision::Hold(held) if before != Some(held.since) => {
+                tracing::warn!("registry version held back: {held}");
+            }
+            Decision::Hold(_) => {}
+        }
+        self.report();
+    }
+
+    /// Publishes the held version if it has been stable for the window.
+    fn release(&mut self, controller: &mut Controller) {
+        if let Some(registry) = self.brake.release(std::time::Instant::now()) {
+            tracing::warn!(
+                services = registry.services.len(),
+                "held registry version unchanged for the hold window: publishing it"
+            );
+            controller.apply(registry, SystemTime::now());
+        }
+        self.report();
+    }
+
+    fn report(&self) {
+        let held = self.brake.held().cloned();
+        let removed = held.as_ref().map_or(0, |h| h.removed as u64);
+        self.metrics
+            .registry_held_back
+            .store(removed, Ordering::Relaxed);
+        self.held.send_replace(held);
+    }
 }

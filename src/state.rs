@@ -6,7 +6,7 @@
 //! | file | what | read |
 //! |---|---|---|
 //! | `vips.json` | the allocation table: every host's VIPs and the quarantine | before anything is allocated |
-//! | `last-good.json` | the last registry that loaded, and its SOA serial | at start, to answer before the registry source is read |
+//! | `last-good.json` | the last registry that loaded, its SOA serial and the digest of what was served | at start, to answer before the registry source is read |
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,11 @@ const LAST_GOOD: &str = "last-good.json";
 #[serde(deny_unknown_fields)]
 pub struct LastGood {
     pub serial: u32,
+    /// The digest of what was served under `serial`
+    /// ([`crate::dns::ZoneSet::digest`]): a restart that would serve the
+    /// same keeps the serial. Absent in files of earlier versions.
+    #[serde(default)]
+    pub digest: Option<u64>,
     pub registry: Registry,
 }
 

@@ -39,6 +39,7 @@ fn hosts_off_their_first_choice_are_counted_unless_pinned() {
         zones: vec!["global".to_string()],
         ttl: 30,
         allocator: allocator.clone(),
+        ns_addresses: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::default());
@@ -89,6 +90,7 @@ fn the_recorded_vips_win_over_the_state_directory() {
     let settings = Settings {
         zones: vec!["global".to_string()],
         ttl: 30,
+        ns_addresses: Vec::new(),
         allocator: Allocator {
             v4: VipRange::new("240.0.0.0/12".parse().unwrap(), Family::V4).unwrap(),
             v6: None,

@@ -14,9 +14,14 @@
 //!   inside the question;
 //! - NXDOMAIN: the same SOA, when the name is in a zone but not in the index.
 //!
+//! An answer too large for the UDP limit is cut here as the general path
+//! cuts it: header, question and OPT, with TC (RFC 2181 §9). While the
+//! snapshot is the last-known-good one, the OPT carries an RFC 8914
+//! "Stale Answer" as the general path's does.
+//!
 //! Everything else (other types, EDNS options, odd classes, names outside
-//! the zones, responses that would need truncation, anything malformed)
-//! returns `None` and goes to [`super::respond`], the general path. The two
+//! the zones, anything malformed) returns `None` and goes to
+//! [`super::respond`], the general path. The two
 //! paths produce the same bytes for every query the fast path takes; the
 //! tests below hold them to that.
 //!
@@ -26,7 +31,8 @@
 
 use hickory_proto::rr::{LowerName, Name, RData};
 
-use super::respond::{MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD, Transport};
+use super::header;
+use super::respond::{EDE_STALE, MAX_UDP_PAYLOAD, PLAIN_UDP_PAYLOAD, Transport};
 use super::zone::{Zone, ZoneSet, wire};
 
 const HEADER: usize = 12;
@@ -42,7 +48,7 @@ const NXDOMAIN: u8 = 3;
 
 /// Writes the response to `query`, received over `transport`, into `out`
 /// and returns its length, or `None` when the query must take the general
-/// path (including a UDP answer that would need truncation).
+/// path (or the answer is larger than `out`).
 pub fn respond(
     zones: &ZoneSet,
     query: &[u8],
@@ -84,21 +90,37 @@ pub fn respond(
 
     let question_end = HEADER + q.name.len() + 4;
     let soa_len = if count == 0 { soa.record.len() } else { 0 };
-    let opt_len = if q.edns.is_some() { OPT_LEN } else { 0 };
-    let total = question_end + rr_len + soa_len + opt_len;
+    // RFC 8914: answers from the last-known-good snapshot say so.
+    let stale = q.edns.is_some() && zones.is_stale();
+    let opt_len = match (q.edns, stale) {
+        (None, _) => 0,
+        (Some(_), false) => OPT_LEN,
+        (Some(_), true) => OPT_LEN + EDE_STALE.len(),
+    };
     let limit = match transport {
         Transport::Udp => q.udp_limit(),
         Transport::Tcp => usize::from(u16::MAX),
     };
-    if total > limit || total > out.len() {
+    // RFC 2181 §9: an answer that does not fit is cut to header, question
+    // and OPT, with TC. (This path has no additional data to drop first.)
+    let truncated = question_end + rr_len + soa_len + opt_len > limit;
+    let (count, rr_len, soa_len) = if truncated {
+        (0, 0, 0)
+    } else {
+        (count, rr_len, soa_len)
+    };
+    if question_end + rr_len + soa_len + opt_len > out.len() {
         return None;
     }
     let count = u16::try_from(count).ok()?;
 
     out[..2].copy_from_slice(&query[..2]);
-    // QR and AA; RD and CD copied (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
-    out[2] = 0x84 | (query[2] & 0x01);
-    out[3] = (query[3] & 0x10) | rcode;
+    // QR and AA, TC when cut; the request's bits that the one rule of
+    // `header` copies for QUERY (RD and CD).
+    let [copy2, copy3] = header::copied_bits(header::QUERY);
+    let tc = if truncated { header::TC } else { 0 };
+    out[2] = header::QR | header::AA | tc | (query[2] & copy2);
+    out[3] = (query[3] & copy3) | rcode;
     out[4..6].copy_from_slice(&1u16.to_be_bytes());
     out[6..8].copy_from_slice(&count.to_be_bytes());
     out[8..10].copy_from_slice(&u16::from(soa_len > 0).to_be_bytes());
@@ -106,7 +128,7 @@ pub fn respond(
     out[HEADER..question_end].copy_from_slice(&query[HEADER..question_end]);
     let mut at = question_end;
     let ttl = zone.ttl.to_be_bytes();
-    if let Some(node) = node {
+    if let Some(node) = node.filter(|_| count > 0) {
         if q.qtype == TYPE_A {
             for addr in node.a() {
                 at += write_rr(&mut out[at..], TYPE_A, ttl, &addr.octets());
@@ -127,12 +149,16 @@ pub fn respond(
         at += soa_len;
     }
     if let Some(dnssec_ok) = q.edns {
-        let opt = &mut out[at..at + OPT_LEN];
-        opt.copy_from_slice(&OPT);
+        let opt = &mut out[at..at + opt_len];
+        opt[..OPT_LEN].copy_from_slice(&OPT);
         if dnssec_ok {
             opt[7] = 0x80;
         }
-        at += OPT_LEN;
+        if stale {
+            opt[9..OPT_LEN].copy_from_slice(&(EDE_STALE.len() as u16).to_be_bytes());
+            opt[OPT_LEN..].copy_from_slice(&EDE_STALE);
+        }
+        at += opt_len;
     }
     Some(at)
 }

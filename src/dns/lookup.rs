@@ -5,7 +5,7 @@
 
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
-use super::zone::{Zone, ZoneSet, wire};
+use super::zone::{NodeRef, Zone, ZoneSet, wire};
 
 /// The decision for one question.
 #[derive(Debug)]
@@ -46,27 +46,21 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
     let (answers, additionals) = match qtype {
         RecordType::A => (node.a_records(&owner, ttl), Vec::new()),
         RecordType::AAAA => (node.aaaa_records(&owner, ttl), Vec::new()),
-        RecordType::SRV => {
-            let answers: Vec<Record> = node.srv_record(&owner, ttl).into_iter().collect();
-            // RFC 2782: the target's addresses, when we hold them, save the
-            // client a lookup.
-            let glue = node.srv().and_then(|(_, target)| {
-                let name = target.name()?;
-                let mut glue = target.a_records(&name, ttl);
-                glue.extend(target.aaaa_records(&name, ttl));
-                Some(glue)
-            });
-            (answers, glue.unwrap_or_default())
-        }
-        // RFC 8482 §4.2: answer ANY with one RRset of the name, not all.
+        RecordType::SRV => (
+            node.srv_record(&owner, ttl).into_iter().collect(),
+            srv_glue(node, ttl),
+        ),
+        // RFC 8482 §4.2: answer ANY with one RRset of the name, not all;
+        // an SRV one with its additional data, as for an SRV question.
         RecordType::ANY => {
-            let sets = [
-                node.a_records(&owner, ttl),
-                node.aaaa_records(&owner, ttl),
-                node.srv_record(&owner, ttl).into_iter().collect(),
-            ];
-            let first = sets.into_iter().find(|s| !s.is_empty());
-            (first.unwrap_or_default(), Vec::new())
+            let sets = [node.a_records(&owner, ttl), node.aaaa_records(&owner, ttl)];
+            match sets.into_iter().find(|s| !s.is_empty()) {
+                Some(set) => (set, Vec::new()),
+                None => (
+                    node.srv_record(&owner, ttl).into_iter().collect(),
+                    srv_glue(node, ttl),
+                ),
+            }
         }
         _ => (Vec::new(), Vec::new()),
     };
@@ -82,15 +76,29 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
     }
 }
 
+/// RFC 2782: the SRV target's addresses, when we hold them, save the
+/// client a lookup. A records first: they are the last dropped when the
+/// additional data does not all fit.
+fn srv_glue(node: NodeRef<'_>, ttl: u32) -> Vec<Record> {
+    let glue = node.srv().and_then(|(_, target)| {
+        let name = target.name()?;
+        let mut glue = target.a_records(&name, ttl);
+        glue.extend(target.aaaa_records(&name, ttl));
+        Some(glue)
+    });
+    glue.unwrap_or_default()
+}
+
 fn apex(zone: &Zone, qtype: RecordType) -> Outcome<'_> {
-    let answers = match qtype {
-        RecordType::SOA | RecordType::ANY => vec![zone.soa.clone()],
-        RecordType::NS => zone.ns.clone(),
+    let (answers, additionals) = match qtype {
+        RecordType::SOA | RecordType::ANY => (vec![zone.soa.clone()], Vec::new()),
+        // RFC 1035 §3.3.11: the name server's addresses as additional data.
+        RecordType::NS => (zone.ns.clone(), zone.ns_glue.clone()),
         _ => return Outcome::NoData { zone },
     };
     Outcome::Answer {
         zone,
         answers,
-        additionals: Vec::new(),
+        additionals,
     }
 }

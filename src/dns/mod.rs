@@ -6,9 +6,11 @@
 
 pub mod fast;
 pub mod grpc;
+pub mod header;
 pub mod lookup;
 pub mod respond;
 pub mod server;
+pub mod skim;
 pub mod udp;
 pub mod zone;
 

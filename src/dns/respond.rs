@@ -5,9 +5,7 @@
 //! (EDNS), RFC 8906 (what a server must answer to odd queries) and RFC 8945
 //! (TSIG) are applied here; the name lookup itself is [`super::lookup`].
 
-use hickory_proto::op::{
-    Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
-};
+use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, Query, ResponseCode};
 use hickory_proto::rr::rdata::TSIG;
 use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
@@ -15,7 +13,11 @@ use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
 
+use hickory_proto::rr::rdata::opt::EdnsOption;
+
+use super::header::{is_query, response_metadata};
 use super::lookup::{Outcome, lookup};
+use super::skim::skim;
 use super::zone::ZoneSet;
 
 /// Largest UDP payload we send or advertise: the DNS Flag Day 2020 value,
@@ -40,36 +42,83 @@ pub fn respond(zones: Option<&ZoneSet>, packet: &[u8], transport: Transport) -> 
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
-    let request = match Message::from_vec(packet) {
-        Ok(request) => request,
-        // RFC 8906 §3.1.5: an unknown opcode gets NOTIMP even if the rest
-        // of the message is of a shape we cannot read.
-        Err(_) if header.metadata.op_code != OpCode::Query => {
-            return encode_header_only(&header.metadata, ResponseCode::NotImp);
-        }
-        // The header was readable: FORMERR (RFC 1035 §4.1.1).
-        Err(_) => return encode_header_only(&header.metadata, ResponseCode::FormErr),
+    let Ok(request) = Message::from_vec(packet) else {
+        return undecodable(&header.metadata, packet);
     };
-    let response = answer(zones, &request);
-    let mut bytes = response.to_vec().ok()?;
-    if transport == Transport::Udp && bytes.len() > udp_limit(&request) {
-        bytes = truncated(&response).to_vec().ok()?;
-    }
-    if let Some(tsig) = unknown_key(&request) {
+    let mut response = answer(zones, &request, packet);
+    let limit = match transport {
+        Transport::Udp => udp_limit(&request),
+        Transport::Tcp => usize::from(u16::MAX),
+    };
+    let mut bytes = fit(&mut response, limit)?;
+    if response.metadata.response_code == ResponseCode::NotAuth
+        && let Some(tsig) = unknown_key(&request)
+    {
         append_record(&mut bytes, &tsig)?;
     }
     Some(bytes)
 }
 
-/// Answers a message known to be unreadable (e.g. cut short on receipt):
-/// FORMERR from its header, or nothing if even that is missing or it is a
-/// response.
+/// Answers a message known to be unreadable (e.g. cut short on receipt)
+/// as [`respond`] answers one that does not decode; nothing if even the
+/// header is missing or it is a response.
 pub fn malformed(packet: &[u8]) -> Option<Vec<u8>> {
     let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
-    encode_header_only(&header.metadata, ResponseCode::FormErr)
+    undecodable(&header.metadata, packet)
+}
+
+/// The answer to a message whose header reads but whose body does not:
+/// NOTIMP for an opcode we do not implement, whatever the body (RFC 8906
+/// §3.1.5), else FORMERR (RFC 1035 §4.1.1). Either carries the question
+/// and an OPT record when the walk of [`skim`] could read them: RFC 6891
+/// §7 asks for the OPT in a FORMERR to a malformed OPT, so that the
+/// requestor can tell it from a server without EDNS.
+fn undecodable(request: &Metadata, packet: &[u8]) -> Option<Vec<u8>> {
+    let skimmed = skim(packet).unwrap_or_default();
+    let mut response = Message::new(request.id, MessageType::Response, request.op_code);
+    response.metadata = response_metadata(request);
+    response.metadata.response_code = if is_query(request.op_code) {
+        ResponseCode::FormErr
+    } else {
+        ResponseCode::NotImp
+    };
+    // At most 12 + 259 + 11 bytes: within any UDP limit.
+    response.queries = skimmed.question.into_iter().collect();
+    response.edns = skimmed.opt_dnssec_ok.map(our_edns);
+    response.to_vec().ok()
+}
+
+/// Encodes `response` within `limit` bytes. RFC 2181 §9: additional data
+/// that does not fit is dropped first, without TC, whole RRsets from the
+/// end (an SRV target's AAAA before its A); only when the answer itself
+/// does not fit is TC set, and the response cut to header, question and
+/// OPT (RFC 6891 §7), so the client retries over TCP.
+fn fit(response: &mut Message, limit: usize) -> Option<Vec<u8>> {
+    let bytes = response.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    while let Some(last) = response.additionals.last() {
+        let (name, rtype) = (last.name.clone(), last.record_type());
+        while response
+            .additionals
+            .last()
+            .is_some_and(|r| r.record_type() == rtype && r.name == name)
+        {
+            response.additionals.pop();
+        }
+        let bytes = response.to_vec().ok()?;
+        if bytes.len() <= limit {
+            return Some(bytes);
+        }
+    }
+    response.metadata.truncation = true;
+    response.answers.clear();
+    response.authorities.clear();
+    response.to_vec().ok()
 }
 
 /// The UDP size limit for the response to `request` (RFC 6891 §6.2.5): the
@@ -81,40 +130,81 @@ fn udp_limit(request: &Message) -> usize {
     }
 }
 
-/// Builds the full response to a decoded request.
-fn answer(zones: Option<&ZoneSet>, request: &Message) -> Message {
+/// Our OPT record (RFC 6891 §7): our payload size, version 0, DO echoed
+/// (RFC 3225 §3); unknown flags and options are not echoed.
+fn our_edns(dnssec_ok: bool) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(MAX_UDP_PAYLOAD);
+    edns.set_version(0);
+    edns.set_dnssec_ok(dnssec_ok);
+    edns
+}
+
+/// The Extended DNS Error option code (RFC 8914 §2).
+const EDE_OPTION: u16 = 15;
+/// Its INFO-CODE 3, "Stale Answer" (RFC 8914 §4.4).
+const EDE_STALE_ANSWER: u16 = 3;
+/// That option as the fast path writes it: code, length 2, INFO-CODE.
+pub(crate) const EDE_STALE: [u8; 6] = {
+    let [c0, c1] = EDE_OPTION.to_be_bytes();
+    let [i0, i1] = EDE_STALE_ANSWER.to_be_bytes();
+    [c0, c1, 0, 2, i0, i1]
+};
+
+/// Builds the full response to a decoded request (`packet` is its wire
+/// form, for what decoding does not keep).
+fn answer(zones: Option<&ZoneSet>, request: &Message, packet: &[u8]) -> Message {
     let mut response = Message::new(
         request.metadata.id,
         MessageType::Response,
         request.metadata.op_code,
     );
-    response.metadata = Metadata::response_from_request(&request.metadata);
-    response.queries = request.queries.clone();
-    // RFC 6891 §7: a request with OPT gets a response with OPT: our own
-    // payload size, version 0, DO echoed, unknown flags and options dropped.
-    response.edns = request.edns.as_ref().map(|req| {
-        let mut edns = Edns::new();
-        edns.set_max_payload(MAX_UDP_PAYLOAD);
-        edns.set_version(0);
-        edns.set_dnssec_ok(req.flags().dnssec_ok);
-        edns
-    });
-    let rcode = decide(zones, request, &mut response);
+    response.metadata = response_metadata(&request.metadata);
+    // The question is echoed when there is one; none or several is FORMERR
+    // (or NOTIMP) without them, which bounds the response's size.
+    if request.queries.len() == 1 {
+        response.queries = request.queries.clone();
+    }
+    response.edns = request
+        .edns
+        .as_ref()
+        .map(|req| our_edns(req.flags().dnssec_ok));
+    let rcode = decide(zones, request, packet, &mut response);
     response.metadata.response_code = rcode;
+    // DESIGN §4: answers from the last-known-good snapshot, before the
+    // registry source has delivered, say so where EDNS allows (RFC 8914).
+    if let (Some(edns), Some(zones)) = (response.edns.as_mut(), zones)
+        && zones.is_stale()
+    {
+        let info = EDE_STALE_ANSWER.to_be_bytes().to_vec();
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(EDE_OPTION, info));
+    }
     response
 }
 
 /// Fills in the response sections and returns the response code.
-fn decide(zones: Option<&ZoneSet>, request: &Message, response: &mut Message) -> ResponseCode {
-    if request.metadata.op_code != OpCode::Query {
+fn decide(
+    zones: Option<&ZoneSet>,
+    request: &Message,
+    packet: &[u8],
+    response: &mut Message,
+) -> ResponseCode {
+    if !is_query(request.metadata.op_code) {
         // RFC 8906 §3.1.5 / RFC 1035 §4.1.1.
         return ResponseCode::NotImp;
+    }
+    let signed = request.additionals.iter().any(is_tsig);
+    if signed && skim(packet).is_some_and(|s| s.tsig_misplaced()) {
+        // RFC 8945 §5.2: a TSIG that is not the one, last record of the
+        // message is a format error, whoever holds the key.
+        return ResponseCode::FormErr;
     }
     if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
         return ResponseCode::BADVERS;
     }
-    if unknown_key(request).is_some() {
+    if signed {
         // RFC 8945 §5.2.2: a key we do not know gets NOTAUTH, and the
         // unsigned TSIG with error BADKEY is appended by the caller.
         return ResponseCode::NotAuth;
@@ -162,27 +252,20 @@ fn decide(zones: Option<&ZoneSet>, request: &Message, response: &mut Message) ->
     }
 }
 
+fn is_tsig(record: &Record) -> bool {
+    matches!(record.data, RData::TSIG(_))
+}
+
 /// `record` owned by the question's name as the client spelled it.
 fn echo_case(mut record: Record, query: &Query) -> Record {
     record.name = query.name().clone();
     record
 }
 
-/// The response cut down to what always fits: header, question and OPT,
-/// with TC set so the client retries over TCP (RFC 2181 §9, RFC 6891 §7).
-fn truncated(response: &Message) -> Message {
-    let mut cut = response.clone();
-    cut.metadata.truncation = true;
-    cut.answers.clear();
-    cut.authorities.clear();
-    cut.additionals.clear();
-    cut
-}
-
 /// A TSIG record for the response when the request is signed, since we hold
 /// no keys: unsigned, with error BADKEY (RFC 8945 §5.2.2, §5.3.2).
 fn unknown_key(request: &Message) -> Option<Record> {
-    let record = request.additionals.last()?;
+    let record = request.additionals.iter().find(|r| is_tsig(r))?;
     let RData::TSIG(tsig) = &record.data else {
         return None;
     };
@@ -212,12 +295,4 @@ fn append_record(bytes: &mut Vec<u8>, record: &Record) -> Option<()> {
     let count = u16::from_be_bytes([bytes[10], bytes[11]]).checked_add(1)?;
     bytes[10..12].copy_from_slice(&count.to_be_bytes());
     Some(())
-}
-
-/// A response of only a header, for requests too malformed to echo.
-fn encode_header_only(request: &Metadata, rcode: ResponseCode) -> Option<Vec<u8>> {
-    let mut response = Message::new(request.id, MessageType::Response, request.op_code);
-    response.metadata = Metadata::response_from_request(request);
-    response.metadata.response_code = rcode;
-    response.to_vec().ok()
 }

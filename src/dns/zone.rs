@@ -9,16 +9,19 @@
 //! that. The general path builds `Record`s from it when asked; the fast
 //! path writes the bytes directly.
 
-use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use hashbrown::HashTable;
-
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
+use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
-use rustc_hash::FxBuildHasher;
 
 use super::fast::FastSoa;
+
+mod digest;
+mod names;
+
+use names::Names;
+pub use names::NodeRef;
 
 /// SOA timers. Secondaries never transfer these zones, so refresh, retry
 /// and expire matter little; `minimum` is the negative-caching TTL.
@@ -34,6 +37,9 @@ pub struct ZoneSet {
     /// Every name of every zone (apex and empty non-terminals included).
     names: Names,
     serial: u32,
+    /// Served from the last-known-good state before the registry source
+    /// has delivered: answers with EDNS carry an RFC 8914 "Stale Answer".
+    stale: AtomicBool,
 }
 
 impl ZoneSet {
@@ -74,10 +80,37 @@ impl ZoneSet {
         &self.zones[usize::from(node.node.zone)]
     }
 
+    /// The zones' SOA serial.
     pub fn serial(&self) -> u32 {
         self.serial
     }
 
+    /// Gives every zone's SOA `serial`. The controller decides the serial
+    /// once the snapshot is built, from whether what it serves changed
+    /// ([`ZoneSet::digest`]).
+    pub fn set_serial(&mut self, serial: u32) {
+        self.serial = serial;
+        for zone in &mut self.zones {
+            if let RData::SOA(soa) = &mut zone.soa.data {
+                soa.serial = serial;
+            }
+            zone.fast_soa = FastSoa::encode(zone);
+        }
+    }
+
+    /// True while this snapshot is the last-known-good one, not yet
+    /// confirmed by the registry source (DESIGN §4).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    /// Marks the snapshot stale (warm start) or confirmed. Relaxed: a query
+    /// that sees the old value a moment longer is harmless.
+    pub fn set_stale(&self, stale: bool) {
+        self.stale.store(stale, Ordering::Relaxed);
+    }
+
+    /// The zones, longest origin first.
     pub fn zones(&self) -> &[Zone] {
         &self.zones
     }
@@ -109,216 +142,17 @@ impl ZoneSet {
     }
 }
 
-/// The name table. Nodes sit in one vector, their keys (lower-case wire
-/// names) back to back in one byte arena, their addresses in two more; the
-/// hash table holds only node indexes. At 100,000 hosts this is about 150
-/// bytes a host, against 420 for a `HashMap<Box<[u8]>, Node>` with boxed
-/// addresses (one allocation per key, per address list and per SRV).
-#[derive(Debug, Default)]
-struct Names {
-    table: HashTable<u32>,
-    nodes: Vec<Node>,
-    keys: Vec<u8>,
-    v4: Vec<Ipv4Addr>,
-    v6: Vec<Ipv6Addr>,
-}
-
-/// What exists at one name, as indexes into [`Names`]. A node with no data
-/// is an empty non-terminal (or the apex): the name exists because names
-/// below it do.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    /// Its key: `keys[key..key + key_len]`.
-    key: u32,
-    key_len: u8,
-    /// Index of its zone in [`ZoneSet::zones`].
-    zone: u16,
-    a: Span,
-    aaaa: Span,
-    /// On `_<port>._tcp.<host>` names: the port, and the host's node.
-    srv_port: u16,
-    srv_target: u32,
-}
-
-/// `srv_target` of a node without SRV data.
-const NO_SRV: u32 = u32::MAX;
-
-/// A run of addresses in one of the address arenas.
-#[derive(Debug, Clone, Copy, Default)]
-struct Span {
-    start: u32,
-    len: u16,
-}
-
-impl Span {
-    fn range(self) -> std::ops::Range<usize> {
-        let start = self.start as usize;
-        start..start + usize::from(self.len)
-    }
-}
-
-fn hash_key(key: &[u8]) -> u64 {
-    FxBuildHasher.hash_one(key)
-}
-
-impl Names {
-    fn with_capacity(names: usize) -> Self {
-        Self {
-            table: HashTable::with_capacity(names),
-            nodes: Vec::with_capacity(names),
-            // Wire names of mesh hosts run to about 30 bytes.
-            keys: Vec::with_capacity(names.saturating_mul(32)),
-            v4: Vec::new(),
-            v6: Vec::new(),
-        }
-    }
-
-    fn key<'k>(keys: &'k [u8], node: &Node) -> &'k [u8] {
-        &keys[node.key as usize..][..usize::from(node.key_len)]
-    }
-
-    fn node(&self, index: u32) -> NodeRef<'_> {
-        NodeRef {
-            names: self,
-            node: &self.nodes[index as usize],
-        }
-    }
-
-    fn find(&self, key: &[u8]) -> Option<u32> {
-        self.table
-            .find(hash_key(key), |&i| {
-                Self::key(&self.keys, &self.nodes[i as usize]) == key
-            })
-            .copied()
-    }
-
-    /// The node at `key`, created (in `zone`, with no data) if new.
-    fn find_or_insert(&mut self, key: &[u8], zone: u16) -> Result<u32, String> {
-        if let Some(index) = self.find(key) {
-            return Ok(index);
-        }
-        let too_many = || "too many names in one snapshot".to_string();
-        let index = u32::try_from(self.nodes.len())
-            .ok()
-            .filter(|&i| i != NO_SRV)
-            .ok_or_else(too_many)?;
-        let start = u32::try_from(self.keys.len()).map_err(|_| too_many())?;
-        let key_len = u8::try_from(key.len()).map_err(|_| "a name longer than 255 bytes")?;
-        self.keys.extend_from_slice(key);
-        self.nodes.push(Node {
-            key: start,
-            key_len,
-            zone,
-            a: Span::default(),
-            aaaa: Span::default(),
-            srv_port: 0,
-            srv_target: NO_SRV,
-        });
-        let Self {
-            table, nodes, keys, ..
-        } = self;
-        table.insert_unique(hash_key(key), index, |&i| {
-            hash_key(Self::key(keys, &nodes[i as usize]))
-        });
-        Ok(index)
-    }
-
-    fn set_addresses(&mut self, index: u32, addresses: &[IpAddr]) -> Result<(), String> {
-        let too_many = || "too many addresses".to_string();
-        let a = Span {
-            start: u32::try_from(self.v4.len()).map_err(|_| too_many())?,
-            len: 0,
-        };
-        let aaaa = Span {
-            start: u32::try_from(self.v6.len()).map_err(|_| too_many())?,
-            len: 0,
-        };
-        for addr in addresses {
-            match addr {
-                IpAddr::V4(v4) => self.v4.push(*v4),
-                IpAddr::V6(v6) => self.v6.push(*v6),
-            }
-        }
-        let node = &mut self.nodes[index as usize];
-        node.a = Span {
-            len: u16::try_from(self.v4.len() - a.start as usize).map_err(|_| too_many())?,
-            ..a
-        };
-        node.aaaa = Span {
-            len: u16::try_from(self.v6.len() - aaaa.start as usize).map_err(|_| too_many())?,
-            ..aaaa
-        };
-        Ok(())
-    }
-
-    fn shrink_to_fit(&mut self) {
-        let Self {
-            table, nodes, keys, ..
-        } = self;
-        table.shrink_to_fit(|&i| hash_key(Self::key(keys, &nodes[i as usize])));
-        nodes.shrink_to_fit();
-        keys.shrink_to_fit();
-        self.v4.shrink_to_fit();
-        self.v6.shrink_to_fit();
-    }
-}
-
-/// A name found in a [`ZoneSet`], and what exists there.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeRef<'a> {
-    names: &'a Names,
-    node: &'a Node,
-}
-
-impl<'a> NodeRef<'a> {
-    /// Its IPv4 addresses.
-    pub fn a(&self) -> &'a [Ipv4Addr] {
-        &self.names.v4[self.node.a.range()]
-    }
-
-    /// Its IPv6 addresses.
-    pub fn aaaa(&self) -> &'a [Ipv6Addr] {
-        &self.names.v6[self.node.aaaa.range()]
-    }
-
-    /// On an SRV name: the port, and the node of the host it points at.
-    pub fn srv(&self) -> Option<(u16, NodeRef<'a>)> {
-        (self.node.srv_target != NO_SRV)
-            .then(|| (self.node.srv_port, self.names.node(self.node.srv_target)))
-    }
-
-    /// The name, rebuilt from its key.
-    pub fn name(&self) -> Option<Name> {
-        let mut name = name_from_wire(Names::key(&self.names.keys, self.node))?;
-        name.set_fqdn(true);
-        Some(name)
-    }
-
-    pub fn a_records(&self, owner: &Name, ttl: u32) -> Vec<Record> {
-        let data = self.a().iter().map(|a| RData::A(A(*a)));
-        data.map(|d| Record::from_rdata(owner.clone(), ttl, d))
-            .collect()
-    }
-
-    pub fn aaaa_records(&self, owner: &Name, ttl: u32) -> Vec<Record> {
-        let data = self.aaaa().iter().map(|a| RData::AAAA(AAAA(*a)));
-        data.map(|d| Record::from_rdata(owner.clone(), ttl, d))
-            .collect()
-    }
-
-    pub fn srv_record(&self, owner: &Name, ttl: u32) -> Option<Record> {
-        let (port, target) = self.srv()?;
-        let data = SRV::new(0, 0, port, target.name()?);
-        Some(Record::from_rdata(owner.clone(), ttl, RData::SRV(data)))
-    }
-}
-
 /// One authoritative zone's apex.
 #[derive(Debug)]
 pub struct Zone {
     pub origin: LowerName,
     pub soa: Record,
     pub ns: Vec<Record>,
+    /// The name server `ns.<origin>`, lower-case.
+    pub ns_host: LowerName,
+    /// Its A and AAAA records: the additional data of an NS answer
+    /// (RFC 1035 §3.3.11), and what resolvers priming a stub zone ask for.
+    pub ns_glue: Vec<Record>,
     /// TTL of every record in the zone.
     pub ttl: u32,
     /// The zone holds wildcard names (`*.suffix`, from hand-written
@@ -342,6 +176,7 @@ pub struct ZoneSetBuilder {
     names: Names,
     serial: u32,
     ttl: u32,
+    ns_addresses: Vec<IpAddr>,
 }
 
 impl ZoneSetBuilder {
@@ -356,12 +191,22 @@ impl ZoneSetBuilder {
             names: Names::with_capacity(names),
             serial,
             ttl,
+            ns_addresses: Vec::new(),
         }
     }
 
-    /// Adds a zone (e.g. `global`). Its name server is `ns.<origin>`;
-    /// forwarders never follow it, but a zone must name one. Zones may not
-    /// nest (the command line refuses it), so every name has one zone.
+    /// The addresses the zones' name server `ns.<zone>` answers with: where
+    /// this server is reached. Set before adding zones.
+    pub fn name_server_addresses(&mut self, addresses: &[IpAddr]) -> &mut Self {
+        self.ns_addresses = addresses.to_vec();
+        self
+    }
+
+    /// Adds a zone (e.g. `global`). Its name server is `ns.<origin>`, with
+    /// the [`Self::name_server_addresses`] as its A and AAAA records, so
+    /// that resolvers which prime a stub zone (unbound `stub-prime`, BIND
+    /// `type stub`) find it. Zones may not nest (the command line refuses
+    /// it), so every name has one zone.
     pub fn zone(&mut self, origin: &str) -> Result<&mut Self, String> {
         let origin = fqdn(origin)?;
         let ns_name = fqdn(&format!("ns.{origin}"))?;
@@ -382,14 +227,21 @@ impl ZoneSetBuilder {
             ns: vec![Record::from_rdata(
                 origin.clone(),
                 self.ttl,
-                RData::NS(NS(ns_name)),
+                RData::NS(NS(ns_name.clone())),
             )],
+            ns_host: LowerName::new(&ns_name),
+            ns_glue: Vec::new(),
             ttl: self.ttl,
             has_wildcards: false,
             fast_soa: None,
         };
         zone.fast_soa = FastSoa::encode(&zone);
         self.names.find_or_insert(&wire(&origin), index)?;
+        let ns = self.names.find_or_insert(&wire(&ns_name), index)?;
+        self.names.set_addresses(ns, &self.ns_addresses)?;
+        let ns = self.names.node(ns);
+        zone.ns_glue = ns.a_records(&ns_name, self.ttl);
+        zone.ns_glue.extend(ns.aaaa_records(&ns_name, self.ttl));
         self.zones.push(zone);
         Ok(self)
     }
@@ -406,6 +258,14 @@ impl ZoneSetBuilder {
             .find(|(_, z)| z.origin.zone_of(&lower))
             .map(|(i, z)| (i as u16, z.origin.num_labels()))
             .ok_or_else(|| format!("{} is in none of the zones", data.host))?;
+        if self.zones[usize::from(index)].ns_host == lower {
+            // Its addresses are the server's own (--ns-address).
+            return Err(format!(
+                "{} is the name server of zone {}",
+                data.host,
+                self.zones[usize::from(index)].origin
+            ));
+        }
         // Every name is made before anything is inserted: a host whose SRV
         // name is not a DNS name leaves no trace, and the rest still builds.
         let srv_names = data
@@ -441,6 +301,8 @@ impl ZoneSetBuilder {
         self.names.find_or_insert(&wire(name), zone)
     }
 
+    /// The finished set: zones ordered longest origin first, the name
+    /// table shrunk to its contents.
     pub fn build(self) -> ZoneSet {
         let mut zones = self.zones;
         let mut names = self.names;
@@ -461,6 +323,7 @@ impl ZoneSetBuilder {
             zones,
             names,
             serial: self.serial,
+            stale: AtomicBool::new(false),
         }
     }
 }
@@ -484,23 +347,10 @@ pub fn wire(name: &Name) -> Box<[u8]> {
     bytes.into_boxed_slice()
 }
 
-/// A name back from its uncompressed wire form.
-fn name_from_wire(key: &[u8]) -> Option<Name> {
-    let mut labels = Vec::new();
-    let mut at = 0;
-    while let Some(&len) = key.get(at) {
-        if len == 0 {
-            break;
-        }
-        labels.push(key.get(at + 1..at + 1 + usize::from(len))?);
-        at += 1 + usize::from(len);
-    }
-    Name::from_labels(labels).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn key(text: &str) -> Box<[u8]> {
         wire(&fqdn(text).unwrap())
@@ -531,9 +381,11 @@ mod tests {
             })
             .unwrap();
         let set = builder.build();
-        // Apexes 2, hosts 2, SRV 1, and the empty non-terminals bar.global,
-        // _tcp.httpbin.bar.global and foo.east.region.
-        assert_eq!(set.len(), 8);
+        // Apexes 2, their name servers 2, hosts 2, SRV 1, and the empty
+        // non-terminals bar.global, _tcp.httpbin.bar.global and
+        // foo.east.region.
+        assert_eq!(set.len(), 10);
+        assert!(set.node(&key("ns.east.region")).is_some());
         assert!(set.node(&key("_tcp.httpbin.bar.global")).is_some());
 
         let host = set.node(&key("httpbin.bar.global")).unwrap();

@@ -18,7 +18,16 @@ fn setup() -> (ZoneSet, Allocated, Allocator) {
         addresses: vec!["240.1.0.2".parse().unwrap()],
         source: "istio-system/ext".to_string(),
     }];
-    let built = index::zones(&registry, &zones, &allocator, &table, &hand_written, 1, 30).unwrap();
+    let built = index::zones(
+        &registry,
+        &zones,
+        &allocator,
+        &table,
+        &hand_written,
+        30,
+        &[],
+    )
+    .unwrap();
     let (set, conflicts) = (built.zones, built.conflicts);
     let allocated = Allocated {
         registry,
@@ -37,6 +46,7 @@ fn a_served_host_is_explained_end_to_end() {
         Some(&zones),
         Some(&allocated),
         &allocator,
+        None,
     );
     for expected in [
         "name: httpbin.bar.global",
@@ -62,6 +72,7 @@ fn missing_outside_and_hand_written_names_say_why() {
         Some(&zones),
         Some(&allocated),
         &allocator,
+        None,
     );
     assert!(text.contains("A: NXDOMAIN (zone global.)"), "{text}");
     assert!(
@@ -73,17 +84,30 @@ fn missing_outside_and_hand_written_names_say_why() {
         Some(&zones),
         Some(&allocated),
         &allocator,
+        None,
     );
     assert!(
         text.contains("why NXDOMAIN: no service is exported from namespace `nowhere`"),
         "{text}"
     );
-    let text = explain("example.com", Some(&zones), Some(&allocated), &allocator);
+    let text = explain(
+        "example.com",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
     assert!(
         text.contains("not served: outside every zone (global.), so REFUSED"),
         "{text}"
     );
-    let text = explain("a.b.ext.global", Some(&zones), Some(&allocated), &allocator);
+    let text = explain(
+        "a.b.ext.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
     assert!(text.contains("A: NOERROR 240.1.0.2"), "{text}");
     assert!(
         text.contains(
@@ -91,7 +115,7 @@ fn missing_outside_and_hand_written_names_say_why() {
         ),
         "{text}"
     );
-    let text = explain("httpbin.bar.global", None, None, &allocator);
+    let text = explain("httpbin.bar.global", None, None, &allocator, None);
     assert!(text.contains("no registry loaded yet"), "{text}");
 }
 
@@ -112,12 +136,42 @@ fn a_vip_off_its_first_choice_is_flagged() {
         Some(&zones),
         Some(&allocated),
         &allocator,
+        None,
     );
     assert!(
         text.contains(
             "VIP IPv4: 240.0.195.87 since 2026-11-23T00:00:00Z (not its first choice 240.0.195.86, \
              which was taken when it arrived: another cluster may have given it a different VIP)"
         ),
+        "{text}"
+    );
+}
+
+/// DESIGN §2: a registry version held back by the shrink brake is shown,
+/// with what it would remove and when it would be published.
+#[test]
+fn a_held_back_reload_is_shown() {
+    use crate::registry::brake::{BrakeConfig, HeldBack};
+    let (zones, allocated, allocator) = setup();
+    let held = HeldBack {
+        removed: 7,
+        of: 10,
+        since: std::time::Instant::now(),
+        config: BrakeConfig {
+            share: 0.5,
+            hold: std::time::Duration::from_secs(30),
+        },
+    };
+    let text = explain(
+        "httpbin.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        Some(&held),
+    );
+    assert!(text.contains("registry reload held back (seen "), "{text}");
+    assert!(
+        text.contains("it would remove 7 of the 10 services served (more than --shrink-brake 0.5)"),
         "{text}"
     );
 }

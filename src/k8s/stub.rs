@@ -46,8 +46,9 @@ pub fn coredns(zones: &[String], server: SocketAddr) -> String {
     out
 }
 
+/// The wiring for `target`, after a comment on DNSSEC validation.
 pub fn render(target: Target, zones: &[String], server: SocketAddr) -> String {
-    match target {
+    let wiring = match target {
         Target::KubeDns => kube_dns(zones, server),
         Target::Coredns => coredns(zones, server),
         Target::Both => format!(
@@ -55,7 +56,41 @@ pub fn render(target: Target, zones: &[String], server: SocketAddr) -> String {
             kube_dns(zones, server),
             coredns(zones, server)
         ),
+    };
+    format!("{}{wiring}", dnssec_note(zones))
+}
+
+/// Real top-level domains that are signed (DNSSEC) and that mesh zones are
+/// known to be named after: `global` is one since 2014.
+const SIGNED_TLDS: &[&str] = &["global"];
+
+/// A comment for the zones under a real, signed TLD: globaldns' answers
+/// are unsigned, so a validating resolver on the way (not kube-dns or
+/// CoreDNS, which do not validate) must be told the zone is insecure, or
+/// it rejects them as bogus. Empty when no zone is under such a TLD.
+pub fn dnssec_note(zones: &[String]) -> String {
+    let signed: Vec<&str> = zones
+        .iter()
+        .map(String::as_str)
+        .filter(|z| {
+            let tld = z.trim_end_matches('.').rsplit('.').next().unwrap_or(z);
+            SIGNED_TLDS.iter().any(|t| t.eq_ignore_ascii_case(tld))
+        })
+        .collect();
+    if signed.is_empty() {
+        return String::new();
     }
+    let quoted: Vec<String> = signed.iter().map(|z| format!("\"{z}\"")).collect();
+    format!(
+        "# DNSSEC: {} lie(s) under a real, signed TLD and globaldns' answers are unsigned.\n\
+         # kube-dns and CoreDNS, wired as below, do not validate: nothing more is needed.\n\
+         # A validating resolver on the way (unbound, BIND, systemd-resolved, dnsmasq --dnssec)\n\
+         # rejects the answers unless told the zone is insecure, e.g. unbound\n\
+         # `domain-insecure: {}`, BIND `validate-except {{ {}; }};`.\n",
+        signed.join(", "),
+        quoted.join(" / domain-insecure: "),
+        quoted.join("; ")
+    )
 }
 
 /// `IP` for port 53, else `IP:port` (`[IPv6]:port`).

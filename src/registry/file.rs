@@ -8,14 +8,17 @@
 //! one `stat`, and unlike inotify it keeps working when the watched directory
 //! is replaced underneath it.
 //!
-//! A change is read only once the metadata has stayed the same for one whole
+//! A change is read once the metadata has stayed the same for one whole
 //! poll interval, so a file caught half-way through an in-place write is not
-//! read; if it is read anyway (a writer slower than the interval), validation
-//! refuses it and the last good registry keeps serving.
+//! read; or once it has kept changing for [`MAX_WAIT`], so that a file
+//! rewritten more often than the interval is still read. What is read
+//! anyway half-written is refused by validation, and a half-written file
+//! that parses as a much smaller registry is held by the shrink brake
+//! ([`super::brake`]); the last good registry keeps serving.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +63,10 @@ fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
     })
 }
 
+/// The longest a change waits to settle: a file that keeps changing is read
+/// at least this often (at least every second poll with a longer interval).
+pub const MAX_WAIT: Duration = Duration::from_secs(1);
+
 /// Watches a registry file and sends each new version, loaded and validated,
 /// or the error that kept it from loading.
 pub struct FileWatcher {
@@ -70,6 +77,8 @@ pub struct FileWatcher {
     sent: Option<Result<Fingerprint, String>>,
     /// A version seen once and waiting to be seen unchanged again.
     pending: Option<Fingerprint>,
+    /// When the file was first seen changed since the version last sent.
+    changing_since: Option<Instant>,
 }
 
 impl FileWatcher {
@@ -80,6 +89,7 @@ impl FileWatcher {
             interval,
             sent: None,
             pending: None,
+            changing_since: None,
         }
     }
 
@@ -102,22 +112,34 @@ impl FileWatcher {
 
     /// One poll: returns a load result when a settled new version is there.
     pub fn poll(&mut self) -> Option<Result<Registry, RegistryError>> {
+        self.poll_at(Instant::now())
+    }
+
+    /// [`Self::poll`] as of `now`: a new version is read once it is seen
+    /// unchanged on a second poll, or once the file has kept changing for
+    /// [`MAX_WAIT`] (at least two intervals).
+    pub fn poll_at(&mut self, now: Instant) -> Option<Result<Registry, RegistryError>> {
         match fingerprint(&self.path) {
             Ok(fp) => {
                 if self.sent.as_ref() == Some(&Ok(fp)) {
                     self.pending = None;
+                    self.changing_since = None;
                     return None;
                 }
-                if self.pending != Some(fp) {
+                let since = *self.changing_since.get_or_insert(now);
+                let overdue = now.duration_since(since) >= MAX_WAIT.max(self.interval * 2);
+                if self.pending != Some(fp) && !overdue {
                     self.pending = Some(fp);
                     return None;
                 }
                 self.pending = None;
+                self.changing_since = None;
                 self.sent = Some(Ok(fp));
                 Some(read(&self.path, &self.zones))
             }
             Err(source) => {
                 self.pending = None;
+                self.changing_since = None;
                 let seen = Some(Err(source.to_string()));
                 if self.sent == seen {
                     return None;
@@ -200,6 +222,35 @@ mod tests {
         fs::write(&path, GOOD).unwrap();
         assert!(w.poll().is_none());
         assert!(w.poll().unwrap().is_ok(), "recovery is read");
+    }
+
+    /// A file rewritten on every poll never settles; it is still read once
+    /// it has kept changing for MAX_WAIT, and again MAX_WAIT later.
+    #[test]
+    fn a_file_that_never_settles_is_read_after_the_maximum_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        fs::write(&path, GOOD).unwrap();
+        let interval = Duration::from_millis(250);
+        let mut w = FileWatcher::new(path.clone(), zones(), interval);
+        w.load_now().unwrap();
+        let t0 = Instant::now();
+        let mut read_at = Vec::new();
+        for i in 0..12u32 {
+            // A new size every time: a different version on every poll.
+            let text = GOOD.replace("httpbin", &format!("httpbin{}", "x".repeat(i as usize + 1)));
+            fs::write(&path, &text).unwrap();
+            if let Some(result) = w.poll_at(t0 + interval * i) {
+                assert!(result.is_ok());
+                read_at.push(i);
+            }
+        }
+        // Polls 0..=3 see the change begin; poll 4 is 1 s in.
+        assert_eq!(
+            read_at,
+            [4, 9],
+            "read every MAX_WAIT while it keeps changing"
+        );
     }
 
     /// Kubernetes updates a ConfigMap volume by writing a new timestamped

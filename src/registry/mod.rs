@@ -1,6 +1,8 @@
-//! The shared registry (DESIGN §2): its model, parsing, validation, and the
-//! file source that watches it.
+//! The shared registry (DESIGN §2): its model, parsing, validation, the
+//! file source that watches it, and the shrink brake every source's
+//! versions pass.
 
+pub mod brake;
 pub mod error;
 pub mod file;
 pub mod model;

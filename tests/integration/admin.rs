@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use crate::support::{Options, TestServer, Via, exchange, query};
 
 /// A plain HTTP/1.1 GET: the status code and the body.
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();

@@ -193,6 +193,22 @@ fn zonefile_prints_the_served_records() {
         text.contains("_http1._tcp.httpbin.bar.global. 30 IN SRV 0 0 8000 httpbin.bar.global."),
         "{text}"
     );
+    // The NS target's glue (RFC 1034 §4.2.1), so that other servers load
+    // the zone without a "missing glue" warning: 127.0.0.1 by default.
+    assert!(text.contains("global. 30 IN NS ns.global."), "{text}");
+    assert!(text.contains("ns.global. 30 IN A 127.0.0.1"), "{text}");
+    let out = globaldns()
+        .args(["zonefile", "--registry", &example("registry.yaml")])
+        .args(["--ns-address", "192.0.2.53", "--ns-address", "2001:db8::53"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ns.global. 30 IN A 192.0.2.53"), "{text}");
+    assert!(
+        text.contains("ns.global. 30 IN AAAA 2001:db8::53"),
+        "{text}"
+    );
+    assert!(!text.contains("127.0.0.1"), "{text}");
 }
 
 /// DESIGN §5 through the binary: `render` prints one YAML document per
@@ -259,6 +275,8 @@ fn stub_config_prints_the_wiring_for_every_zone() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("global:53 {\n    errors\n    cache 30\n    forward . 10.96.0.53\n}"));
     assert!(stdout.contains("region:53 {"));
+    // `.global` is a signed TLD: what a validating resolver needs.
+    assert!(stdout.contains("domain-insecure: \"global\""), "{stdout}");
     let out = globaldns()
         .args(["stub-config", "--ip", "10.96.0.53", "--for", "kube-dns"])
         .output()

@@ -8,9 +8,9 @@ use hickory_proto::rr::{RData, RecordType};
 use crate::support::{BOTH, TestServer, Via, send};
 
 /// Header flags byte 2 and 3 of a plain query with RD set.
-const RD: [u8; 2] = [0x01, 0x00];
+pub const RD: [u8; 2] = [0x01, 0x00];
 
-fn name(text: &str) -> Vec<u8> {
+pub fn name(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for label in text
         .trim_end_matches('.')
@@ -26,7 +26,7 @@ fn name(text: &str) -> Vec<u8> {
 
 /// A query: header with `flags`, `qdcount` copies of the question, and
 /// `additional` records (already encoded) counted in ARCOUNT.
-fn packet(
+pub fn packet(
     flags: [u8; 2],
     qdcount: u16,
     qname: &str,
@@ -49,7 +49,7 @@ fn packet(
 }
 
 /// An OPT record (RFC 6891 §6.1.2).
-fn opt(payload: u16, version: u8, flags: u16, options: &[(u16, &[u8])]) -> Vec<u8> {
+pub fn opt(payload: u16, version: u8, flags: u16, options: &[(u16, &[u8])]) -> Vec<u8> {
     let mut rdata = Vec::new();
     for (code, data) in options {
         rdata.extend_from_slice(&code.to_be_bytes());
@@ -66,14 +66,14 @@ fn opt(payload: u16, version: u8, flags: u16, options: &[(u16, &[u8])]) -> Vec<u
     r
 }
 
-async fn ask(server: &TestServer, packet: &[u8], via: Via) -> Message {
+pub async fn ask(server: &TestServer, packet: &[u8], via: Via) -> Message {
     let reply = send(server.addr, packet, via)
         .await
         .unwrap_or_else(|| panic!("no reply over {via:?}"));
     Message::from_vec(&reply).unwrap_or_else(|e| panic!("reply over {via:?} does not decode: {e}"))
 }
 
-const HOST: &str = "httpbin.bar.global";
+pub const HOST: &str = "httpbin.bar.global";
 
 /// RFC 6891 §7: OPT in, OPT out, with our payload size (1232, DNS Flag Day
 /// 2020) and version 0.
@@ -218,11 +218,9 @@ async fn unknown_opcodes_get_notimp() {
     }
 }
 
-/// RFC 8945 §5.2.2: a query signed with a key we do not know gets NOTAUTH
-/// and an unsigned TSIG with error BADKEY (RFC 8945 §5.3.2).
-#[tokio::test]
-async fn unknown_tsig_key_gets_notauth_badkey() {
-    let server = TestServer::start().await;
+/// A TSIG record (RFC 8945 §4.2) with key `key.example.com`, a 32-byte MAC
+/// and original ID 0xbeef.
+pub fn tsig() -> Vec<u8> {
     let mut tsig = name("key.example.com");
     tsig.extend_from_slice(&250u16.to_be_bytes()); // TSIG
     tsig.extend_from_slice(&255u16.to_be_bytes()); // class ANY
@@ -237,8 +235,22 @@ async fn unknown_tsig_key_gets_notauth_badkey() {
     rdata.extend_from_slice(&0u16.to_be_bytes()); // other len
     tsig.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     tsig.extend_from_slice(&rdata);
+    tsig
+}
+
+/// RFC 8945 §5.2.2: a query signed with a key we do not know gets NOTAUTH
+/// and an unsigned TSIG with error BADKEY (RFC 8945 §5.3.2).
+#[tokio::test]
+async fn unknown_tsig_key_gets_notauth_badkey() {
+    let server = TestServer::start().await;
+    let tsig = tsig();
     for via in BOTH {
-        let reply = ask(&server, &packet(RD, 1, HOST, 1, &[tsig.clone()]), via).await;
+        let reply = ask(
+            &server,
+            &packet(RD, 1, HOST, 1, std::slice::from_ref(&tsig)),
+            via,
+        )
+        .await;
         assert_eq!(
             reply.metadata.response_code,
             ResponseCode::NotAuth,

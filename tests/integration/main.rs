@@ -2,8 +2,10 @@
 //! binary's command line. One test binary, one module per area.
 
 mod admin;
+mod brake;
 mod cli;
 mod dns_table;
+mod edges;
 mod edns;
 mod faults;
 mod lifecycle;

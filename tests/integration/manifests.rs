@@ -120,6 +120,23 @@ fn the_deployment_is_locked_down_and_its_arguments_parse() {
     assert!(config.sync.is_some());
 
     let service = find(&docs, "manifests/base/service.yaml", "Service");
+    // DESIGN §4: ns.<zone> answers with the Service's ClusterIP, taken from
+    // the service-link variable Kubernetes derives from the Service's name.
+    let link = format!(
+        "$({}_SERVICE_HOST)",
+        service["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_uppercase()
+            .replace('-', "_")
+    );
+    let ns_address = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "GLOBALDNS_NS_ADDRESS")
+        .expect("GLOBALDNS_NS_ADDRESS in the Deployment");
+    assert_eq!(ns_address["value"], link.as_str());
     for port in service["spec"]["ports"].as_array().unwrap() {
         assert_eq!(port["port"], 53);
         assert!(port["targetPort"].as_str().unwrap().starts_with("dns-"));

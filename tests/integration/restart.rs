@@ -12,6 +12,12 @@ use crate::support::{
     Options, REGISTRY, TestServer, Via, eventually, exchange, query, replace_file,
 };
 
+fn brake_off() -> Options {
+    let mut options = Options::default();
+    options.brake.share = 1.0;
+    options
+}
+
 const HOSTS: [&str; 3] = [
     "httpbin.bar.global.",
     "reviews.default.global.",
@@ -41,10 +47,11 @@ async fn a_restart_on_the_same_state_keeps_every_vip() {
 }
 
 /// Adds, removes and renames: every host that stays keeps its VIP, across
-/// the edits and across a restart after them.
+/// the edits and across a restart after them. (The edit removes two of the
+/// three services, which the shrink brake would hold: it is off here.)
 #[tokio::test]
 async fn edits_never_move_a_host_that_stays() {
-    let server = TestServer::start().await;
+    let server = TestServer::with(brake_off()).await;
     let before = vips(server.addr, &HOSTS).await;
     let mut extra = String::new();
     for i in 0..50 {
@@ -108,7 +115,7 @@ async fn edits_never_move_a_host_that_stays() {
         .collect();
     let edited_vips = vips(server.addr, &names).await;
     let dir = server.stop().await;
-    let again = TestServer::in_dir(dir, Options::default()).await;
+    let again = TestServer::in_dir(dir, brake_off()).await;
     assert_eq!(
         vips(again.addr, &names).await,
         edited_vips,
@@ -135,4 +142,34 @@ async fn warm_start_answers_from_the_last_good_registry() {
     std::fs::write(dir.path().join("registry.yaml"), "clusters: [oops").unwrap();
     let again = TestServer::in_dir(dir, Options::default()).await;
     assert_eq!(vips(again.addr, &HOSTS).await, before);
+}
+
+async fn serial(addr: SocketAddr) -> u32 {
+    let reply = exchange(addr, &query("global.", RecordType::SOA, false), Via::Udp).await;
+    let RData::SOA(soa) = &reply.answers[0].data else {
+        panic!("{reply:?}")
+    };
+    soa.serial
+}
+
+/// DESIGN §4 (RFC 1982 serials): the SOA serial moves when what is served
+/// changes, and only then: a restart on an unchanged registry keeps it; a
+/// restart on a changed one moves it.
+#[tokio::test]
+async fn the_serial_survives_a_restart_on_an_unchanged_registry() {
+    let server = TestServer::start().await;
+    let first = serial(server.addr).await;
+    // A second later, a serial taken from the clock would differ.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let dir = server.stop().await;
+    let again = TestServer::in_dir(dir, Options::default()).await;
+    assert_eq!(serial(again.addr).await, first, "unchanged registry");
+
+    let dir = again.stop().await;
+    replace_file(
+        &dir.path().join("registry.yaml"),
+        &REGISTRY.replace("name: httpbin", "name: httpbin2"),
+    );
+    let changed = TestServer::in_dir(dir, Options::default()).await;
+    assert!(serial(changed.addr).await > first, "changed registry");
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use globaldns::controller::Settings;
 use globaldns::dns::server::TcpLimits;
+use globaldns::registry::brake::BrakeConfig;
 use globaldns::serve::{self, Running, ServeConfig};
 use globaldns::vip::{Allocator, Family, VipRange};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
@@ -63,6 +64,9 @@ pub struct Options {
     pub reload_interval: Duration,
     /// Serve the admin endpoint (on 127.0.0.1:0).
     pub admin: Option<std::net::SocketAddr>,
+    /// The name server's addresses (`ns.<zone>` A/AAAA).
+    pub ns_addresses: Vec<std::net::IpAddr>,
+    pub brake: BrakeConfig,
 }
 
 impl Default for Options {
@@ -77,6 +81,11 @@ impl Default for Options {
             },
             reload_interval: Duration::from_millis(20),
             admin: None,
+            ns_addresses: vec!["192.0.2.53".parse().unwrap()],
+            brake: BrakeConfig {
+                share: 0.5,
+                hold: Duration::from_secs(30),
+            },
         }
     }
 }
@@ -110,6 +119,7 @@ impl TestServer {
                         .map(|r| VipRange::new(r.parse().unwrap(), Family::V6).unwrap()),
                     quarantine: 600,
                 },
+                ns_addresses: options.ns_addresses,
             },
             reload_interval: options.reload_interval,
             tcp: options.tcp,
@@ -120,6 +130,7 @@ impl TestServer {
             serve_service_entries: false,
             admin: options.admin,
             drain_delay: Duration::ZERO,
+            brake: options.brake,
         };
         let shutdown = CancellationToken::new();
         let running = serve::start(config, shutdown.clone())

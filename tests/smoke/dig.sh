@@ -45,6 +45,10 @@ for t in +notcp +tcp; do
   expect "TYPE666: NODATA ($t)"           NOERROR 0 aa -- "${at[@]}" $t httpbin.bar.global TYPE666
   expect "mixed case ($t)"                NOERROR 1 aa -- "${at[@]}" $t HttpBin.BAR.Global A
   expect "unknown opcode: NOTIMP ($t)"    NOTIMP 0 -- "${at[@]}" $t +opcode=15 +noquestion httpbin.bar.global A
+  # RFC 1035 §4.1.1, RFC 4035 §3.2.2: RD and CD are for QUERY only.
+  expect "unknown opcode: no RD, CD ($t)" NOTIMP 0 '!rd' '!cd' '!aa' -- "${at[@]}" $t +opcode=15 +cd +rec httpbin.bar.global A
+  expect "QUERY: RD and CD echoed ($t)"   NOERROR 1 rd cd aa -- "${at[@]}" $t +cd +rec httpbin.bar.global A
+  expect "NS target resolves ($t)"        NOERROR 1 aa -- "${at[@]}" $t ns.global A
   expect "EDNS version 1: BADVERS ($t)"   BADVERS 0 -- "${at[@]}" $t +edns=1 +noednsneg httpbin.bar.global A
   expect "header Z bit ($t)"              NOERROR 1 aa -- "${at[@]}" $t +zflag httpbin.bar.global A
   expect "unknown EDNS option ($t)"       NOERROR 1 aa -- "${at[@]}" $t +ednsopt=65001:abcd httpbin.bar.global A
@@ -58,6 +62,10 @@ grep -q $'^global\.\t*[0-9]*\tIN\tSOA\tns\.global\. hostmaster\.global\. [0-9]* 
 # The case of the question is echoed in the answer.
 out=$(dig +tries=1 +noall +answer "${at[@]}" HttpBin.BAR.Global A)
 grep -q '^HttpBin\.BAR\.Global\.' <<<"$out" && pass || fail "case not echoed: $out"
+
+# RFC 2181 §9: an SRV whose additional addresses do not fit 512 bytes keeps
+# its answer, drops the additional data, and is not truncated.
+expect "SRV, additional dropped, no TC" NOERROR 1 aa '!tc' -- "${at[@]}" +noedns _tcp._tcp.big.bar.global SRV
 
 # Too large for 512 bytes without EDNS: TC over UDP, complete over TCP.
 expect "truncated over UDP" NOERROR 0 tc aa -- "${at[@]}" +ignore +noedns big.bar.global A

@@ -97,18 +97,21 @@ start_retrying() {
 }
 
 # start_globaldns BINARY REGISTRY [FLAGS...]: sets GD_PORT, GD_PID and
-# GD_DIR (the state directory lives in it).
+# GD_DIR (the state directory lives in it). It listens on GD_LISTEN if set
+# (an IPv4 ADDR:PORT), else on 127.0.0.1, port 0.
 start_globaldns() {
   local bin=$1 registry=$2; shift 2
+  local listen=${GD_LISTEN:-127.0.0.1:0}
   GD_DIR=$(mktemp -d -p "$SMOKE_DIR")
   local log="$GD_DIR/log"
   SMOKE_LOGS+=("globaldns=$log")
-  GLOBALDNS_LOG_FORMAT=json "$bin" serve --registry "$registry" --listen 127.0.0.1:0 \
+  GLOBALDNS_LOG_FORMAT=json "$bin" serve --registry "$registry" --listen "$listen" \
     --state-dir "$GD_DIR/state" "$@" 2> "$log" &
   GD_PID=$!
   SMOKE_PIDS+=("$GD_PID")
+  local ip=${listen%:*}
   for _ in $(seq 100); do
-    GD_PORT=$(sed -n 's/.*"addr":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$log" | head -n1)
+    GD_PORT=$(sed -n "s/.*\"addr\":\"${ip//./\\.}:\\([0-9]*\\)\".*/\\1/p" "$log" | head -n1)
     [ -n "$GD_PORT" ] && return 0
     kill -0 "$GD_PID" 2>/dev/null || break
     sleep 0.1

@@ -14,6 +14,11 @@ const SERIAL: u32 = 1_700_000_000;
 
 fn zones() -> ZoneSet {
     let mut set = ZoneSetBuilder::new(SERIAL, 30, 8);
+    let ns: [IpAddr; 2] = [
+        "192.0.2.53".parse().unwrap(),
+        "2001:db8::35".parse().unwrap(),
+    ];
+    set.name_server_addresses(&ns);
     set.zone("global").unwrap();
     let v4: IpAddr = "240.0.195.86".parse().unwrap();
     let v6: IpAddr = "2001:db8::53".parse().unwrap();
@@ -146,6 +151,11 @@ fn a_and_aaaa_answers_match_the_general_path() {
     assert_eq!((rcode(&r), ancount(&r)), (0, 1));
     let r = same(&zones, &Q::a("reviews.default.mesh.internal"));
     assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+    // DESIGN §4: the zone's name server resolves (RFC 1035 §3.3.11).
+    let r = same(&zones, &Q::a("ns.global"));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+    let r = same(&zones, &Q::a("ns.mesh.internal").typed(TYPE_AAAA));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
 }
 
 #[test]
@@ -221,18 +231,46 @@ fn header_flags_match_the_general_path() {
     }
 }
 
+/// RFC 2181 §9 and RFC 6891 §7: an answer that does not fit the UDP limit
+/// is cut to header, question and OPT with TC, on this path as on the
+/// general one, byte for byte.
 #[test]
-fn answers_that_need_truncation_go_to_the_general_path() {
+fn truncated_answers_match_the_general_path() {
     let zones = zones();
     let q = Q::a("many.big.global");
-    assert_eq!(
-        fast(&zones, &q.bytes()),
-        None,
-        "640 bytes do not fit in 512"
-    );
-    let r = same(&zones, &q.clone().edns(1232, 0));
-    assert_eq!(ancount(&r), 40);
-    assert_eq!(fast(&zones, &q.edns(600, 0).bytes()), None);
+    for (what, q) in [
+        ("640 bytes in 512", q.clone()),
+        ("in an EDNS 600", q.clone().edns(600, 0x8000)),
+        ("in EDNS 100, read as 512", q.clone().edns(100, 0)),
+    ] {
+        let r = same(&zones, &q);
+        assert_eq!(r[2] & 0x02, 0x02, "{what}: TC");
+        assert_eq!((rcode(&r), ancount(&r)), (0, 0), "{what}");
+        assert!(r.len() <= 512, "{what}: {} bytes", r.len());
+    }
+    let r = same(&zones, &q.edns(1232, 0));
+    assert_eq!(ancount(&r), 40, "fits 1232");
+    assert_eq!(r[2] & 0x02, 0, "no TC");
+}
+
+/// RFC 8914 §4.4: while the snapshot is the last-known-good one, answers
+/// with EDNS carry an Extended DNS Error "Stale Answer" (code 3), on both
+/// paths alike; answers without EDNS are unchanged.
+#[test]
+fn stale_answers_match_the_general_path() {
+    let zones = zones();
+    zones.set_stale(true);
+    for q in [
+        Q::a("httpbin.bar.global").edns(1232, 0),
+        Q::a("nope.bar.global").edns(1232, 0x8000),
+        Q::a("many.big.global").edns(512, 0),
+    ] {
+        let r = same(&zones, &q);
+        assert_eq!(&r[r.len() - 6..], &[0, 15, 0, 2, 0, 3], "{q:?}");
+    }
+    let plain = same(&zones, &Q::a("httpbin.bar.global"));
+    zones.set_stale(false);
+    assert_eq!(plain, same(&zones, &Q::a("httpbin.bar.global")));
 }
 
 #[test]
@@ -339,8 +377,10 @@ proptest! {
         flags in any::<[u8; 2]>(),
         qtype in prop::sample::select(vec![TYPE_A, TYPE_AAAA, 16, 33, 255]),
         edns in prop::option::of((any::<u16>(), 0u8..2, any::<u16>())),
+        stale in any::<bool>(),
     ) {
         let zones = zones();
+        zones.set_stale(stale);
         let q = Q {
             id,
             flags,

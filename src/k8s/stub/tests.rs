@@ -38,6 +38,31 @@ fn coredns_blocks_forward_every_zone() {
     );
 }
 
+/// `global` is a real, signed TLD: the output says what a validating
+/// resolver needs (RFC 4035 §4.3: unsigned answers under a signed parent
+/// are bogus); a zone under no signed TLD gets no such comment.
+#[test]
+fn zones_under_a_signed_tld_get_a_dnssec_note() {
+    let server = "10.96.0.53:53".parse().unwrap();
+    let text = render(Target::Coredns, &zones(), server);
+    assert!(
+        text.starts_with("# DNSSEC: global lie(s) under a real, signed TLD"),
+        "{text}"
+    );
+    assert!(text.contains("`domain-insecure: \"global\"`"), "{text}");
+    assert!(
+        text.contains("BIND `validate-except { \"global\"; };`"),
+        "{text}"
+    );
+    assert!(!text.contains("region\""), "{text}");
+    assert!(text.ends_with(&coredns(&zones(), server)));
+    let yaml = render(Target::KubeDns, &zones(), server);
+    let map: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(map["kind"], "ConfigMap", "still applies with kubectl");
+    assert_eq!(dnssec_note(&["mesh.global".to_string()]).lines().count(), 5);
+    assert_eq!(dnssec_note(&["region".to_string()]), "");
+}
+
 #[tokio::test]
 async fn the_cluster_ip_is_read_from_the_service() {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();

@@ -267,6 +267,7 @@ fn allocated() -> (Settings, Arc<Allocated>) {
         zones,
         ttl: 30,
         allocator,
+        ns_addresses: Vec::new(),
     };
     (
         settings,
