@@ -127,7 +127,10 @@ pub struct ServeArgs {
     /// The cluster this server runs in, as named in the registry.
     #[arg(long, env = "GLOBALDNS_CLUSTER", value_name = "NAME")]
     pub cluster: Option<String>,
-    /// Namespace of the synced ServiceEntries.
+    #[command(flatten)]
+    pub mesh: MeshArgs,
+    /// Namespace of the synced Istio objects (ServiceEntries, Gateway,
+    /// DestinationRules).
     #[arg(
         long,
         env = "GLOBALDNS_SERVICE_ENTRY_NAMESPACE",
@@ -224,6 +227,72 @@ pub struct ZoneArgs {
     /// Services' hosts are `<name>.<namespace>.<zone>`.
     #[arg(long = "zone", env = "GLOBALDNS_ZONE", value_name = "ZONE", default_value = "global", value_delimiter = ',', value_parser = parse_zone)]
     pub zones: Vec<String>,
+}
+
+/// What shapes the Istio objects (`serve --sync-service-entries` and
+/// `render` alike).
+#[derive(Debug, Args)]
+pub struct MeshArgs {
+    /// The local cluster's DNS domain: its own exports' endpoint is
+    /// `<name>.<namespace>.svc.<domain>`.
+    #[arg(
+        long,
+        env = "GLOBALDNS_CLUSTER_DOMAIN",
+        value_name = "DOMAIN",
+        default_value = crate::mesh::DEFAULT_CLUSTER_DOMAIN,
+        value_parser = parse_cluster_domain
+    )]
+    pub cluster_domain: String,
+    /// Labels of the east-west gateway's pods, for the Gateway that accepts
+    /// the served zones' traffic: `key=value[,key=value]`.
+    #[arg(
+        long,
+        env = "GLOBALDNS_GATEWAY_SELECTOR",
+        value_name = "LABELS",
+        default_value = "istio=eastwestgateway",
+        value_parser = parse_selector
+    )]
+    pub gateway_selector: Selector,
+    /// Also write a DestinationRule `*.<zone>` with ISTIO_MUTUAL per zone
+    /// (for installs with auto mTLS turned off).
+    #[arg(long, env = "GLOBALDNS_DESTINATION_RULES")]
+    pub destination_rules: bool,
+}
+
+/// Pod labels to select, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector(pub std::collections::BTreeMap<String, String>);
+
+fn parse_selector(text: &str) -> Result<Selector, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    for pair in text.split(',') {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!("`{pair}` is not key=value"));
+        };
+        names::label_key(key).map_err(|e| format!("`{key}` is not a label key: {e}"))?;
+        names::label_value(value).map_err(|e| format!("`{value}` is not a label value: {e}"))?;
+        labels.insert(key.to_string(), value.to_string());
+    }
+    Ok(Selector(labels))
+}
+
+fn parse_cluster_domain(text: &str) -> Result<String, String> {
+    let domain = text.trim_end_matches('.').to_ascii_lowercase();
+    names::dns1123_subdomain(&domain).map_err(|e| format!("`{text}` is not a DNS domain: {e}"))?;
+    Ok(domain)
+}
+
+impl MeshArgs {
+    /// The render target for `cluster`, objects in `namespace`.
+    pub fn target(&self, cluster: &str, namespace: &str) -> crate::mesh::Target {
+        crate::mesh::Target {
+            cluster: cluster.to_string(),
+            namespace: namespace.to_string(),
+            cluster_domain: self.cluster_domain.clone(),
+            gateway_selector: self.gateway_selector.0.clone(),
+            destination_rules: self.destination_rules,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +393,8 @@ pub struct RenderArgs {
         default_value = "istio-system"
     )]
     pub service_entry_namespace: String,
+    #[command(flatten)]
+    pub mesh: MeshArgs,
 }
 
 /// A duration: `250ms`, `30s`, `10m`, `1h`, or plain seconds.
@@ -454,8 +525,10 @@ impl ServeArgs {
             return Err("--kube-namespace applies only to --registry kubernetes".to_string());
         }
         let sync = self.sync_service_entries.then(|| SyncConfig {
-            cluster: self.cluster.clone().unwrap_or_default(),
-            namespace: self.service_entry_namespace.clone(),
+            target: self.mesh.target(
+                self.cluster.as_deref().unwrap_or_default(),
+                &self.service_entry_namespace,
+            ),
             brake: self.delete_brake,
             lease_name: "globaldns".to_string(),
             identity: ["POD_NAME", "HOSTNAME"]

@@ -13,7 +13,6 @@ use crate::cli::{
 };
 use crate::controller::Settings;
 use crate::registry::{Registry, file};
-use crate::render::{Target, render};
 use crate::state::StateDir;
 use crate::vip::Table;
 use crate::{index, serve};
@@ -212,11 +211,10 @@ fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
 
 fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
     let (settings, registry, table) = snapshot(&args.snapshot)?;
-    let target = Target {
-        cluster: &args.cluster,
-        namespace: &args.service_entry_namespace,
-    };
-    let entries = render(
+    let target = args
+        .mesh
+        .target(&args.cluster, &args.service_entry_namespace);
+    let entries = crate::mesh::render(
         &registry,
         &settings.zones,
         &settings.allocator,

@@ -23,7 +23,8 @@
 //! - [`index`]: registry + allocations → the hosts wanted and their zones.
 //! - [`controller`]: the single owner of mutable state; publishes snapshots.
 //! - [`k8s`]: the registry as custom resources, watched.
-//! - [`render`]: registry + allocations → the cluster's Istio ServiceEntries ([`istio`]).
+//! - [`mesh`]: registry + allocations → the Istio objects a cluster needs
+//!   (ServiceEntries, its Gateway, DestinationRules), one file per kind.
 //! - [`dns`]: zones, lookup, wire-format responder, fast path, UDP and TCP servers.
 //! - [`serve`], [`cli`], [`commands`]: the process around them.
 #![forbid(unsafe_code)]
@@ -36,13 +37,12 @@ pub mod dns;
 pub mod explain;
 pub mod fuzzing;
 pub mod index;
-pub mod istio;
 pub mod k8s;
 pub mod logging;
+pub mod mesh;
 pub mod metrics;
 pub mod names;
 pub mod registry;
-pub mod render;
 pub mod serve;
 pub mod state;
 pub mod vip;

@@ -264,7 +264,7 @@ impl Metrics {
             (
                 "globaldns_sync_failing",
                 "gauge",
-                "ServiceEntry writes that failed in this replica's last sync pass (retried with backoff; 0 when all went through).",
+                "Writes of Istio objects that failed in this replica's last sync pass (retried with backoff; 0 when all went through).",
                 &self.sync_failing,
             ),
             (

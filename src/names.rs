@@ -51,6 +51,42 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// A Kubernetes label key: an optional DNS-1123 subdomain prefix and `/`,
+/// then a name of at most 63 characters (alphanumerics, `-`, `_`, `.`,
+/// starting and ending alphanumeric).
+pub fn label_key(s: &str) -> Result<(), NameError> {
+    let name = match s.rsplit_once('/') {
+        Some((prefix, name)) => {
+            dns1123_subdomain(prefix).map_err(|e| format!("prefix `{prefix}` {e}"))?;
+            name
+        }
+        None => s,
+    };
+    if name.is_empty() {
+        return Err("the name must not be empty".into());
+    }
+    label_value(name)
+}
+
+/// A Kubernetes label value: at most 63 characters, alphanumerics, `-`,
+/// `_` and `.`, starting and ending alphanumeric; or empty.
+pub fn label_value(s: &str) -> Result<(), NameError> {
+    if s.len() > MAX_LABEL_LEN {
+        return Err(format!("must be at most {MAX_LABEL_LEN} characters"));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("must consist of letters, digits, '-', '_' and '.'".into());
+    }
+    let edge = |b: Option<&u8>| b.is_none_or(|b| b.is_ascii_alphanumeric());
+    if !edge(s.as_bytes().first()) || !edge(s.as_bytes().last()) {
+        return Err("must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
 /// Normalises a zone given on the command line: lower case, no trailing dot,
 /// and a valid DNS name.
 pub fn zone(s: &str) -> Result<String, NameError> {
@@ -74,6 +110,21 @@ mod tests {
         for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"a".repeat(64)] {
             assert!(dns1123_label(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn label_rules_of_kubernetes() {
+        assert!(label_key("istio").is_ok());
+        assert!(label_key("app.kubernetes.io/name").is_ok());
+        assert!(label_key("security.istio.io/tlsMode").is_ok());
+        for bad in ["", "/x", "-a", "a b", "Bad_Prefix/x", &"k".repeat(64)] {
+            assert!(label_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(label_value("").is_ok());
+        assert!(label_value("eastwestgateway").is_ok());
+        assert!(label_value("a.b_c-1").is_ok());
+        assert!(label_value("-a").is_err());
+        assert!(label_value("a/b").is_err());
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     // the Lease holder wrote.
     let record = match (&config.sync, &client) {
         (Some(sync), Some(client)) => {
-            let api = k8s::sync::service_entries(client.clone(), &sync.namespace);
+            let api = k8s::sync::service_entries(client.clone(), &sync.target.namespace);
             k8s::record::owned_addresses(&api).await.unwrap_or_else(|e| {
                 tracing::warn!("owned ServiceEntries not read yet, VIPs come from the state directory and the hash until they are: {e}");
                 Vec::new()
@@ -263,7 +263,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         (Some(sync), Some(client)) => {
             tasks.spawn(k8s::record::run(
                 client.clone(),
-                sync.namespace.clone(),
+                sync.target.namespace.clone(),
                 record_tx,
                 shutdown.clone(),
             ));

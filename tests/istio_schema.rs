@@ -1,4 +1,5 @@
-//! Every ServiceEntry `render` prints is valid against Istio's own CRD
+//! Every object `render` prints (ServiceEntries, the Gateway,
+//! DestinationRules) is valid against Istio's own CRD of its kind
 //! (version v1, from the file of Istio's CRDs that `GLOBALDNS_ISTIO_CRDS`
 //! names: upstream's `manifests/charts/base/files/crd-all.gen.yaml`): the
 //! structural OpenAPI schema (types, required fields, enums, lengths and
@@ -16,9 +17,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 
-use globaldns::istio::ServiceEntry;
+use globaldns::mesh::service_entry::{Resolution, ServiceEntry};
+use globaldns::mesh::{Target, render};
 use globaldns::registry::load_str;
-use globaldns::render::{Target, render};
 use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
 use serde_json::Value;
 
@@ -41,13 +42,15 @@ fn read_istio_crds() -> Vec<Value> {
     serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn crd() -> Value {
-    istio_crd("serviceentries.networking.istio.io")
-}
-
-/// The `spec` schema of version `v1`, and the API group.
-fn v1_spec_schema() -> (Value, String) {
-    let crd = crd();
+/// The `spec` schema of version `v1` of `kind`'s CRD, and the API group.
+fn v1_spec_schema(kind: &str) -> (Value, String) {
+    let plural = match kind {
+        "ServiceEntry" => "serviceentries",
+        "Gateway" => "gateways",
+        "DestinationRule" => "destinationrules",
+        other => panic!("globaldns writes no {other}"),
+    };
+    let crd = istio_crd(&format!("{plural}.networking.istio.io"));
     let group = crd["spec"]["group"].as_str().unwrap().to_string();
     let version = crd["spec"]["versions"]
         .as_array()
@@ -204,14 +207,16 @@ fn cel_holds(source: &str, value: &Value) -> Result<bool, String> {
     }
 }
 
-/// Every violation of `entry` against the CRD, empty when it is valid.
-fn violations(entry: &ServiceEntry) -> Vec<String> {
-    let (schema, group) = v1_spec_schema();
+/// Every violation of `object` against the CRD of its kind, empty when it
+/// is valid.
+fn violations(object: &Value) -> Vec<String> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let (schema, group) = v1_spec_schema(kind);
     let mut errors = Vec::new();
-    if entry.api_version != format!("{group}/v1") || entry.kind != "ServiceEntry" {
-        errors.push(format!("{} {}", entry.api_version, entry.kind));
+    if object["apiVersion"] != format!("{group}/v1").as_str() {
+        errors.push(format!("{} {kind}", object["apiVersion"]));
     }
-    let name = &entry.metadata.name;
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
     if name.len() > 253
         || !name.split('.').all(|label| {
             !label.is_empty()
@@ -227,15 +232,19 @@ fn violations(entry: &ServiceEntry) -> Vec<String> {
             "metadata.name `{name}` is not a DNS-1123 subdomain"
         ));
     }
-    let spec = serde_json::to_value(&entry.spec).unwrap();
-    validate(&schema, &spec, "spec", &mut errors);
+    validate(&schema, &object["spec"], "spec", &mut errors);
     errors
 }
 
-fn render_cli(example: &str, cluster: &str) -> Vec<ServiceEntry> {
+fn entry_violations(entry: &ServiceEntry) -> Vec<String> {
+    violations(&serde_json::to_value(entry).unwrap())
+}
+
+fn render_cli(example: &str, cluster: &str) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_globaldns"))
         .args([
             "render",
+            "--destination-rules",
             "--registry",
             &format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR")),
             "--cluster",
@@ -258,20 +267,24 @@ fn render_cli(example: &str, cluster: &str) -> Vec<ServiceEntry> {
 }
 
 #[test]
-fn rendered_service_entries_validate_against_istios_crd() {
-    let mut checked = 0;
+fn rendered_objects_validate_against_istios_crds() {
+    let mut checked = std::collections::BTreeMap::new();
     for (example, clusters) in [
         ("registry.yaml", ["east", "west"]),
         ("bookinfo.yaml", ["cluster1", "cluster2"]),
     ] {
         for cluster in clusters {
-            for entry in render_cli(example, cluster) {
-                assert_eq!(violations(&entry), Vec::<String>::new(), "{entry:#?}");
-                checked += 1;
+            for object in render_cli(example, cluster) {
+                assert_eq!(violations(&object), Vec::<String>::new(), "{object:#}");
+                *checked
+                    .entry(object["kind"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
             }
         }
     }
-    assert!(checked >= 8, "{checked} entries checked");
+    assert!(checked["ServiceEntry"] >= 8, "{checked:?}");
+    assert!(checked["Gateway"] >= 3, "{checked:?}");
+    assert!(checked["DestinationRule"] >= 8, "{checked:?}");
 }
 
 #[test]
@@ -298,12 +311,12 @@ services:
     let mut table = Table::default();
     allocator.reconcile(&mut table, &globaldns::index::wants(&registry, &zones), 0);
     for cluster in ["east", "west"] {
-        let target = Target {
-            cluster,
-            namespace: "istio-system",
-        };
-        for entry in render(&registry, &zones, &allocator, &table, &target).unwrap() {
-            assert_eq!(violations(&entry), Vec::<String>::new(), "{entry:#?}");
+        let mut target = Target::new(cluster, "istio-system");
+        target.destination_rules = true;
+        target.cluster_domain = "corp.example".to_string();
+        for object in render(&registry, &zones, &allocator, &table, &target).unwrap() {
+            let value = serde_json::to_value(&object).unwrap();
+            assert_eq!(violations(&value), Vec::<String>::new(), "{value:#}");
         }
     }
 }
@@ -312,8 +325,9 @@ services:
 /// forbids are refused, each with the rule that caught it.
 #[test]
 fn the_validator_refuses_what_istio_refuses() {
-    let good = render_cli("registry.yaml", "east").remove(0);
-    assert!(violations(&good).is_empty());
+    let good: ServiceEntry =
+        serde_json::from_value(render_cli("registry.yaml", "east").remove(0)).unwrap();
+    assert!(entry_violations(&good).is_empty());
     let mut cases: Vec<(&str, ServiceEntry)> = Vec::new();
     let mut e = good.clone();
     e.spec.ports.push(e.spec.ports[0].clone());
@@ -332,13 +346,13 @@ fn the_validator_refuses_what_istio_refuses() {
     cases.push(("items out of bounds", e));
     let mut e = good.clone();
     e.spec.addresses = vec!["240.0.0.0/12".to_string()];
-    e.spec.resolution = globaldns::istio::Resolution::Dns;
+    e.spec.resolution = Resolution::Dns;
     cases.push((
         "CIDR addresses are allowed only for NONE/STATIC resolution",
         e,
     ));
     for (expected, entry) in cases {
-        let errors = violations(&entry);
+        let errors = entry_violations(&entry);
         assert!(
             errors.iter().any(|e| e.contains(expected)),
             "`{expected}` not reported: {errors:?}"
@@ -347,7 +361,7 @@ fn the_validator_refuses_what_istio_refuses() {
     let mut unknown = serde_json::to_value(&good.spec).unwrap();
     unknown["exportTo"] = serde_json::json!(["."]);
     unknown["bogus"] = serde_json::json!(1);
-    let (schema, _) = v1_spec_schema();
+    let (schema, _) = v1_spec_schema("ServiceEntry");
     let mut errors = Vec::new();
     validate(&schema, &unknown, "spec", &mut errors);
     assert_eq!(errors, ["spec.bogus: unknown field"]);

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::sync::service_entries_resource;
 use super::watching::{Debounce, retrying};
 use crate::index::HandWritten;
-use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// The hand-written hosts of one ServiceEntry object.
 pub fn hosts_of(object: &DynamicObject) -> Vec<HandWritten> {

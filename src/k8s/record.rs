@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::drift::managed_by;
 use super::sync::{FIELD_MANAGER, service_entries_resource};
 use super::watching::{Debounce, retrying};
-use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// A host (lower-case) and the addresses its ServiceEntry records.
 pub type Recorded = (String, Vec<IpAddr>);

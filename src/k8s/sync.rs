@@ -1,52 +1,70 @@
-//! Keeping the cluster's ServiceEntries in step with the rendered ones
-//! (DESIGN §5): server-side apply with one field manager, deletion of the
-//! owned ones no longer wanted, and nothing else touched.
+//! Keeping the cluster's Istio objects (its ServiceEntries, its Gateway,
+//! the DestinationRules: everything [`crate::mesh::render`] gives) in step
+//! with the rendered ones (DESIGN §5): server-side apply with one field
+//! manager, deletion of the owned ones no longer wanted, and nothing else
+//! touched. The one writer of every kind.
 //!
-//! One pass: list the ServiceEntries of the namespace, [`plan`] (pure),
-//! then apply and delete. Ownership is the `app.kubernetes.io/managed-by:
-//! globaldns` label: an object without it is never applied over, even when
-//! it has the name globaldns would use (that is reported as a conflict),
-//! and never deleted.
+//! One pass: list each kind in the namespace, [`plan`] (pure), then apply
+//! and delete. Ownership is the `app.kubernetes.io/managed-by: globaldns`
+//! label: an object without it is never applied over, even when it has the
+//! name globaldns would use (that is reported as a conflict), and never
+//! deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
 
 use super::drift::{Observed, drifted, managed_by};
-use crate::istio::{MANAGED_BY, MANAGED_BY_LABEL, ServiceEntry};
+use crate::mesh::{Kind, MANAGED_BY, MANAGED_BY_LABEL, Object};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "globaldns";
 
+/// An object by kind and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ref {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.name(), self.name)
+    }
+}
+
 /// What one pass will do.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Objects to apply: new, or different from what the cluster holds.
-    pub apply: Vec<ServiceEntry>,
+    /// Objects to apply: new, or drifted from what the cluster holds.
+    pub apply: Vec<Object>,
     /// Owned objects no longer wanted.
-    pub delete: Vec<String>,
+    pub delete: Vec<Ref>,
     /// Deletions held back by the brake.
-    pub held_back: Vec<String>,
+    pub held_back: Vec<Ref>,
     /// Wanted names taken by objects globaldns does not own.
-    pub conflicts: Vec<String>,
+    pub conflicts: Vec<Ref>,
 }
 
-/// An object as listed: its name, whether globaldns owns it (the label),
-/// and what drift is judged on.
+/// An object as listed: its kind and name, whether globaldns owns it (the
+/// label), and what drift is judged on.
 #[derive(Debug, Clone)]
 pub struct Existing {
+    pub kind: Kind,
     pub name: String,
     pub owned: bool,
     pub observed: Observed,
 }
 
 impl Existing {
-    /// From a listed object.
-    pub fn from_object(object: &DynamicObject) -> Self {
+    /// From a listed object of `kind`.
+    pub fn from_object(kind: Kind, object: &DynamicObject) -> Self {
         let metadata = serde_json::to_value(&object.metadata).unwrap_or(Value::Null);
         Existing {
+            kind,
             name: object.metadata.name.clone().unwrap_or_default(),
             owned: object
                 .metadata
@@ -63,42 +81,43 @@ impl Existing {
     }
 }
 
-fn spec_of(entry: &ServiceEntry) -> Value {
-    serde_json::to_value(&entry.spec).expect("a ServiceEntry spec serialises")
-}
-
-fn labels_of(entry: &ServiceEntry) -> Value {
-    serde_json::to_value(&entry.metadata.labels).expect("labels serialise")
-}
-
 /// Decides a pass: an object is applied when it is new or has drifted on
-/// the fields globaldns owns ([`drifted`]). `brake` is the largest share of the owned objects one
-/// pass may delete (0.5 = half); a pass that would delete more deletes
-/// nothing and says so: a registry cut short by mistake must not take the
-/// mesh's ServiceEntries with it.
-pub fn plan(desired: &[ServiceEntry], existing: &[Existing], brake: f64) -> Plan {
-    let existing: BTreeMap<&str, &Existing> =
-        existing.iter().map(|e| (e.name.as_str(), e)).collect();
+/// the fields globaldns owns ([`drifted`]). `brake` is the largest share
+/// of the owned objects (all kinds together) one pass may delete (0.5 =
+/// half); a pass that would delete more deletes nothing and says so: a
+/// registry cut short by mistake must not take the mesh's objects with it.
+pub fn plan(desired: &[Object], existing: &[Existing], brake: f64) -> Plan {
+    let existing: BTreeMap<(Kind, &str), &Existing> = existing
+        .iter()
+        .map(|e| ((e.kind, e.name.as_str()), e))
+        .collect();
     let mut plan = Plan::default();
-    let mut wanted = std::collections::BTreeSet::new();
-    for entry in desired {
-        let name = entry.metadata.name.as_str();
-        wanted.insert(name);
-        match existing.get(name) {
-            Some(e) if !e.owned => plan.conflicts.push(name.to_string()),
-            Some(e) if !drifted(&spec_of(entry), &labels_of(entry), &e.observed) => {}
-            _ => plan.apply.push(entry.clone()),
+    let mut wanted = BTreeSet::new();
+    for object in desired {
+        let key = (object.kind(), object.name());
+        wanted.insert(key);
+        let value = object.to_value();
+        match existing.get(&key) {
+            Some(e) if !e.owned => plan.conflicts.push(Ref {
+                kind: key.0,
+                name: key.1.to_string(),
+            }),
+            Some(e) if !drifted(&value["spec"], &value["metadata"]["labels"], &e.observed) => {}
+            _ => plan.apply.push(object.clone()),
         }
     }
-    let owned: Vec<&str> = existing
-        .values()
-        .filter(|e| e.owned)
-        .map(|e| e.name.as_str())
-        .collect();
-    let unwanted: Vec<String> = owned
+    let owned: Vec<&(Kind, &str)> = existing
         .iter()
-        .filter(|name| !wanted.contains(*name))
-        .map(|name| name.to_string())
+        .filter(|(_, e)| e.owned)
+        .map(|(key, _)| key)
+        .collect();
+    let unwanted: Vec<Ref> = owned
+        .iter()
+        .filter(|key| !wanted.contains(**key))
+        .map(|(kind, name)| Ref {
+            kind: *kind,
+            name: name.to_string(),
+        })
         .collect();
     if !unwanted.is_empty() && unwanted.len() as f64 > brake * owned.len() as f64 {
         plan.held_back = unwanted;
@@ -121,10 +140,15 @@ pub struct Report {
     pub lease_lost: bool,
 }
 
+/// The API resource of `kind` (`networking.istio.io/v1`).
+pub fn resource(kind: Kind) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", kind.name());
+    ApiResource::from_gvk_with_plural(&gvk, kind.plural())
+}
+
 /// Istio's ServiceEntry, `networking.istio.io/v1`.
 pub fn service_entries_resource() -> ApiResource {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "ServiceEntry");
-    ApiResource::from_gvk_with_plural(&gvk, "serviceentries")
+    resource(Kind::ServiceEntry)
 }
 
 /// The API of ServiceEntries in `namespace`.
@@ -132,59 +156,77 @@ pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObje
     Api::namespaced_with(client, namespace, &service_entries_resource())
 }
 
-/// One pass against the cluster. Listing failing fails the pass (nothing is
-/// written blind); a failed apply or delete is reported with its reason,
-/// and the others go on (the caller logs, counts and retries). `holds` is asked before every write: once it says no (the
+/// One pass against the cluster, in `namespace`. Listing failing fails the
+/// pass (nothing is written blind); a failed apply or delete is reported
+/// with its reason, and the others go on (the caller logs, counts and
+/// retries). `holds` is asked before every write: once it says no (the
 /// Lease is lost), the pass writes nothing more and reports `lease_lost`.
 pub async fn sync_once(
-    api: &Api<DynamicObject>,
-    desired: &[ServiceEntry],
+    client: &kube::Client,
+    namespace: &str,
+    desired: &[Object],
     brake: f64,
     holds: &(dyn Fn() -> bool + Sync),
 ) -> Result<Report, kube::Error> {
-    let listed = api.list(&ListParams::default()).await?;
-    let existing: Vec<Existing> = listed.items.iter().map(Existing::from_object).collect();
+    let api = |kind: Kind| -> Api<DynamicObject> {
+        Api::namespaced_with(client.clone(), namespace, &resource(kind))
+    };
+    let mut existing = Vec::new();
+    for kind in Kind::ALL {
+        let listed = api(kind).list(&ListParams::default()).await?;
+        existing.extend(listed.items.iter().map(|o| Existing::from_object(kind, o)));
+    }
     let plan = plan(desired, &existing, brake);
     let mut report = Report {
         held_back: plan.held_back.len(),
         conflicts: plan.conflicts.len(),
         ..Report::default()
     };
-    for name in &plan.conflicts {
+    for object in &plan.conflicts {
         tracing::warn!(
-            "ServiceEntry {name} exists and is not managed by globaldns: left as it is, not applied"
+            "{object} exists and is not managed by globaldns: left as it is, not applied"
         );
     }
     if !plan.held_back.is_empty() {
+        let names: Vec<String> = plan.held_back.iter().map(ToString::to_string).collect();
         tracing::error!(
             held_back = plan.held_back.len(),
-            "deletion brake: this pass would delete more than {:.0}% of the owned ServiceEntries; none deleted ({})",
+            "deletion brake: this pass would delete more than {:.0}% of the owned objects; none deleted ({})",
             brake * 100.0,
-            plan.held_back.join(", ")
+            names.join(", ")
         );
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    for entry in &plan.apply {
+    for object in &plan.apply {
         if !holds() {
             report.lease_lost = true;
             return Ok(report);
         }
-        let name = &entry.metadata.name;
-        let body = serde_json::to_value(entry).expect("a ServiceEntry serialises");
-        match api.patch(name, &params, &Patch::Apply(&body)).await {
+        let name = object.name();
+        let target = Ref {
+            kind: object.kind(),
+            name: name.to_string(),
+        };
+        match api(object.kind())
+            .patch(name, &params, &Patch::Apply(&object.to_value()))
+            .await
+        {
             Ok(_) => report.applied += 1,
-            Err(e) => report.failures.push(Failure::new("apply", name, &e)),
+            Err(e) => report.failures.push(Failure::new("apply", &target, &e)),
         }
     }
-    for name in &plan.delete {
+    for target in &plan.delete {
         if !holds() {
             report.lease_lost = true;
             return Ok(report);
         }
-        match api.delete(name, &DeleteParams::default()).await {
+        match api(target.kind)
+            .delete(&target.name, &DeleteParams::default())
+            .await
+        {
             Ok(_) => report.deleted += 1,
             Err(kube::Error::Api(status)) if status.code == 404 => report.deleted += 1,
-            Err(e) => report.failures.push(Failure::new("delete", name, &e)),
+            Err(e) => report.failures.push(Failure::new("delete", target, &e)),
         }
     }
     Ok(report)

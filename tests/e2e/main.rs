@@ -21,6 +21,7 @@
 mod cluster;
 mod envtest;
 mod manifests;
+mod mesh;
 mod modes;
 mod process;
 mod rbac;
@@ -44,6 +45,7 @@ fn tests() -> Vec<(&'static str, Test)> {
     let mut all: Vec<(&'static str, Test)> = Vec::new();
     all.extend(manifests::TESTS);
     all.extend(sync::TESTS);
+    all.extend(mesh::TESTS);
     all.extend(watch::TESTS);
     all.extend(modes::TESTS);
     // Last: it reads what every test before it did.

@@ -32,7 +32,7 @@ async fn file_mode(suite: &Suite) {
     let configs: Api<ConfigMap> = Api::namespaced(suite.admin().await, NAMESPACE);
     let mounted = configs.get("globaldns-registry").await.unwrap();
     let registry = &mounted.data.unwrap()["registry.yaml"];
-    let dir = suite.work.path().join("file-mode-volume");
+    let dir = suite.dir().join("file-mode-volume");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("registry.yaml");
     std::fs::write(&file, registry).unwrap();

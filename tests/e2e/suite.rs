@@ -11,6 +11,7 @@ use futures::FutureExt;
 use globaldns::k8s::resources::{
     ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec,
 };
+use globaldns::mesh::Kind;
 use globaldns::registry::{Gateway, Port};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
@@ -34,6 +35,10 @@ pub struct Suite {
     /// `kubectl kustomize manifests/`.
     pub docs: Vec<Value>,
     pub work: tempfile::TempDir,
+    /// The directory of the test running now (state directories, mounted
+    /// files): fresh for each test, so no test starts from another's
+    /// last-known-good registry.
+    test_dir: Mutex<PathBuf>,
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -68,6 +73,7 @@ impl Suite {
                 installed: Mutex::new(installed),
                 docs,
                 work: tempfile::tempdir().map_err(|e| e.to_string())?,
+                test_dir: Mutex::new(PathBuf::new()),
             })
         })
     }
@@ -96,10 +102,13 @@ impl Suite {
     /// Runs one test on a runtime of its own, then removes the registry
     /// objects, owned ServiceEntries and Lease it left (also when it failed).
     pub fn run(&self, test: Test) {
+        let dir = tempfile::tempdir_in(self.work.path()).expect("a test directory");
+        *self.test_dir.lock().unwrap() = dir.path().to_path_buf();
         let rt = runtime();
         let before = rt.block_on(self.leftovers());
         let outcome = rt.block_on(AssertUnwindSafe(test(self)).catch_unwind());
         rt.block_on(self.clean_after(&before));
+        drop(dir);
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
@@ -124,6 +133,13 @@ impl Suite {
             list_names(&entries, &ListParams::default().labels(MANAGED)).await,
             "ServiceEntry",
         ));
+        for kind in [Kind::Gateway, Kind::DestinationRule] {
+            let api = self.istio(kind).await;
+            found.extend(names(
+                list_names(&api, &ListParams::default().labels(MANAGED)).await,
+                kind.name(),
+            ));
+        }
         found
     }
 
@@ -156,6 +172,11 @@ impl Suite {
                 eprintln!("clean-up: {kind} {name}: {e}");
             }
         }
+    }
+
+    /// This test's own directory.
+    pub fn dir(&self) -> PathBuf {
+        self.test_dir.lock().unwrap().clone()
     }
 
     pub async fn admin(&self) -> Client {
@@ -204,8 +225,17 @@ impl Suite {
             args.push(arg.to_string());
         }
         let kubeconfig = self.service_account().await;
-        let state = self.work.path().join(state);
+        let state = self.dir().join(state);
         tokio::task::block_in_place(|| Globaldns::start(&args, &env, &kubeconfig, &state))
+    }
+
+    /// The objects of `kind` in istio-system, untyped.
+    pub async fn istio(&self, kind: Kind) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.admin().await,
+            SE_NAMESPACE,
+            &globaldns::k8s::sync::resource(kind),
+        )
     }
 
     /// The ServiceEntries of istio-system, untyped.

@@ -161,7 +161,7 @@ async fn replicas_and_failover(suite: &Suite) {
                 since: 1,
             },
         );
-    let b_state = suite.work.path().join("replica-b");
+    let b_state = suite.dir().join("replica-b");
     globaldns::state::StateDir::open(&b_state)
         .unwrap()
         .save_table(&table)
@@ -304,7 +304,8 @@ async fn refused_create(suite: &Suite) {
     let (code, body) = tokio::task::block_in_place(|| globaldns.admin_get("/readyz?verbose"));
     assert_eq!(code, 200, "DNS still serves: {body}");
     assert!(
-        body.contains("[!] sync:") && body.contains("apply httpbin-bar-global (forbidden)"),
+        body.contains("[!] sync:")
+            && body.contains("apply ServiceEntry httpbin-bar-global (forbidden)"),
         "{body}"
     );
     // The Role as shipped again (the suite's install, re-applied).

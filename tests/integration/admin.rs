@@ -43,12 +43,13 @@ async fn health_readiness_and_metrics() {
     );
     // A failing sync is shown, and does not make the server unready.
     *server.running().metrics.sync_detail.lock().unwrap() =
-        "1 ServiceEntry write(s) failed in the last pass: apply x (forbidden): 403".to_string();
+        "1 write(s) failed in the last sync pass: apply ServiceEntry x (forbidden): 403"
+            .to_string();
     let (code, body) = get(admin, "/readyz?verbose").await;
     assert_eq!(code, 200);
     assert!(
         body.contains(
-            "[!] sync: 1 ServiceEntry write(s) failed in the last pass: apply x (forbidden)"
+            "[!] sync: 1 write(s) failed in the last sync pass: apply ServiceEntry x (forbidden)"
         ),
         "{body}"
     );

@@ -212,11 +212,11 @@ fn zonefile_prints_the_served_records() {
 }
 
 /// DESIGN §5 through the binary: `render` prints one YAML document per
-/// host, ready for `kubectl apply -f -`, and the VIPs are those a server
-/// on the same state directory gives.
+/// object, ready for `kubectl apply -f -`: a ServiceEntry per host (the
+/// VIPs those a server on the same state directory gives), then the
+/// cluster's Gateway, as it exports a service.
 #[test]
-fn render_prints_the_service_entries_of_a_cluster() {
-    use globaldns::istio::ServiceEntry;
+fn render_prints_the_objects_of_a_cluster() {
     let out = globaldns()
         .args([
             "render",
@@ -229,11 +229,26 @@ fn render_prints_the_service_entries_of_a_cluster() {
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}");
-    let entries: Vec<ServiceEntry> = serde_saphyr::from_multiple(&stdout).unwrap();
-    let names: Vec<&str> = entries.iter().map(|e| e.metadata.name.as_str()).collect();
-    assert_eq!(names, ["httpbin-bar-global", "sleep-foo-global"]);
-    assert_eq!(entries[0].spec.addresses, ["240.0.195.86"]);
-    assert_eq!(entries[0].metadata.namespace, "istio-system");
+    let objects: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout).unwrap();
+    let names: Vec<(&str, &str)> = objects
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ServiceEntry", "httpbin-bar-global"),
+            ("ServiceEntry", "sleep-foo-global"),
+            ("Gateway", "globaldns-cross-network")
+        ]
+    );
+    assert_eq!(objects[0]["spec"]["addresses"][0], "240.0.195.86");
+    assert_eq!(objects[0]["metadata"]["namespace"], "istio-system");
 
     let out = globaldns()
         .args([

@@ -183,6 +183,11 @@ fn rbac_grants_only_the_verbs_used() {
         ),
         (
             "istio-system",
+            vec!["gateways", "destinationrules"],
+            vec!["list", "create", "patch", "delete"],
+        ),
+        (
+            "istio-system",
             vec!["serviceentries"],
             vec!["list", "watch", "create", "patch", "delete"],
         ),

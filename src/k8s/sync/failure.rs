@@ -66,7 +66,7 @@ impl Reason {
 pub struct Failure {
     /// `apply` or `delete`.
     pub write: &'static str,
-    /// The ServiceEntry's name.
+    /// The object, as `Kind name`.
     pub name: String,
     pub reason: Reason,
     /// What the API server said (code, reason, message), or the client's
@@ -75,7 +75,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(write: &'static str, name: &str, error: &kube::Error) -> Self {
+    pub fn new(write: &'static str, object: &impl fmt::Display, error: &kube::Error) -> Self {
         let message = match error {
             kube::Error::Api(status) => {
                 format!("{} {}: {}", status.code, status.reason, status.message)
@@ -84,7 +84,7 @@ impl Failure {
         };
         Self {
             write,
-            name: name.to_string(),
+            name: object.to_string(),
             reason: Reason::of(error),
             message,
         }
@@ -147,13 +147,23 @@ mod tests {
     /// One line, the API server's words once: no Debug dump of the Status.
     #[test]
     fn a_failure_reads_in_one_line() {
-        let failure = Failure::new("apply", "httpbin-bar-global", &api(403, "Forbidden"));
+        let failure = Failure::new(
+            "apply",
+            &"ServiceEntry httpbin-bar-global",
+            &api(403, "Forbidden"),
+        );
         assert_eq!(
             failure.to_string(),
-            "apply httpbin-bar-global (forbidden): 403 Forbidden: it says no"
+            "apply ServiceEntry httpbin-bar-global (forbidden): 403 Forbidden: it says no"
         );
         let many: Vec<Failure> = (0..5)
-            .map(|i| Failure::new("apply", &format!("s{i}"), &api(403, "Forbidden")))
+            .map(|i| {
+                Failure::new(
+                    "apply",
+                    &format!("ServiceEntry s{i}"),
+                    &api(403, "Forbidden"),
+                )
+            })
             .collect();
         let line = summary(&many);
         assert!(line.ends_with("; and 2 more"), "{line}");

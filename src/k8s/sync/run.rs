@@ -11,19 +11,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::failure::{Failure, summary};
-use super::{Report, service_entries, sync_once};
+use super::{Report, sync_once};
 use crate::controller::{Allocated, Settings};
 use crate::k8s::lease::Elector;
+use crate::mesh::{Target, render};
 use crate::metrics::Metrics;
-use crate::render::{Target, render};
 
 /// How the sync runs (`serve --sync-service-entries`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyncConfig {
-    /// The local cluster, whose view is rendered.
-    pub cluster: String,
-    /// Namespace of the ServiceEntries.
-    pub namespace: String,
+    /// The local cluster and where its objects go, with the choices that
+    /// shape them.
+    pub target: Target,
     /// Largest share of owned objects one pass may delete.
     pub brake: f64,
     /// The Lease, in the namespace globaldns runs in.
@@ -97,7 +96,6 @@ pub async fn run(
         &config.identity,
         LEASE_DURATION,
     );
-    let api = service_entries(client, &config.namespace);
     let mut tick = tokio::time::interval(elector.renew_every());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader = false;
@@ -132,7 +130,7 @@ pub async fn run(
             }
         };
         if now_leader != leader {
-            tracing::info!(leader = now_leader, identity = %config.identity, "ServiceEntry sync leadership changed");
+            tracing::info!(leader = now_leader, identity = %config.identity, "sync leadership changed");
             leader = now_leader;
             pending |= leader;
             if !leader {
@@ -148,20 +146,16 @@ pub async fn run(
         let Some(current) = changes.borrow_and_update().clone() else {
             continue; // nothing published yet
         };
-        let target = Target {
-            cluster: &config.cluster,
-            namespace: &config.namespace,
-        };
         let desired = match render(
             &current.registry,
             &settings.zones,
             &settings.allocator,
             &current.table,
-            &target,
+            &config.target,
         ) {
             Ok(desired) => desired,
             Err(e) => {
-                tracing::error!("ServiceEntries not rendered: {e}");
+                tracing::error!("Istio objects not rendered: {e}");
                 pending = false;
                 continue;
             }
@@ -169,7 +163,13 @@ pub async fn run(
         // A pass may outlast a renewal period: the lease is renewed beside
         // it, and the pass asks before every write whether it still holds.
         let holds = || elector.holds();
-        let pass = sync_once(&api, &desired, config.brake, &holds);
+        let pass = sync_once(
+            &client,
+            &config.target.namespace,
+            &desired,
+            config.brake,
+            &holds,
+        );
         let outcome = tokio::select! {
             outcome = pass => outcome,
             never = renew_beside(&elector, &lease) => match never {},
@@ -184,7 +184,7 @@ pub async fn run(
                 tracing::warn!(
                     applied = report.applied,
                     deleted = report.deleted,
-                    "lease {lease} lost during a ServiceEntry sync pass: stopped writing"
+                    "lease {lease} lost during a sync pass: stopped writing"
                 );
                 // The next round finds out who holds it now.
             }
@@ -198,7 +198,7 @@ pub async fn run(
                     deleted = report.deleted,
                     held_back = report.held_back,
                     conflicts = report.conflicts,
-                    "ServiceEntries synced"
+                    "Istio objects synced"
                 );
             }
             Ok(report) => {
@@ -209,7 +209,7 @@ pub async fn run(
                     .sync_failing
                     .store(report.failures.len() as u64, Relaxed);
                 *metrics.sync_detail.lock().unwrap() = format!(
-                    "{} ServiceEntry write(s) failed in the last pass: {line}",
+                    "{} write(s) failed in the last sync pass: {line}",
                     report.failures.len()
                 );
                 tracing::warn!(
@@ -217,20 +217,20 @@ pub async fn run(
                     deleted = report.deleted,
                     failed = report.failures.len(),
                     retry_in_seconds = wait.as_secs_f64(),
-                    "ServiceEntry sync pass: {} write(s) failed: {line}",
+                    "sync pass: {} write(s) failed: {line}",
                     report.failures.len()
                 );
             }
             Err(e) => {
                 let wait = retry.failed();
-                let failure = Failure::new("list", &config.namespace, &e);
+                let failure = Failure::new("list", &config.target.namespace, &e);
                 metrics.sync_failures[failure.reason.index()].fetch_add(1, Relaxed);
                 metrics.sync_failing.store(1, Relaxed);
                 *metrics.sync_detail.lock().unwrap() =
-                    format!("the last ServiceEntry sync pass failed: {failure}");
+                    format!("the last sync pass failed: {failure}");
                 tracing::warn!(
                     retry_in_seconds = wait.as_secs_f64(),
-                    "ServiceEntry sync pass failed: {failure}"
+                    "sync pass failed: {failure}"
                 );
             }
         }

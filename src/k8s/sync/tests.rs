@@ -7,8 +7,11 @@ use serde_json::json;
 
 use super::*;
 use crate::controller::{Allocated, Settings};
-use crate::istio::{Location, Metadata, Resolution, ServiceEntrySpec, ServicePort, WorkloadEntry};
 use crate::k8s::mock::{echo, next, ok, status};
+use crate::mesh::service_entry::{
+    Location, Resolution, ServiceEntry, ServiceEntrySpec, ServicePort, WorkloadEntry,
+};
+use crate::mesh::{Metadata, Target};
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -36,12 +39,48 @@ fn entry(name: &str, vip: &str) -> ServiceEntry {
             }],
             endpoints: vec![WorkloadEntry {
                 address: "192.0.2.1".to_string(),
-                network: None,
-                locality: None,
                 ports: BTreeMap::from([("http".to_string(), 15443)]),
+                ..WorkloadEntry::default()
             }],
         },
     }
+}
+
+/// ServiceEntries as the objects a pass is given.
+fn objects(entries: &[ServiceEntry]) -> Vec<Object> {
+    entries.iter().cloned().map(Object::ServiceEntry).collect()
+}
+
+/// The plan for ServiceEntries only.
+fn plan_entries(desired: &[ServiceEntry], existing: &[Existing], brake: f64) -> Plan {
+    plan(&objects(desired), existing, brake)
+}
+
+fn names(refs: &[Ref]) -> Vec<&str> {
+    refs.iter().map(|r| r.name.as_str()).collect()
+}
+
+/// Answers the lists of the kinds after ServiceEntries (Gateways, then
+/// DestinationRules) with `items` for Gateways and none for rules.
+async fn other_lists(handle: &mut crate::k8s::mock::ApiHandle, gateways: Vec<Value>) {
+    let (request, send) = next(handle).await;
+    assert_eq!(
+        request.uri().path(),
+        "/apis/networking.istio.io/v1/namespaces/istio-system/gateways"
+    );
+    send.send_response(ok(
+        &json!({"apiVersion": "networking.istio.io/v1", "kind": "GatewayList",
+        "metadata": {"resourceVersion": "7"}, "items": gateways}),
+    ));
+    let (request, send) = next(handle).await;
+    assert_eq!(
+        request.uri().path(),
+        "/apis/networking.istio.io/v1/namespaces/istio-system/destinationrules"
+    );
+    send.send_response(ok(
+        &json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRuleList",
+        "metadata": {"resourceVersion": "7"}, "items": []}),
+    ));
 }
 
 /// The `fieldsV1` the API server records for an apply of `value`: `f:`
@@ -86,7 +125,10 @@ fn as_listed(name: &str, owned: bool, entry: &ServiceEntry) -> Value {
 }
 
 fn existing(name: &str, owned: bool, spec: &ServiceEntry) -> Existing {
-    Existing::from_object(&serde_json::from_value(as_listed(name, owned, spec)).unwrap())
+    Existing::from_object(
+        Kind::ServiceEntry,
+        &serde_json::from_value(as_listed(name, owned, spec)).unwrap(),
+    )
 }
 
 #[test]
@@ -112,10 +154,10 @@ fn the_plan_applies_changes_prunes_owned_and_leaves_the_rest() {
         entry("x-global", "240.0.0.7"),
         entry("y-global", "240.0.0.8"),
     ];
-    let plan = plan(&desired, &cluster, 0.5);
-    assert_eq!(plan.apply, [b, n], "changed and new only");
-    assert_eq!(plan.conflicts, ["c-global"]);
-    assert_eq!(plan.delete, ["gone-global"]);
+    let plan = plan_entries(&desired, &cluster, 0.5);
+    assert_eq!(plan.apply, objects(&[b, n]), "changed and new only");
+    assert_eq!(names(&plan.conflicts), ["c-global"]);
+    assert_eq!(names(&plan.delete), ["gone-global"]);
     assert!(plan.held_back.is_empty());
 }
 
@@ -130,14 +172,14 @@ fn the_brake_holds_back_mass_deletion() {
         existing("c-global", true, &a),
     ];
     // Two of three owned would go: more than half.
-    let plan = plan(std::slice::from_ref(&a), &cluster, 0.5);
+    let plan = plan_entries(std::slice::from_ref(&a), &cluster, 0.5);
     assert!(plan.delete.is_empty());
-    assert_eq!(plan.held_back, ["b-global", "c-global"]);
+    assert_eq!(names(&plan.held_back), ["b-global", "c-global"]);
     // One of three: within the brake.
-    let plan = super::plan(&[a.clone(), entry("b-global", "240.0.0.1")], &cluster, 0.5);
-    assert_eq!(plan.delete, ["c-global"]);
+    let plan = plan_entries(&[a.clone(), entry("b-global", "240.0.0.1")], &cluster, 0.5);
+    assert_eq!(names(&plan.delete), ["c-global"]);
     // An empty registry with a brake of 1.0 may delete everything.
-    let plan = super::plan(&[], &cluster, 1.0);
+    let plan = plan_entries(&[], &cluster, 1.0);
     assert_eq!(plan.delete.len(), 3);
 }
 
@@ -165,9 +207,11 @@ fn object(name: &str, owned: bool) -> Value {
 #[tokio::test]
 async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
+    let client = kube::Client::new(mock, "default");
     let desired = vec![entry("new-global", "240.0.0.5")];
-    let pass = tokio::spawn(async move { sync_once(&api, &desired, 0.5, &|| true).await });
+    let pass = tokio::spawn(async move {
+        sync_once(&client, "istio-system", &objects(&desired), 0.5, &|| true).await
+    });
 
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::GET);
@@ -177,6 +221,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
         object("other-global", true),
         object("hand-written", false),
     ]));
+    other_lists(&mut handle, vec![]).await;
 
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::PATCH);
@@ -211,19 +256,18 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
 
     // Within the brake (here three quarters), the unwanted owned objects
     // are deleted; one already gone (404) counts as deleted.
-    let api = service_entries(
-        kube::Client::new(
-            {
-                let (mock, h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-                handle = h;
-                mock
-            },
-            "default",
-        ),
-        "istio-system",
+    let client = kube::Client::new(
+        {
+            let (mock, h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+            handle = h;
+            mock
+        },
+        "default",
     );
     let desired = vec![entry("keep-global", "240.0.0.6")];
-    let pass = tokio::spawn(async move { sync_once(&api, &desired, 0.75, &|| true).await });
+    let pass = tokio::spawn(async move {
+        sync_once(&client, "istio-system", &objects(&desired), 0.75, &|| true).await
+    });
     let (_, send) = next(&mut handle).await;
     let keep = as_listed("keep-global", true, &entry("keep-global", "240.0.0.6"));
     send.send_response(listed(vec![
@@ -232,6 +276,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
         object("x", true),
         object("y", false),
     ]));
+    other_lists(&mut handle, vec![]).await;
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::DELETE);
     assert_eq!(request.uri().path(), format!("{BASE}/gone-global"));
@@ -282,8 +327,7 @@ fn allocated() -> (Settings, Arc<Allocated>) {
 
 fn config() -> SyncConfig {
     SyncConfig {
-        cluster: "east".to_string(),
-        namespace: "istio-system".to_string(),
+        target: Target::new("east", "istio-system"),
         brake: 0.5,
         lease_name: "globaldns".to_string(),
         identity: "pod-a".to_string(),
@@ -354,14 +398,24 @@ async fn the_lease_holder_applies_the_rendered_entries() {
         (&http::Method::GET, BASE)
     );
     send.send_response(listed(vec![]));
+    other_lists(&mut handle, vec![]).await;
     let mut applied = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (request, send) = next(&mut handle).await;
         assert_eq!(request.method(), http::Method::PATCH);
-        applied.push(request.uri().path().rsplit('/').next().unwrap().to_string());
+        let path = request.uri().path().to_string();
+        applied.push(path.rsplitn(3, '/').take(2).collect::<Vec<_>>().join("/"));
         send.send_response(echo(request).await);
     }
-    assert_eq!(applied, ["httpbin-bar-global", "sleep-foo-global"]);
+    // East exports sleep: its Gateway too.
+    assert_eq!(
+        applied,
+        [
+            "httpbin-bar-global/serviceentries",
+            "sleep-foo-global/serviceentries",
+            "globaldns-cross-network/gateways"
+        ]
+    );
 
     // On shutdown the holder gives the Lease up, and the loop ends.
     shutdown.cancel();
@@ -456,14 +510,17 @@ async fn finished(pass: tokio::task::JoinHandle<Result<Report, kube::Error>>) ->
 #[tokio::test]
 async fn a_conflict_on_one_apply_does_not_stop_the_others() {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
+    let client = kube::Client::new(mock, "default");
     let desired = vec![
         entry("a-global", "240.0.0.1"),
         entry("b-global", "240.0.0.2"),
     ];
-    let pass = tokio::spawn(async move { sync_once(&api, &desired, 0.5, &|| true).await });
+    let pass = tokio::spawn(async move {
+        sync_once(&client, "istio-system", &objects(&desired), 0.5, &|| true).await
+    });
     let (_, send) = next(&mut handle).await;
     send.send_response(listed(vec![]));
+    other_lists(&mut handle, vec![]).await;
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), format!("{BASE}/a-global"));
     send.send_response(status(409, "Conflict"));
@@ -477,7 +534,7 @@ async fn a_conflict_on_one_apply_does_not_stop_the_others() {
             applied: 1,
             failures: vec![Failure {
                 write: "apply",
-                name: "a-global".to_string(),
+                name: "ServiceEntry a-global".to_string(),
                 reason: Reason::Conflict,
                 message: "409 Conflict: Conflict".to_string(),
             }],
@@ -492,7 +549,7 @@ async fn a_conflict_on_one_apply_does_not_stop_the_others() {
 async fn a_pass_stops_writing_when_the_lease_is_lost() {
     use std::sync::atomic::AtomicBool;
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
+    let client = kube::Client::new(mock, "default");
     let desired = vec![
         entry("a-global", "240.0.0.1"),
         entry("b-global", "240.0.0.2"),
@@ -500,10 +557,16 @@ async fn a_pass_stops_writing_when_the_lease_is_lost() {
     let held = Arc::new(AtomicBool::new(true));
     let pass = {
         let held = held.clone();
-        tokio::spawn(async move { sync_once(&api, &desired, 1.0, &|| held.load(Relaxed)).await })
+        tokio::spawn(async move {
+            sync_once(&client, "istio-system", &objects(&desired), 1.0, &|| {
+                held.load(Relaxed)
+            })
+            .await
+        })
     };
     let (_, send) = next(&mut handle).await;
     send.send_response(listed(vec![object("gone-global", true)]));
+    other_lists(&mut handle, vec![]).await;
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), format!("{BASE}/a-global"));
     held.store(false, Relaxed); // lost while the first apply is on the wire
@@ -576,6 +639,7 @@ async fn losing_the_lease_mid_pass_stops_the_writes() {
     assert_eq!(request.method(), http::Method::GET);
     assert_eq!(request.uri().path(), BASE);
     send.send_response(listed(vec![]));
+    other_lists(&mut handle, vec![]).await;
     let (request, held_apply) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::PATCH, "first apply");
     // The apply hangs; the renewals beside the pass (every 5 s of virtual
@@ -615,21 +679,25 @@ fn fields_another_manager_added_do_not_make_a_pass_apply() {
         .push(json!({"manager": "kubectl-edit", "operation": "Update",
                      "fieldsV1": {"f:spec": {"f:exportTo": {}}}}));
     let cluster = [Existing::from_object(
+        Kind::ServiceEntry,
         &serde_json::from_value(listed).unwrap(),
     )];
-    let plan = plan(std::slice::from_ref(&a), &cluster, 0.5);
+    let plan = plan_entries(std::slice::from_ref(&a), &cluster, 0.5);
     assert!(plan.apply.is_empty(), "{:?}", plan.apply);
     // A value of ours changed by hand is still repaired.
     let mut edited = as_listed("a-global", true, &a);
     edited["spec"]["addresses"] = json!(["240.0.0.99"]);
     let cluster = [Existing::from_object(
+        Kind::ServiceEntry,
         &serde_json::from_value(edited).unwrap(),
     )];
     assert_eq!(plan_of(&a, &cluster), 1);
 }
 
 fn plan_of(a: &ServiceEntry, cluster: &[Existing]) -> usize {
-    plan(std::slice::from_ref(a), cluster, 0.5).apply.len()
+    plan_entries(std::slice::from_ref(a), cluster, 0.5)
+        .apply
+        .len()
 }
 
 /// Issue 10: a refused apply (the shipped RBAC lacked `create`) waited for
@@ -659,11 +727,12 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
         match request.method().as_str() {
             "GET" if path.ends_with("/leases/globaldns") => send.send_response(ok(&lease("1"))),
             "PUT" | "POST" => send.send_response(echo(request).await),
-            "GET" => {
-                assert_eq!(path, BASE);
+            "GET" if path == BASE => {
                 lists.push(tokio::time::Instant::now());
                 send.send_response(listed(vec![]));
             }
+            // The other kinds' lists: none of them yet.
+            "GET" => send.send_response(ok(&json!({"items": [], "metadata": {}}))),
             "PATCH" => {
                 patches += 1;
                 if patches == 1 {
@@ -672,13 +741,16 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
                 } else {
                     send.send_response(echo(request).await);
                 }
-                if patches == 2 {
+                // Two ServiceEntries and east's Gateway.
+                if patches == 3 {
                     // The first pass is over: its failure is visible.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     assert_eq!(metrics.sync_failing.load(Relaxed), 1);
                     let detail = metrics.sync_detail.lock().unwrap().clone();
                     assert!(
-                        detail.contains("apply httpbin-bar-global (forbidden): 403 Forbidden"),
+                        detail.contains(
+                            "apply ServiceEntry httpbin-bar-global (forbidden): 403 Forbidden"
+                        ),
                         "{detail}"
                     );
                     assert_eq!(
@@ -698,6 +770,15 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
     // The retry went through: nothing is failing any more.
     for _ in 0..2 {
         let (request, send) = next(&mut handle).await;
+        assert_eq!(
+            request.method(),
+            http::Method::GET,
+            "the other kinds' lists"
+        );
+        send.send_response(ok(&json!({"items": [], "metadata": {}})));
+    }
+    for _ in 0..3 {
+        let (request, send) = next(&mut handle).await;
         assert_eq!(request.method(), http::Method::PATCH);
         send.send_response(echo(request).await);
     }
@@ -710,4 +791,52 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
             .contains("globaldns_sync_failures_total{reason=\"forbidden\"} 1")
     );
     shutdown.cancel();
+}
+
+/// Issue 11: the plan covers every kind the sync owns, each by its own
+/// name; the brake counts the owned objects of all kinds together, so the
+/// one Gateway of a cluster that stops exporting is pruned, not held.
+#[test]
+fn the_plan_covers_every_kind_and_brakes_across_them() {
+    let a = entry("a-global", "240.0.0.1");
+    let b = entry("b-global", "240.0.0.2");
+    let gateway = crate::mesh::Gateway {
+        api_version: "networking.istio.io/v1".to_string(),
+        kind: "Gateway".to_string(),
+        metadata: Metadata::owned("a-global".to_string(), "istio-system"),
+        spec: crate::mesh::gateway::GatewaySpec {
+            selector: BTreeMap::new(),
+            servers: Vec::new(),
+        },
+    };
+    let listed_gateway = {
+        let mut o = serde_json::to_value(&gateway).unwrap();
+        o["metadata"]["managedFields"] = json!([]);
+        Existing::from_object(Kind::Gateway, &serde_json::from_value(o).unwrap())
+    };
+    let cluster = [
+        existing("a-global", true, &a),
+        existing("b-global", true, &b),
+        listed_gateway,
+    ];
+    // Same name, other kind: no clash; the Gateway is no longer wanted.
+    let only_entries = plan_entries(&[a.clone(), b.clone()], &cluster, 0.5);
+    assert!(only_entries.apply.is_empty());
+    assert_eq!(
+        only_entries.delete,
+        [Ref {
+            kind: Kind::Gateway,
+            name: "a-global".to_string()
+        }]
+    );
+    // A hand-written Gateway with the name globaldns wants is a conflict.
+    let mut theirs = cluster.clone();
+    theirs[2].owned = false;
+    let with_gateway = plan(
+        &[Object::ServiceEntry(a), Object::Gateway(gateway)],
+        &theirs,
+        0.5,
+    );
+    assert_eq!(names(&with_gateway.conflicts), ["a-global"]);
+    assert_eq!(with_gateway.conflicts[0].kind, Kind::Gateway);
 }

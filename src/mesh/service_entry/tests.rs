@@ -1,8 +1,9 @@
 use super::*;
+use crate::mesh::Target;
 use crate::registry::load_str;
 use crate::vip::{DEFAULT_V4_RANGE, Family, VipRange};
 
-const EXAMPLE: &str = include_str!("../../examples/registry.yaml");
+const EXAMPLE: &str = include_str!("../../../examples/registry.yaml");
 
 fn allocator() -> Allocator {
     Allocator {
@@ -18,11 +19,13 @@ fn rendered(text: &str, zones: &[&str], cluster: &str) -> Result<Vec<ServiceEntr
     let allocator = allocator();
     let mut table = Table::default();
     allocator.reconcile(&mut table, &index::wants(&registry, &zones), 0);
-    let target = Target {
-        cluster,
-        namespace: "istio-system",
-    };
-    render(&registry, &zones, &allocator, &table, &target)
+    service_entries(
+        &registry,
+        &zones,
+        &allocator,
+        &table,
+        &Target::new(cluster, "istio-system"),
+    )
 }
 
 /// DESIGN §5: the template, field for field, for a service another cluster
@@ -58,6 +61,12 @@ fn a_remote_service_gets_the_design_template() {
                 network: Some("network-west".to_string()),
                 locality: Some("us-west1/us-west1-a".to_string()),
                 ports: BTreeMap::from([("http1".to_string(), 15443)]),
+                // Istio sends mTLS only to endpoints labelled so.
+                labels: BTreeMap::from([(
+                    "security.istio.io/tlsMode".to_string(),
+                    "istio".to_string(),
+                )]),
+                ..WorkloadEntry::default()
             }],
         },
     };
@@ -74,7 +83,8 @@ fn a_locally_exported_service_gets_the_local_endpoint() {
     assert_eq!(sleep.spec.resolution, Resolution::Dns);
     assert_eq!(sleep.spec.endpoints.len(), 1);
     let local = &sleep.spec.endpoints[0];
-    assert_eq!(local.address, "sleep.foo.svc.cluster.local");
+    assert_eq!(local.address, "sleep.foo.svc.cluster.local.", "absolute");
+    assert_eq!(local.labels[TLS_MODE_LABEL], TLS_MODE_ISTIO);
     assert_eq!(local.network.as_deref(), Some("network-east"));
     assert!(local.ports.is_empty(), "the service's own ports");
 
@@ -84,7 +94,7 @@ fn a_locally_exported_service_gets_the_local_endpoint() {
     assert_eq!(from_west[1].spec.resolution, Resolution::Static);
     assert_eq!(
         from_west[0].spec.endpoints[0].address,
-        "httpbin.bar.svc.cluster.local"
+        "httpbin.bar.svc.cluster.local."
     );
 }
 
@@ -102,7 +112,10 @@ services:
     let entries = rendered(text, &["global"], "east").unwrap();
     let spec = &entries[0].spec;
     assert_eq!(spec.resolution, Resolution::Dns);
-    assert_eq!(spec.endpoints[0].address, "gw.west.example.com");
+    assert_eq!(
+        spec.endpoints[0].address, "gw.west.example.com.",
+        "absolute"
+    );
     assert_eq!(spec.endpoints[0].ports["grpc"], 15444);
     assert_eq!(spec.endpoints[0].network, None);
 }
@@ -143,4 +156,21 @@ services:
     for name in &names[..2] {
         assert!(name.starts_with("a-b-c-global-") && name.len() == "a-b-c-global-".len() + 8);
     }
+}
+
+/// Issue 11: the cluster domain is a setting, not `cluster.local`.
+#[test]
+fn the_local_endpoint_uses_the_cluster_domain() {
+    let zones = vec!["global".to_string()];
+    let registry = load_str(EXAMPLE, "test.yaml", &zones).unwrap();
+    let allocator = allocator();
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 0);
+    let mut target = Target::new("east", "istio-system");
+    target.cluster_domain = "corp.example".to_string();
+    let entries = service_entries(&registry, &zones, &allocator, &table, &target).unwrap();
+    assert_eq!(
+        entries[1].spec.endpoints[0].address,
+        "sleep.foo.svc.corp.example."
+    );
 }

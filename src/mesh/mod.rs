@@ -1,0 +1,195 @@
+//! The Istio objects a cluster needs for the served zones (DESIGN §5), one
+//! file per kind, each rendered by a pure function from the registry and
+//! the allocations:
+//!
+//! - [`service_entry`]: one ServiceEntry per host;
+//! - [`gateway`]: the east-west gateway's Gateway for `*.<zone>`, when
+//!   the cluster exports anything;
+//! - [`destination_rule`]: `*.<zone>` with `ISTIO_MUTUAL`, when asked for.
+//!
+//! [`render`] gives them all, as [`Object`]s; `globaldns render` prints
+//! them and the sync ([`crate::k8s::sync`], the one writer) applies them
+//! and prunes the owned ones no longer rendered, kind by kind.
+
+pub mod destination_rule;
+pub mod gateway;
+pub mod meta;
+pub mod service_entry;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use destination_rule::DestinationRule;
+pub use gateway::Gateway;
+pub use meta::{API_VERSION, MANAGED_BY, MANAGED_BY_LABEL, Metadata};
+pub use service_entry::ServiceEntry;
+
+use crate::registry::{Cluster, Registry};
+use crate::vip::{Allocator, Table};
+
+/// Whose objects, where, and the choices that shape them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The cluster they are for (`--cluster`): its own exports get the
+    /// local endpoint and its Gateway; the others' go through their
+    /// gateways.
+    pub cluster: String,
+    /// Their namespace (`--service-entry-namespace`, default
+    /// `istio-system`).
+    pub namespace: String,
+    /// The local cluster's DNS domain (`--cluster-domain`, default
+    /// `cluster.local`): the local endpoint is
+    /// `<name>.<namespace>.svc.<domain>`.
+    pub cluster_domain: String,
+    /// The east-west gateway's pod labels (`--gateway-selector`, default
+    /// `istio=eastwestgateway`).
+    pub gateway_selector: BTreeMap<String, String>,
+    /// Render the `*.<zone>` DestinationRules (`--destination-rules`).
+    pub destination_rules: bool,
+}
+
+/// The default of `--cluster-domain`.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+/// The default of `--gateway-selector`: the label Istio's east-west gateway
+/// installs (samples/multicluster/gen-eastwest-gateway.sh) carry.
+pub const DEFAULT_GATEWAY_SELECTOR: (&str, &str) = ("istio", "eastwestgateway");
+
+impl Target {
+    /// The defaults for cluster `cluster`, objects in `namespace`.
+    pub fn new(cluster: &str, namespace: &str) -> Self {
+        let (key, value) = DEFAULT_GATEWAY_SELECTOR;
+        Self {
+            cluster: cluster.to_string(),
+            namespace: namespace.to_string(),
+            cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_string(),
+            gateway_selector: BTreeMap::from([(key.to_string(), value.to_string())]),
+            destination_rules: false,
+        }
+    }
+
+    /// The local cluster in `registry`; an error naming the known ones if
+    /// it is not there.
+    pub fn local<'r>(&self, registry: &'r Registry) -> Result<&'r Cluster, String> {
+        registry
+            .clusters
+            .iter()
+            .find(|c| c.name == self.cluster)
+            .ok_or_else(|| {
+                let known: Vec<&str> = registry.clusters.iter().map(|c| c.name.as_str()).collect();
+                format!(
+                    "cluster `{}` is not in the registry (clusters: {})",
+                    self.cluster,
+                    known.join(", ")
+                )
+            })
+    }
+}
+
+/// The kinds globaldns writes, in the order it writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    ServiceEntry,
+    Gateway,
+    DestinationRule,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::ServiceEntry, Kind::Gateway, Kind::DestinationRule];
+
+    /// The kind's name, as in `kind:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ServiceEntry => service_entry::KIND,
+            Kind::Gateway => gateway::KIND,
+            Kind::DestinationRule => destination_rule::KIND,
+        }
+    }
+
+    /// The resource's plural, as in its URL.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::ServiceEntry => "serviceentries",
+            Kind::Gateway => "gateways",
+            Kind::DestinationRule => "destinationrules",
+        }
+    }
+}
+
+/// One object globaldns writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Object {
+    ServiceEntry(ServiceEntry),
+    Gateway(Gateway),
+    DestinationRule(DestinationRule),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::ServiceEntry(_) => Kind::ServiceEntry,
+            Object::Gateway(_) => Kind::Gateway,
+            Object::DestinationRule(_) => Kind::DestinationRule,
+        }
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        match self {
+            Object::ServiceEntry(o) => &o.metadata,
+            Object::Gateway(o) => &o.metadata,
+            Object::DestinationRule(o) => &o.metadata,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metadata().name
+    }
+
+    /// The whole object as JSON, as it is applied.
+    pub fn to_value(&self) -> serde_json::Value {
+        let value = match self {
+            Object::ServiceEntry(o) => serde_json::to_value(o),
+            Object::Gateway(o) => serde_json::to_value(o),
+            Object::DestinationRule(o) => serde_json::to_value(o),
+        };
+        value.expect("an Istio object serialises")
+    }
+}
+
+impl Serialize for Object {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Object::ServiceEntry(o) => o.serialize(serializer),
+            Object::Gateway(o) => o.serialize(serializer),
+            Object::DestinationRule(o) => o.serialize(serializer),
+        }
+    }
+}
+
+/// Every object `target.cluster` needs: the ServiceEntries (registry
+/// order, zone by zone), then its Gateway if it exports anything, then the
+/// DestinationRules if asked for. Fails when the cluster is not in the
+/// registry.
+pub fn render(
+    registry: &Registry,
+    zones: &[String],
+    allocator: &Allocator,
+    table: &Table,
+    target: &Target,
+) -> Result<Vec<Object>, String> {
+    let mut objects: Vec<Object> =
+        service_entry::service_entries(registry, zones, allocator, table, target)?
+            .into_iter()
+            .map(Object::ServiceEntry)
+            .collect();
+    objects.extend(gateway::gateway(registry, zones, target)?.map(Object::Gateway));
+    objects.extend(
+        destination_rule::destination_rules(zones, target)
+            .into_iter()
+            .map(Object::DestinationRule),
+    );
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+//! `networking.istio.io/v1` ServiceEntry: the type, by hand, with only the
+//! fields globaldns sets (field names and enum spellings are Istio's API),
+//! and what a cluster's ServiceEntries are (DESIGN §5).
+//!
+//! One ServiceEntry per host (service × zone):
+//!
+//! - endpoints: every gateway of every exporting cluster other than the
+//!   local one, each service port mapped to the gateway port; the local
+//!   service `<name>.<namespace>.svc.<cluster domain>` when the local
+//!   cluster exports it too. All of them labelled
+//!   `security.istio.io/tlsMode: istio`: Istio sends mTLS to an endpoint
+//!   only when it says so (or names a service account), and the east-west
+//!   gateway's port 15443 routes on the TLS SNI, so plaintext is reset.
+//!   Host names are written absolute ([`super::meta::absolute`]).
+//! - `resolution` is DNS when any endpoint address is a host name, STATIC
+//!   otherwise; `addresses` are the host's VIPs (none if the pool had no
+//!   room for it).
+//! - The name is the host with dots as dashes (`httpbin-bar-global`). Two
+//!   hosts can give the same name (`a-b.c` and `a.b-c`); those get the
+//!   first 8 hex digits of the SHA-256 of their host appended, so that each
+//!   keeps a name of its own whatever else the registry holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Target;
+use super::meta::{API_VERSION, Metadata, absolute};
+use crate::index;
+use crate::registry::{Cluster, Registry, Service};
+use crate::vip::{Allocator, Table};
+
+pub const KIND: &str = "ServiceEntry";
+
+/// The label Istio reads to send mTLS to an endpoint
+/// (`security.istio.io/tlsMode`), and its value for a sidecar or gateway.
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+pub const TLS_MODE_ISTIO: &str = "istio";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEntry {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ServiceEntrySpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEntrySpec {
+    pub hosts: Vec<String>,
+    pub location: Location,
+    pub resolution: Resolution,
+    /// The host's VIPs; absent when the pool had no room for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    pub ports: Vec<ServicePort>,
+    pub endpoints: Vec<WorkloadEntry>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Location {
+    MeshInternal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Resolution {
+    /// Endpoint addresses are IPs.
+    Static,
+    /// Some endpoint address is a host name, which the proxy resolves.
+    Dns,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePort {
+    pub name: String,
+    pub number: u32,
+    pub protocol: String,
+}
+
+/// An endpoint of a ServiceEntry (Istio's `WorkloadEntry` message).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadEntry {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    /// Service port name to endpoint port; empty means the service's own
+    /// port numbers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+}
+
+/// The labels of an endpoint Istio should send mTLS to.
+fn mutual_tls() -> BTreeMap<String, String> {
+    BTreeMap::from([(TLS_MODE_LABEL.to_string(), TLS_MODE_ISTIO.to_string())])
+}
+
+/// The ServiceEntries `target.cluster` needs, in registry order, zone by
+/// zone. Fails when the cluster is not in the registry.
+pub fn service_entries(
+    registry: &Registry,
+    zones: &[String],
+    allocator: &Allocator,
+    table: &Table,
+    target: &Target,
+) -> Result<Vec<ServiceEntry>, String> {
+    let clusters: HashMap<&str, &Cluster> = registry
+        .clusters
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    let local = target.local(registry)?;
+    let wants = index::wants(registry, zones);
+    let mut entries = Vec::with_capacity(wants.len());
+    let per_zone = registry.services.len();
+    for (i, want) in wants.iter().enumerate() {
+        let service = &registry.services[i % per_zone.max(1)];
+        let endpoints = endpoints(service, &clusters, local, &target.cluster_domain);
+        let resolution = if endpoints
+            .iter()
+            .all(|e| e.address.parse::<IpAddr>().is_ok())
+        {
+            Resolution::Static
+        } else {
+            Resolution::Dns
+        };
+        entries.push(ServiceEntry {
+            api_version: API_VERSION.to_string(),
+            kind: KIND.to_string(),
+            metadata: Metadata::owned(want.host.replace('.', "-"), &target.namespace),
+            spec: ServiceEntrySpec {
+                hosts: vec![want.host.to_string()],
+                location: Location::MeshInternal,
+                resolution,
+                addresses: allocator
+                    .addresses(table, want)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                ports: service
+                    .ports
+                    .iter()
+                    .map(|p| ServicePort {
+                        name: p.name.to_string(),
+                        number: p.number,
+                        protocol: p.protocol.to_string(),
+                    })
+                    .collect(),
+                endpoints,
+            },
+        });
+    }
+    disambiguate(&mut entries);
+    Ok(entries)
+}
+
+fn endpoints(
+    service: &Service,
+    clusters: &HashMap<&str, &Cluster>,
+    local: &Cluster,
+    cluster_domain: &str,
+) -> Vec<WorkloadEntry> {
+    let mut out = Vec::new();
+    for name in &service.exported_from {
+        let Some(cluster) = clusters.get(name.as_str()) else {
+            continue; // validation refuses this; nothing to point at
+        };
+        if cluster.name == local.name {
+            continue;
+        }
+        for gateway in &cluster.gateways {
+            out.push(WorkloadEntry {
+                address: absolute(&gateway.address),
+                network: cluster.network.clone(),
+                locality: cluster.locality.clone(),
+                ports: service
+                    .ports
+                    .iter()
+                    .map(|p| (p.name.to_string(), u32::from(gateway.port)))
+                    .collect(),
+                labels: mutual_tls(),
+                ..WorkloadEntry::default()
+            });
+        }
+    }
+    if service.exported_from.iter().any(|c| *c == local.name) {
+        out.push(WorkloadEntry {
+            address: absolute(&format!(
+                "{}.{}.svc.{cluster_domain}",
+                service.name, service.namespace
+            )),
+            network: local.network.clone(),
+            locality: local.locality.clone(),
+            labels: mutual_tls(),
+            ..WorkloadEntry::default()
+        });
+    }
+    out
+}
+
+/// Appends a hash of the host to every name that two hosts share.
+fn disambiguate(entries: &mut [ServiceEntry]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for entry in entries.iter() {
+        *seen.entry(entry.metadata.name.clone()).or_default() += 1;
+    }
+    for entry in entries.iter_mut() {
+        if seen[&entry.metadata.name] > 1 {
+            let digest = Sha256::digest(entry.spec.hosts[0].as_bytes());
+            let suffix: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+            entry.metadata.name = format!("{}-{suffix}", entry.metadata.name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

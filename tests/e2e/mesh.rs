@@ -1,0 +1,135 @@
+//! Every kind of Istio object globaldns writes, applied for real (not a
+//! dry run) by the sync as the ServiceAccount, accepted by the API server
+//! with Istio's CRDs (their OpenAPI schemas and CEL rules), and pruned when
+//! no longer wanted.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use globaldns::mesh::Kind;
+use kube::api::ListParams;
+use serde_json::Value;
+
+use crate::suite::{MANAGED, Suite};
+
+pub const TESTS: [(&str, crate::Test); 1] = [(
+    "mesh::every_kind_is_applied_for_real_and_pruned_when_no_longer_wanted",
+    |s| every_kind(s).boxed(),
+)];
+
+/// The owned objects of `kind` now: name → object.
+async fn owned(suite: &Suite, kind: Kind) -> std::collections::BTreeMap<String, Value> {
+    suite
+        .istio(kind)
+        .await
+        .list(&ListParams::default().labels(MANAGED))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| {
+            let name = o.metadata.name.clone().unwrap();
+            (name, serde_json::to_value(o).unwrap())
+        })
+        .collect()
+}
+
+/// Waits (30 s) until the owned objects of `kind` are exactly `names`.
+async fn wait_for(
+    suite: &Suite,
+    kind: Kind,
+    names: &[&str],
+) -> std::collections::BTreeMap<String, Value> {
+    for _ in 0..120 {
+        let now = owned(suite, kind).await;
+        if now.keys().map(String::as_str).eq(names.iter().copied()) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "owned {}s are {:?}, want {names:?}",
+        kind.name(),
+        owned(suite, kind).await.keys().collect::<Vec<_>>()
+    );
+}
+
+/// Issue 11: the cluster of the manifests (`east`, base/config.yaml)
+/// exports `sleep`: it gets its Gateway on the east-west gateway for
+/// `*.global`, and with `--destination-rules` the `*.global` rule; every
+/// ServiceEntry endpoint carries the mTLS label, and host names are
+/// absolute. Without the flag the rule is pruned; when east stops
+/// exporting, its Gateway is.
+async fn every_kind(suite: &Suite) {
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    suite.mesh_cluster("west", "gw.west.example.com").await;
+    suite.exported_service("sleep", "foo", &["east"]).await;
+    for name in ["a", "b", "c", "d"] {
+        suite.exported_service(name, "bar", &["west"]).await;
+    }
+    let globaldns = suite
+        .start(
+            &suite.docs,
+            "globaldns-0",
+            "state-0",
+            &["--destination-rules"],
+        )
+        .await;
+    let gateways = wait_for(suite, Kind::Gateway, &["globaldns-cross-network"]).await;
+    let server = &gateways["globaldns-cross-network"]["spec"]["servers"][0];
+    assert_eq!(server["tls"]["mode"], "AUTO_PASSTHROUGH");
+    assert_eq!(server["port"]["number"], 15443);
+    assert_eq!(server["hosts"], serde_json::json!(["*.global"]));
+    assert_eq!(
+        gateways["globaldns-cross-network"]["spec"]["selector"],
+        serde_json::json!({"istio": "eastwestgateway"})
+    );
+    let rules = wait_for(suite, Kind::DestinationRule, &["globaldns-global"]).await;
+    assert_eq!(
+        rules["globaldns-global"]["spec"]["trafficPolicy"]["tls"]["mode"],
+        "ISTIO_MUTUAL"
+    );
+    let entries = suite
+        .wait_for_entries(
+            &[
+                "a-bar-global",
+                "b-bar-global",
+                "c-bar-global",
+                "d-bar-global",
+                "sleep-foo-global",
+            ],
+            30,
+        )
+        .await;
+    let remote = &entries["a-bar-global"]["endpoints"][0];
+    assert_eq!(remote["address"], "gw.west.example.com.", "absolute");
+    assert_eq!(remote["labels"]["security.istio.io/tlsMode"], "istio");
+    assert_eq!(entries["a-bar-global"]["resolution"], "DNS");
+    let local = &entries["sleep-foo-global"]["endpoints"][0];
+    assert_eq!(local["address"], "sleep.foo.svc.cluster.local.");
+    assert_eq!(local["labels"]["security.istio.io/tlsMode"], "istio");
+
+    // Without the flag, the rule goes.
+    drop(globaldns);
+    let globaldns = suite
+        .start(&suite.docs, "globaldns-0", "state-0", &[])
+        .await;
+    wait_for(suite, Kind::DestinationRule, &[]).await;
+    // East stops exporting: its Gateway goes (with sleep's ServiceEntry).
+    suite
+        .delete_registry_object("ExportedService", "sleep-foo")
+        .await;
+    wait_for(suite, Kind::Gateway, &[]).await;
+    suite
+        .wait_for_entries(
+            &[
+                "a-bar-global",
+                "b-bar-global",
+                "c-bar-global",
+                "d-bar-global",
+            ],
+            30,
+        )
+        .await;
+    drop(globaldns);
+}
