@@ -74,6 +74,9 @@ pub struct Controller {
     /// VIPs recorded outside the table (the owned ServiceEntries), sorted;
     /// they win over the table.
     record: Vec<(String, Vec<std::net::IpAddr>)>,
+    /// Each pinned address and the host it was pinned for at the last
+    /// publish, to tell when a pin moves to another host.
+    pins: std::collections::HashMap<std::net::IpAddr, compact_str::CompactString>,
 }
 
 impl Controller {
@@ -129,12 +132,15 @@ impl Controller {
             reported_conflicts: Default::default(),
             reported_left_out: Default::default(),
             record,
+            pins: Default::default(),
         };
         if let Some(last_good) = last_good {
             tracing::info!(
                 services = last_good.registry.services.len(),
                 "answering from the last-known-good registry until the registry is read"
             );
+            // Where its pins were, in the zones it was served in.
+            controller.pins = pins_of(&index::wants(&last_good.registry, &last_good.zones));
             controller.publish(last_good.registry, SystemTime::now());
         }
         controller
@@ -156,6 +162,7 @@ impl Controller {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let started = Instant::now();
         let wants = index::wants(&registry, &self.settings.zones);
+        self.report_moved_pins(&wants);
         let mut changes = 0;
         let mut followed = 0;
         self.settings
@@ -246,6 +253,7 @@ impl Controller {
             let last_good = LastGood {
                 serial,
                 digest: Some(digest),
+                zones: self.settings.zones.clone(),
                 registry,
             };
             if let Err(e) = state.save_last_good(&last_good) {
@@ -279,6 +287,25 @@ impl Controller {
             Some(registry) => self.publish(registry, now),
             None => Applied::default(),
         }
+    }
+
+    /// Logs and counts each pinned address that now belongs to another host
+    /// than at the last publish: the registry is the same, but the pin zone
+    /// changed (a zone that sorts first was added or removed, see
+    /// [`index::pin_zone`]), so another host answers with it.
+    fn report_moved_pins(&mut self, wants: &[Want]) {
+        let pins = pins_of(wants);
+        for (addr, host) in &pins {
+            if let Some(before) = self.pins.get(addr)
+                && before != host
+            {
+                self.metrics.pins_moved.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    "pinned address {addr} moved from {before} to {host}: the pin zone (the served zone that sorts first) changed"
+                );
+            }
+        }
+        self.pins = pins;
     }
 
     /// Replaces the record of VIPs (the owned ServiceEntries' hosts and
@@ -393,6 +420,16 @@ impl Controller {
     pub fn table(&self) -> &Table {
         &self.table
     }
+}
+
+/// Each pinned address and the host it is pinned for.
+fn pins_of(
+    wants: &[Want],
+) -> std::collections::HashMap<std::net::IpAddr, compact_str::CompactString> {
+    wants
+        .iter()
+        .flat_map(|w| w.pinned.iter().map(|a| (*a, w.host.clone())))
+        .collect()
 }
 
 /// Logs what the allocator did: routine moves at debug, anything an operator

@@ -80,12 +80,15 @@ pub fn explain(
         .find(|s| zone_suffix(&host, &s.name, &s.namespace).is_some());
     match service {
         Some(service) => {
+            let from = if service.exported_from.is_empty() {
+                "no cluster".to_string()
+            } else {
+                service.exported_from.join(", ")
+            };
             let _ = writeln!(
                 out,
-                "registry: service {} in namespace {}, exported from {}",
-                service.name,
-                service.namespace,
-                service.exported_from.join(", ")
+                "registry: service {} in namespace {}, exported from {from}",
+                service.name, service.namespace,
             );
             for cluster in &allocated.registry.clusters {
                 if !service.exported_from.iter().any(|c| *c == cluster.name) {
@@ -110,6 +113,33 @@ pub fn explain(
                             .unwrap_or_default(),
                     );
                 }
+            }
+            for workload in &service.endpoints {
+                let ports: Vec<String> = workload
+                    .ports
+                    .iter()
+                    .map(|(name, number)| format!("{name}:{number}"))
+                    .collect();
+                let mut facts = Vec::new();
+                if !ports.is_empty() {
+                    facts.push(format!("ports {}", ports.join(" ")));
+                }
+                if let Some(network) = &workload.network {
+                    facts.push(format!("network {network}"));
+                }
+                if let Some(account) = &workload.service_account {
+                    facts.push(format!("service account {account}, sidecar: mTLS"));
+                }
+                let _ = writeln!(
+                    out,
+                    "  outside Kubernetes: {}{}",
+                    workload.address,
+                    if facts.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", facts.join(", "))
+                    }
+                );
             }
             for pinned in &service.addresses {
                 let _ = writeln!(out, "pinned in the registry: {pinned}");

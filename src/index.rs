@@ -10,20 +10,30 @@ use crate::registry::{Registry, Service};
 use crate::vip::{Allocator, Table, Want};
 
 /// The hosts `registry` defines in `zones`, each with its pins. Pins apply
-/// to the host in the first zone only: every host needs an address of its
+/// to the host in the [`pin_zone`] only: every host needs an address of its
 /// own, or two ServiceEntries would claim one VIP.
 pub fn wants(registry: &Registry, zones: &[String]) -> Vec<Want> {
+    let pins = pin_zone(zones);
     let mut wants = Vec::with_capacity(registry.services.len() * zones.len());
-    for (i, zone) in zones.iter().enumerate() {
-        wants.extend(registry.services.iter().map(|s| want(s, i, zone)));
+    for zone in zones {
+        wants.extend(registry.services.iter().map(|s| want(s, zone, pins)));
     }
     wants
 }
 
-fn want(service: &Service, zone_index: usize, zone: &str) -> Want {
+/// The zone whose host carries a service's pinned addresses: the served
+/// zone that sorts first by name. A rule of the zones themselves, not of
+/// the order of `--zone` flags, so reordering them never moves a pin;
+/// adding or removing a zone that sorts first does, and the controller
+/// logs and counts it (`globaldns_vip_pins_moved_total`).
+pub fn pin_zone(zones: &[String]) -> Option<&str> {
+    zones.iter().map(String::as_str).min()
+}
+
+fn want(service: &Service, zone: &str, pin_zone: Option<&str>) -> Want {
     Want {
         host: service.host(zone),
-        pinned: if zone_index == 0 {
+        pinned: if pin_zone == Some(zone) {
             service.addresses.clone()
         } else {
             Vec::new()
@@ -95,9 +105,10 @@ pub fn zones(
     // kept when there are such entries.
     let mut taken = std::collections::HashSet::new();
     let mut left_out = Vec::new();
-    for (i, zone) in zones.iter().enumerate() {
+    let pins = pin_zone(zones);
+    for zone in zones {
         for service in &registry.services {
-            let want = want(service, i, zone);
+            let want = want(service, zone, pins);
             let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
             let ports: Vec<(&str, u16)> = service
                 .ports

@@ -69,6 +69,7 @@ pub struct Metrics {
     pub vips_quarantined: AtomicU64,
     pub vips_probed: AtomicU64,
     pub vips_followed: AtomicU64,
+    pub pins_moved: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub last_reload_seconds: AtomicU64,
@@ -242,6 +243,12 @@ impl Metrics {
                 "counter",
                 "Hosts moved to the VIP their owned ServiceEntry records, away from another this replica had given them.",
                 &self.vips_followed,
+            ),
+            (
+                "globaldns_vip_pins_moved_total",
+                "counter",
+                "Pinned addresses that moved to another host because the pin zone (the served zone that sorts first) changed.",
+                &self.pins_moved,
             ),
             (
                 "globaldns_sync_passes_total",

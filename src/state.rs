@@ -30,6 +30,11 @@ pub struct LastGood {
     /// same keeps the serial. Absent in files of earlier versions.
     #[serde(default)]
     pub digest: Option<u64>,
+    /// The zones it was served in: at start, where its pins were, to tell
+    /// when they move (see [`crate::index::pin_zone`]). Absent in files of
+    /// earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
     pub registry: Registry,
 }
 

@@ -272,6 +272,7 @@ fn rendered_objects_validate_against_istios_crds() {
     for (example, clusters) in [
         ("registry.yaml", ["east", "west"]),
         ("bookinfo.yaml", ["cluster1", "cluster2"]),
+        ("vm.yaml", ["east", "west"]),
     ] {
         for cluster in clusters {
             for object in render_cli(example, cluster) {

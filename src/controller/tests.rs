@@ -145,3 +145,74 @@ fn the_recorded_vips_win_over_the_state_directory() {
     let again = controller.set_record(vec![(host.to_string(), vec![next])], SystemTime::now());
     assert!(!again.published);
 }
+
+/// Issue 11: a pin was bound to "the first zone", so reordering `--zone`
+/// flags moved it to another host, silently. Pins go to the zone that
+/// sorts first: reordering moves nothing; adding a zone that sorts first
+/// moves the pin, and that is logged and counted.
+#[test]
+fn pins_follow_the_zone_that_sorts_first_and_a_move_is_counted() {
+    let pin: std::net::IpAddr = "240.0.9.9".parse().unwrap();
+    let start = |zones: &[&str], metrics: Arc<Metrics>| {
+        let settings = Settings {
+            zones: zones.iter().map(|z| z.to_string()).collect(),
+            ttl: 30,
+            ns_addresses: Vec::new(),
+            allocator: Allocator {
+                v4: VipRange::new("240.0.0.0/12".parse().unwrap(), Family::V4).unwrap(),
+                v6: None,
+                quarantine: 600,
+            },
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let published = Arc::new(Published::default());
+        let controller =
+            Controller::start(settings, dir.path(), published.clone(), metrics, Vec::new());
+        (controller, published, dir)
+    };
+    let text = |zones: &[&str]| {
+        let text = format!(
+            "clusters:\n  - name: west\n    gateways: [{{address: 192.0.2.20}}]\nservices:\n  - {{name: a, namespace: ns, exportedFrom: [west], addresses: [{pin}], ports: [{{name: http, number: 80, protocol: HTTP}}]}}\n"
+        );
+        let zones: Vec<String> = zones.iter().map(|z| z.to_string()).collect();
+        crate::registry::load_str(&text, "r.yaml", &zones).unwrap()
+    };
+    for order in [["mesh", "global"], ["global", "mesh"]] {
+        let (mut controller, published, _dir) = start(&order, Arc::new(Metrics::default()));
+        controller.apply(text(&order), SystemTime::now());
+        assert_eq!(answer(&published, "a.ns.global"), Some(pin), "{order:?}");
+        assert_ne!(answer(&published, "a.ns.mesh"), Some(pin), "{order:?}");
+    }
+    // A restart on the same state with a zone that sorts first: the pin
+    // moves to it, and that is counted (at the warm start already).
+    let (mut controller, _, dir) = start(&["global", "mesh"], Arc::new(Metrics::default()));
+    controller.apply(text(&["global", "mesh"]), SystemTime::now());
+    drop(controller);
+    let metrics = Arc::new(Metrics::default());
+    let settings = Settings {
+        zones: vec!["aaa".to_string(), "global".to_string(), "mesh".to_string()],
+        ttl: 30,
+        ns_addresses: Vec::new(),
+        allocator: Allocator {
+            v4: VipRange::new("240.0.0.0/12".parse().unwrap(), Family::V4).unwrap(),
+            v6: None,
+            quarantine: 600,
+        },
+    };
+    let published = Arc::new(Published::default());
+    let mut controller = Controller::start(
+        settings,
+        dir.path(),
+        published.clone(),
+        metrics.clone(),
+        Vec::new(),
+    );
+    assert_eq!(
+        metrics.pins_moved.load(Relaxed),
+        1,
+        "seen at the warm start"
+    );
+    controller.apply(text(&["aaa", "global", "mesh"]), SystemTime::now());
+    assert_eq!(answer(&published, "a.ns.aaa"), Some(pin));
+    assert_eq!(metrics.pins_moved.load(Relaxed), 1, "counted once");
+}

@@ -175,3 +175,46 @@ fn a_held_back_reload_is_shown() {
         "{text}"
     );
 }
+
+/// Issue 11: `explain` shows the workloads outside Kubernetes of a service.
+#[test]
+fn workloads_outside_kubernetes_are_explained() {
+    let zones = vec!["global".to_string()];
+    let registry =
+        crate::registry::load_str(include_str!("../../examples/vm.yaml"), "vm.yaml", &zones)
+            .unwrap();
+    let allocator = Allocator {
+        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+        v6: None,
+        quarantine: 600,
+    };
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 0);
+    let set = index::zones(&registry, &zones, &allocator, &table, &[], 30, &[])
+        .unwrap()
+        .zones;
+    let allocated = Allocated {
+        registry,
+        table,
+        hand_written: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    let text = explain(
+        "catalog.shop.global",
+        Some(&set),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
+    assert!(text.contains("exported from no cluster"), "{text}");
+    assert!(
+        text.contains(
+            "outside Kubernetes: 192.0.2.50 (network network-east, service account catalog, sidecar: mTLS)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("outside Kubernetes: catalog-vm-2.example.com (ports http:18080)"),
+        "{text}"
+    );
+}

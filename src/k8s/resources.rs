@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::validate::validate;
-use crate::registry::{Cluster, Gateway, Port, Registry, Service};
+use crate::registry::{Cluster, Endpoint, Gateway, Port, Registry, Service};
 
 /// A cluster of the mesh; its name is the object's name.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -56,12 +56,18 @@ pub struct ExportedServiceSpec {
     pub name: String,
     /// The service's namespace in the clusters that export it.
     pub namespace: String,
-    /// Names of the MeshClusters that export it.
+    /// Names of the MeshClusters that export it (may be empty when it
+    /// lists endpoints).
+    #[serde(default)]
     pub exported_from: Vec<String>,
     pub ports: Vec<Port>,
-    /// Addresses pinned for the service's host in the first zone.
+    /// Addresses pinned for the service's host in the pin zone (the served
+    /// zone that sorts first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<std::net::IpAddr>,
+    /// Workloads outside Kubernetes serving it, reached directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// The registry some registry objects describe, and what was left out.
@@ -161,6 +167,7 @@ pub fn registry_from(
             },
             ports: spec.ports.clone(),
             addresses: spec.addresses.clone(),
+            endpoints: spec.endpoints.clone(),
         };
         let key = (
             service.name.to_ascii_lowercase(),

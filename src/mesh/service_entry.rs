@@ -11,7 +11,10 @@
 //!   `security.istio.io/tlsMode: istio`: Istio sends mTLS to an endpoint
 //!   only when it says so (or names a service account), and the east-west
 //!   gateway's port 15443 routes on the TLS SNI, so plaintext is reset.
-//!   Host names are written absolute ([`super::meta::absolute`]).
+//!   Workloads outside Kubernetes the service lists (`endpoints`) are
+//!   endpoints in every cluster, on their own addresses and ports; one
+//!   with a service account runs a sidecar and gets the label too. Host
+//!   names are written absolute ([`super::meta::absolute`]).
 //! - `resolution` is DNS when any endpoint address is a host name, STATIC
 //!   otherwise; `addresses` are the host's VIPs (none if the pool had no
 //!   room for it).
@@ -29,7 +32,7 @@ use sha2::{Digest, Sha256};
 use super::Target;
 use super::meta::{API_VERSION, Metadata, absolute};
 use crate::index;
-use crate::registry::{Cluster, Registry, Service};
+use crate::registry::{Cluster, Endpoint, Registry, Service};
 use crate::vip::{Allocator, Table};
 
 pub const KIND: &str = "ServiceEntry";
@@ -197,6 +200,9 @@ fn endpoints(
             });
         }
     }
+    for workload in &service.endpoints {
+        out.push(outside_kubernetes(workload));
+    }
     if service.exported_from.iter().any(|c| *c == local.name) {
         out.push(WorkloadEntry {
             address: absolute(&format!(
@@ -210,6 +216,27 @@ fn endpoints(
         });
     }
     out
+}
+
+/// A workload outside Kubernetes, as an endpoint in every cluster: reached
+/// directly, on its own ports. With a service account it runs a sidecar
+/// and is sent mTLS (the tlsMode label, unless its labels say otherwise).
+fn outside_kubernetes(workload: &Endpoint) -> WorkloadEntry {
+    let mut labels = workload.labels.clone();
+    if workload.service_account.is_some() {
+        labels
+            .entry(TLS_MODE_LABEL.to_string())
+            .or_insert_with(|| TLS_MODE_ISTIO.to_string());
+    }
+    WorkloadEntry {
+        address: absolute(&workload.address),
+        network: workload.network.clone(),
+        locality: workload.locality.clone(),
+        ports: workload.ports.clone(),
+        labels,
+        weight: workload.weight,
+        service_account: workload.service_account.clone(),
+    }
 }
 
 /// Appends a hash of the host to every name that two hosts share.

@@ -10,7 +10,7 @@ pub mod parse;
 pub mod validate;
 
 pub use error::{Problem, RegistryError};
-pub use model::{Cluster, Gateway, Port, Registry, Service};
+pub use model::{Cluster, Endpoint, Gateway, Port, Registry, Service};
 
 /// Parses and validates registry text for serving in `zones`.
 pub fn load_str(text: &str, origin: &str, zones: &[String]) -> Result<Registry, RegistryError> {

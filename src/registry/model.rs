@@ -54,18 +54,57 @@ fn default_gateway_port() -> u16 {
 pub struct Service {
     pub name: CompactString,
     pub namespace: CompactString,
-    #[serde(deserialize_with = "shrunk")]
+    /// Clusters that export it; may be empty when it lists `endpoints`.
+    #[serde(default, deserialize_with = "shrunk")]
     pub exported_from: Vec<CompactString>,
     #[serde(deserialize_with = "shrunk")]
     pub ports: Vec<Port>,
-    /// Addresses the user pins for this service's host in the first zone.
-    /// They replace the allocated VIP of their family (DESIGN §3).
+    /// Addresses the user pins for this service's host in the pin zone
+    /// (see [`crate::index::pin_zone`]). They replace the allocated VIP of
+    /// their family (DESIGN §3).
     #[serde(
         default,
         deserialize_with = "shrunk",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub addresses: Vec<IpAddr>,
+    /// Workloads outside Kubernetes (VMs, bare metal) serving it, reached
+    /// directly rather than through a cluster's gateway (DESIGN §2).
+    #[serde(
+        default,
+        deserialize_with = "shrunk",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A workload outside Kubernetes: it becomes an endpoint of the service's
+/// ServiceEntry in every cluster (Istio's `WorkloadEntry` fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Endpoint {
+    /// IP address or DNS name.
+    pub address: String,
+    /// Service port name to the port the workload listens on; a port not
+    /// listed is the service's own number.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ports: std::collections::BTreeMap<String, u32>,
+    /// Istio network name, when the workload is on another network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `region/zone[/subzone]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    /// Labels of the workload (for subsets and policies).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Load-balancing weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// The workload's service account, when it runs an Istio sidecar: it
+    /// is then sent mTLS (`security.istio.io/tlsMode: istio`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
 }
 
 /// A list decoded without spare room. Decoders grow a list from a capacity
@@ -109,6 +148,7 @@ impl Registry {
             service.exported_from.shrink_to_fit();
             service.ports.shrink_to_fit();
             service.addresses.shrink_to_fit();
+            service.endpoints.shrink_to_fit();
         }
     }
 }

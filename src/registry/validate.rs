@@ -62,13 +62,7 @@ fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -
             problems.push(Problem::new(format!("{at}.network"), "must not be empty"));
         }
         if let Some(locality) = &cluster.locality {
-            let parts: Vec<&str> = locality.split('/').collect();
-            if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-                problems.push(Problem::new(
-                    format!("{at}.locality"),
-                    format!("`{locality}` is not of the form region/zone[/subzone]"),
-                ));
-            }
+            check_locality(locality, &format!("{at}.locality"), problems);
         }
         if cluster.gateways.is_empty() {
             problems.push(Problem::new(
@@ -93,6 +87,17 @@ fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -
         }
     }
     seen.into_keys().collect()
+}
+
+/// `region/zone[/subzone]`, no empty part.
+fn check_locality(locality: &str, at: &str, problems: &mut Vec<Problem>) {
+    let parts: Vec<&str> = locality.split('/').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        problems.push(Problem::new(
+            at,
+            format!("`{locality}` is not of the form region/zone[/subzone]"),
+        ));
+    }
 }
 
 fn validate_services(
@@ -129,6 +134,7 @@ fn validate_services(
         validate_derived_names(service, zones, &at, problems);
         validate_exports(service, clusters, &at, problems);
         validate_ports(service, &at, problems);
+        validate_endpoints(service, &at, problems);
         validate_pins(service, i, &mut pinned, &at, problems);
     }
 }
@@ -189,10 +195,10 @@ fn validate_exports(
     at: &str,
     problems: &mut Vec<Problem>,
 ) {
-    if service.exported_from.is_empty() {
+    if service.exported_from.is_empty() && service.endpoints.is_empty() {
         problems.push(Problem::new(
             format!("{at}.exportedFrom"),
-            "a service must be exported from at least one cluster",
+            "a service must be exported from at least one cluster, or list endpoints",
         ));
     }
     let mut seen = HashSet::new();
@@ -277,6 +283,91 @@ fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
                     port.protocol,
                     PROTOCOLS.join(", ")
                 ),
+            ));
+        }
+    }
+}
+
+/// Most endpoints a service may list: far above any real fleet of VMs
+/// behind one name, and every answer still fits a TCP message.
+pub const MAX_ENDPOINTS: usize = 1000;
+
+/// Endpoints outside Kubernetes: what Istio's ServiceEntry CRD would refuse,
+/// refused here with the path of the field.
+fn validate_endpoints(service: &Service, at: &str, problems: &mut Vec<Problem>) {
+    if service.endpoints.len() > MAX_ENDPOINTS {
+        problems.push(Problem::new(
+            format!("{at}.endpoints"),
+            format!("at most {MAX_ENDPOINTS} endpoints may be listed"),
+        ));
+    }
+    let port_names: HashSet<&str> = service.ports.iter().map(|p| p.name.as_str()).collect();
+    for (j, endpoint) in service.endpoints.iter().enumerate() {
+        let at = format!("{at}.endpoints[{j}]");
+        let address = endpoint.address.trim_end_matches('.');
+        if address.parse::<IpAddr>().is_err()
+            && names::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
+        {
+            problems.push(Problem::new(
+                format!("{at}.address"),
+                format!(
+                    "`{}` is neither an IP address nor a DNS name",
+                    endpoint.address
+                ),
+            ));
+        }
+        for (name, number) in &endpoint.ports {
+            if !port_names.contains(name.as_str()) {
+                problems.push(Problem::new(
+                    format!("{at}.ports.{name}"),
+                    format!("the service has no port named `{name}`"),
+                ));
+            }
+            if !(1..=65535).contains(number) {
+                problems.push(Problem::new(
+                    format!("{at}.ports.{name}"),
+                    format!("{number} is not a port number (1-65535)"),
+                ));
+            }
+        }
+        if endpoint.network.as_deref() == Some("") {
+            problems.push(Problem::new(format!("{at}.network"), "must not be empty"));
+        }
+        if let Some(locality) = &endpoint.locality {
+            check_locality(locality, &format!("{at}.locality"), problems);
+        }
+        if endpoint.labels.len() > 256 {
+            problems.push(Problem::new(
+                format!("{at}.labels"),
+                "at most 256 labels (Istio's limit)",
+            ));
+        }
+        for (key, value) in &endpoint.labels {
+            if let Err(e) = names::label_key(key) {
+                problems.push(Problem::new(
+                    format!("{at}.labels"),
+                    format!("`{key}` is not a label key: {e}"),
+                ));
+            }
+            if let Err(e) = names::label_value(value) {
+                problems.push(Problem::new(
+                    format!("{at}.labels.{key}"),
+                    format!("`{value}` is not a label value: {e}"),
+                ));
+            }
+        }
+        if endpoint.weight == Some(0) {
+            problems.push(Problem::new(
+                format!("{at}.weight"),
+                "a weight of 0 would send it nothing; leave it out for the default",
+            ));
+        }
+        if let Some(account) = &endpoint.service_account
+            && let Err(e) = names::dns1123_subdomain(account)
+        {
+            problems.push(Problem::new(
+                format!("{at}.serviceAccount"),
+                format!("`{account}` is not a service account name: {e}"),
             ));
         }
     }
@@ -451,6 +542,37 @@ mod tests {
                 .any(|f| f.contains("the ServiceEntry name of host")),
             "{found:#?}"
         );
+    }
+
+    /// Issue 11 / DESIGN §2: workloads outside Kubernetes, validated as
+    /// strictly as the rest, each problem with its path.
+    #[test]
+    fn endpoints_outside_kubernetes() {
+        let good = format!(
+            "{CLUSTERS}services:\n  - name: catalog\n    namespace: shop\n    ports: [{{name: http, number: 8080, protocol: HTTP}}]\n    endpoints:\n      - {{address: 192.0.2.50, ports: {{http: 9080}}, network: vm-net, locality: us-east1/b, labels: {{app: catalog, version: v1}}, weight: 2, serviceAccount: catalog}}\n      - {{address: vm1.example.com}}\n"
+        );
+        assert_eq!(problems(&good), Vec::<String>::new(), "no cluster needed");
+        let bad = format!(
+            "{CLUSTERS}services:\n  - name: catalog\n    namespace: shop\n    ports: [{{name: http, number: 8080, protocol: HTTP}}]\n    endpoints:\n      - {{address: 'not an address', ports: {{grpc: 9090, http: 0}}, locality: a//b, labels: {{'bad key!': x}}, weight: 0, serviceAccount: Bad_SA}}\n"
+        );
+        let found = problems(&bad);
+        let expect = [
+            "services[0].endpoints[0].address: `not an address` is neither",
+            "services[0].endpoints[0].ports.grpc: the service has no port named `grpc`",
+            "services[0].endpoints[0].ports.http: 0 is not a port number",
+            "services[0].endpoints[0].locality: `a//b` is not of the form",
+            "services[0].endpoints[0].labels: `bad key!` is not a label key",
+            "services[0].endpoints[0].weight: a weight of 0",
+            "services[0].endpoints[0].serviceAccount: `Bad_SA` is not a service account name",
+        ];
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        for (got, want) in found.iter().zip(expect) {
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+        let neither = format!(
+            "{CLUSTERS}services:\n  - {{name: lonely, namespace: n, ports: [{{name: p, number: 1, protocol: TCP}}]}}\n"
+        );
+        assert!(problems(&neither)[0].contains("or list endpoints"));
     }
 
     #[test]

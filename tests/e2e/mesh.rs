@@ -12,10 +12,15 @@ use serde_json::Value;
 
 use crate::suite::{MANAGED, Suite};
 
-pub const TESTS: [(&str, crate::Test); 1] = [(
-    "mesh::every_kind_is_applied_for_real_and_pruned_when_no_longer_wanted",
-    |s| every_kind(s).boxed(),
-)];
+pub const TESTS: [(&str, crate::Test); 2] = [
+    (
+        "mesh::every_kind_is_applied_for_real_and_pruned_when_no_longer_wanted",
+        |s| every_kind(s).boxed(),
+    ),
+    ("mesh::the_vm_example_is_answered_and_synced", |s| {
+        vm_example(s).boxed()
+    }),
+];
 
 /// The owned objects of `kind` now: name → object.
 async fn owned(suite: &Suite, kind: Kind) -> std::collections::BTreeMap<String, Value> {
@@ -132,4 +137,38 @@ async fn every_kind(suite: &Suite) {
         )
         .await;
     drop(globaldns);
+}
+
+/// Issue 11: examples/vm.yaml as registry resources (the CRD takes the
+/// endpoints): the VM-hosted service answers its VIP, and the ServiceEntry
+/// the sync writes points at the VMs, the one with a sidecar labelled for
+/// mTLS.
+async fn vm_example(suite: &Suite) {
+    suite
+        .registry_file(&suite.env.repo.join("examples/vm.yaml"))
+        .await;
+    let globaldns = suite
+        .start(&suite.docs, "globaldns-0", "state-0", &[])
+        .await;
+    let entries = suite
+        .wait_for_entries(&["catalog-shop-global", "productpage-bookinfo-global"], 30)
+        .await;
+    let catalog = &entries["catalog-shop-global"];
+    let vip: std::net::IpAddr = catalog["addresses"][0].as_str().unwrap().parse().unwrap();
+    assert_eq!(catalog["endpoints"][0]["address"], "192.0.2.50");
+    assert_eq!(
+        catalog["endpoints"][0]["labels"]["security.istio.io/tlsMode"],
+        "istio"
+    );
+    assert_eq!(catalog["endpoints"][0]["serviceAccount"], "catalog");
+    assert_eq!(
+        catalog["endpoints"][1]["address"],
+        "catalog-vm-2.example.com."
+    );
+    assert_eq!(catalog["endpoints"][1]["ports"]["http"], 18080);
+    tokio::task::block_in_place(|| {
+        crate::process::eventually(Duration::from_secs(20), "catalog answers its VIP", || {
+            (globaldns.resolve("catalog.shop.global") == Ok(Some(vip))).then_some(())
+        })
+    });
 }

@@ -161,6 +161,18 @@ impl Suite {
                     .delete(name, &dp)
                     .await
                     .map(|_| ()),
+                "Gateway" => self
+                    .istio(Kind::Gateway)
+                    .await
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
+                "DestinationRule" => self
+                    .istio(Kind::DestinationRule)
+                    .await
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
                 _ => self
                     .service_entries()
                     .await
@@ -288,9 +300,51 @@ impl Suite {
                     })
                     .collect(),
                 addresses: Vec::new(),
+                endpoints: Vec::new(),
             },
         );
         self.apply(object).await;
+    }
+
+    /// Applies a registry file's clusters and services as MeshCluster and
+    /// ExportedService objects (`<name>-<namespace>` for services).
+    pub async fn registry_file(&self, path: &std::path::Path) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let registry = globaldns::registry::load_str(
+            &text,
+            &path.display().to_string(),
+            &["global".to_string()],
+        )
+        .unwrap();
+        for cluster in registry.clusters {
+            self.apply(MeshCluster::new(
+                &cluster.name,
+                MeshClusterSpec {
+                    network: cluster.network,
+                    locality: cluster.locality,
+                    gateways: cluster.gateways,
+                },
+            ))
+            .await;
+        }
+        for service in registry.services {
+            self.apply(ExportedService::new(
+                &format!("{}-{}", service.name, service.namespace),
+                ExportedServiceSpec {
+                    name: service.name.to_string(),
+                    namespace: service.namespace.to_string(),
+                    exported_from: service
+                        .exported_from
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect(),
+                    ports: service.ports,
+                    addresses: service.addresses,
+                    endpoints: service.endpoints,
+                },
+            ))
+            .await;
+        }
     }
 
     async fn apply<K>(&self, object: K)

@@ -82,4 +82,14 @@ expect "dig falls back to TCP" NOERROR 40 aa -- "${at[@]}" +noedns big.bar.globa
 out=$(dig +tries=1 "${at[@]}" +dnssec +bufsize=4096 httpbin.bar.global A)
 grep -q "; EDNS: version: 0, flags: do; udp: 1232" <<<"$out" && pass || fail "EDNS not echoed right: $out"
 
+# The VM example (examples/vm.yaml): a service no cluster exports, on VMs,
+# still answers with its VIP, and its SRV names its port.
+root=$(cd "$here/../.." && pwd)
+vm_port_of_main=$GD_PORT
+start_globaldns "$bin" "$root/examples/vm.yaml"
+vm=(@127.0.0.1 -p "$GD_PORT")
+expect "VM-hosted service: A"   NOERROR 1 aa -- "${vm[@]}" catalog.shop.global A
+expect "VM-hosted service: SRV" NOERROR 1 aa -- "${vm[@]}" _http._tcp.catalog.shop.global SRV
+GD_PORT=$vm_port_of_main
+
 finish "dig smoke"

@@ -30,6 +30,7 @@ fn service(object: &str, name: &str, from: &[&str]) -> ExportedService {
                 protocol: "HTTP".into(),
             }],
             addresses: Vec::new(),
+            endpoints: Vec::new(),
         },
     )
 }

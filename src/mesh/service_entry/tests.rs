@@ -174,3 +174,43 @@ fn the_local_endpoint_uses_the_cluster_domain() {
         "sleep.foo.svc.corp.example."
     );
 }
+
+/// Issue 11 / DESIGN §2: a service on VMs: its endpoints appear in every
+/// cluster's ServiceEntry, on their own ports; one with a sidecar (a
+/// service account) is sent mTLS; the host still gets its VIP.
+#[test]
+fn workloads_outside_kubernetes_are_endpoints_everywhere() {
+    let text = "\
+clusters:
+  - name: east
+    gateways: [{address: 192.0.2.1}]
+  - name: west
+    gateways: [{address: 192.0.2.2}]
+services:
+  - name: catalog
+    namespace: shop
+    ports: [{name: http, number: 8080, protocol: HTTP}]
+    endpoints:
+      - {address: 192.0.2.50, ports: {http: 9080}, network: vm-net, labels: {app: catalog}, serviceAccount: catalog}
+      - {address: vm2.example.com, weight: 3}
+";
+    for cluster in ["east", "west"] {
+        let entries = rendered(text, &["global"], cluster).unwrap();
+        let spec = &entries[0].spec;
+        assert_eq!(spec.addresses.len(), 1, "a VIP");
+        assert_eq!(spec.resolution, Resolution::Dns, "vm2 is a name");
+        let with_sidecar = &spec.endpoints[0];
+        assert_eq!(with_sidecar.address, "192.0.2.50");
+        assert_eq!(with_sidecar.ports["http"], 9080);
+        assert_eq!(with_sidecar.network.as_deref(), Some("vm-net"));
+        assert_eq!(with_sidecar.labels[TLS_MODE_LABEL], TLS_MODE_ISTIO);
+        assert_eq!(with_sidecar.labels["app"], "catalog");
+        assert_eq!(with_sidecar.service_account.as_deref(), Some("catalog"));
+        let plain = &spec.endpoints[1];
+        assert_eq!(plain.address, "vm2.example.com.");
+        assert!(plain.labels.is_empty(), "no sidecar: plaintext");
+        assert!(plain.ports.is_empty(), "the service's own port");
+        assert_eq!(plain.weight, Some(3));
+        assert_eq!(spec.endpoints.len(), 2, "no cluster exports it");
+    }
+}
