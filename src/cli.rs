@@ -150,6 +150,13 @@ pub struct ServeArgs {
         default_value = "5m"
     )]
     pub resync_interval: Interval,
+    /// Writes of a sync pass in flight at once.
+    #[arg(long, env = "GLOBALDNS_SYNC_CONCURRENCY", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub sync_concurrency: u16,
+    /// Writes of a sync pass started per second at most (0: no cap); a 429
+    /// from the API server is waited out whatever this says.
+    #[arg(long, env = "GLOBALDNS_SYNC_QPS", value_name = "N", default_value_t = 0.0, value_parser = parse_rate)]
+    pub sync_qps: f64,
     #[command(flatten)]
     pub brake: BrakeArgs,
 }
@@ -171,6 +178,15 @@ pub struct BrakeArgs {
         default_value = "30s"
     )]
     pub shrink_hold: Interval,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r >= 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!(
+            "`{text}` is not a rate (writes per second, 0 for no cap)"
+        )),
+    }
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -536,6 +552,10 @@ impl ServeArgs {
                 .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
                 .unwrap_or_else(|| format!("globaldns-{}", std::process::id())),
             resync: self.resync_interval.0,
+            limits: crate::k8s::sync::Limits {
+                concurrency: usize::from(self.sync_concurrency),
+                qps: (self.sync_qps > 0.0).then_some(self.sync_qps),
+            },
         });
         Ok(ServeConfig {
             sync,

@@ -86,6 +86,7 @@ pub struct Metrics {
     /// the detail `/readyz?verbose` shows.
     pub sync_detail: std::sync::Mutex<String>,
     pub sync_held_back: AtomicU64,
+    pub sync_throttled: AtomicU64,
     pub sync_lease_lost: AtomicU64,
     pub dropin_conflicts: AtomicU64,
 }
@@ -279,6 +280,12 @@ impl Metrics {
                 "gauge",
                 "Deletions the brake held back in the last pass.",
                 &self.sync_held_back,
+            ),
+            (
+                "globaldns_sync_throttled_total",
+                "counter",
+                "Writes the API server asked to wait (429) and that were tried again after the wait it gave.",
+                &self.sync_throttled,
             ),
             (
                 "globaldns_sync_lease_lost_total",

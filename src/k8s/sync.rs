@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
 
@@ -138,6 +138,9 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// The pass stopped early: the Lease was lost before a write.
     pub lease_lost: bool,
+    /// Writes the API server asked to wait for (429) before they went
+    /// through or failed.
+    pub throttled: usize,
 }
 
 /// The API resource of `kind` (`networking.istio.io/v1`).
@@ -159,13 +162,16 @@ pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObje
 /// One pass against the cluster, in `namespace`. Listing failing fails the
 /// pass (nothing is written blind); a failed apply or delete is reported
 /// with its reason, and the others go on (the caller logs, counts and
-/// retries). `holds` is asked before every write: once it says no (the
-/// Lease is lost), the pass writes nothing more and reports `lease_lost`.
+/// retries). Writes go out `limits.concurrency` at a time, at most
+/// `limits.qps` a second, and wait as asked on a 429 (see [`write`]).
+/// `holds` is asked before every write: once it says no (the Lease is
+/// lost), the pass starts no more writes and reports `lease_lost`.
 pub async fn sync_once(
     client: &kube::Client,
     namespace: &str,
     desired: &[Object],
     brake: f64,
+    limits: &Limits,
     holds: &(dyn Fn() -> bool + Sync),
 ) -> Result<Report, kube::Error> {
     let api = |kind: Kind| -> Api<DynamicObject> {
@@ -196,46 +202,21 @@ pub async fn sync_once(
             names.join(", ")
         );
     }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    for object in &plan.apply {
-        if !holds() {
-            report.lease_lost = true;
-            return Ok(report);
-        }
-        let name = object.name();
-        let target = Ref {
-            kind: object.kind(),
-            name: name.to_string(),
-        };
-        match api(object.kind())
-            .patch(name, &params, &Patch::Apply(&object.to_value()))
-            .await
-        {
-            Ok(_) => report.applied += 1,
-            Err(e) => report.failures.push(Failure::new("apply", &target, &e)),
-        }
-    }
-    for target in &plan.delete {
-        if !holds() {
-            report.lease_lost = true;
-            return Ok(report);
-        }
-        match api(target.kind)
-            .delete(&target.name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => report.deleted += 1,
-            Err(kube::Error::Api(status)) if status.code == 404 => report.deleted += 1,
-            Err(e) => report.failures.push(Failure::new("delete", target, &e)),
-        }
+    let writer = Writer::new(client, namespace, limits);
+    writer.apply_all(&plan.apply, holds, &mut report).await;
+    if !report.lease_lost {
+        writer.delete_all(&plan.delete, holds, &mut report).await;
     }
     Ok(report)
 }
 
 mod failure;
 mod run;
+pub mod write;
 pub use failure::{Failure, Reason};
 pub use run::{LEASE_DURATION, SyncConfig, run};
+pub use write::Limits;
+use write::Writer;
 
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,8 @@ pub struct SyncConfig {
     pub identity: String,
     /// A full pass at least this often, to repair hand edits and drift.
     pub resync: Duration,
+    /// How hard a pass may press the API server.
+    pub limits: super::Limits,
 }
 
 /// How long shutdown waits to give the Lease up.
@@ -168,6 +170,7 @@ pub async fn run(
             &config.target.namespace,
             &desired,
             config.brake,
+            &config.limits,
             &holds,
         );
         let outcome = tokio::select! {
@@ -269,6 +272,9 @@ fn count(metrics: &Metrics, report: &Report) {
     metrics
         .sync_held_back
         .store(report.held_back as u64, Relaxed);
+    metrics
+        .sync_throttled
+        .fetch_add(report.throttled as u64, Relaxed);
 }
 
 /// Renews the lease every renewal period while a pass runs. Never ends;

@@ -46,6 +46,12 @@ fn entry(name: &str, vip: &str) -> ServiceEntry {
     }
 }
 
+/// One write at a time, unpaced: the order of requests is the plan's.
+const SEQUENTIAL: Limits = Limits {
+    concurrency: 1,
+    qps: None,
+};
+
 /// ServiceEntries as the objects a pass is given.
 fn objects(entries: &[ServiceEntry]) -> Vec<Object> {
     entries.iter().cloned().map(Object::ServiceEntry).collect()
@@ -210,7 +216,15 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
     let client = kube::Client::new(mock, "default");
     let desired = vec![entry("new-global", "240.0.0.5")];
     let pass = tokio::spawn(async move {
-        sync_once(&client, "istio-system", &objects(&desired), 0.5, &|| true).await
+        sync_once(
+            &client,
+            "istio-system",
+            &objects(&desired),
+            0.5,
+            &SEQUENTIAL,
+            &|| true,
+        )
+        .await
     });
 
     let (request, send) = next(&mut handle).await;
@@ -266,7 +280,15 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
     );
     let desired = vec![entry("keep-global", "240.0.0.6")];
     let pass = tokio::spawn(async move {
-        sync_once(&client, "istio-system", &objects(&desired), 0.75, &|| true).await
+        sync_once(
+            &client,
+            "istio-system",
+            &objects(&desired),
+            0.75,
+            &SEQUENTIAL,
+            &|| true,
+        )
+        .await
     });
     let (_, send) = next(&mut handle).await;
     let keep = as_listed("keep-global", true, &entry("keep-global", "240.0.0.6"));
@@ -332,6 +354,7 @@ fn config() -> SyncConfig {
         lease_name: "globaldns".to_string(),
         identity: "pod-a".to_string(),
         resync: Duration::from_secs(300),
+        limits: SEQUENTIAL,
     }
 }
 
@@ -516,7 +539,15 @@ async fn a_conflict_on_one_apply_does_not_stop_the_others() {
         entry("b-global", "240.0.0.2"),
     ];
     let pass = tokio::spawn(async move {
-        sync_once(&client, "istio-system", &objects(&desired), 0.5, &|| true).await
+        sync_once(
+            &client,
+            "istio-system",
+            &objects(&desired),
+            0.5,
+            &SEQUENTIAL,
+            &|| true,
+        )
+        .await
     });
     let (_, send) = next(&mut handle).await;
     send.send_response(listed(vec![]));
@@ -558,9 +589,14 @@ async fn a_pass_stops_writing_when_the_lease_is_lost() {
     let pass = {
         let held = held.clone();
         tokio::spawn(async move {
-            sync_once(&client, "istio-system", &objects(&desired), 1.0, &|| {
-                held.load(Relaxed)
-            })
+            sync_once(
+                &client,
+                "istio-system",
+                &objects(&desired),
+                1.0,
+                &SEQUENTIAL,
+                &|| held.load(Relaxed),
+            )
             .await
         })
     };
@@ -839,4 +875,100 @@ fn the_plan_covers_every_kind_and_brakes_across_them() {
     );
     assert_eq!(names(&with_gateway.conflicts), ["a-global"]);
     assert_eq!(with_gateway.conflicts[0].kind, Kind::Gateway);
+}
+
+/// Issue 14: writes go out `concurrency` at a time: with 4, four applies
+/// are on the wire before the first is answered.
+#[tokio::test]
+async fn writes_go_out_concurrently_up_to_the_limit() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(mock, "default");
+    let desired: Vec<ServiceEntry> = (0..6)
+        .map(|i| entry(&format!("s{i}-global"), &format!("240.0.0.{}", i + 1)))
+        .collect();
+    let limits = Limits {
+        concurrency: 4,
+        qps: None,
+    };
+    let pass = tokio::spawn(async move {
+        sync_once(
+            &client,
+            "istio-system",
+            &objects(&desired),
+            0.5,
+            &limits,
+            &|| true,
+        )
+        .await
+    });
+    let (_, send) = next(&mut handle).await;
+    send.send_response(listed(vec![]));
+    other_lists(&mut handle, vec![]).await;
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        waiting.push((request, send));
+    }
+    let fifth = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
+    assert!(
+        fifth.is_err(),
+        "a fifth write before any of four was answered"
+    );
+    for (request, send) in waiting {
+        send.send_response(echo(request).await);
+    }
+    for _ in 0..2 {
+        let (request, send) = next(&mut handle).await;
+        send.send_response(echo(request).await);
+    }
+    assert_eq!(finished(pass).await.applied, 6);
+}
+
+/// Issue 14: a 429 (API Priority and Fairness) is waited out for the
+/// `retryAfterSeconds` it gives, and the write then goes through; it is
+/// counted as throttled, not failed.
+#[tokio::test(start_paused = true)]
+async fn a_429_is_waited_out_as_the_api_server_asks() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(mock, "default");
+    let desired = vec![entry("a-global", "240.0.0.1")];
+    let pass = tokio::spawn(async move {
+        sync_once(
+            &client,
+            "istio-system",
+            &objects(&desired),
+            0.5,
+            &SEQUENTIAL,
+            &|| true,
+        )
+        .await
+    });
+    let (_, send) = next(&mut handle).await;
+    send.send_response(listed(vec![]));
+    other_lists(&mut handle, vec![]).await;
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::PATCH);
+    let throttled = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "reason": "TooManyRequests", "code": 429, "message": "too many requests",
+        "details": {"retryAfterSeconds": 3}});
+    let first = tokio::time::Instant::now();
+    send.send_response(
+        Response::builder()
+            .status(429)
+            .body(Body::from(serde_json::to_vec(&throttled).unwrap()))
+            .unwrap(),
+    );
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::PATCH, "tried again");
+    let waited = first.elapsed();
+    assert!(
+        (Duration::from_secs(3)..Duration::from_secs(4)).contains(&waited),
+        "{waited:?}"
+    );
+    send.send_response(echo(request).await);
+    let report = finished(pass).await;
+    assert_eq!(report.applied, 1);
+    assert_eq!(report.throttled, 1);
+    assert!(report.failures.is_empty());
 }
