@@ -9,23 +9,12 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::dns::Transport;
-
 /// How a message arrived, for the `transport` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
     Udp,
     Tcp,
     Grpc,
-}
-
-impl From<Transport> for Via {
-    fn from(t: Transport) -> Self {
-        match t {
-            Transport::Udp => Via::Udp,
-            Transport::Tcp => Via::Tcp,
-        }
-    }
 }
 
 const VIAS: [&str; 3] = ["udp", "tcp", "grpc"];
@@ -49,6 +38,11 @@ const BUCKETS: [f64; 12] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.1,
 ];
+
+/// The reasons a sync write fails, as `globaldns_sync_failures_total`
+/// labels them (the order of [`crate::k8s::sync::Reason::ALL`]).
+pub const SYNC_FAILURE_REASONS: [&str; 5] =
+    ["forbidden", "conflict", "invalid", "unavailable", "other"];
 
 /// Every series globaldns exports.
 #[derive(Default)]
@@ -77,7 +71,7 @@ pub struct Metrics {
     pub sync_passes: AtomicU64,
     pub sync_applied: AtomicU64,
     pub sync_deleted: AtomicU64,
-    /// Failed writes by [`crate::k8s::sync::Reason`], in `Reason::ALL` order.
+    /// Failed writes by reason, in [`SYNC_FAILURE_REASONS`] order.
     pub sync_failures: [AtomicU64; 5],
     /// Writes that failed in the last pass of this replica (0 when it is
     /// not the Lease holder).
@@ -312,14 +306,10 @@ impl Metrics {
             "counter",
             "ServiceEntry applies and deletes that failed, by reason (forbidden, conflict, invalid, unavailable, other).",
         );
-        for (reason, value) in crate::k8s::sync::Reason::ALL
-            .iter()
-            .zip(&self.sync_failures)
-        {
+        for (reason, value) in SYNC_FAILURE_REASONS.iter().zip(&self.sync_failures) {
             let _ = writeln!(
                 out,
-                "globaldns_sync_failures_total{{reason=\"{}\"}} {}",
-                reason.label(),
+                "globaldns_sync_failures_total{{reason=\"{reason}\"}} {}",
                 value.load(Relaxed)
             );
         }

@@ -16,3 +16,7 @@ pub mod zone;
 
 pub use respond::{Transport, respond};
 pub use zone::ZoneSet;
+
+/// The snapshot the servers answer from; `None` until the first load. The
+/// controller stores a new one; every server reads it, lock-free.
+pub type Published = arc_swap::ArcSwapOption<ZoneSet>;

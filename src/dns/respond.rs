@@ -33,6 +33,15 @@ pub enum Transport {
     Tcp,
 }
 
+impl From<Transport> for crate::metrics::Via {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Udp => Self::Udp,
+            Transport::Tcp => Self::Tcp,
+        }
+    }
+}
+
 /// Answers one DNS message. `zones` is `None` before any registry has been
 /// loaded, which gives SERVFAIL. Returns `None` when the message must be
 /// dropped: too short to carry a header, or itself a response.

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -22,11 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::fast;
 use super::respond::{MAX_UDP_PAYLOAD, Transport, respond};
-use super::zone::ZoneSet;
 use crate::metrics::{Metrics, Via};
 
-/// The snapshot the servers answer from; `None` until the first load.
-pub type Published = ArcSwapOption<ZoneSet>;
+pub use super::Published;
 
 /// Limits on TCP clients (RFC 7766 §6.2).
 #[derive(Clone, Copy, Debug)]
@@ -223,8 +220,8 @@ async fn within<T>(
 /// at `net.core.rmem_max`, which is fine.
 const UDP_RECV_BUFFER: usize = 4 << 20;
 
-/// A blocking UDP socket for a [`super::udp`] worker, in the
-/// `SO_REUSEPORT` group of `addr` when `shared`.
+/// A blocking UDP socket for a UDP worker, in the `SO_REUSEPORT` group of
+/// `addr` when `shared`.
 fn udp_socket(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -234,7 +231,6 @@ fn udp_socket(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::UdpSo
     if shared {
         socket.set_reuse_port(true)?;
     }
-    socket.set_read_timeout(Some(super::udp::SHUTDOWN_POLL))?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }

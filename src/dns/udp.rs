@@ -21,9 +21,9 @@ use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio_util::sync::CancellationToken;
 
+use super::Published;
 use super::fast;
 use super::respond::{Transport, malformed, respond};
-use super::server::Published;
 use crate::metrics::{Metrics, Via};
 
 /// Datagrams taken per `recvmmsg` call. Knot DNS uses 10 to 64; past 32
@@ -50,14 +50,18 @@ enum Reply {
     Drop,
 }
 
-/// Serves `socket` until `shutdown`. The socket must be blocking with a
-/// read timeout of [`SHUTDOWN_POLL`] (see [`super::server::bind`]).
+/// Serves `socket` (blocking, as [`super::server::bind`] makes it) until
+/// `shutdown`, waking every [`SHUTDOWN_POLL`] to look.
 pub fn serve(
     socket: std::net::UdpSocket,
     zones: Arc<Published>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
+    if let Err(e) = socket.set_read_timeout(Some(SHUTDOWN_POLL)) {
+        tracing::error!("UDP worker not started: its socket takes no read timeout: {e}");
+        return;
+    }
     let fd = socket.as_raw_fd();
     let mut queries = vec![0u8; BATCH * QUERY_BUFFER];
     let mut answers = vec![0u8; BATCH * ANSWER_BUFFER];

@@ -15,13 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
-use super::fast::FastSoa;
-
 mod digest;
 mod names;
+mod soa;
+
+pub(crate) use soa::FastSoa;
 
 use names::Names;
 pub use names::NodeRef;
+
+/// The class IN (RFC 1035 §3.2.4), as it is on the wire.
+pub(crate) const CLASS_IN: u16 = 1;
 
 /// SOA timers. Secondaries never transfer these zones, so refresh, retry
 /// and expire matter little; `minimum` is the negative-caching TTL.

@@ -8,6 +8,7 @@ mod dns_table;
 mod edges;
 mod edns;
 mod faults;
+mod layout;
 mod lifecycle;
 mod manifests;
 mod reload;

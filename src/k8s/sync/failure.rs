@@ -46,13 +46,7 @@ impl Reason {
 
     /// The metric label.
     pub fn label(self) -> &'static str {
-        match self {
-            Reason::Forbidden => "forbidden",
-            Reason::Conflict => "conflict",
-            Reason::Invalid => "invalid",
-            Reason::Unavailable => "unavailable",
-            Reason::Other => "other",
-        }
+        crate::metrics::SYNC_FAILURE_REASONS[self.index()]
     }
 
     /// The index of this reason in [`Reason::ALL`].
@@ -126,6 +120,15 @@ mod tests {
         kube::Error::Api(Box::new(
             kube::core::Status::failure("it says no", reason).with_code(code),
         ))
+    }
+
+    #[test]
+    fn every_reason_has_its_own_label() {
+        let labels: Vec<&str> = Reason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(
+            labels,
+            ["forbidden", "conflict", "invalid", "unavailable", "other"]
+        );
     }
 
     #[test]
