@@ -83,8 +83,8 @@ impl Existing {
 
 /// Decides a pass: an object is applied when it is new or has drifted on
 /// the fields globaldns owns ([`drifted`]). `brake` is the largest share
-/// of the owned objects (all kinds together) one pass may delete (0.5 =
-/// half); a pass that would delete more deletes nothing and says so: a
+/// of the owned ServiceEntries one pass may delete (0.5 = half); a pass
+/// that would delete more deletes nothing, of any kind, and says so: a
 /// registry cut short by mistake must not take the mesh's objects with it.
 pub fn plan(desired: &[Object], existing: &[Existing], brake: f64) -> Plan {
     let existing: BTreeMap<(Kind, &str), &Existing> = existing
@@ -119,7 +119,16 @@ pub fn plan(desired: &[Object], existing: &[Existing], brake: f64) -> Plan {
             name: name.to_string(),
         })
         .collect();
-    if !unwanted.is_empty() && unwanted.len() as f64 > brake * owned.len() as f64 {
+    // The brake weighs the ServiceEntries, one per host: what a truncated
+    // registry would take away. The Gateway and the rules are one per
+    // cluster or zone; counting them would hold back the ordinary end of a
+    // small cluster's last export (its ServiceEntry and its Gateway).
+    let entries = |refs: &mut dyn Iterator<Item = Kind>| {
+        refs.filter(|kind| *kind == Kind::ServiceEntry).count()
+    };
+    let owned_entries = entries(&mut owned.iter().map(|(kind, _)| *kind));
+    let unwanted_entries = entries(&mut unwanted.iter().map(|r| r.kind));
+    if unwanted_entries > 0 && unwanted_entries as f64 > brake * owned_entries as f64 {
         plan.held_back = unwanted;
     } else {
         plan.delete = unwanted;

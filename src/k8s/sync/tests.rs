@@ -830,10 +830,11 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
 }
 
 /// Issue 11: the plan covers every kind the sync owns, each by its own
-/// name; the brake counts the owned objects of all kinds together, so the
-/// one Gateway of a cluster that stops exporting is pruned, not held.
+/// name; the brake weighs the ServiceEntries, so the one Gateway of a
+/// cluster that stops exporting is pruned, not held, and a held pass holds
+/// every kind.
 #[test]
-fn the_plan_covers_every_kind_and_brakes_across_them() {
+fn the_plan_covers_every_kind_and_brakes_on_the_service_entries() {
     let a = entry("a-global", "240.0.0.1");
     let b = entry("b-global", "240.0.0.2");
     let gateway = crate::mesh::Gateway {
@@ -875,6 +876,13 @@ fn the_plan_covers_every_kind_and_brakes_across_them() {
     );
     assert_eq!(names(&with_gateway.conflicts), ["a-global"]);
     assert_eq!(with_gateway.conflicts[0].kind, Kind::Gateway);
+    // One of two ServiceEntries and the Gateway go: half the entries, not
+    // more, so they go; all entries and the Gateway: held, every kind.
+    let last_export = plan_entries(std::slice::from_ref(&b), &cluster, 0.5);
+    assert_eq!(last_export.delete.len(), 2, "{last_export:?}");
+    let truncated = plan_entries(&[], &cluster, 0.5);
+    assert!(truncated.delete.is_empty());
+    assert_eq!(truncated.held_back.len(), 3);
 }
 
 /// Issue 14: writes go out `concurrency` at a time: with 4, four applies
