@@ -24,7 +24,7 @@ mod registry;
 mod serve;
 
 pub use cluster::{ExplainArgs, StubConfigArgs};
-pub use registry::{CheckArgs, RenderArgs, SnapshotArgs};
+pub use registry::{CheckArgs, ExportResourcesArgs, RenderArgs, SnapshotArgs};
 pub use serve::{BrakeArgs, ServeArgs};
 
 #[derive(Debug, Parser)]
@@ -50,6 +50,10 @@ pub enum Command {
     /// Print the Istio ServiceEntries a cluster needs, as YAML documents
     /// ready for `kubectl apply -f -` or a GitOps repository.
     Render(RenderArgs),
+    /// Print a registry file as registry resources (a MeshCluster per
+    /// cluster, an ExportedService per service) for `kubectl apply -f -`:
+    /// what `serve --registry kubernetes` reads back as the same registry.
+    ExportResources(ExportResourcesArgs),
     /// Print the CustomResourceDefinitions of the registry resources
     /// (MeshCluster, ExportedService); `manifests/crds.yaml` is this output.
     Crds,

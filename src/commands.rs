@@ -9,7 +9,8 @@ use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    CheckArgs, Cli, Command, ExplainArgs, RenderArgs, ServeArgs, SnapshotArgs, StubConfigArgs,
+    CheckArgs, Cli, Command, ExplainArgs, ExportResourcesArgs, RenderArgs, ServeArgs, SnapshotArgs,
+    StubConfigArgs,
 };
 use crate::controller::Settings;
 use crate::registry::{Registry, file};
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check(args),
         Command::Zonefile(args) => zonefile(args),
         Command::Render(args) => render_entries(args),
+        Command::ExportResources(args) => export_resources(args),
         Command::StubConfig(args) => stub_config(args),
         Command::Explain(args) => explain(args),
         Command::Crds => {
@@ -225,6 +227,16 @@ fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow!(e))?;
     let yaml = serde_saphyr::to_string_multiple(&entries).context("cannot write YAML")?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(yaml.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn export_resources(args: ExportResourcesArgs) -> anyhow::Result<()> {
+    let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
+    let registry = file::read(&args.registry, &zones)?;
+    let yaml = crate::k8s::export::yaml(&registry, &args.namespace).context("cannot write YAML")?;
     let mut out = std::io::stdout().lock();
     out.write_all(yaml.as_bytes())?;
     out.flush()?;

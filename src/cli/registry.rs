@@ -1,5 +1,5 @@
 //! The arguments of the commands that read a registry file and print:
-//! `check`, `zonefile`, `render`.
+//! `check`, `zonefile`, `render`, `export-resources`.
 
 use std::path::{Path, PathBuf};
 
@@ -68,4 +68,23 @@ pub struct RenderArgs {
         default_value = "istio-system"
     )]
     pub service_entry_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportResourcesArgs {
+    /// Registry file (YAML or JSON).
+    #[arg(long, env = "GLOBALDNS_REGISTRY", value_name = "FILE")]
+    pub registry: PathBuf,
+    /// Namespace of the objects: where `serve --registry kubernetes`
+    /// watches them (its --kube-namespace; the manifests use `globaldns`).
+    #[arg(long, value_name = "NAMESPACE", default_value = "globaldns", value_parser = parse_namespace)]
+    pub namespace: String,
+    /// The zones the servers serve: the registry is validated for them.
+    #[command(flatten)]
+    pub zones: ZoneArgs,
+}
+
+fn parse_namespace(s: &str) -> Result<String, String> {
+    crate::names::dns1123_label(s).map_err(|e| format!("`{s}` is not a namespace name: {e}"))?;
+    Ok(s.to_string())
 }

@@ -7,6 +7,7 @@ mod cli;
 mod dns_table;
 mod edges;
 mod edns;
+mod export;
 mod faults;
 mod lifecycle;
 mod manifests;
