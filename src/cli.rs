@@ -62,7 +62,17 @@ pub enum Command {
     /// ServiceEntry, and any conflict.
     Explain(ExplainArgs),
     /// Print the cluster DNS wiring for the served zones: kube-dns
-    /// `stubDomains` and CoreDNS server blocks pointing at globaldns.
+    /// `stubDomains` and CoreDNS server blocks pointing at globaldns,
+    /// merged into the cluster's own ConfigMaps.
+    ///
+    /// The ConfigMaps kube-system/kube-dns and kube-system/coredns are read
+    /// from the API server (or from --kube-dns-configmap and
+    /// --coredns-configmap), and printed whole: their other stub domains,
+    /// server blocks and keys kept, the served zones' entries added or
+    /// replaced, ready for `kubectl apply -f -`. Reading them takes `get` on
+    /// configmaps in kube-system: run this with an administrator's
+    /// kubeconfig. globaldns' own ServiceAccount is not granted it (the
+    /// manifests' RBAC stays without it); the server never needs it.
     StubConfig(StubConfigArgs),
 }
 

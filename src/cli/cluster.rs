@@ -1,6 +1,8 @@
 //! The arguments of the commands that ask a cluster or a running server:
 //! `stub-config`, `explain`.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use super::ZoneArgs;
@@ -40,4 +42,18 @@ pub struct StubConfigArgs {
     /// Which wiring to print.
     #[arg(long = "for", value_enum, default_value = "both")]
     pub target: crate::k8s::stub::Target,
+    /// Merge into this kube-dns ConfigMap (`kubectl -n kube-system get
+    /// configmap kube-dns -o yaml`) instead of the one read from the API
+    /// server.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_merge")]
+    pub kube_dns_configmap: Option<PathBuf>,
+    /// Merge into this CoreDNS ConfigMap (`kubectl -n kube-system get
+    /// configmap coredns -o yaml`) instead of the one read from the API
+    /// server.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_merge")]
+    pub coredns_configmap: Option<PathBuf>,
+    /// Print the wiring alone, merged into nothing: applied as it is, the
+    /// kube-dns ConfigMap replaces the cluster's stubDomains.
+    #[arg(long)]
+    pub no_merge: bool,
 }
