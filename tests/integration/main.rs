@@ -11,6 +11,7 @@ mod export;
 mod faults;
 mod lifecycle;
 mod manifests;
+mod readme;
 mod reload;
 mod restart;
 mod support;
