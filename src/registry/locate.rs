@@ -1,16 +1,19 @@
 //! Where a problem is in the file: its path (`services[1].ports[0].name`)
 //! turned into a line and column of the registry text.
 //!
-//! Only a registry with problems comes here: the text is read once more
-//! into a tree that keeps where each key and element starts (the YAML
-//! parser's spans; JSON is read by the same parser, YAML being a superset
-//! of it). A path that goes deeper than the text (a missing field) gets the
-//! place of the deepest node it reaches.
+//! Only a registry with problems comes here: the text is read once more,
+//! keeping where each key and element on the problems' paths starts (the
+//! YAML parser's spans; JSON is read by the same parser, YAML being a
+//! superset of it) and skipping every other subtree, so that locating one
+//! problem in a registry of 100,000 services costs a parse and no tree. A
+//! path that goes deeper than the text (a missing field) gets the place of
+//! the deepest node it reaches.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::Problem;
@@ -34,11 +37,21 @@ pub fn locate(text: &str, problems: &mut [Problem]) {
     if problems.iter().all(|p| p.location.is_some()) {
         return;
     }
-    let Ok(tree) =
-        serde_saphyr::from_str_with_options::<Spanned<Node>>(text, super::parse::yaml_options())
-    else {
-        return;
-    };
+    let wanted: Vec<String> = problems
+        .iter()
+        .filter(|p| p.location.is_none())
+        .map(|p| p.path.clone())
+        .collect();
+    SEARCH.with_borrow_mut(|search| {
+        *search = Search {
+            wanted,
+            path: String::new(),
+        }
+    });
+    let tree =
+        serde_saphyr::from_str_with_options::<Spanned<Node>>(text, super::parse::yaml_options());
+    SEARCH.with_borrow_mut(|search| *search = Search::default());
+    let Ok(tree) = tree else { return };
     let root = Place {
         at: location(&tree.referenced),
         node: tree.value,
@@ -46,6 +59,46 @@ pub fn locate(text: &str, problems: &mut [Problem]) {
     for problem in problems.iter_mut().filter(|p| p.location.is_none()) {
         problem.location = root.find(&problem.path);
     }
+}
+
+/// The paths looked for and the path of the node being read. A thread-local
+/// rather than a seed: `Spanned<T>`, which gives the places, takes a `T`
+/// that is `Deserialize`, so the node reads its context from here.
+#[derive(Default)]
+struct Search {
+    wanted: Vec<String>,
+    path: String,
+}
+
+thread_local! {
+    static SEARCH: RefCell<Search> = RefCell::default();
+}
+
+/// Whether the node being read lies on the way to a path looked for.
+fn on_the_way() -> bool {
+    SEARCH.with_borrow(|search| {
+        let path = search.path.as_str();
+        path.is_empty()
+            || search.wanted.iter().any(|w| {
+                w.strip_prefix(path)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
+    })
+}
+
+/// Reads a child at `step` (`[3]`, `.name`), its path pushed for the time.
+fn within<T>(step: &str, read: impl FnOnce() -> T) -> T {
+    let len = SEARCH.with_borrow_mut(|search| {
+        let len = search.path.len();
+        match step.strip_prefix('.') {
+            Some(key) if len == 0 => search.path.push_str(key),
+            _ => search.path.push_str(step),
+        }
+        len
+    });
+    let value = read();
+    SEARCH.with_borrow_mut(|search| search.path.truncate(len));
+    value
 }
 
 fn location(at: &serde_saphyr::Location) -> Option<Location> {
@@ -61,10 +114,11 @@ struct Place {
     node: Node,
 }
 
-/// A document node: a scalar, or its children with their places.
+/// A document node: a scalar (or a subtree skipped), or its children on
+/// the way to a path looked for, with their places.
 enum Node {
     Scalar,
-    List(Vec<Place>),
+    List(Vec<(usize, Place)>),
     Map(Vec<(String, Place)>),
 }
 
@@ -80,7 +134,9 @@ impl Place {
             let next = match &here.node {
                 Node::List(items) => rest.strip_prefix('[').and_then(|r| {
                     let (index, after) = r.split_once(']')?;
-                    Some((items.get(index.parse::<usize>().ok()?)?, after))
+                    let index = index.parse::<usize>().ok()?;
+                    let (_, place) = items.iter().find(|(i, _)| *i == index)?;
+                    Some((place, after))
                 }),
                 // The longest key the path goes on with (keys may hold dots).
                 Node::Map(entries) => entries
@@ -108,6 +164,10 @@ impl Place {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: de::Deserializer<'de>>(decoder: D) -> Result<Self, D::Error> {
+        if !on_the_way() {
+            decoder.deserialize_ignored_any(IgnoredAny)?;
+            return Ok(Node::Scalar);
+        }
         decoder.deserialize_any(NodeVisitor)
     }
 }
@@ -158,11 +218,22 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
-            items.push(Place {
-                at: location(&item.referenced),
-                node: item.value,
-            });
+        for index in 0.. {
+            let item = within(&format!("[{index}]"), || {
+                let wanted = on_the_way();
+                seq.next_element::<Spanned<Node>>().map(|i| (wanted, i))
+            })?;
+            match item {
+                (_, None) => break,
+                (true, Some(item)) => items.push((
+                    index,
+                    Place {
+                        at: location(&item.referenced),
+                        node: item.value,
+                    },
+                )),
+                (false, Some(_)) => {}
+            }
         }
         Ok(Node::List(items))
     }
@@ -170,15 +241,20 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Spanned<Key>>()? {
-            let value = map.next_value::<Spanned<Node>>()?;
-            let at = location(&key.referenced).or(location(&value.referenced));
-            entries.push((
-                key.value.0,
-                Place {
-                    at,
-                    node: value.value,
-                },
-            ));
+            let (wanted, value) = within(&format!(".{}", key.value.0), || {
+                let wanted = on_the_way();
+                map.next_value::<Spanned<Node>>().map(|v| (wanted, v))
+            })?;
+            if wanted {
+                let at = location(&key.referenced).or(location(&value.referenced));
+                entries.push((
+                    key.value.0,
+                    Place {
+                        at,
+                        node: value.value,
+                    },
+                ));
+            }
         }
         Ok(Node::Map(entries))
     }
@@ -203,6 +279,28 @@ mod tests {
         // Deeper than the text (a missing field): the deepest node reached.
         assert_eq!(place(text, "services[0].ports[0].protocol"), Some((8, 9)));
         assert_eq!(place(text, "services[0]"), Some((6, 5)));
+    }
+
+    /// Only the nodes on the problems' paths are kept: the others are
+    /// skipped, and the places found are the same.
+    #[test]
+    fn nodes_off_the_paths_are_skipped_not_lost() {
+        let mut text = String::from("services:\n");
+        for i in 0..1000 {
+            text.push_str(&format!(
+                "  - name: s{i}\n    ports: [{{name: p, number: {i}}}]\n"
+            ));
+        }
+        let mut problems = [
+            Problem::new("services[700].ports[0].number", "x"),
+            Problem::new("services[3]", "y"),
+        ];
+        locate(&text, &mut problems);
+        let at: Vec<_> = problems
+            .iter()
+            .map(|p| p.location.map(|l| (l.line, l.column)))
+            .collect();
+        assert_eq!(at, [Some((1403, 23)), Some((8, 5))]);
     }
 
     #[test]
