@@ -11,6 +11,7 @@ use super::error::{Problem, RegistryError};
 use super::locate::locate;
 use super::model::Registry;
 
+mod focused;
 mod isolate;
 mod poison;
 
