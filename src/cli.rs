@@ -4,9 +4,9 @@
 //!
 //! This file holds the commands and what several of them share (zones,
 //! serving settings, durations); each group of commands has its arguments
-//! in a file of its own: [`serve`] (the server), [`registry`] (commands
-//! that read a registry file and print), [`cluster`] (commands that ask a
-//! cluster or a running server).
+//! in a file of its own: `cli/serve.rs` (the server), `cli/registry.rs`
+//! (commands that read a registry file and print), `cli/cluster.rs`
+//! (commands that ask a cluster or a running server).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

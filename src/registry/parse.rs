@@ -1,6 +1,6 @@
 //! Text to [`Registry`]: YAML or JSON, strict. Each cluster and service is
 //! decoded on its own so that one bad entry does not hide the next, and
-//! each field of a bad entry on its own ([`isolate`]) so that one bad field
+//! each field of a bad entry on its own (`parse/isolate.rs`) so that one bad field
 //! does not hide the next: `check` lists every problem, not only the first,
 //! each with its path, line and column.
 

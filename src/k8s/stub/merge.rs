@@ -11,7 +11,7 @@
 //!   and blank line is kept byte for byte; a block that also serves other
 //!   zones keeps serving them, without the served zone's key.
 //!
-//! Pure text in, text out; reading the ConfigMaps is [`super::configmap`]'s.
+//! Pure text in, text out; reading the ConfigMaps is [`super::configmap_of`]'s.
 
 use std::collections::BTreeMap;
 
