@@ -1,5 +1,13 @@
-# A small non-root image: the release binary on distroless (glibc, no shell).
-#   docker build -t globaldns .
+# A small non-root image: the release binary (built without debug info, see
+# [profile.release] in Cargo.toml) on distroless (glibc, no shell).
+#
+# Nothing publishes this image: build it, push it where your clusters pull
+# from, and name it in manifests/base/kustomization.yaml (`images:`); the
+# manifests call it globaldns:0.1.0 until then. README, "Install in a cluster":
+#   docker build -t globaldns:0.1.0 .
+#   docker tag globaldns:0.1.0 REGISTRY/globaldns:0.1.0
+#   docker push REGISTRY/globaldns:0.1.0
+# The Rust image is the toolchain the project is built and tested with.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -9,7 +9,8 @@ use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    CheckArgs, Cli, Command, ExplainArgs, RenderArgs, ServeArgs, SnapshotArgs, StubConfigArgs,
+    CheckArgs, Cli, Command, ExplainArgs, ExportResourcesArgs, RenderArgs, ServeArgs, SnapshotArgs,
+    StubConfigArgs,
 };
 use crate::controller::Settings;
 use crate::registry::{Registry, file};
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check(args),
         Command::Zonefile(args) => zonefile(args),
         Command::Render(args) => render_entries(args),
+        Command::ExportResources(args) => export_resources(args),
         Command::StubConfig(args) => stub_config(args),
         Command::Explain(args) => explain(args),
         Command::Crds => {
@@ -229,28 +231,91 @@ fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stub_config(args: StubConfigArgs) -> anyhow::Result<()> {
+fn export_resources(args: ExportResourcesArgs) -> anyhow::Result<()> {
     let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
-    let ip = match args.ip {
-        Some(ip) => ip,
-        None => {
-            let (namespace, name) = args
-                .service
+    let registry = file::read(&args.registry, &zones)?;
+    let yaml = crate::k8s::export::yaml(&registry, &args.namespace).context("cannot write YAML")?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(yaml.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn stub_config(args: StubConfigArgs) -> anyhow::Result<()> {
+    use crate::k8s::stub::{self, COREDNS, Existing, KUBE_DNS, Target};
+    let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
+    let service = match args.ip {
+        Some(_) => None,
+        None => Some(
+            args.service
                 .split_once('/')
-                .ok_or_else(|| anyhow!("--service `{}` is not NAMESPACE/NAME", args.service))?;
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(async {
-                let client = kube::Client::try_default().await.context(
-                    "cannot reach the Kubernetes API to read the Service (or give --ip)",
-                )?;
-                crate::k8s::stub::cluster_ip(client, namespace, name).await
-            })?
-        }
+                .ok_or_else(|| anyhow!("--service `{}` is not NAMESPACE/NAME", args.service))?,
+        ),
     };
-    let text = crate::k8s::stub::render(args.target, &zones, (ip, args.port).into());
+    let wants = |name: &str| match args.target {
+        Target::KubeDns => name == KUBE_DNS,
+        Target::Coredns => name == COREDNS,
+        Target::Both => true,
+    };
+    let mut existing = Existing {
+        kube_dns: read_configmap(args.kube_dns_configmap.as_deref(), KUBE_DNS)?,
+        coredns: read_configmap(args.coredns_configmap.as_deref(), COREDNS)?,
+    };
+    let from_api: Vec<&str> = [
+        (KUBE_DNS, args.kube_dns_configmap.is_none()),
+        (COREDNS, args.coredns_configmap.is_none()),
+    ]
+    .into_iter()
+    .filter(|(name, unread)| *unread && !args.no_merge && wants(name))
+    .map(|(name, _)| name)
+    .collect();
+    let mut ip = args.ip;
+    if service.is_some() || !from_api.is_empty() {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            let client = kube::Client::try_default().await.context(
+                "cannot reach the Kubernetes API (give --ip, and --kube-dns-configmap / \
+                 --coredns-configmap or --no-merge, to work without one)",
+            )?;
+            if let Some((namespace, name)) = service {
+                ip = Some(stub::cluster_ip(client.clone(), namespace, name).await?);
+            }
+            for name in &from_api {
+                let map = stub::configmap_of(client.clone(), name).await?;
+                match *name {
+                    KUBE_DNS => existing.kube_dns = map,
+                    _ => existing.coredns = map,
+                }
+            }
+            anyhow::Ok(())
+        })?;
+    }
+    let ip = ip.expect("given, or read from the Service");
+    let existing = (!args.no_merge).then_some(&existing);
+    let text = stub::render(args.target, &zones, (ip, args.port).into(), existing)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// A ConfigMap given as a file (YAML or JSON, as kubectl prints it), which
+/// must be the one named.
+fn read_configmap(
+    path: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<Option<k8s_openapi::api::core::v1::ConfigMap>> {
+    let Some(path) = path else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let map: k8s_openapi::api::core::v1::ConfigMap = serde_saphyr::from_str(&text)
+        .map_err(|e| anyhow!("{} is not a ConfigMap: {e}", path.display()))?;
+    let found = map.metadata.name.as_deref().unwrap_or(name);
+    if found != name {
+        return Err(anyhow!(
+            "{} holds ConfigMap `{found}`, not `{name}`",
+            path.display()
+        ));
+    }
+    Ok(Some(map))
 }
 
 /// Asks the admin endpoint of a running server (plain HTTP/1.1 on

@@ -23,7 +23,7 @@ pub struct Settings {
     pub ttl: u32,
     pub allocator: Allocator,
     /// The addresses of the zones' name server `ns.<zone>`: where this
-    /// server is reached (DESIGN §4).
+    /// server is reached (design §4).
     pub ns_addresses: Vec<std::net::IpAddr>,
 }
 
@@ -82,7 +82,7 @@ pub struct Controller {
 impl Controller {
     /// Opens the state directory, loads the allocation table and, if there
     /// is one, publishes the last-known-good registry so that DNS answers
-    /// before the registry source is read (DESIGN §4, warm start).
+    /// before the registry source is read (design §4, warm start).
     ///
     /// A state directory that cannot be used is reported, and globaldns runs
     /// from memory: serving DNS matters more than remembering.

@@ -1,6 +1,6 @@
 //! `globaldns explain NAME`: for any name, whether it is served and why,
 //! its VIPs and since when, which clusters export it and through which
-//! gateways, which ServiceEntry carries it, and any conflict (DESIGN §6).
+//! gateways, which ServiceEntry carries it, and any conflict (design §6).
 //! Pure: the admin endpoint calls it with the published snapshot.
 
 use std::fmt::Write;
@@ -14,7 +14,7 @@ use crate::registry::brake::HeldBack;
 use crate::vip::{Allocator, Family, Placement};
 
 /// The explanation of `name`, as lines of text. `allocator` tells how each
-/// VIP was placed (DESIGN §3: where clusters may disagree is visible);
+/// VIP was placed (design §3: where clusters may disagree is visible);
 /// `held` is a registry version the shrink brake holds back, if any.
 pub fn explain(
     name: &str,

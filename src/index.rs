@@ -42,7 +42,7 @@ fn want(service: &Service, zone: &str, pin_zone: Option<&str>) -> Want {
 }
 
 /// A host of a ServiceEntry globaldns does not own (drop-in mode,
-/// DESIGN §5), answered with the entry's own addresses.
+/// design §5), answered with the entry's own addresses.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HandWritten {
     /// Lower-case; may be a wildcard (`*.suffix`).
@@ -260,7 +260,7 @@ mod tests {
         }
     }
 
-    /// DESIGN §5 drop-in mode: hand-written hosts are answered with their
+    /// design §5 drop-in mode: hand-written hosts are answered with their
     /// own addresses; the registry wins a host both claim; two hand-written
     /// entries for one host: the first by namespace/name; hosts outside the
     /// zones are ignored.

@@ -27,6 +27,9 @@
 //!   (ServiceEntries, its Gateway, DestinationRules), one file per kind.
 //! - [`dns`]: zones, lookup, wire-format responder, fast path, UDP and TCP servers.
 //! - [`serve`], [`cli`], [`commands`]: the process around them.
+//!
+//! "design §N" in comments and tests is section N of `docs/design.md`, the
+//! behaviour globaldns promises.
 #![forbid(unsafe_code)]
 
 pub mod admin;

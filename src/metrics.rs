@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN §6), counted without a lock or an allocation
+//! Prometheus metrics (design §6), counted without a lock or an allocation
 //! on the query path: every series is an `AtomicU64` in fixed arrays, and
 //! the text exposition is written here on scrape.
 //!

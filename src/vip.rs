@@ -1,4 +1,4 @@
-//! The VIP allocator (DESIGN §3). Pure: it changes an allocation [`Table`]
+//! The VIP allocator (design §3). Pure: it changes an allocation [`Table`]
 //! given the hosts that should exist and the current time; reading and
 //! writing the table is the caller's job.
 //!

@@ -1,6 +1,6 @@
 //! Allocations per query, counted by a global allocator that counts per
 //! thread. The fast path (and the UDP worker around it) must not allocate
-//! at all; the general path's count is printed for the README.
+//! at all; the general path's count is printed for docs/benchmarks.md.
 //!
 //! A test binary of its own, as it replaces the global allocator.
 

@@ -1,6 +1,6 @@
 //! Replays the fuzz corpus (`fuzz/corpus/`) through the fuzz targets'
 //! checks, so that every saved input, seeds and past findings alike, is a
-//! test in `cargo test`. The fuzzers themselves: README, "Fuzzing".
+//! test in `cargo test`. The fuzzers themselves: docs/development.md, "Fuzzing".
 
 use std::path::Path;
 

@@ -14,7 +14,7 @@ fn registry(services: &[(&str, Option<std::net::IpAddr>)]) -> Registry {
     crate::registry::load_str(&text, "registry.yaml", &["global".to_string()]).unwrap()
 }
 
-/// DESIGN §3: where two clusters may disagree is visible. Of two hosts
+/// design §3: where two clusters may disagree is visible. Of two hosts
 /// with the same first choice, the one placed second is counted in
 /// `globaldns_vip_not_first_choice`; pinning it where it is (every cluster
 /// then agrees) takes it off the count.

@@ -11,7 +11,7 @@
 //!   the server understood a message it did not (RFC 8906 §3.1.5).
 //! - AA is ours to set (authoritative answers only); TC is set only when
 //!   the answer itself does not fit (RFC 2181 §9); RA is always 0 (no
-//!   recursion, DESIGN §4); AD and Z are never copied (RFC 1035 §4.1.1
+//!   recursion, design §4); AD and Z are never copied (RFC 1035 §4.1.1
 //!   says Z must be zero, and we do not validate DNSSEC).
 
 use hickory_proto::op::{Metadata, OpCode};

@@ -1,5 +1,5 @@
 //! The lookup: one question against a [`ZoneSet`], decided in a pure
-//! function. Each branch says which row of the DESIGN §4 table it serves.
+//! function. Each branch says which row of the design §4 table it serves.
 //! This is the general path; [`super::fast`] answers the commonest
 //! questions the same way without building records.
 

@@ -180,7 +180,7 @@ fn answer(zones: Option<&ZoneSet>, request: &Message, packet: &[u8]) -> Message 
         .map(|req| our_edns(req.flags().dnssec_ok));
     let rcode = decide(zones, request, packet, &mut response);
     response.metadata.response_code = rcode;
-    // DESIGN §4: answers from the last-known-good snapshot, before the
+    // design §4: answers from the last-known-good snapshot, before the
     // registry source has delivered, say so where EDNS allows (RFC 8914).
     if let (Some(edns), Some(zones)) = (response.edns.as_mut(), zones)
         && zones.is_stale()
@@ -231,7 +231,7 @@ fn decide(
         return ResponseCode::Refused;
     }
     let Some(zones) = zones else {
-        // DESIGN §4: before the first registry load, SERVFAIL, never
+        // design §4: before the first registry load, SERVFAIL, never
         // NXDOMAIN (which clients would cache).
         return ResponseCode::ServFail;
     };

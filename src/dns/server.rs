@@ -4,7 +4,7 @@
 //! `127.0.0.1:0`).
 //!
 //! Why not hickory-server's `Server`: in 0.26.3 it has no cap on TCP
-//! connections (DESIGN §4 asks for one), spawns a task and copies the packet
+//! connections (design §4 asks for one), spawns a task and copies the packet
 //! for every UDP query, logs two INFO lines per query, and emits malformed
 //! truncated UDP responses (trailing bytes, OPT dropped; hickory #3633).
 //! Owning these loops costs less code than working around all four.

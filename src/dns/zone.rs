@@ -58,7 +58,7 @@ impl ZoneSet {
         Some(self.names.node(index))
     }
 
-    /// The wildcard that covers `name` in `zone`, if any (DESIGN §4): a
+    /// The wildcard that covers `name` in `zone`, if any (design §4): a
     /// wildcard `*.suffix` matches any name at any depth below `suffix`,
     /// never `suffix` itself, and the most specific (longest) suffix wins.
     /// Names that exist are never covered (their own node answers).
@@ -103,7 +103,7 @@ impl ZoneSet {
     }
 
     /// True while this snapshot is the last-known-good one, not yet
-    /// confirmed by the registry source (DESIGN §4).
+    /// confirmed by the registry source (design §4).
     pub fn is_stale(&self) -> bool {
         self.stale.load(Ordering::Relaxed)
     }

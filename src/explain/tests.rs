@@ -119,7 +119,7 @@ fn missing_outside_and_hand_written_names_say_why() {
     assert!(text.contains("no registry loaded yet"), "{text}");
 }
 
-/// DESIGN §3: a VIP that is not the host's first choice is flagged, since
+/// design §3: a VIP that is not the host's first choice is flagged, since
 /// another cluster may have given the host a different one.
 #[test]
 fn a_vip_off_its_first_choice_is_flagged() {
@@ -147,7 +147,7 @@ fn a_vip_off_its_first_choice_is_flagged() {
     );
 }
 
-/// DESIGN §2: a registry version held back by the shrink brake is shown,
+/// design §2: a registry version held back by the shrink brake is shown,
 /// with what it would remove and when it would be published.
 #[test]
 fn a_held_back_reload_is_shown() {

@@ -1,4 +1,4 @@
-//! The VIP record in Kubernetes (DESIGN §3): the hosts and `spec.addresses`
+//! The VIP record in Kubernetes (design §3): the hosts and `spec.addresses`
 //! of the ServiceEntries globaldns owns. The Lease holder writes them; every
 //! replica reads them at start ([`owned_addresses`]) and then watches them
 //! ([`run`]), and its controller follows them

@@ -1,7 +1,7 @@
 //! The registry as custom resources of globaldns' own API group
 //! (`globaldns.io/v1alpha1`): one `MeshCluster` per cluster and one
 //! `ExportedService` per exported service, in the namespace globaldns runs
-//! in. Their specs carry the fields of the file format (DESIGN §2), so a
+//! in. Their specs carry the fields of the file format (design §2), so a
 //! registry moves between the two forms field for field.
 //!
 //! Why one object per cluster and per service, not one object holding the

@@ -1,36 +1,141 @@
 //! `globaldns stub-config`: the cluster DNS wiring that points the served
-//! zones at globaldns' Service (DESIGN §6), printed so that nobody pastes a
-//! ClusterIP by hand.
+//! zones at globaldns' Service (design §6), printed so that nobody pastes a
+//! ClusterIP by hand, and merged into the configuration the cluster DNS
+//! already has ([`merge`]) so that applying it replaces nothing else.
+//!
+//! The existing ConfigMaps (`kube-system/kube-dns`, `kube-system/coredns`)
+//! are read with the user's kubeconfig, an administrator's at install time:
+//! globaldns' own ServiceAccount never reads kube-system and is not granted
+//! to.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
+
+pub mod merge;
+pub use merge::MergeError;
+
+/// The namespace of the cluster DNS' ConfigMaps.
+pub const DNS_NAMESPACE: &str = "kube-system";
+/// The kube-dns ConfigMap (its `stubDomains`).
+pub const KUBE_DNS: &str = "kube-dns";
+/// The CoreDNS ConfigMap (its `Corefile`).
+pub const COREDNS: &str = "coredns";
+
+/// The cluster DNS configuration the wiring is merged into: each ConfigMap
+/// as found, `None` where the cluster has none (nothing to keep).
+#[derive(Clone, Debug, Default)]
+pub struct Existing {
+    pub kube_dns: Option<ConfigMap>,
+    pub coredns: Option<ConfigMap>,
+}
 
 /// Which wiring to print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
     /// The kube-dns ConfigMap with `stubDomains` (YAML, for kubectl apply).
     KubeDns,
-    /// The CoreDNS server blocks to add to the Corefile.
+    /// The CoreDNS ConfigMap with the server blocks merged into its Corefile
+    /// (YAML, for kubectl apply); the blocks alone with --no-merge.
     Coredns,
     /// Both, each under a comment saying where it goes.
     Both,
 }
 
-/// The kube-dns ConfigMap forwarding every zone to `server` (RFC: kube-dns
+/// The kube-dns ConfigMap forwarding every zone to `server` (kube-dns
 /// takes `IP` or `IP:port` in stubDomains).
 pub fn kube_dns(zones: &[String], server: SocketAddr) -> String {
-    let upstream = upstream(server);
-    let domains: Vec<String> = zones
-        .iter()
-        .map(|z| format!("{}: [{}]", json(z), json(&upstream)))
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube-dns\n  namespace: kube-system\ndata:\n  stubDomains: |\n    {{{}}}\n",
-        domains.join(", ")
-    )
+    kube_dns_merged(&ConfigMap::default(), zones, server)
+        .expect("an empty ConfigMap has nothing to refuse")
+}
+
+/// `existing` (ConfigMap kube-system/kube-dns) with every zone added to its
+/// `stubDomains` or replaced there; its other domains and keys kept.
+pub fn kube_dns_merged(
+    existing: &ConfigMap,
+    zones: &[String],
+    server: SocketAddr,
+) -> Result<String, MergeError> {
+    let mut data = existing.data.clone().unwrap_or_default();
+    let stub = merge::stub_domains(
+        data.get("stubDomains").map(String::as_str),
+        zones,
+        &upstream(server),
+    )?;
+    data.insert("stubDomains".to_string(), format!("{stub}\n"));
+    Ok(configmap_yaml(KUBE_DNS, &data))
+}
+
+/// `existing` (ConfigMap kube-system/coredns) with its Corefile's blocks for
+/// the zones replaced by [`coredns`]'s, every other block and key kept.
+pub fn coredns_merged(
+    existing: &ConfigMap,
+    zones: &[String],
+    server: SocketAddr,
+) -> Result<String, MergeError> {
+    let mut data = existing.data.clone().unwrap_or_default();
+    let corefile = merge::corefile(
+        data.get("Corefile").map_or("", String::as_str),
+        zones,
+        &coredns(zones, server),
+    )?;
+    data.insert("Corefile".to_string(), corefile);
+    Ok(configmap_yaml(COREDNS, &data))
+}
+
+/// A ConfigMap of kube-system as YAML, for `kubectl apply -f -`: text values
+/// as literal blocks where that reads back the same, else JSON-quoted.
+fn configmap_yaml(name: &str, data: &BTreeMap<String, String>) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {DNS_NAMESPACE}\ndata:\n"
+    );
+    for (key, value) in data {
+        out.push_str(&data_entry(key, value));
+    }
+    out
+}
+
+fn data_entry(key: &str, value: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let key = if plain { key.to_string() } else { json(key) };
+    if value.contains('\n') {
+        let chomp = match value.len() - value.trim_end_matches('\n').len() {
+            0 => "-",
+            1 => "",
+            _ => "+",
+        };
+        // An indentation indicator only where the first line's own
+        // indentation would otherwise be taken for the block's.
+        let first = value.lines().find(|l| !l.is_empty()).unwrap_or_default();
+        let indent = if first.starts_with([' ', '\t']) {
+            "2"
+        } else {
+            ""
+        };
+        let mut block = format!("  {key}: |{indent}{chomp}\n");
+        for line in value.trim_end_matches('\n').split('\n') {
+            if !line.is_empty() {
+                block.push_str("    ");
+            }
+            block.push_str(line);
+            block.push('\n');
+        }
+        for _ in 1..value.len() - value.trim_end_matches('\n').len() {
+            block.push('\n');
+        }
+        // Kept only if a YAML reader gets the value back unchanged.
+        let back: Result<BTreeMap<String, String>, _> = serde_saphyr::from_str(&block);
+        if back.is_ok_and(|map| map.values().next().is_some_and(|v| v == value)) {
+            return block;
+        }
+    }
+    format!("  {key}: {}\n", json(value))
 }
 
 /// A CoreDNS server block per zone, forwarding it to `server`.
@@ -46,18 +151,61 @@ pub fn coredns(zones: &[String], server: SocketAddr) -> String {
     out
 }
 
-/// The wiring for `target`, after a comment on DNSSEC validation.
-pub fn render(target: Target, zones: &[String], server: SocketAddr) -> String {
-    let wiring = match target {
-        Target::KubeDns => kube_dns(zones, server),
-        Target::Coredns => coredns(zones, server),
-        Target::Both => format!(
-            "# kube-dns: merge into ConfigMap kube-system/kube-dns\n{}\n# CoreDNS: add to the Corefile in ConfigMap kube-system/coredns\n{}",
-            kube_dns(zones, server),
-            coredns(zones, server)
-        ),
+/// The wiring for `target`, after a comment on DNSSEC validation: merged
+/// into `existing` when it is given (what the cluster has), else alone.
+pub fn render(
+    target: Target,
+    zones: &[String],
+    server: SocketAddr,
+    existing: Option<&Existing>,
+) -> Result<String, MergeError> {
+    let kube_dns_part = || -> Result<String, MergeError> {
+        Ok(match existing {
+            None => kube_dns(zones, server),
+            Some(Existing {
+                kube_dns: Some(map),
+                ..
+            }) => kube_dns_merged(map, zones, server)?,
+            Some(Existing { kube_dns: None, .. }) => format!(
+                "# {DNS_NAMESPACE}/{KUBE_DNS} does not exist: this creates it (only kube-dns reads it)\n{}",
+                kube_dns(zones, server)
+            ),
+        })
     };
-    format!("{}{wiring}", dnssec_note(zones))
+    let coredns_part = || -> Result<Option<String>, MergeError> {
+        Ok(match existing {
+            Some(Existing {
+                coredns: Some(map), ..
+            }) => Some(coredns_merged(map, zones, server)?),
+            _ => None,
+        })
+    };
+    let blocks = |why: &str| format!("# CoreDNS: {why}\n{}", coredns(zones, server));
+    let no_coredns = match existing {
+        None => "add to the Corefile in ConfigMap kube-system/coredns",
+        Some(_) => "kube-system/coredns does not exist: add to your CoreDNS's Corefile",
+    };
+    let wiring = match target {
+        Target::KubeDns => kube_dns_part()?,
+        Target::Coredns => match coredns_part()? {
+            Some(map) => map,
+            None if existing.is_none() => coredns(zones, server),
+            None => blocks(no_coredns),
+        },
+        Target::Both => {
+            let kube_dns = kube_dns_part()?;
+            match coredns_part()? {
+                Some(map) => format!(
+                    "# kube-dns: ConfigMap kube-system/kube-dns\n{kube_dns}---\n# CoreDNS: ConfigMap kube-system/coredns\n{map}"
+                ),
+                None => format!(
+                    "# kube-dns: merge into ConfigMap kube-system/kube-dns\n{kube_dns}\n{}",
+                    blocks(no_coredns)
+                ),
+            }
+        }
+    };
+    Ok(format!("{}{wiring}", dnssec_note(zones)))
 }
 
 /// Real top-level domains that are signed (DNSSEC) and that mesh zones are
@@ -124,6 +272,29 @@ pub async fn cluster_ip(
         .ok_or_else(|| anyhow::anyhow!("Service {namespace}/{name} has no ClusterIP"))?;
     ip.parse()
         .map_err(|e| anyhow::anyhow!("Service {namespace}/{name}: ClusterIP `{ip}`: {e}"))
+}
+
+/// ConfigMap `kube-system/<name>` as the API server has it, `None` if
+/// there is none (a cluster runs kube-dns or CoreDNS, rarely both).
+/// Reading it needs `get` on ConfigMaps in kube-system: an administrator's
+/// kubeconfig, not globaldns' ServiceAccount.
+pub async fn configmap_of(client: kube::Client, name: &str) -> anyhow::Result<Option<ConfigMap>> {
+    match Api::<ConfigMap>::namespaced(client, DNS_NAMESPACE)
+        .get_opt(name)
+        .await
+    {
+        Ok(map) => Ok(map),
+        Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
+            Err(anyhow::anyhow!(
+                "cannot read ConfigMap {DNS_NAMESPACE}/{name} to merge into ({}): it takes `get` on configmaps in {DNS_NAMESPACE}, \
+                 an administrator's kubeconfig (globaldns' ServiceAccount has no such right and needs none)",
+                status.message
+            ))
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot read ConfigMap {DNS_NAMESPACE}/{name} to merge into: {e}"
+        )),
+    }
 }
 
 #[cfg(test)]

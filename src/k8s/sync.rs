@@ -1,6 +1,6 @@
 //! Keeping the cluster's Istio objects (its ServiceEntries, its Gateway,
 //! the DestinationRules: everything [`crate::mesh::render`] gives) in step
-//! with the rendered ones (DESIGN §5): server-side apply with one field
+//! with the rendered ones (design §5): server-side apply with one field
 //! manager, deletion of the owned ones no longer wanted, and nothing else
 //! touched. The one writer of every kind.
 //!

@@ -1,5 +1,5 @@
 //! `networking.istio.io/v1` Gateway: what lets other clusters reach the
-//! services this cluster exports under the served zones (DESIGN §5).
+//! services this cluster exports under the served zones (design §5).
 //!
 //! Istio 1.1–1.7 multicluster installs shipped a Gateway for `*.global`
 //! on the east-west (then "multicluster ingress") gateway; since 1.8 the

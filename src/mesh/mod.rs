@@ -1,4 +1,4 @@
-//! The Istio objects a cluster needs for the served zones (DESIGN §5), one
+//! The Istio objects a cluster needs for the served zones (design §5), one
 //! file per kind, each rendered by a pure function from the registry and
 //! the allocations:
 //!

@@ -1,6 +1,6 @@
 //! `networking.istio.io/v1` ServiceEntry: the type, by hand, with only the
 //! fields globaldns sets (field names and enum spellings are Istio's API),
-//! and what a cluster's ServiceEntries are (DESIGN §5).
+//! and what a cluster's ServiceEntries are (design §5).
 //!
 //! One ServiceEntry per host (service × zone):
 //!

@@ -17,7 +17,7 @@ fn objects(text: &str, zones: &[&str], target: &Target) -> Vec<Object> {
     render(&registry, &zones, &allocator, &table, target).unwrap()
 }
 
-/// Issue 11 / DESIGN §5: a cluster that exports services gets a Gateway on
+/// Issue 11 / design §5: a cluster that exports services gets a Gateway on
 /// its east-west gateway, TLS AUTO_PASSTHROUGH on 15443, for `*.<zone>` of
 /// every served zone; the ServiceEntries come first.
 #[test]

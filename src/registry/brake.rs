@@ -1,4 +1,4 @@
-//! The shrink brake (DESIGN §2): a registry version that would remove more
+//! The shrink brake (design §2): a registry version that would remove more
 //! than a set share of the services served is held back until that same
 //! version has been seen, unchanged, for a hold window. A file caught
 //! half-written (an in-place rewrite, a slow copy, a writer that stalls

@@ -1,22 +1,29 @@
 //! Registry errors. Every problem carries the path of the offending field
-//! (`services[2].ports[0].number`) so that a user can find it in a file of
-//! thousands of lines.
+//! (`services[2].ports[0].number`), and where the text is at hand its line
+//! and column, so that a user can find it in a file of thousands of lines.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use super::locate::Location;
 
 /// One thing wrong with a registry, located by the path of its field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     pub path: String,
     pub message: String,
+    /// Where the path is in the registry text, once looked up (a problem
+    /// of a Kubernetes object has none).
+    pub location: Option<Location>,
 }
 
 impl Problem {
+    /// A problem at `path`, not located yet.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
+            location: None,
         }
     }
 }
@@ -45,7 +52,7 @@ pub enum RegistryError {
         format: &'static str,
         message: String,
     },
-    #[error("registry {origin} has {} problem(s):\n{}", problems.len(), list(problems))]
+    #[error("registry {origin} has {} problem(s):\n{}", problems.len(), list(origin, problems))]
     Invalid {
         origin: String,
         problems: Vec<Problem>,
@@ -66,10 +73,15 @@ impl RegistryError {
     }
 }
 
-fn list(problems: &[Problem]) -> String {
+/// One line per problem; a located one starts `FILE:LINE:COLUMN:`, the
+/// form editors and terminals jump to.
+fn list(origin: &str, problems: &[Problem]) -> String {
     problems
         .iter()
-        .map(|p| format!("  - {p}"))
+        .map(|p| match p.location {
+            Some(at) => format!("  - {origin}:{at}: {p}"),
+            None => format!("  - {p}"),
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -1,10 +1,11 @@
-//! The shared registry (DESIGN §2): its model, parsing, validation, the
+//! The shared registry (design §2): its model, parsing, validation, the
 //! file source that watches it, and the shrink brake every source's
 //! versions pass.
 
 pub mod brake;
 pub mod error;
 pub mod file;
+pub mod locate;
 pub mod model;
 pub mod parse;
 pub mod validate;
@@ -16,7 +17,8 @@ pub use model::{Cluster, Endpoint, Gateway, Port, Registry, Service};
 pub fn load_str(text: &str, origin: &str, zones: &[String]) -> Result<Registry, RegistryError> {
     let mut registry = parse::parse(text, origin)?;
     registry.shrink_to_fit();
-    let problems = validate::validate(&registry, zones);
+    let mut problems = validate::validate(&registry, zones);
+    locate::locate(text, &mut problems);
     RegistryError::unless_problems(origin, problems, registry)
 }
 

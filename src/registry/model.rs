@@ -1,5 +1,5 @@
 //! The registry's data model: clusters, their gateways, and the services each
-//! exports. The field names are a contract with users' files (DESIGN §2), so
+//! exports. The field names are a contract with users' files (design §2), so
 //! every struct refuses unknown fields and keeps the documented spelling.
 
 use std::net::IpAddr;
@@ -61,7 +61,7 @@ pub struct Service {
     pub ports: Vec<Port>,
     /// Addresses the user pins for this service's host in the pin zone
     /// (see [`crate::index::pin_zone`]). They replace the allocated VIP of
-    /// their family (DESIGN §3).
+    /// their family (design §3).
     #[serde(
         default,
         deserialize_with = "shrunk",
@@ -69,7 +69,7 @@ pub struct Service {
     )]
     pub addresses: Vec<IpAddr>,
     /// Workloads outside Kubernetes (VMs, bare metal) serving it, reached
-    /// directly rather than through a cluster's gateway (DESIGN §2).
+    /// directly rather than through a cluster's gateway (design §2).
     #[serde(
         default,
         deserialize_with = "shrunk",

@@ -1,12 +1,19 @@
 //! Text to [`Registry`]: YAML or JSON, strict. Each cluster and service is
-//! decoded on its own so that one bad entry does not hide the next: `check`
-//! lists every problem, not only the first.
+//! decoded on its own so that one bad entry does not hide the next, and
+//! each field of a bad entry on its own (`parse/isolate.rs`) so that one bad field
+//! does not hide the next: `check` lists every problem, not only the first,
+//! each with its path, line and column.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{Problem, RegistryError};
+use super::locate::locate;
 use super::model::Registry;
+
+mod focused;
+mod isolate;
+mod poison;
 
 /// Nodes (maps, lists, scalars) a YAML registry may hold: about 15 per
 /// service, so room for well over a million services.
@@ -86,10 +93,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
         clusters: list(&object, "clusters", &mut problems),
         services: list(&object, "services", &mut problems),
     };
+    locate(text, &mut problems);
+    // In the order of the file (the decoding went field by field in
+    // alphabetical order); problems without a place come first.
+    problems.sort_by_key(|p| p.location.map(|at| (at.line, at.column)));
     RegistryError::unless_problems(origin, problems, registry)
 }
 
-fn yaml_options() -> serde_saphyr::Options {
+/// The YAML parser's options for registries.
+pub(super) fn yaml_options() -> serde_saphyr::Options {
     // YAML 1.2 booleans only: under YAML 1.1 rules a namespace called `no`
     // or `n` would silently become `false`.
     let mut options = serde_saphyr::Options::default();
@@ -125,16 +137,20 @@ fn list<T: DeserializeOwned>(
     };
     let mut decoded = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        match serde_path_to_error::deserialize::<_, T>(item) {
+        match T::deserialize(item) {
             Ok(value) => decoded.push(value),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let path = if inner == "." {
-                    format!("{key}[{i}]")
-                } else {
-                    format!("{key}[{i}].{inner}")
-                };
-                problems.push(Problem::new(path, e.into_inner().to_string()));
+            Err(_) => {
+                for found in isolate::problems::<T>(item) {
+                    let inner = isolate::render(&found.path);
+                    let path = if inner.is_empty() {
+                        format!("{key}[{i}]")
+                    } else if inner.starts_with('[') {
+                        format!("{key}[{i}]{inner}")
+                    } else {
+                        format!("{key}[{i}].{inner}")
+                    };
+                    problems.push(Problem::new(path, found.message));
+                }
             }
         }
     }
@@ -153,112 +169,4 @@ fn kind(value: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn problems(text: &str) -> Vec<String> {
-        match parse(text, "test.yaml") {
-            Err(RegistryError::Invalid { problems, .. }) => {
-                problems.iter().map(ToString::to_string).collect()
-            }
-            other => panic!("expected Invalid, got {other:?}"),
-        }
-    }
-
-    /// The YAML parser's own default budget (250,000 nodes) would refuse a
-    /// registry of 20,000 services; ours must take 100,000 and more.
-    #[test]
-    fn large_registries_are_within_the_yaml_budget() {
-        let mut text = String::from(
-            "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.1}]\nservices:\n",
-        );
-        for i in 0..20_000 {
-            text.push_str(&format!(
-                "  - {{name: s{i}, namespace: n, exportedFrom: [east], ports: [{{name: http, number: 80, protocol: HTTP}}]}}\n"
-            ));
-        }
-        let registry = parse(&text, "big.yaml").expect("parses");
-        assert_eq!(registry.services.len(), 20_000);
-    }
-
-    #[test]
-    fn yaml_and_json_give_the_same_registry() {
-        let yaml =
-            "clusters:\n  - name: west\n    gateways:\n      - address: 192.0.2.1\nservices: []\n";
-        let json =
-            r#"{"clusters":[{"name":"west","gateways":[{"address":"192.0.2.1"}]}],"services":[]}"#;
-        let a = parse(yaml, "a").unwrap();
-        let b = parse(json, "b").unwrap();
-        assert_eq!(a, b);
-        assert_eq!(
-            a.clusters[0].gateways[0].port, 15443,
-            "default gateway port"
-        );
-    }
-
-    #[test]
-    fn empty_document_is_an_error_not_an_empty_registry() {
-        for text in ["", "   \n", "# only a comment\n"] {
-            let err = parse(text, "r.yaml").unwrap_err();
-            assert!(err.to_string().contains("empty"), "{text:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn unknown_fields_are_reported_with_their_path() {
-        let found = problems(
-            "clusters:\n  - name: a\n    gateway: []\nservices:\n  - name: s\n    namespace: n\n    exportedFrom: [a]\n    ports:\n      - {name: http, number: 80, protocol: HTTP, targetPort: 8080}\nextra: 1\n",
-        );
-        assert_eq!(found.len(), 3, "{found:?}");
-        assert!(found[0].starts_with("extra: unknown field `extra`"));
-        assert!(
-            found[1].starts_with("clusters[0].gateway: unknown field `gateway`"),
-            "{found:?}"
-        );
-        assert!(
-            found[2].starts_with("services[0].ports[0].targetPort: unknown field `targetPort`"),
-            "{found:?}"
-        );
-    }
-
-    #[test]
-    fn wrong_types_are_reported_with_their_path() {
-        let found = problems(
-            "services:\n  - name: s\n    namespace: n\n    exportedFrom: west\n    ports: []\n",
-        );
-        assert_eq!(found.len(), 1);
-        assert!(
-            found[0].starts_with("services[0].exportedFrom: invalid type"),
-            "{found:?}"
-        );
-    }
-
-    #[test]
-    fn yaml_1_1_booleans_stay_strings() {
-        let r = parse(
-            "services:\n  - {name: s, namespace: no, exportedFrom: [n], ports: []}\n",
-            "t",
-        )
-        .unwrap();
-        assert_eq!(r.services[0].namespace, "no");
-        assert_eq!(r.services[0].exported_from, ["n"]);
-    }
-
-    #[test]
-    fn syntax_errors_name_the_origin() {
-        let err = parse("clusters: [\n", "/etc/globaldns/registry.yaml").unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("/etc/globaldns/registry.yaml") && text.contains("YAML"),
-            "{text}"
-        );
-        let err = parse("{\"clusters\": [", "r.json").unwrap_err();
-        assert!(err.to_string().contains("JSON"), "{err}");
-    }
-
-    #[test]
-    fn a_scalar_document_is_rejected() {
-        let err = parse("just text", "r.yaml").unwrap_err();
-        assert!(err.to_string().contains("expected a mapping"), "{err}");
-    }
-}
+mod tests;

@@ -1,4 +1,4 @@
-//! Semantic validation of a decoded registry (DESIGN §2): names, references,
+//! Semantic validation of a decoded registry (design §2): names, references,
 //! duplicates, ports and pinned addresses. Returns every problem found, each
 //! with the path of its field; an empty list means the registry may serve.
 
@@ -544,7 +544,7 @@ mod tests {
         );
     }
 
-    /// Issue 11 / DESIGN §2: workloads outside Kubernetes, validated as
+    /// Issue 11 / design §2: workloads outside Kubernetes, validated as
     /// strictly as the rest, each problem with its path.
     #[test]
     fn endpoints_outside_kubernetes() {

@@ -1,5 +1,5 @@
 //! Following a record of VIPs kept outside the table. In Kubernetes the
-//! owned ServiceEntries' `spec.addresses` are that record (DESIGN §3): the
+//! owned ServiceEntries' `spec.addresses` are that record (design §3): the
 //! Lease holder writes them, every replica reads them, and a replica's own
 //! state directory is only a cache of it. Following the record is what
 //! makes every replica answer one VIP per host, and what keeps a new

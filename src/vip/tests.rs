@@ -382,7 +382,7 @@ proptest! {
     }
 }
 
-/// DESIGN §3: clusters that run on the same registry almost always agree
+/// design §3: clusters that run on the same registry almost always agree
 /// without talking. This replays one 10,000-service registry through two
 /// different histories (one batch, versus shuffled batches with detours
 /// through hosts that come and go) and measures the share of hosts that end

@@ -1,4 +1,4 @@
-//! The admin endpoint (DESIGN §6): /healthz, /readyz (false while
+//! The admin endpoint (design §6): /healthz, /readyz (false while
 //! draining), and /metrics counting the queries answered.
 
 use std::sync::atomic::Ordering;
@@ -86,7 +86,7 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains(r#"globaldns_vip_allocated{family="ipv4"} 3"#));
     assert!(text.contains(r#"globaldns_registry_reloads_total{result="success"} 1"#));
 
-    // DESIGN §6: explain, over HTTP and through the command line.
+    // design §6: explain, over HTTP and through the command line.
     let (status, text) = get(admin, "/explain?name=HttpBin.bar.global").await;
     assert_eq!(status, 200);
     assert!(text.contains("A: NOERROR 240.0.195.86"), "{text}");

@@ -1,4 +1,4 @@
-//! The shrink brake and the file watcher's maximum wait (DESIGN §2): a
+//! The shrink brake and the file watcher's maximum wait (design §2): a
 //! writer that stalls half-way never gets its prefix published; a large
 //! removal that stays is published after the hold window; a file that keeps
 //! changing is still read.
@@ -41,7 +41,7 @@ async fn server(hold: Duration) -> TestServer {
     .await
 }
 
-/// DESIGN §2: a writer that rewrites the file in place and stalls after
+/// design §2: a writer that rewrites the file in place and stalls after
 /// the first 4 of 20 services, for far longer than the settle window, gets
 /// that valid prefix held, not published: every query for a service in the
 /// second half is answered NOERROR throughout, the hold is visible in the
@@ -112,7 +112,7 @@ async fn a_stalled_writer_never_gets_its_prefix_published() {
     assert_eq!(rcode(addr, "s19.ns.global.").await, ResponseCode::NoError);
 }
 
-/// DESIGN §2: a large removal is not refused, only delayed: once the same
+/// design §2: a large removal is not refused, only delayed: once the same
 /// version has stayed for the hold window it is published. A small edit
 /// meanwhile passes at once.
 #[tokio::test]

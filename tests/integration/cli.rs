@@ -211,7 +211,7 @@ fn zonefile_prints_the_served_records() {
     assert!(!text.contains("127.0.0.1"), "{text}");
 }
 
-/// DESIGN §5 through the binary: `render` prints one YAML document per
+/// design §5 through the binary: `render` prints one YAML document per
 /// object, ready for `kubectl apply -f -`: a ServiceEntry per host (the
 /// VIPs those a server on the same state directory gives), then the
 /// cluster's Gateway, as it exports a service.
@@ -268,7 +268,7 @@ fn render_prints_the_objects_of_a_cluster() {
     );
 }
 
-/// DESIGN §6: the DNS wiring is printed by globaldns, for kube-dns and for
+/// design §6: the DNS wiring is printed by globaldns, for kube-dns and for
 /// CoreDNS, for every served zone.
 #[test]
 fn stub_config_prints_the_wiring_for_every_zone() {
@@ -283,6 +283,7 @@ fn stub_config_prints_the_wiring_for_every_zone() {
             "region",
             "--for",
             "coredns",
+            "--no-merge",
         ])
         .output()
         .unwrap();
@@ -293,7 +294,14 @@ fn stub_config_prints_the_wiring_for_every_zone() {
     // `.global` is a signed TLD: what a validating resolver needs.
     assert!(stdout.contains("domain-insecure: \"global\""), "{stdout}");
     let out = globaldns()
-        .args(["stub-config", "--ip", "10.96.0.53", "--for", "kube-dns"])
+        .args([
+            "stub-config",
+            "--ip",
+            "10.96.0.53",
+            "--for",
+            "kube-dns",
+            "--no-merge",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -307,6 +315,85 @@ fn stub_config_prints_the_wiring_for_every_zone() {
     assert!(!out.status.success());
     assert!(
         stderr.contains("--service `no-slash` is not NAMESPACE/NAME"),
+        "{stderr}"
+    );
+}
+
+/// Issue 13: the wiring is merged into the cluster's ConfigMaps, here given
+/// as files the way `kubectl get -o yaml` writes them; without them and
+/// without an API server, stub-config says how to go on instead of
+/// printing a ConfigMap that would replace the cluster's stubDomains.
+#[test]
+fn stub_config_merges_into_the_configmaps_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let kube_dns = dir.path().join("kube-dns.yaml");
+    std::fs::write(
+        &kube_dns,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube-dns\n  namespace: kube-system\n  resourceVersion: \"42\"\ndata:\n  stubDomains: |\n    {\"acme.local\": [\"1.2.3.4\"]}\n",
+    )
+    .unwrap();
+    let coredns = dir.path().join("coredns.yaml");
+    std::fs::write(
+        &coredns,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: coredns\n  namespace: kube-system\ndata:\n  Corefile: |\n    .:53 {\n        forward . /etc/resolv.conf\n    }\n",
+    )
+    .unwrap();
+    let out = globaldns()
+        .args(["stub-config", "--ip", "10.96.0.53", "--kube-dns-configmap"])
+        .arg(&kube_dns)
+        .arg("--coredns-configmap")
+        .arg(&coredns)
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(r#"{"acme.local": ["1.2.3.4"], "global": ["10.96.0.53"]}"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    .:53 {\n        forward . /etc/resolv.conf\n    }\n    global:53 {\n"),
+        "{stdout}"
+    );
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout).unwrap();
+    assert_eq!(docs.len(), 2);
+
+    // The wrong ConfigMap for the flag is refused.
+    let out = globaldns()
+        .args([
+            "stub-config",
+            "--ip",
+            "10.96.0.53",
+            "--for",
+            "kube-dns",
+            "--kube-dns-configmap",
+        ])
+        .arg(&coredns)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("holds ConfigMap `coredns`, not `kube-dns`"),
+        "{stderr}"
+    );
+
+    // No API server and nothing given: an error that says what to give.
+    let out = globaldns()
+        .args(["stub-config", "--ip", "10.96.0.53", "--for", "kube-dns"])
+        .env("KUBECONFIG", "/nonexistent")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--kube-dns-configmap") && stderr.contains("--no-merge"),
         "{stderr}"
     );
 }

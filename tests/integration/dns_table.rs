@@ -1,4 +1,4 @@
-//! Every row of the DESIGN §4 table, over real UDP and TCP sockets.
+//! Every row of the design §4 table, over real UDP and TCP sockets.
 
 use std::net::IpAddr;
 
@@ -315,7 +315,7 @@ async fn ipv6_vips_come_from_the_v6_range() {
     );
 }
 
-/// Several zones: every service is a host in each (DESIGN §2).
+/// Several zones: every service is a host in each (design §2).
 #[tokio::test]
 async fn every_zone_serves_every_service() {
     let server = TestServer::with(crate::support::Options {
@@ -344,7 +344,7 @@ async fn every_zone_serves_every_service() {
 }
 
 /// Before any registry has loaded, and with no last-known-good snapshot,
-/// every in-zone query gets SERVFAIL, never NXDOMAIN (DESIGN §4).
+/// every in-zone query gets SERVFAIL, never NXDOMAIN (design §4).
 #[tokio::test]
 async fn no_registry_yet_means_servfail() {
     let server = TestServer::with(crate::support::Options {

@@ -128,7 +128,7 @@ async fn formerr_to_a_malformed_opt_carries_question_and_opt() {
     }
 }
 
-/// DESIGN §4, RFC 1035 §3.3.11: the zone's NS target `ns.<zone>` has the
+/// design §4, RFC 1035 §3.3.11: the zone's NS target `ns.<zone>` has the
 /// server's addresses, and an NS answer carries them as additional data.
 #[tokio::test]
 async fn the_name_server_resolves() {
@@ -179,7 +179,7 @@ fn ede(reply: &Message) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// DESIGN §4, RFC 8914 §4.4: answers from the last-known-good snapshot,
+/// design §4, RFC 8914 §4.4: answers from the last-known-good snapshot,
 /// before the registry source has delivered, carry Extended DNS Error 3
 /// "Stale Answer" where EDNS allows (never without EDNS); once the source
 /// delivers, they no longer do.

@@ -120,7 +120,7 @@ fn the_deployment_is_locked_down_and_its_arguments_parse() {
     assert!(config.sync.is_some());
 
     let service = find(&docs, "manifests/base/service.yaml", "Service");
-    // DESIGN §4: ns.<zone> answers with the Service's ClusterIP, taken from
+    // design §4: ns.<zone> answers with the Service's ClusterIP, taken from
     // the service-link variable Kubernetes derives from the Service's name.
     let link = format!(
         "$({}_SERVICE_HOST)",
@@ -216,4 +216,35 @@ fn rbac_grants_only_the_verbs_used() {
         role["rules"],
         serde_json::json!([{"apiGroups": ["networking.istio.io"], "resources": ["serviceentries"], "verbs": ["list", "watch"]}])
     );
+}
+
+/// Nothing publishes an image: every manifest names the one the README
+/// tells users to build (`globaldns:<version of Cargo.toml>`), and the
+/// base kustomization's `images:` entry, where users put the reference they
+/// pushed, names that image and tag.
+#[test]
+fn every_manifest_runs_the_image_the_readme_builds() {
+    let image = format!("globaldns:{}", env!("CARGO_PKG_VERSION"));
+    let mut found = 0;
+    for (path, doc) in &all_documents() {
+        let containers = &doc["spec"]["template"]["spec"]["containers"];
+        for container in containers.as_array().into_iter().flatten() {
+            if let Some(name) = container["image"].as_str() {
+                assert_eq!(name, image, "{}", path.display());
+                found += 1;
+            }
+        }
+    }
+    assert_eq!(found, 2, "the Deployment and the sidecar patch");
+    let docs = all_documents();
+    let kustomization = find(&docs, "manifests/base/kustomization.yaml", "Kustomization");
+    let (name, tag) = image.split_once(':').unwrap();
+    assert_eq!(
+        kustomization["images"],
+        serde_json::json!([{"name": name, "newName": name, "newTag": tag}])
+    );
+    let readme = std::fs::read_to_string(manifests().join("../README.md")).unwrap();
+    assert!(readme.contains(&format!("docker build -t {image} .")));
+    let dockerfile = std::fs::read_to_string(manifests().join("../Dockerfile")).unwrap();
+    assert!(dockerfile.contains(&format!("docker build -t {image} .")));
 }

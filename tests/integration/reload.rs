@@ -1,5 +1,5 @@
 //! Registry changes while serving: new versions are picked up, bad ones are
-//! refused and the last good registry keeps answering (DESIGN §2).
+//! refused and the last good registry keeps answering (design §2).
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
-//! Restarts and edits: the VIPs DESIGN §3 promises, and the warm start of
-//! DESIGN §4.
+//! Restarts and edits: the VIPs design §3 promises, and the warm start of
+//! design §4.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -123,7 +123,7 @@ async fn edits_never_move_a_host_that_stays() {
     );
 }
 
-/// DESIGN §3: without any state, the same registry gives the same VIPs, so
+/// design §3: without any state, the same registry gives the same VIPs, so
 /// a cluster that loses its state directory renumbers nothing.
 #[tokio::test]
 async fn an_empty_state_dir_on_the_same_registry_gives_the_same_vips() {
@@ -132,7 +132,7 @@ async fn an_empty_state_dir_on_the_same_registry_gives_the_same_vips() {
     assert_eq!(vips(one.addr, &HOSTS).await, vips(two.addr, &HOSTS).await);
 }
 
-/// DESIGN §4: a server that restarts while its registry is unreadable
+/// design §4: a server that restarts while its registry is unreadable
 /// answers from the last-known-good snapshot, with the same VIPs.
 #[tokio::test]
 async fn warm_start_answers_from_the_last_good_registry() {
@@ -152,7 +152,7 @@ async fn serial(addr: SocketAddr) -> u32 {
     soa.serial
 }
 
-/// DESIGN §4 (RFC 1982 serials): the SOA serial moves when what is served
+/// design §4 (RFC 1982 serials): the SOA serial moves when what is served
 /// changes, and only then: a restart on an unchanged registry keeps it; a
 /// restart on a changed one moves it.
 #[tokio::test]

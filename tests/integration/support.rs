@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
-/// The registry most tests serve: DESIGN §2's example plus a dual-stack
+/// The registry most tests serve: design §2's example plus a dual-stack
 /// service with a pinned IPv6 address.
 pub const REGISTRY: &str = "\
 clusters:

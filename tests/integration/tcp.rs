@@ -161,7 +161,7 @@ async fn idle_connections_are_closed() {
     assert!(read_framed(&mut slow).await.is_none(), "slow client closed");
 }
 
-/// DESIGN §4: a cap on connections; beyond it new connections are closed
+/// design §4: a cap on connections; beyond it new connections are closed
 /// at once, and a slot freed is a slot usable again. UDP is unaffected.
 #[tokio::test]
 async fn connections_beyond_the_cap_are_closed() {

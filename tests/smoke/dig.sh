@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every row of the DESIGN §4 table, asked by dig over UDP and TCP.
+# Every row of the design §4 table, asked by dig over UDP and TCP.
 # Usage: tests/smoke/dig.sh path/to/globaldns
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

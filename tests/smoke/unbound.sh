@@ -5,7 +5,7 @@
 #
 # Priming asks the zone for its NS set and from then on queries the NS
 # targets' addresses on port 53 (the stub-addr port is used for priming
-# only): `ns.global` must resolve (DESIGN §4), and globaldns must answer
+# only): `ns.global` must resolve (design §4), and globaldns must answer
 # on port 53 there. So globaldns listens on a loopback address of its own
 # on port 53 (root is needed, as in CI) with --ns-address set to it.
 # Without the NS target's addresses every name in the zone is SERVFAIL.

@@ -151,7 +151,7 @@ fn a_and_aaaa_answers_match_the_general_path() {
     assert_eq!((rcode(&r), ancount(&r)), (0, 1));
     let r = same(&zones, &Q::a("reviews.default.mesh.internal"));
     assert_eq!((rcode(&r), ancount(&r)), (0, 1));
-    // DESIGN §4: the zone's name server resolves (RFC 1035 §3.3.11).
+    // design §4: the zone's name server resolves (RFC 1035 §3.3.11).
     let r = same(&zones, &Q::a("ns.global"));
     assert_eq!((rcode(&r), ancount(&r)), (0, 1));
     let r = same(&zones, &Q::a("ns.mesh.internal").typed(TYPE_AAAA));
@@ -438,7 +438,7 @@ fn a_answer(response: &[u8]) -> Option<String> {
     })
 }
 
-/// DESIGN §4: a wildcard matches any depth below its suffix, never the
+/// design §4: a wildcard matches any depth below its suffix, never the
 /// suffix itself; the most specific wins; an existing name is never
 /// covered. Answers echo the question's name and case.
 #[test]

@@ -1,6 +1,6 @@
 //! A digest of what a snapshot serves, its SOA serial aside: two snapshots
 //! with the same digest give the same answers, so the controller moves the
-//! serial only when the digest changes (DESIGN §4: "the SOA serial moves on
+//! serial only when the digest changes (design §4: "the SOA serial moves on
 //! every change"; and only then, so that a restart on an unchanged registry
 //! keeps it).
 //!

@@ -167,7 +167,7 @@ fn the_plan_applies_changes_prunes_owned_and_leaves_the_rest() {
     assert!(plan.held_back.is_empty());
 }
 
-/// DESIGN §5: a pass that would delete more than the set share of the
+/// design §5: a pass that would delete more than the set share of the
 /// owned objects deletes none of them.
 #[test]
 fn the_brake_holds_back_mass_deletion() {

@@ -28,7 +28,7 @@ fn rendered(text: &str, zones: &[&str], cluster: &str) -> Result<Vec<ServiceEntr
     )
 }
 
-/// DESIGN §5: the template, field for field, for a service another cluster
+/// design §5: the template, field for field, for a service another cluster
 /// exports through an IP gateway.
 #[test]
 fn a_remote_service_gets_the_design_template() {
@@ -73,7 +73,7 @@ fn a_remote_service_gets_the_design_template() {
     assert_eq!(httpbin, &expected);
 }
 
-/// DESIGN §5: a service the local cluster exports too gets the local
+/// design §5: a service the local cluster exports too gets the local
 /// endpoint, and a host-name endpoint makes the resolution DNS.
 #[test]
 fn a_locally_exported_service_gets_the_local_endpoint() {
@@ -175,7 +175,7 @@ fn the_local_endpoint_uses_the_cluster_domain() {
     );
 }
 
-/// Issue 11 / DESIGN §2: a service on VMs: its endpoints appear in every
+/// Issue 11 / design §2: a service on VMs: its endpoints appear in every
 /// cluster's ServiceEntry, on their own ports; one with a sidecar (a
 /// service account) is sent mTLS; the host still gets its VIP.
 #[test]

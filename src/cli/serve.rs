@@ -1,0 +1,321 @@
+//! The arguments of `serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{Interval, KUBERNETES, MeshArgs, ServingArgs, default_state_dir};
+use crate::dns::server::TcpLimits;
+use crate::k8s::sync::SyncConfig;
+use crate::registry::brake::BrakeConfig;
+use crate::serve::{ServeConfig, Source};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Registry file (YAML or JSON), or `kubernetes` to watch the
+    /// MeshCluster and ExportedService resources.
+    #[arg(long, env = "GLOBALDNS_REGISTRY", value_name = "FILE|kubernetes")]
+    pub registry: PathBuf,
+    /// Namespace of the registry resources [default: the pod's own, or the
+    /// kubeconfig context's].
+    #[arg(long, env = "GLOBALDNS_KUBE_NAMESPACE", value_name = "NAMESPACE")]
+    pub kube_namespace: Option<String>,
+    /// Address to serve DNS on, UDP and TCP alike. Port 0 picks a free port.
+    #[arg(
+        long,
+        env = "GLOBALDNS_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:5353"
+    )]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub serving: ServingArgs,
+    /// Directory for the allocation table and the last-known-good registry
+    /// [default: FILE.state next to the registry file].
+    #[arg(long, env = "GLOBALDNS_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How often the registry file is checked for changes.
+    #[arg(
+        long,
+        env = "GLOBALDNS_RELOAD_INTERVAL",
+        value_name = "DURATION",
+        default_value = "250ms"
+    )]
+    pub reload_interval: Interval,
+    /// TCP connections served at once; more are closed on accept.
+    #[arg(long, env = "GLOBALDNS_TCP_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tcp_max_connections: u32,
+    /// How long a TCP connection may stay idle.
+    #[arg(
+        long,
+        env = "GLOBALDNS_TCP_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    pub tcp_idle_timeout: Interval,
+    /// UDP worker threads, each with its own socket on the listening port
+    /// (SO_REUSEPORT) [default: one per CPU].
+    #[arg(long, env = "GLOBALDNS_UDP_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub udp_workers: Option<u16>,
+    /// Serve /metrics, /healthz and /readyz here [default: off].
+    #[arg(long, env = "GLOBALDNS_ADMIN", value_name = "ADDR:PORT")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// On SIGTERM, keep answering this long with /readyz false before
+    /// stopping (set it to cover endpoint removal, e.g. 5s, in Kubernetes).
+    #[arg(
+        long,
+        env = "GLOBALDNS_DRAIN_DELAY",
+        value_name = "DURATION",
+        default_value = "0s"
+    )]
+    pub drain_delay: Interval,
+    /// Also answer the CoreDNS `grpc` plugin protocol here (for a Corefile
+    /// with `grpc global ADDR:PORT`, as istiocoredns has) [default: off].
+    #[arg(long, env = "GLOBALDNS_GRPC", value_name = "ADDR:PORT")]
+    pub grpc: Option<std::net::SocketAddr>,
+    /// Also answer the hosts of the ServiceEntries already in the cluster
+    /// that globaldns does not own (drop-in mode; the registry wins a host
+    /// both claim).
+    #[arg(long, env = "GLOBALDNS_SERVE_SERVICE_ENTRIES")]
+    pub serve_service_entries: bool,
+    /// Keep this cluster's ServiceEntries in step with the registry
+    /// (server-side apply, prune of owned ones; only the Lease holder writes).
+    #[arg(long, env = "GLOBALDNS_SYNC_SERVICE_ENTRIES", requires = "cluster")]
+    pub sync_service_entries: bool,
+    /// The cluster this server runs in, as named in the registry.
+    #[arg(long, env = "GLOBALDNS_CLUSTER", value_name = "NAME")]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub mesh: MeshArgs,
+    /// Namespace of the synced Istio objects (ServiceEntries, Gateway,
+    /// DestinationRules).
+    #[arg(
+        long,
+        env = "GLOBALDNS_SERVICE_ENTRY_NAMESPACE",
+        value_name = "NAMESPACE",
+        default_value = "istio-system"
+    )]
+    pub service_entry_namespace: String,
+    /// Largest share of the owned ServiceEntries one sync pass may delete;
+    /// a pass that would delete more deletes none and says so.
+    #[arg(long, env = "GLOBALDNS_DELETE_BRAKE", value_name = "FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub delete_brake: f64,
+    /// A full sync pass at least this often, to repair drift.
+    #[arg(
+        long,
+        env = "GLOBALDNS_RESYNC_INTERVAL",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub resync_interval: Interval,
+    /// Writes of a sync pass in flight at once.
+    #[arg(long, env = "GLOBALDNS_SYNC_CONCURRENCY", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub sync_concurrency: u16,
+    /// Writes of a sync pass started per second at most (0: no cap); a 429
+    /// from the API server is waited out whatever this says.
+    #[arg(long, env = "GLOBALDNS_SYNC_QPS", value_name = "N", default_value_t = 0.0, value_parser = parse_rate)]
+    pub sync_qps: f64,
+    #[command(flatten)]
+    pub brake: BrakeArgs,
+}
+
+/// The shrink brake on registry versions (file and Kubernetes alike).
+#[derive(Debug, Args)]
+pub struct BrakeArgs {
+    /// Largest share of the served services one registry version may remove
+    /// and still be published at once; a version removing more is held
+    /// until it has stayed unchanged for --shrink-hold (1 turns it off).
+    #[arg(long, env = "GLOBALDNS_SHRINK_BRAKE", value_name = "FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub shrink_brake: f64,
+    /// How long a version held by the shrink brake must stay unchanged
+    /// before it is published.
+    #[arg(
+        long,
+        env = "GLOBALDNS_SHRINK_HOLD",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub shrink_hold: Interval,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r >= 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!(
+            "`{text}` is not a rate (writes per second, 0 for no cap)"
+        )),
+    }
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{text}` is not a fraction between 0 and 1")),
+    }
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Result<ServeConfig, String> {
+        let kubernetes = self.registry.as_os_str() == KUBERNETES;
+        let state_dir = match (&self.state_dir, kubernetes) {
+            (Some(dir), _) => dir.clone(),
+            (None, false) => default_state_dir(&self.registry),
+            (None, true) => {
+                return Err("--state-dir is required with --registry kubernetes".to_string());
+            }
+        };
+        if !kubernetes && self.kube_namespace.is_some() {
+            return Err("--kube-namespace applies only to --registry kubernetes".to_string());
+        }
+        let sync = self.sync_service_entries.then(|| SyncConfig {
+            target: self.mesh.target(
+                self.cluster.as_deref().unwrap_or_default(),
+                &self.service_entry_namespace,
+            ),
+            brake: self.delete_brake,
+            lease_name: "globaldns".to_string(),
+            identity: ["POD_NAME", "HOSTNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| format!("globaldns-{}", std::process::id())),
+            resync: self.resync_interval.0,
+            limits: crate::k8s::sync::Limits {
+                concurrency: usize::from(self.sync_concurrency),
+                qps: (self.sync_qps > 0.0).then_some(self.sync_qps),
+            },
+        });
+        Ok(ServeConfig {
+            sync,
+            grpc: self.grpc,
+            admin: self.admin,
+            drain_delay: self.drain_delay.0,
+            serve_service_entries: self.serve_service_entries,
+            registry: if kubernetes {
+                Source::Kubernetes {
+                    namespace: self.kube_namespace.clone(),
+                }
+            } else {
+                Source::File(self.registry.clone())
+            },
+            listen: self.listen,
+            state_dir,
+            settings: self.serving.settings(Some(self.listen))?,
+            brake: BrakeConfig {
+                share: self.brake.shrink_brake,
+                hold: self.brake.shrink_hold.0,
+            },
+            reload_interval: self.reload_interval.0.max(Duration::from_millis(10)),
+            tcp: TcpLimits {
+                max_connections: self.tcp_max_connections as usize,
+                idle_timeout: self.tcp_idle_timeout.0,
+            },
+            udp_workers: self.udp_workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use std::path::PathBuf;
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let cli = Cli::try_parse_from(["globaldns", "serve", "--registry", "dir/r.yaml"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        let config = args.config().unwrap();
+        assert_eq!(config.listen, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!(config.settings.zones, ["global"]);
+        assert_eq!(
+            config.settings.allocator.v4.net().to_string(),
+            "240.0.0.0/12"
+        );
+        assert!(config.settings.allocator.v6.is_none());
+        assert_eq!(config.settings.allocator.quarantine, 600);
+        assert_eq!(config.settings.ttl, 30);
+        assert_eq!(config.state_dir, PathBuf::from("dir/r.yaml.state"));
+        assert_eq!(config.registry, Source::File(PathBuf::from("dir/r.yaml")));
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag_and_the_value() {
+        let err = Cli::try_parse_from([
+            "globaldns",
+            "serve",
+            "--registry",
+            "r",
+            "--vip-range",
+            "240.240.0.0/24",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--vip-range") && err.contains("240.240.0.0/24") && err.contains("Istio"),
+            "{err}"
+        );
+        let err = Cli::try_parse_from(["globaldns", "serve", "--registry", "r", "--zone", "a..b"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--zone") && err.contains("a..b"), "{err}");
+        let cli = Cli::try_parse_from([
+            "globaldns",
+            "serve",
+            "--registry",
+            "r",
+            "--zone",
+            "global",
+            "--zone",
+            "x.global",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.config().unwrap_err().contains("nest"));
+    }
+
+    #[test]
+    fn registry_kubernetes_selects_the_watch_and_needs_a_state_dir() {
+        let serve = |args: &[&str]| {
+            let mut all = vec!["globaldns", "serve", "--registry"];
+            all.extend_from_slice(args);
+            let Command::Serve(args) = Cli::try_parse_from(all).unwrap().command else {
+                panic!()
+            };
+            args.config()
+        };
+        assert_eq!(
+            serve(&["kubernetes"]).unwrap_err(),
+            "--state-dir is required with --registry kubernetes"
+        );
+        let config = serve(&[
+            "kubernetes",
+            "--state-dir",
+            "/var/lib/globaldns",
+            "--kube-namespace",
+            "mesh",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.registry,
+            Source::Kubernetes {
+                namespace: Some("mesh".to_string())
+            }
+        );
+        let config = serve(&["./kubernetes"]).unwrap();
+        assert_eq!(config.registry, Source::File(PathBuf::from("./kubernetes")));
+        assert_eq!(
+            serve(&["r.yaml", "--kube-namespace", "mesh"]).unwrap_err(),
+            "--kube-namespace applies only to --registry kubernetes"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! The README's claims that the code can check: every command and every
+//! flag of `serve` has its row, every metric the server exports is listed
+//! with its type, the two commands at the top are what they say, and every
+//! relative link leads to a file.
+
+use std::path::Path;
+
+use clap::{CommandFactory, Parser};
+use globaldns::cli::{Cli, Command};
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// The rows of the Markdown table under `heading`.
+fn table(text: &str, heading: &str) -> Vec<String> {
+    let start = text
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no `{heading}` in the README"));
+    text[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_command_has_its_row() {
+    let text = readme();
+    let rows = table(&text, "### Commands");
+    let mut names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    names.sort();
+    let mut listed: Vec<String> = rows
+        .iter()
+        .filter_map(|row| {
+            let cell = row.trim_start_matches("| `globaldns ");
+            cell.split([' ', '`']).next().map(str::to_string)
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed, names,
+        "the Commands table and the command line differ"
+    );
+}
+
+/// Every flag of `serve` has a row with its environment variable and, when
+/// it has one, its default; and every row is a flag that exists.
+#[test]
+fn every_serve_flag_has_its_row() {
+    let text = readme();
+    let rows = table(&text, "### Flags of `serve`");
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").unwrap();
+    let mut flags = Vec::new();
+    for arg in serve.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" {
+            continue;
+        }
+        flags.push(long.to_string());
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| `--{long}")))
+            .unwrap_or_else(|| panic!("--{long} has no row in the README's flags table"));
+        if let Some(env) = arg.get_env() {
+            let env = env.to_string_lossy();
+            assert!(
+                row.contains(&format!("`{env}`")),
+                "--{long}: {env} not in {row}"
+            );
+        }
+        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+        for default in arg.get_default_values().iter().filter(|_| takes_value) {
+            let default = default.to_string_lossy();
+            assert!(
+                row.contains(&format!("`{default}`")),
+                "--{long}: default {default} not in {row}"
+            );
+        }
+    }
+    for row in &rows {
+        let flag = row
+            .trim_start_matches("| `--")
+            .split([' ', '`'])
+            .next()
+            .unwrap();
+        assert!(
+            flags.iter().any(|f| f == flag),
+            "the README lists --{flag}, which `serve` does not take"
+        );
+    }
+}
+
+/// Every series `/metrics` exports is in the metrics table, with its type.
+#[test]
+fn every_metric_is_documented() {
+    let text = readme();
+    let rows = table(&text, "### Metrics");
+    let exported = globaldns::metrics::Metrics::default().render();
+    let mut count = 0;
+    for line in exported.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut words = line.split_whitespace().skip(2);
+        let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+        let row = rows
+            .iter()
+            .find(|r| {
+                r.starts_with(&format!("| `{name}`")) || r.starts_with(&format!("| `{name}{{"))
+            })
+            .unwrap_or_else(|| panic!("{name} is not in the README's metrics table"));
+        assert!(
+            row.contains(&format!("| {kind} |")),
+            "{name}: not a {kind} in {row}"
+        );
+        count += 1;
+    }
+    assert!(count >= 20, "{count} metrics exported");
+    assert_eq!(
+        rows.len(),
+        count,
+        "the table lists a metric no longer exported"
+    );
+}
+
+/// The first command of the README serves the example on 127.0.0.1:5353,
+/// as its comment says, and the second is `cargo test`.
+#[test]
+fn the_two_commands_are_at_the_top_and_true() {
+    let text = readme();
+    let top: String = text.lines().take(25).collect::<Vec<_>>().join("\n");
+    let serve = "cargo run --release -- serve --registry examples/registry.yaml";
+    assert!(
+        top.contains(&format!("{serve}   # serves on 127.0.0.1:5353")),
+        "{top}"
+    );
+    assert!(top.contains("\ncargo test "), "{top}");
+    let cli = Cli::try_parse_from(["globaldns", "serve", "--registry", "examples/registry.yaml"])
+        .unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    assert_eq!(
+        args.config().unwrap().listen,
+        "127.0.0.1:5353".parse().unwrap()
+    );
+}
+
+/// The anchors of a page's headings, as GitHub makes them: lower case,
+/// spaces as `-`, punctuation other than `-` and `_` dropped.
+fn anchors(text: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code || !line.starts_with('#') {
+            continue;
+        }
+        let title = line.trim_start_matches('#').trim();
+        out.push(
+            title
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// Every relative link of the README and docs/ leads to a file, and every
+/// link within a page to one of its headings.
+#[test]
+fn every_relative_link_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    let mut links = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for (i, _) in text.match_indices("](") {
+            let target = &text[i + 2..];
+            let target = &target[..target.find(')').unwrap()];
+            if let Some(anchor) = target.strip_prefix('#') {
+                assert!(
+                    anchors(&text).contains(&anchor.to_string()),
+                    "{}: no heading for #{anchor}",
+                    page.display()
+                );
+                links += 1;
+                continue;
+            }
+            if target.contains("://") {
+                continue;
+            }
+            let path = target.split('#').next().unwrap();
+            let resolved = page.parent().unwrap().join(path);
+            assert!(
+                resolved.exists(),
+                "{}: link to {target} leads nowhere",
+                page.display()
+            );
+            links += 1;
+        }
+    }
+    assert!(links >= 8, "{links} links checked");
+}
