@@ -71,13 +71,24 @@ async fn explain(
     let zones = state.published.load_full();
     let allocated = state.allocated.borrow().clone();
     let held = state.held.borrow().clone();
-    crate::explain::explain(
+    let federation = crate::explain::Federation {
+        peers: state.metrics.peers.lock().unwrap().clone(),
+        conflicts: state
+            .metrics
+            .registry_conflict_detail
+            .lock()
+            .unwrap()
+            .clone(),
+    };
+    let mut text = crate::explain::explain(
         &query.name,
         zones.as_deref(),
         allocated.as_deref(),
         &state.allocator,
         held.as_ref(),
-    )
+    );
+    text.push_str(&crate::explain::federation(&query.name, &federation));
+    text
 }
 
 #[derive(serde::Deserialize)]

@@ -25,7 +25,7 @@ mod mesh;
 mod registry;
 mod serve;
 
-pub use cluster::{ExplainArgs, StubConfigArgs};
+pub use cluster::{ExplainArgs, PeerSecretArgs, StubConfigArgs};
 pub use mesh::{MeshArgs, Selector};
 pub use registry::{CheckArgs, ExportResourcesArgs, RenderArgs, SnapshotArgs};
 pub use serve::{BrakeArgs, ServeArgs};
@@ -77,6 +77,11 @@ pub enum Command {
     /// kubeconfig. globaldns' own ServiceAccount is not granted it (the
     /// manifests' RBAC stays without it); the server never needs it.
     StubConfig(StubConfigArgs),
+    /// Print the Secret that lets the other clusters read this one's
+    /// registry resources (a peer): a kubeconfig with a read-only token of
+    /// its globaldns-reader ServiceAccount, for `kubectl apply -f -` in the
+    /// others' globaldns namespace.
+    PeerSecret(PeerSecretArgs),
 }
 
 /// What decides the served names and addresses: shared by `serve` and
@@ -157,6 +162,11 @@ impl FromStr for Interval {
             .map(|ms| Interval(Duration::from_millis(ms)))
             .ok_or_else(|| format!("`{s}` is too long"))
     }
+}
+
+fn parse_cluster_name(s: &str) -> Result<String, String> {
+    names::dns1123_label(s).map_err(|e| format!("`{s}` is not a cluster name: {e}"))?;
+    Ok(s.to_string())
 }
 
 fn parse_zone(s: &str) -> Result<String, String> {

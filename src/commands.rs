@@ -36,6 +36,20 @@ pub fn report(error: &anyhow::Error) -> String {
     line
 }
 
+/// Prints the peer Secret of `args.cluster`.
+fn peer_secret(args: crate::cli::PeerSecretArgs) -> anyhow::Result<()> {
+    let request = crate::k8s::peer_secret::Request {
+        cluster: args.cluster,
+        context: args.context,
+        namespace: args.namespace,
+        server: args.server,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let yaml = runtime.block_on(crate::k8s::peer_secret::peer_secret(&request))?;
+    std::io::stdout().lock().write_all(yaml.as_bytes())?;
+    Ok(())
+}
+
 /// Runs one command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -46,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportResources(args) => export_resources(args),
         Command::StubConfig(args) => stub_config(args),
         Command::Explain(args) => explain(args),
+        Command::PeerSecret(args) => peer_secret(args),
         Command::Crds => {
             let yaml = crate::k8s::resources::crds_yaml().context("cannot write YAML")?;
             let mut out = std::io::stdout().lock();

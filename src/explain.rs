@@ -13,6 +13,47 @@ use crate::dns::lookup::{Outcome, lookup};
 use crate::registry::brake::HeldBack;
 use crate::vip::{Allocator, Family, Placement};
 
+/// The peers' state and the merge's conflicts, for [`federation`].
+#[derive(Clone, Debug, Default)]
+pub struct Federation {
+    pub peers: std::collections::BTreeMap<String, crate::metrics::PeerStatus>,
+    pub conflicts: Vec<String>,
+}
+
+/// Lines on the federated registry for `name`: each peer cluster and
+/// whether its exports are current, and the conflicts about the service
+/// `name` is a host of. Nothing without peers or conflicts.
+pub fn federation(name: &str, federation: &Federation) -> String {
+    let mut out = String::new();
+    for (peer, status) in &federation.peers {
+        let state = if status.dropped {
+            "unreachable too long: its exports are dropped".to_string()
+        } else if let Some(for_) = status.unreachable_for {
+            format!(
+                "unreachable for {}s: its last exports keep serving",
+                for_.as_secs()
+            )
+        } else if !status.listed {
+            "not listed yet: its exports are not known yet".to_string()
+        } else {
+            "answers: its exports are current".to_string()
+        };
+        let _ = writeln!(out, "peer {peer}: {state}");
+    }
+    let host = name.trim_end_matches('.').to_ascii_lowercase();
+    let mut labels = host.split('.');
+    let service = match (labels.next(), labels.next()) {
+        (Some(name), Some(namespace)) => format!("service {name}.{namespace}:"),
+        _ => String::new(),
+    };
+    for conflict in &federation.conflicts {
+        if !service.is_empty() && conflict.starts_with(&service) {
+            let _ = writeln!(out, "conflict between clusters: {conflict}");
+        }
+    }
+    out
+}
+
 /// The explanation of `name`, as lines of text. `allocator` tells how each
 /// VIP was placed (design §3: where clusters may disagree is visible);
 /// `held` is a registry version the shrink brake holds back, if any.

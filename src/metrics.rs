@@ -44,6 +44,17 @@ const BUCKETS: [f64; 12] = [
 pub const SYNC_FAILURE_REASONS: [&str; 5] =
     ["forbidden", "conflict", "invalid", "unavailable", "other"];
 
+/// A peer cluster's state, as the registry watch last saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Its registry resources have been listed (its exports are known).
+    pub listed: bool,
+    /// How long its API server has not answered, while it does not.
+    pub unreachable_for: Option<Duration>,
+    /// Unreachable too long: its exports are no longer served.
+    pub dropped: bool,
+}
+
 /// Every series globaldns exports.
 #[derive(Default)]
 pub struct Metrics {
@@ -56,6 +67,12 @@ pub struct Metrics {
     pub hosts_left_out: AtomicU64,
     pub registry_objects_skipped: AtomicU64,
     pub registry_dangling_exports: AtomicU64,
+    /// Conflicts between clusters' views the merge decided (each with its
+    /// winner), for explain.
+    pub registry_conflicts: AtomicU64,
+    pub registry_conflict_detail: std::sync::Mutex<Vec<String>>,
+    /// Each peer cluster's state, by name.
+    pub peers: std::sync::Mutex<std::collections::BTreeMap<String, PeerStatus>>,
     pub vip_pool_size_v4: AtomicU64,
     pub vip_pool_size_v6: AtomicU64,
     pub vips_allocated_v4: AtomicU64,
@@ -172,6 +189,12 @@ impl Metrics {
                 "gauge",
                 "exportedFrom entries of registry resources naming a MeshCluster that does not exist or was left out; the service is served from its other clusters.",
                 &self.registry_dangling_exports,
+            ),
+            (
+                "globaldns_registry_conflicts",
+                "gauge",
+                "Conflicts between clusters' descriptions the merge of a federated registry decided (shown by explain).",
+                &self.registry_conflicts,
             ),
             (
                 "globaldns_registry_reloads_total{result=\"success\"}",
@@ -300,6 +323,7 @@ impl Metrics {
             }
             let _ = writeln!(out, "{name} {}", value.load(Relaxed));
         }
+        self.render_peers(&mut out);
         header(
             &mut out,
             "globaldns_sync_failures_total",
@@ -314,6 +338,37 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+impl Metrics {
+    /// One series per peer cluster: whether it answers, and for how long
+    /// it has not.
+    fn render_peers(&self, out: &mut String) {
+        let peers = self.peers.lock().unwrap().clone();
+        header(
+            out,
+            "globaldns_peer_up",
+            "gauge",
+            "1 while a peer cluster's API server answers and its exports are served, 0 otherwise.",
+        );
+        for (name, status) in &peers {
+            let up = status.listed && status.unreachable_for.is_none() && !status.dropped;
+            let _ = writeln!(out, "globaldns_peer_up{{peer=\"{name}\"}} {}", u8::from(up));
+        }
+        header(
+            out,
+            "globaldns_peer_unreachable_seconds",
+            "gauge",
+            "How long a peer cluster's API server has not answered (0 while it does); its last exports keep serving until --peer-stale-after.",
+        );
+        for (name, status) in &peers {
+            let seconds = status.unreachable_for.map_or(0.0, |d| d.as_secs_f64());
+            let _ = writeln!(
+                out,
+                "globaldns_peer_unreachable_seconds{{peer=\"{name}\"}} {seconds:.0}"
+            );
+        }
     }
 }
 

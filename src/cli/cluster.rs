@@ -1,5 +1,5 @@
 //! The arguments of the commands that ask a cluster or a running server:
-//! `stub-config`, `explain`.
+//! `stub-config`, `explain`, `peer-secret`.
 
 use std::path::PathBuf;
 
@@ -56,4 +56,23 @@ pub struct StubConfigArgs {
     /// kube-dns ConfigMap replaces the cluster's stubDomains.
     #[arg(long)]
     pub no_merge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PeerSecretArgs {
+    /// The cluster to be read, as the registry names it.
+    #[arg(long, value_name = "NAME", value_parser = super::parse_cluster_name)]
+    pub cluster: String,
+    /// The kubeconfig context that reaches it [default: the current one].
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// globaldns' namespace, in that cluster and in the ones the Secret is
+    /// applied to.
+    #[arg(long, value_name = "NAMESPACE", default_value = "globaldns")]
+    pub namespace: String,
+    /// The API server's URL as the other clusters' pods reach it [default:
+    /// the context's server], when that differs (a private endpoint, a
+    /// load balancer in front of the API server).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
 }

@@ -10,7 +10,7 @@ use super::{Interval, KUBERNETES, MeshArgs, ServingArgs, default_state_dir};
 use crate::dns::server::TcpLimits;
 use crate::k8s::sync::SyncConfig;
 use crate::registry::brake::BrakeConfig;
-use crate::serve::{ServeConfig, Source};
+use crate::serve::{PeerOptions, ServeConfig, Source};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -84,9 +84,33 @@ pub struct ServeArgs {
     /// (server-side apply, prune of owned ones; only the Lease holder writes).
     #[arg(long, env = "GLOBALDNS_SYNC_SERVICE_ENTRIES", requires = "cluster")]
     pub sync_service_entries: bool,
-    /// The cluster this server runs in, as named in the registry.
+    /// The cluster this server runs in, as named in the registry; with
+    /// `--registry kubernetes`, the exporter of its ExportedServices that
+    /// leave `exportedFrom` out.
     #[arg(long, env = "GLOBALDNS_CLUSTER", value_name = "NAME")]
     pub cluster: Option<String>,
+    /// A peer cluster whose registry resources are read too, given by its
+    /// kubeconfig: `NAME=FILE`; repeat for several (`--registry kubernetes`).
+    #[arg(
+        long,
+        env = "GLOBALDNS_PEER_KUBECONFIG",
+        value_name = "NAME=FILE",
+        value_delimiter = ','
+    )]
+    pub peer_kubeconfig: Vec<String>,
+    /// Read the peers the Secrets labelled `globaldns.io/peer: "true"` in
+    /// globaldns' namespace give (`--registry kubernetes`).
+    #[arg(long, env = "GLOBALDNS_PEER_SECRETS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub peer_secrets: bool,
+    /// A peer unreachable this long has its exports dropped (through the
+    /// shrink brake); until then its last exports keep serving.
+    #[arg(
+        long,
+        env = "GLOBALDNS_PEER_STALE_AFTER",
+        value_name = "DURATION",
+        default_value = "10m"
+    )]
+    pub peer_stale_after: Interval,
     #[command(flatten)]
     pub mesh: MeshArgs,
     /// Namespace of the synced Istio objects (ServiceEntries, Gateway,
@@ -169,6 +193,9 @@ impl ServeArgs {
         if !kubernetes && self.kube_namespace.is_some() {
             return Err("--kube-namespace applies only to --registry kubernetes".to_string());
         }
+        if !kubernetes && !self.peer_kubeconfig.is_empty() {
+            return Err("--peer-kubeconfig applies only to --registry kubernetes".to_string());
+        }
         let sync = self.sync_service_entries.then(|| SyncConfig {
             target: self.mesh.target(
                 self.cluster.as_deref().unwrap_or_default(),
@@ -195,10 +222,21 @@ impl ServeArgs {
             registry: if kubernetes {
                 Source::Kubernetes {
                     namespace: self.kube_namespace.clone(),
+                    peers: PeerOptions {
+                        files: self
+                            .peer_kubeconfig
+                            .iter()
+                            .map(|spec| crate::k8s::peers::Peer::from_file(spec))
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| format!("--peer-kubeconfig: {e}"))?,
+                        secrets: self.peer_secrets,
+                        stale_after: self.peer_stale_after.0,
+                    },
                 }
             } else {
                 Source::File(self.registry.clone())
             },
+            cluster: self.cluster.clone(),
             listen: self.listen,
             state_dir,
             settings: self.serving.settings(Some(self.listen))?,
@@ -308,8 +346,51 @@ mod tests {
         assert_eq!(
             config.registry,
             Source::Kubernetes {
-                namespace: Some("mesh".to_string())
+                namespace: Some("mesh".to_string()),
+                peers: PeerOptions::default(),
             }
+        );
+        let config = serve(&[
+            "kubernetes",
+            "--state-dir",
+            "/s",
+            "--peer-secrets",
+            "false",
+            "--peer-stale-after",
+            "2m",
+        ])
+        .unwrap();
+        let Source::Kubernetes { peers, .. } = config.registry else {
+            panic!("not kubernetes");
+        };
+        assert!(!peers.secrets);
+        assert_eq!(peers.stale_after, Duration::from_secs(120));
+        let missing = serve(&[
+            "kubernetes",
+            "--state-dir",
+            "/s",
+            "--peer-kubeconfig",
+            "east=/nonexistent/east.kubeconfig",
+        ])
+        .unwrap_err();
+        assert!(
+            missing.starts_with("--peer-kubeconfig: cannot read /nonexistent/east.kubeconfig"),
+            "{missing}"
+        );
+        assert_eq!(
+            serve(&[
+                "kubernetes",
+                "--state-dir",
+                "/s",
+                "--peer-kubeconfig",
+                "east"
+            ])
+            .unwrap_err(),
+            "--peer-kubeconfig: `east` is not NAME=FILE"
+        );
+        assert_eq!(
+            serve(&["r.yaml", "--peer-kubeconfig", "east=/e"]).unwrap_err(),
+            "--peer-kubeconfig applies only to --registry kubernetes"
         );
         let config = serve(&["./kubernetes"]).unwrap();
         assert_eq!(config.registry, Source::File(PathBuf::from("./kubernetes")));

@@ -218,3 +218,46 @@ fn workloads_outside_kubernetes_are_explained() {
         "{text}"
     );
 }
+
+/// Issue 15: explain shows the peer clusters (staleness included) and the
+/// merge's conflicts about the name's service.
+#[test]
+fn peers_and_conflicts_are_explained() {
+    use crate::metrics::PeerStatus;
+    let state = Federation {
+        peers: [
+            (
+                "north".to_string(),
+                PeerStatus {
+                    listed: true,
+                    unreachable_for: Some(std::time::Duration::from_secs(90)),
+                    dropped: false,
+                },
+            ),
+            (
+                "west".to_string(),
+                PeerStatus {
+                    listed: true,
+                    unreachable_for: None,
+                    dropped: false,
+                },
+            ),
+        ]
+        .into(),
+        conflicts: vec![
+            "service reviews.bar: west defines other ports than east: east's definition is served and west is not routed to".to_string(),
+            "service other.bar: x".to_string(),
+        ],
+    };
+    let text = federation("reviews.bar.global.", &state);
+    assert!(
+        text.contains("peer north: unreachable for 90s: its last exports keep serving"),
+        "{text}"
+    );
+    assert!(text.contains("peer west: answers"), "{text}");
+    assert!(
+        text.contains("conflict between clusters: service reviews.bar: west defines"),
+        "{text}"
+    );
+    assert!(!text.contains("other.bar"), "{text}");
+}

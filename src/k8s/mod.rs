@@ -6,11 +6,15 @@ pub mod drift;
 pub mod dropin;
 pub mod export;
 pub mod lease;
+pub mod merge;
 #[cfg(test)]
 mod mock;
+pub mod peer_secret;
+pub mod peers;
 pub mod record;
 pub mod resources;
 pub mod stub;
 pub mod sync;
+pub mod view;
 pub mod watch;
 pub mod watching;

@@ -56,8 +56,10 @@ pub struct ExportedServiceSpec {
     pub name: String,
     /// The service's namespace in the clusters that export it.
     pub namespace: String,
-    /// Names of the MeshClusters that export it (may be empty when it
-    /// lists endpoints).
+    /// Names of the MeshClusters that export it. Left out, the service is
+    /// exported from the cluster this object lives in (its globaldns'
+    /// `--cluster`); in a peer cluster it may name only that cluster. May
+    /// be empty when it lists endpoints.
     #[serde(default)]
     pub exported_from: Vec<String>,
     pub ports: Vec<Port>,

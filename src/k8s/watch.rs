@@ -1,64 +1,264 @@
-//! Watching the registry resources: every MeshCluster and ExportedService
-//! in one namespace, each kind through a kube watcher with backoff, kept in
-//! a reflector store. After a change (and once both initial lists are in),
-//! the registry is rebuilt from the stores and handed to the controller
-//! like a re-read registry file.
+//! The registry from the API servers: the local cluster's registry
+//! resources and, when it has peers, theirs (design §2, federated
+//! registry). Each cluster is watched ([`super::view`]); after a change,
+//! and once the local lists are in, the views are merged ([`super::merge`]),
+//! validated ([`super::resources::registry_from`]) and the registry is
+//! handed to the controller like a re-read registry file.
 //!
-//! Objects are watched untyped and decoded one by one, so an object that
-//! does not decode is skipped with a warning naming it; a typed watch would
-//! fail the whole list on it and never get past it.
+//! At start, the first registry waits (at most [`PEER_START_WAIT`]) for
+//! the peers known at start to list or fail, so that a fresh start
+//! allocates the VIPs of every cluster's exports in one batch, as every
+//! other globaldns does: allocating the local exports first would give the
+//! rare hash collision between a local and a peer's host the other way
+//! round than in that peer (design §3: the same VIPs without talking).
+//!
+//! A restart must not lose what an unreachable peer said: until a peer
+//! known at start answers, its part of the last-known-good registry (its
+//! MeshCluster, the services it exports) stands for it, for
+//! `--peer-stale-after` from the start.
+//!
+//! Peers come and go with their Secrets ([`super::peers`]). A peer that
+//! cannot be reached keeps serving what it last said, for
+//! `--peer-stale-after`; then its exports are dropped, and a large drop is
+//! held by the shrink brake like any other. When it answers again, its
+//! watch relists and it is current again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
-use kube::{Client, Resource};
-use serde::de::DeserializeOwned;
+use futures::stream::{BoxStream, SelectAll};
+use kube::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::resources::{ExportedService, MeshCluster, registry_from};
-use super::watching::{Debounce, retrying};
-use crate::metrics::Metrics;
+use super::merge::{View, merge};
+use super::peers::{Peer, PeerEvent};
+use super::resources::registry_from;
+use super::view::{Changed, ClusterWatch, Kind};
+use super::watching::Debounce;
+use crate::metrics::{Metrics, PeerStatus};
 use crate::registry::{Registry, RegistryError};
 
-/// Watches `namespace` until `shutdown`, sending each rebuilt registry:
-/// after the initial lists of both kinds, and after changes (gathered as
-/// [`Debounce`] says: a burst is one rebuild, a stream of changes is rebuilt
-/// at least every second).
+/// Longest the first registry waits for the peers known at start.
+pub const PEER_START_WAIT: Duration = Duration::from_secs(10);
+
+/// What the Kubernetes registry source reads.
+#[derive(Clone, Debug, Default)]
+pub struct WatchConfig {
+    /// Where the local registry resources (and peer Secrets) live.
+    pub namespace: String,
+    pub zones: Vec<String>,
+    /// The local cluster's name (`--cluster`): the exporter of its
+    /// ExportedServices without `exportedFrom`. Empty: none.
+    pub cluster: String,
+    /// Peers given as kubeconfig files.
+    pub peer_files: Vec<Peer>,
+    /// Watch peer Secrets in `namespace`.
+    pub peer_secrets: bool,
+    /// A peer unreachable this long has its exports dropped.
+    pub peer_stale_after: Duration,
+    /// The last-known-good registry at start: what a peer that has not
+    /// answered since the start said before it (its MeshCluster and its
+    /// exports), served for it until it answers or `peer_stale_after`.
+    pub remembered: Option<Registry>,
+}
+
+/// Which cluster a watch event is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    Local,
+    Peer(String),
+}
+
+/// One watched cluster: its stores, the lists still awaited, and whether
+/// it answers.
+struct Watched {
+    watch: ClusterWatch,
+    /// The kinds whose first list has not come yet.
+    awaited: BTreeSet<&'static str>,
+    /// When it stopped answering, while it does not.
+    failing_since: Option<Instant>,
+    /// Its exports are no longer served (unreachable for too long).
+    dropped: bool,
+    /// Stops its watch when the peer goes.
+    stop: CancellationToken,
+}
+
+/// Awaited until the cluster's discovery says whether it serves MCS.
+const MCS_DISCOVERY: &str = "MCS discovery";
+
+impl Watched {
+    fn new(watch: ClusterWatch) -> Self {
+        Self {
+            watch,
+            // The registry resources, and discovery's answer on MCS (then
+            // the lists of ServiceExports and Services, if it serves it):
+            // a view without them would drop every MCS export for a moment.
+            awaited: [Kind::Cluster.name(), Kind::Service.name(), MCS_DISCOVERY].into(),
+            failing_since: None,
+            dropped: false,
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Notes what a watch said; true when the registry may have changed.
+    /// Any answer means the cluster is reachable (and current again).
+    fn note(&mut self, changed: &Changed) -> bool {
+        match changed {
+            Changed::Listed(kind) => {
+                self.awaited.remove(kind.name());
+                self.failing_since = None;
+                self.dropped = false;
+                true
+            }
+            Changed::Mcs(serves) => {
+                self.awaited.remove(MCS_DISCOVERY);
+                if *serves {
+                    self.awaited
+                        .extend([Kind::ServiceExport.name(), Kind::KubeService.name()]);
+                }
+                self.failing_since = None;
+                true
+            }
+            Changed::Relisting => false,
+            Changed::Object => {
+                self.failing_since = None;
+                self.dropped = false;
+                true
+            }
+            Changed::Error(..) => {
+                self.failing_since.get_or_insert_with(Instant::now);
+                false
+            }
+        }
+    }
+}
+
+/// Watches the local cluster (and its peers) until `shutdown`, sending
+/// each rebuilt registry: after the local lists, and after changes
+/// (gathered as [`Debounce`] says).
 pub async fn run(
     client: Client,
-    namespace: String,
-    zones: Vec<String>,
+    config: WatchConfig,
     tx: mpsc::Sender<Result<Registry, RegistryError>>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let (clusters, cluster_events) = watch::<MeshCluster>(&client, &namespace);
-    let (services, service_events) = watch::<ExportedService>(&client, &namespace);
-    let mut events = futures::stream::select(cluster_events, service_events);
-    let mut listed = (false, false);
+    let (watch, stream) = ClusterWatch::start(&client, &config.namespace);
+    let mut local = Watched::new(watch);
+    let mut events: SelectAll<BoxStream<'static, (Source, Changed)>> = SelectAll::new();
+    events.push(stream.map(|c| (Source::Local, c)).boxed());
+    let mut peers: BTreeMap<String, Watched> = BTreeMap::new();
+    let (peer_tx, mut peer_rx) = mpsc::channel(16);
+    for peer in &config.peer_files {
+        let _ = peer_tx.send(PeerEvent::Up(Box::new(peer.clone()))).await;
+    }
+    if config.peer_secrets {
+        tokio::spawn(super::peers::watch_secrets(
+            client.clone(),
+            config.namespace.clone(),
+            peer_tx.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(peer_tx);
+    let started = Instant::now();
+    let mut peers_known = !config.peer_secrets;
+    let mut first_sent = false;
+    let mut peer_events_open = true;
     let mut debounce = Debounce::default();
     let mut reported = BTreeSet::new();
+    let mut staleness = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             event = events.next() => match event {
-                Some(Changed::Listed(Kind::Cluster)) => { listed.0 = true; debounce.touch(); }
-                Some(Changed::Listed(Kind::Service)) => { listed.1 = true; debounce.touch(); }
-                Some(Changed::Object) => debounce.touch(),
-                Some(Changed::Error(kind, e)) => {
-                    // The watch retries by itself (k8s::watching).
-                    tracing::warn!("watching {} objects in {namespace}: {e}", kind.name());
+                Some((source, changed)) => {
+                    if let Changed::Error(kind, e) = &changed {
+                        // The watch retries by itself (k8s::watching).
+                        tracing::warn!("watching {} objects of {}: {e}", kind.name(), describe(&source));
+                    }
+                    let watched = match &source {
+                        Source::Local => Some(&mut local),
+                        Source::Peer(name) => peers.get_mut(name),
+                    };
+                    if let Some(watched) = watched && watched.note(&changed) {
+                        debounce.touch();
+                    }
                 }
                 None => return,
             },
-            _ = debounce.due(), if listed == (true, true) => {
-                let registry = build(&clusters, &services, &zones, &mut reported, &metrics);
+            event = peer_rx.recv(), if peer_events_open => match event {
+                Some(PeerEvent::Up(peer)) => {
+                    if let Some(old) = peers.remove(&peer.name) {
+                        old.stop.cancel();
+                    }
+                    match peer.client().await {
+                        Ok(peer_client) => {
+                            let namespace = peer_client.default_namespace().to_string();
+                            let (watch, stream) = ClusterWatch::start(&peer_client, &namespace);
+                            let watched = Watched::new(watch);
+                            let stop = watched.stop.clone();
+                            let name = peer.name.clone();
+                            events.push(stream.take_until(stop.cancelled_owned()).map(move |c| (Source::Peer(name.clone()), c)).boxed());
+                            tracing::info!(peer = %peer.name, source = %peer.source, "reading peer cluster");
+                            peers.insert(peer.name.clone(), watched);
+                        }
+                        Err(e) => tracing::warn!("peer {} not read: {e}", peer.name),
+                    }
+                    debounce.touch();
+                }
+                Some(PeerEvent::Listed) => {
+                    peers_known = true;
+                    debounce.touch();
+                }
+                Some(PeerEvent::Down(name)) => {
+                    if let Some(old) = peers.remove(&name) {
+                        old.stop.cancel();
+                        tracing::info!(peer = %name, "peer removed: its exports go");
+                    }
+                    debounce.touch();
+                }
+                None => {
+                    peer_events_open = false;
+                    peers_known = true;
+                }
+            },
+            _ = staleness.tick() => {
+                for (name, watched) in &mut peers {
+                    let stale = watched
+                        .failing_since
+                        .is_some_and(|since| since.elapsed() >= config.peer_stale_after);
+                    if stale && !watched.dropped {
+                        watched.dropped = true;
+                        tracing::warn!(peer = %name, "peer unreachable for {:?}: its exports are dropped", config.peer_stale_after);
+                        debounce.touch();
+                    }
+                }
+                report_peers(&metrics, &peers);
+                if !first_sent && started.elapsed() >= Duration::from_secs(1) {
+                    let waiting: Vec<String> = peers
+                        .iter()
+                        .filter(|(_, p)| !p.awaited.is_empty())
+                        .map(|(name, p)| format!("{name} ({})", p.awaited.iter().copied().collect::<Vec<_>>().join(", ")))
+                        .collect();
+                    tracing::debug!(
+                        local = ?local.awaited,
+                        peers = ?waiting,
+                        peers_known,
+                        "the first registry waits for these lists"
+                    );
+                }
+            }
+            _ = debounce.due(), if local.awaited.is_empty()
+                && (first_sent || started.elapsed() >= PEER_START_WAIT || peers_settled(peers_known, &peers)) => {
+                first_sent = true;
+                let remember = started.elapsed() < config.peer_stale_after;
+                let registry = build(&config, &local, &peers, remember, &mut reported, &metrics);
+                report_peers(&metrics, &peers);
                 if tx.send(Ok(registry)).await.is_err() {
                     return;
                 }
@@ -67,87 +267,64 @@ pub async fn run(
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Cluster,
-    Service,
+/// Whether every peer known at start has listed or failed (an unreachable
+/// peer is not waited for).
+fn peers_settled(known: bool, peers: &BTreeMap<String, Watched>) -> bool {
+    known
+        && peers
+            .values()
+            .all(|p| p.awaited.is_empty() || p.failing_since.is_some())
 }
 
-impl Kind {
-    /// The kind as the API server and kubectl name it.
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Cluster => "MeshCluster",
-            Kind::Service => "ExportedService",
-        }
+fn describe(source: &Source) -> String {
+    match source {
+        Source::Local => "the local cluster".to_string(),
+        Source::Peer(name) => format!("peer {name}"),
     }
 }
 
-enum Changed {
-    /// The initial list (or a relist) is complete.
-    Listed(Kind),
-    Object,
-    Error(Kind, watcher::Error),
-}
-
-trait Watched: Resource<DynamicType = ()> + DeserializeOwned {
-    const KIND: Kind;
-}
-
-impl Watched for MeshCluster {
-    const KIND: Kind = Kind::Cluster;
-}
-
-impl Watched for ExportedService {
-    const KIND: Kind = Kind::Service;
-}
-
-/// A store of `K` objects (undecoded) and the stream that fills it.
-fn watch<K: Watched>(
-    client: &Client,
-    namespace: &str,
-) -> (
-    Store<DynamicObject>,
-    futures::stream::BoxStream<'static, Changed>,
-) {
-    let resource = ApiResource::erase::<K>(&());
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let writer = reflector::store::Writer::new(resource);
-    let reader = writer.as_reader();
-    let stream = reflector::reflector(writer, retrying(watcher(api, watcher::Config::default())))
-        .map(|event| match event {
-            Ok(watcher::Event::InitDone) => Changed::Listed(K::KIND),
-            Ok(_) => Changed::Object,
-            Err(e) => Changed::Error(K::KIND, e),
-        })
-        .boxed();
-    (reader, stream)
-}
-
-/// The registry from the stores' current objects. Warnings (objects that
-/// do not decode or do not validate, exports from clusters that are not
-/// there) are logged when they first appear, not on every rebuild.
+/// The registry from the local view and every current peer's. Warnings
+/// (objects left out, conflicts) are logged when they first appear.
 fn build(
-    clusters: &Store<DynamicObject>,
-    services: &Store<DynamicObject>,
-    zones: &[String],
+    config: &WatchConfig,
+    local: &Watched,
+    peers: &BTreeMap<String, Watched>,
+    remember: bool,
     reported: &mut BTreeSet<String>,
     metrics: &Metrics,
 ) -> Registry {
     let mut warnings = Vec::new();
-    let clusters: Vec<MeshCluster> = decode_all(clusters, &mut warnings);
-    let services: Vec<ExportedService> = decode_all(services, &mut warnings);
+    let mut views: Vec<View> = vec![local.watch.view(&config.cluster, true, &mut warnings)];
+    for (name, watched) in peers {
+        if watched.dropped {
+            continue;
+        }
+        if watched.awaited.is_empty() {
+            views.push(watched.watch.view(name, false, &mut warnings));
+        } else if remember && let Some(registry) = &config.remembered {
+            views.push(remembered(registry, name));
+        }
+    }
     let undecoded = warnings.len();
-    let from = registry_from(&clusters, &services, zones);
+    let merged = merge(&views);
+    let from = registry_from(&merged.clusters, &merged.services, &config.zones);
+    warnings.extend(merged.ignored.iter().cloned());
     warnings.extend(from.warnings);
+    let conflicts: Vec<String> = merged
+        .conflicts
+        .iter()
+        .map(|c| format!("conflict: {c}"))
+        .collect();
     let gauges = [
         (&metrics.registry_objects_skipped, undecoded + from.skipped),
         (&metrics.registry_dangling_exports, from.dangling_exports),
+        (&metrics.registry_conflicts, merged.conflicts.len()),
     ];
     for (gauge, value) in gauges {
         gauge.store(value as u64, Ordering::Relaxed);
     }
-    let current: BTreeSet<String> = warnings.into_iter().collect();
+    *metrics.registry_conflict_detail.lock().unwrap() = merged.conflicts;
+    let current: BTreeSet<String> = warnings.into_iter().chain(conflicts).collect();
     for warning in current.difference(reported) {
         tracing::warn!("{warning}");
     }
@@ -155,32 +332,53 @@ fn build(
     from.registry
 }
 
-fn decode_all<K: Watched>(store: &Store<DynamicObject>, warnings: &mut Vec<String>) -> Vec<K> {
-    store
-        .state()
-        .iter()
-        .filter_map(|object| match decode::<K>(object) {
-            Ok(decoded) => Some(decoded),
-            Err(e) => {
-                warnings.push(format!(
-                    "skipped {} {}/{}: {e}",
-                    K::KIND.name(),
-                    object.metadata.namespace.as_deref().unwrap_or("-"),
-                    object.metadata.name.as_deref().unwrap_or("-")
-                ));
-                None
-            }
-        })
-        .collect()
+/// What `registry` (the last-known-good one) says peer `name` said: its
+/// MeshCluster and the services it exports (from it alone).
+fn remembered(registry: &Registry, name: &str) -> View {
+    let part = Registry {
+        clusters: registry
+            .clusters
+            .iter()
+            .filter(|c| c.name == name)
+            .cloned()
+            .collect(),
+        services: registry
+            .services
+            .iter()
+            .filter(|s| s.exported_from.iter().any(|c| c == name))
+            .map(|s| {
+                let mut service = s.clone();
+                service.exported_from = vec![name.into()];
+                service
+            })
+            .collect(),
+    };
+    let (clusters, services) = super::export::resources(&part, "last-known-good");
+    View {
+        cluster: name.to_string(),
+        local: false,
+        clusters,
+        services,
+        exports: Vec::new(),
+    }
 }
 
-/// One object into its typed form; the error names the offending field.
-fn decode<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
-    let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        format!("{path}: {}", e.into_inner())
-    })
+/// The peers' state, for the metrics and explain.
+fn report_peers(metrics: &Metrics, peers: &BTreeMap<String, Watched>) {
+    let status: BTreeMap<String, PeerStatus> = peers
+        .iter()
+        .map(|(name, watched)| {
+            (
+                name.clone(),
+                PeerStatus {
+                    listed: watched.awaited.is_empty(),
+                    unreachable_for: watched.failing_since.map(|s| s.elapsed()),
+                    dropped: watched.dropped,
+                },
+            )
+        })
+        .collect();
+    *metrics.peers.lock().unwrap() = status;
 }
 
 #[cfg(test)]

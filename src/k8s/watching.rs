@@ -40,15 +40,19 @@ where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
 {
     let gone = Arc::new(AtomicBool::new(false));
-    let flag = gone.clone();
+    let progressed = Arc::new(AtomicBool::new(false));
+    let (gone_flag, progress_flag) = (gone.clone(), progressed.clone());
     stream
-        .inspect(move |event| {
-            if let Err(e) = event {
-                flag.store(is_gone(e), Ordering::Relaxed);
-            }
+        .inspect(move |event| match event {
+            Err(e) => gone_flag.store(is_gone(e), Ordering::Relaxed),
+            // The watcher says Init before it sends its list request: not
+            // an answer from the server (see Retry::reset).
+            Ok(watcher::Event::Init) => {}
+            Ok(_) => progress_flag.store(true, Ordering::Relaxed),
         })
         .backoff(Retry {
             gone,
+            progressed,
             inner: exponential(),
         })
 }
@@ -79,6 +83,8 @@ fn exponential() -> kube::runtime::watcher::ExponentialBackoff {
 /// Exponential, except right after a 410.
 struct Retry {
     gone: Arc<AtomicBool>,
+    /// The server answered something since the last reset.
+    progressed: Arc<AtomicBool>,
     inner: kube::runtime::watcher::ExponentialBackoff,
 }
 
@@ -94,8 +100,14 @@ impl Iterator for Retry {
 }
 
 impl Backoff for Retry {
+    /// kube resets the backoff on every `Ok` item, and its watcher yields
+    /// `Ok(Init)` before each list request: a server that refuses every
+    /// list was retried every 125–250 ms, for ever (found with a peer
+    /// cluster down at start). Only an answer from the server resets it.
     fn reset(&mut self) {
-        self.inner.reset();
+        if self.progressed.swap(false, Ordering::Relaxed) {
+            self.inner.reset();
+        }
     }
 }
 
@@ -200,11 +212,38 @@ mod tests {
         assert!(!debounce.is_pending());
     }
 
+    /// Found with a peer down at start: kube's watcher says `Init` before
+    /// each list request, and kube resets the backoff on any `Ok`, so the
+    /// retries never grew past 250 ms. Ten refused lists now take the
+    /// growing waits (over 5 s of paused time; about 2 s if reset).
+    #[tokio::test(start_paused = true)]
+    async fn refused_lists_back_off_although_each_begins_with_init() {
+        let refused = || {
+            let status =
+                kube::core::Status::failure("unavailable", "ServiceUnavailable").with_code(503);
+            Err::<watcher::Event<()>, _>(watcher::Error::WatchError(Box::new(status)))
+        };
+        let events =
+            futures::stream::iter((0..10).flat_map(move |_| [Ok(watcher::Event::Init), refused()]));
+        let start = Instant::now();
+        let errors = retrying(events)
+            .filter(|e| std::future::ready(e.is_err()))
+            .count()
+            .await;
+        assert_eq!(errors, 10);
+        assert!(
+            start.elapsed() > Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
     #[test]
     fn a_410_retries_at_once_and_other_errors_back_off() {
         let gone = Arc::new(AtomicBool::new(false));
         let mut retry = Retry {
             gone: gone.clone(),
+            progressed: Arc::new(AtomicBool::new(false)),
             inner: exponential(),
         };
         let first = retry.next().unwrap();

@@ -37,6 +37,7 @@ impl Cluster {
         let namespace = match &config.registry {
             Source::Kubernetes {
                 namespace: Some(ns),
+                ..
             } => ns.clone(),
             _ => client.default_namespace().to_string(),
         };

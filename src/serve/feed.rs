@@ -62,11 +62,19 @@ impl Feeds {
                 }
                 tasks.spawn(watcher.run(tx, shutdown.clone()));
             }
-            (Source::Kubernetes { .. }, Some(cluster)) => {
+            (Source::Kubernetes { peers, .. }, Some(cluster)) => {
+                let watch = k8s::watch::WatchConfig {
+                    namespace: cluster.namespace.clone(),
+                    zones: config.settings.zones.clone(),
+                    cluster: config.cluster.clone().unwrap_or_default(),
+                    peer_files: peers.files.clone(),
+                    peer_secrets: peers.secrets,
+                    peer_stale_after: peers.stale_after,
+                    remembered: controller.current().cloned(),
+                };
                 tasks.spawn(k8s::watch::run(
                     cluster.client.clone(),
-                    cluster.namespace.clone(),
-                    config.settings.zones.clone(),
+                    watch,
                     tx,
                     metrics.clone(),
                     shutdown.clone(),

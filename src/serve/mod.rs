@@ -55,6 +55,8 @@ pub struct ServeConfig {
     pub drain_delay: Duration,
     /// The shrink brake on registry versions, from either source.
     pub brake: BrakeConfig,
+    /// The cluster this server runs in (`--cluster`), when given.
+    pub cluster: Option<String>,
 }
 
 /// Where the registry comes from.
@@ -62,10 +64,36 @@ pub struct ServeConfig {
 pub enum Source {
     /// A YAML or JSON file, re-read when it changes.
     File(PathBuf),
-    /// MeshCluster and ExportedService objects, watched in `namespace`
-    /// (default: the client's namespace: the pod's own, or the kubeconfig
-    /// context's).
-    Kubernetes { namespace: Option<String> },
+    /// MeshCluster and ExportedService objects (and MCS ServiceExports),
+    /// watched in `namespace` (default: the client's namespace: the pod's
+    /// own, or the kubeconfig context's), and the peer clusters'.
+    Kubernetes {
+        namespace: Option<String>,
+        /// The peers beside the local cluster: files and Secrets.
+        peers: PeerOptions,
+    },
+}
+
+/// The peer clusters whose registry resources are read too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerOptions {
+    /// Peers given as kubeconfig files (`--peer-kubeconfig NAME=FILE`).
+    pub files: Vec<crate::k8s::peers::Peer>,
+    /// Watch the peer Secrets of the namespace (`--peer-secrets`).
+    pub secrets: bool,
+    /// A peer unreachable this long has its exports dropped
+    /// (`--peer-stale-after`).
+    pub stale_after: Duration,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            secrets: true,
+            stale_after: Duration::from_secs(600),
+        }
+    }
 }
 
 impl std::fmt::Display for Source {
@@ -74,8 +102,11 @@ impl std::fmt::Display for Source {
             Source::File(path) => write!(f, "{}", path.display()),
             Source::Kubernetes {
                 namespace: Some(ns),
+                ..
             } => write!(f, "kubernetes (namespace {ns})"),
-            Source::Kubernetes { namespace: None } => write!(f, "kubernetes"),
+            Source::Kubernetes {
+                namespace: None, ..
+            } => write!(f, "kubernetes"),
         }
     }
 }

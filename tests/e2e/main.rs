@@ -20,6 +20,7 @@
 
 mod cluster;
 mod envtest;
+mod federation;
 mod manifests;
 mod mesh;
 mod modes;
@@ -48,6 +49,7 @@ fn tests() -> Vec<(&'static str, Test)> {
     all.extend(mesh::TESTS);
     all.extend(watch::TESTS);
     all.extend(modes::TESTS);
+    all.extend(federation::TESTS);
     // Last: it reads what every test before it did.
     all.extend(rbac::TESTS);
     all
@@ -55,8 +57,11 @@ fn tests() -> Vec<(&'static str, Test)> {
 
 /// Tests that need an API server the suite started (they stop it, or read
 /// its audit log): ignored, and said so, against a cluster from KUBECONFIG.
-const ENVTEST_ONLY: [&str; 2] = [
+const ENVTEST_ONLY: [&str; 5] = [
     "watch::the_watch_resumes_within_seconds_after_an_api_server_outage",
+    "federation::each_cluster_s_exports_are_answered_in_every_cluster",
+    "federation::a_quiet_peer_keeps_its_exports_then_is_dropped_through_the_brake",
+    "federation::a_deleted_peer_secret_removes_its_exports_through_the_brake",
     "rbac::the_shipped_rbac_is_exactly_the_verbs_the_audit_log_shows",
 ];
 

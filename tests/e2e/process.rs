@@ -197,6 +197,11 @@ impl Globaldns {
         resolve(self.dns, host)
     }
 
+    /// Whether its answer for `host` is marked stale ([`answered_stale`]).
+    pub fn stale(&self, host: &str) -> bool {
+        answered_stale(self.dns, host)
+    }
+
     /// `GET path` on the admin endpoint: (status, body).
     pub fn admin_get(&self, path: &str) -> (u16, String) {
         http_get(self.admin.expect("started with --admin"), path)
@@ -245,6 +250,33 @@ pub fn resolve(server: SocketAddr, host: &str) -> Result<Option<IpAddr>, Respons
         RData::A(a) => Some(IpAddr::V4(a.0)),
         _ => None,
     }))
+}
+
+/// Whether the answer for `host` at `server` is marked stale (RFC 8914
+/// Extended DNS Error 3): served from the last-known-good registry, which
+/// the registry source has not confirmed yet.
+pub fn answered_stale(server: SocketAddr, host: &str) -> bool {
+    use hickory_proto::op::Edns;
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut query = Message::query();
+    query.add_query(Query::query(Name::from_ascii(host).unwrap(), RecordType::A));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    query.edns = Some(edns);
+    socket.send_to(&query.to_vec().unwrap(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    let (len, _) = socket.recv_from(&mut buf).expect("an answer");
+    let reply = Message::from_vec(&buf[..len]).expect("a DNS message");
+    reply.edns.as_ref().is_some_and(|edns| {
+        edns.options()
+            .get_all(EdnsCode::Unknown(15))
+            .into_iter()
+            .any(|o| matches!(o, EdnsOption::Unknown(_, data) if data.as_slice() == [0, 3]))
+    })
 }
 
 /// A plain HTTP/1.0 GET on loopback.

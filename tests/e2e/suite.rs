@@ -14,7 +14,8 @@ use globaldns::k8s::resources::{
 use globaldns::mesh::Kind;
 use globaldns::registry::{Gateway, Port};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
@@ -28,6 +29,12 @@ pub const NAMESPACE: &str = "globaldns";
 /// Where the synced ServiceEntries go (manifests/ RBAC).
 pub const SE_NAMESPACE: &str = "istio-system";
 pub const MANAGED: &str = "app.kubernetes.io/managed-by=globaldns";
+/// The label on the Services the tests make (removed after each test).
+pub const MADE_BY_TEST: &str = "app.kubernetes.io/part-of=globaldns-e2e";
+/// The label of peer Secrets.
+pub const PEER: &str = "globaldns.io/peer=true";
+/// The MCS API's ServiceExport CRD (tests/e2e/data/serviceexport-crd.yaml).
+pub const SERVICE_EXPORT_CRD: &str = "serviceexports.multicluster.x-k8s.io";
 
 pub struct Suite {
     pub env: Arc<Env>,
@@ -66,6 +73,20 @@ impl Suite {
                 "metadata": {"name": SE_NAMESPACE}
             });
             installed.apply(&client, &[ns]).await?;
+            // The MCS ServiceExport CRD, unless the cluster has it (then
+            // it is left as it is).
+            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            if crds
+                .get_opt(SERVICE_EXPORT_CRD)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                let crd: Value =
+                    serde_saphyr::from_str(include_str!("data/serviceexport-crd.yaml"))
+                        .map_err(|e| format!("data/serviceexport-crd.yaml: {e}"))?;
+                installed.apply(&client, &[crd]).await?;
+            }
             let docs = env.kustomize("")?;
             installed.apply(&client, &docs).await?;
             Ok(Self {
@@ -129,6 +150,14 @@ impl Suite {
         found.extend(names(list_names(&clusters, &lp).await, "MeshCluster"));
         found.extend(names(list_names(&services, &lp).await, "ExportedService"));
         found.extend(names(list_names(&leases, &lp).await, "Lease"));
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+        let peers = ListParams::default().labels(PEER);
+        found.extend(names(list_names(&secrets, &peers).await, "Secret"));
+        let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+        let made = ListParams::default().labels(MADE_BY_TEST);
+        found.extend(names(list_names(&services, &made).await, "Service"));
+        let exports = self.service_exports().await;
+        found.extend(names(list_names(&exports, &lp).await, "ServiceExport"));
         found.extend(names(
             list_names(&entries, &ListParams::default().labels(MANAGED)).await,
             "ServiceEntry",
@@ -161,6 +190,20 @@ impl Suite {
                     .delete(name, &dp)
                     .await
                     .map(|_| ()),
+                "Secret" => Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
+                "Service" => Api::<Service>::namespaced(client.clone(), NAMESPACE)
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
+                "ServiceExport" => self
+                    .service_exports()
+                    .await
+                    .delete(name, &dp)
+                    .await
+                    .map(|_| ()),
                 "Gateway" => self
                     .istio(Kind::Gateway)
                     .await
@@ -189,6 +232,49 @@ impl Suite {
     /// This test's own directory.
     pub fn dir(&self) -> PathBuf {
         self.test_dir.lock().unwrap().clone()
+    }
+
+    /// Makes `dir` this suite's test directory (a second cluster's suite,
+    /// whose tests [`Suite::run`] does not run).
+    pub fn use_dir(&self, dir: PathBuf) {
+        *self.test_dir.lock().unwrap() = dir;
+    }
+
+    /// The ServiceExports of `globaldns` (the MCS API), untyped.
+    pub async fn service_exports(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.admin().await,
+            NAMESPACE,
+            &globaldns::k8s::view::service_exports_resource(),
+        )
+    }
+
+    /// A Service `name` in `globaldns` with `ports` (name, number), and an
+    /// MCS ServiceExport of it: exported with no registry object at all.
+    pub async fn mcs_export(&self, name: &str, ports: &[(&str, i32)]) {
+        let (label, value) = MADE_BY_TEST.split_once('=').unwrap();
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {label: value}},
+            "spec": {"ports": ports.iter().map(|(port, number)| serde_json::json!(
+                {"name": port, "port": number, "protocol": "TCP"})).collect::<Vec<_>>()},
+        }))
+        .unwrap();
+        self.apply(service).await;
+        let export: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+        }))
+        .unwrap();
+        self.service_exports()
+            .await
+            .patch(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&export),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("ServiceExport {name}: {e}"));
     }
 
     pub async fn admin(&self) -> Client {

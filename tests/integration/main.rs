@@ -9,6 +9,7 @@ mod edges;
 mod edns;
 mod export;
 mod faults;
+mod federation;
 mod layout;
 mod lifecycle;
 mod manifests;

@@ -5,6 +5,7 @@
 //! verbs the code uses. (`kubectl apply --dry-run=server` against a real API
 //! server is in the #[ignore] end-to-end tests' remit.)
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -145,7 +146,8 @@ fn the_deployment_is_locked_down_and_its_arguments_parse() {
 }
 
 /// RBAC lists exactly what the code calls: list+watch of the registry
-/// resources (the watch), get/create/update of the Lease (k8s::lease), and
+/// resources and the peer Secrets (the watch), get/create/update of the
+/// Lease (k8s::lease), and
 /// list+watch (k8s::record), create+patch (server-side apply) and delete
 /// of ServiceEntries (k8s::sync). The end-to-end suite derives the same from the API
 /// server's audit log.
@@ -181,6 +183,7 @@ fn rbac_grants_only_the_verbs_used() {
             vec!["meshclusters", "exportedservices"],
             vec!["list", "watch"],
         ),
+        ("globaldns", vec!["secrets"], vec!["list", "watch"]),
         (
             "istio-system",
             vec!["gateways", "destinationrules"],
@@ -203,18 +206,31 @@ fn rbac_grants_only_the_verbs_used() {
         })
         .collect();
     assert_eq!(rules, expected);
-    // Cluster-wide: only drop-in mode's read of ServiceEntries, in a file
-    // of its own that is applied only where drop-in mode is used.
-    let cluster_roles: Vec<&(PathBuf, Value)> = docs
+    // Cluster-wide, only reads: MCS exports (ServiceExports and their
+    // Services), and drop-in mode's ServiceEntries, in a file of its own
+    // applied only where drop-in mode is used.
+    let cluster_roles: BTreeMap<String, (&PathBuf, &Value)> = docs
         .iter()
         .filter(|(_, d)| d["kind"] == "ClusterRole")
+        .map(|(p, d)| (d["metadata"]["name"].as_str().unwrap().to_string(), (p, d)))
         .collect();
-    assert_eq!(cluster_roles.len(), 1);
-    let (path, role) = cluster_roles[0];
+    assert_eq!(
+        cluster_roles.keys().collect::<Vec<_>>(),
+        ["globaldns-drop-in", "globaldns-mcs"]
+    );
+    let (path, role) = cluster_roles["globaldns-drop-in"];
     assert!(path.ends_with("manifests/drop-in/rbac.yaml"));
     assert_eq!(
         role["rules"],
         serde_json::json!([{"apiGroups": ["networking.istio.io"], "resources": ["serviceentries"], "verbs": ["list", "watch"]}])
+    );
+    let (_, mcs) = cluster_roles["globaldns-mcs"];
+    assert_eq!(
+        mcs["rules"],
+        serde_json::json!([
+            {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports"], "verbs": ["list", "watch"]},
+            {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch"]}
+        ])
     );
 }
 

@@ -131,6 +131,7 @@ impl TestServer {
             admin: options.admin,
             drain_delay: Duration::ZERO,
             brake: options.brake,
+            cluster: None,
         };
         let shutdown = CancellationToken::new();
         let running = serve::start(config, shutdown.clone())

@@ -10,8 +10,28 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::k8s::mock::{hold_open, status};
+use crate::k8s::resources::MeshCluster;
+use kube::api::DynamicObject;
 
 const NS: &str = "mesh";
+
+/// The local cluster only, no peers.
+fn config() -> WatchConfig {
+    WatchConfig {
+        namespace: NS.to_string(),
+        zones: vec!["global".to_string()],
+        cluster: String::new(),
+        peer_files: Vec::new(),
+        peer_secrets: false,
+        peer_stale_after: Duration::from_secs(600),
+        remembered: None,
+    }
+}
+
+/// The answer of an API server without the MCS API to its discovery.
+fn no_mcs(path: &str) -> Option<Response<Body>> {
+    (path == "/apis/multicluster.x-k8s.io/v1alpha1").then(|| status(404, "NotFound"))
+}
 
 fn object(kind: &str, name: &str, spec: Value) -> Value {
     json!({
@@ -52,6 +72,10 @@ async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response
         };
         assert_eq!(request.method(), http::Method::GET);
         let path = request.uri().path().to_string();
+        if let Some(answer) = no_mcs(&path) {
+            send.send_response(answer);
+            continue;
+        }
         let query = request.uri().query().unwrap_or_default().to_string();
         let kind = match path.as_str() {
             "/apis/globaldns.io/v1alpha1/namespaces/mesh/meshclusters" => "MeshCluster",
@@ -107,8 +131,7 @@ async fn the_registry_follows_the_resources_and_skips_bad_ones() {
     let shutdown = CancellationToken::new();
     tokio::spawn(run(
         client,
-        NS.to_string(),
-        vec!["global".to_string()],
+        config(),
         tx,
         Default::default(),
         shutdown.clone(),
@@ -154,7 +177,7 @@ fn objects_decode_without_type_fields() {
         "spec": {"gateways": [{"address": "192.0.2.1"}]},
     }))
     .unwrap();
-    let cluster: MeshCluster = decode(&object).unwrap();
+    let cluster: MeshCluster = crate::k8s::view::decode(&object).unwrap();
     assert_eq!(cluster.spec.gateways[0].port, 15443);
 }
 
@@ -169,8 +192,7 @@ async fn api_errors_and_410_gone_are_retried_and_relisted() {
     let shutdown = CancellationToken::new();
     tokio::spawn(run(
         Client::new(mock, "default"),
-        NS.to_string(),
-        vec!["global".to_string()],
+        config(),
         tx,
         Default::default(),
         shutdown.clone(),
@@ -184,6 +206,10 @@ async fn api_errors_and_410_gone_are_retried_and_relisted() {
                 return;
             };
             let path = request.uri().path().to_string();
+            if let Some(answer) = no_mcs(&path) {
+                send.send_response(answer);
+                continue;
+            }
             let query = request.uri().query().unwrap_or_default().to_string();
             let clusters = path.ends_with("/meshclusters");
             if query.contains("watch=true") {
@@ -263,8 +289,7 @@ async fn retries_stay_within_seconds_and_a_410_relists_at_once() {
     let shutdown = CancellationToken::new();
     tokio::spawn(run(
         Client::new(mock, "default"),
-        NS.to_string(),
-        vec!["global".to_string()],
+        config(),
         tx,
         Default::default(),
         shutdown.clone(),
@@ -274,6 +299,10 @@ async fn retries_stay_within_seconds_and_a_410_relists_at_once() {
     let mut relisted_after_gone = None;
     while relisted_after_gone.is_none() {
         let (request, send) = crate::k8s::mock::next(&mut handle).await;
+        if let Some(answer) = no_mcs(request.uri().path()) {
+            send.send_response(answer);
+            continue;
+        }
         let clusters = request.uri().path().ends_with("/meshclusters");
         let watching = request
             .uri()
@@ -324,6 +353,204 @@ async fn retries_stay_within_seconds_and_a_410_relists_at_once() {
     assert!(
         relisted_after_gone.unwrap() < Duration::from_millis(50),
         "relisted {relisted_after_gone:?} after the 410"
+    );
+    shutdown.cancel();
+}
+
+/// Issue 15: a cluster serving the MCS API exports a Service by a
+/// `ServiceExport` next to it. Discovery failing (503) is retried rather
+/// than taken for "no MCS"; the first registry already holds the MCS
+/// export (its lists are awaited like the registry resources'), and a
+/// ServiceExport without its Service is left out.
+#[tokio::test]
+async fn a_service_export_exports_its_service_with_its_ports() {
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    let mut config = config();
+    config.cluster = "west".to_string();
+    tokio::spawn(run(
+        Client::new(mock, "default"),
+        config,
+        tx,
+        Default::default(),
+        shutdown.clone(),
+    ));
+    let discoveries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = discoveries.clone();
+    tokio::spawn(async move {
+        loop {
+            let Some((request, send)) = handle.next_request().await else {
+                return;
+            };
+            let path = request.uri().path().to_string();
+            let query = request.uri().query().unwrap_or_default().to_string();
+            if query.contains("watch=true") {
+                hold_open(send);
+                continue;
+            }
+            let body = match path.as_str() {
+                "/apis/multicluster.x-k8s.io/v1alpha1" => {
+                    if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        send.send_response(status(503, "ServiceUnavailable"));
+                        continue;
+                    }
+                    json!({"kind": "APIResourceList", "apiVersion": "v1",
+                           "groupVersion": "multicluster.x-k8s.io/v1alpha1", "resources": []})
+                }
+                "/apis/globaldns.io/v1alpha1/namespaces/mesh/meshclusters" => json!({
+                    "kind": "MeshClusterList", "apiVersion": "globaldns.io/v1alpha1",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": [object("MeshCluster", "west", json!({"gateways": [{"address": "192.0.2.1"}]}))],
+                }),
+                "/apis/globaldns.io/v1alpha1/namespaces/mesh/exportedservices" => json!({
+                    "kind": "ExportedServiceList", "apiVersion": "globaldns.io/v1alpha1",
+                    "metadata": {"resourceVersion": "1"}, "items": [],
+                }),
+                "/apis/multicluster.x-k8s.io/v1alpha1/serviceexports" => json!({
+                    "kind": "ServiceExportList", "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": [
+                        {"metadata": {"name": "reviews", "namespace": "bookinfo", "resourceVersion": "1"}},
+                        {"metadata": {"name": "ghost", "namespace": "bookinfo", "resourceVersion": "1"}},
+                    ],
+                }),
+                "/api/v1/services" => json!({
+                    "kind": "ServiceList", "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": [{
+                        "metadata": {"name": "reviews", "namespace": "bookinfo", "resourceVersion": "1"},
+                        "spec": {"ports": [{"name": "http", "port": 9080, "protocol": "TCP"}]},
+                    }],
+                }),
+                other => panic!("unexpected request to {other}?{query}"),
+            };
+            send.send_response(crate::k8s::mock::ok(&body));
+        }
+    });
+    let registry = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a registry")
+        .unwrap()
+        .unwrap();
+    type Described = (String, Vec<String>, Vec<(String, u32, String)>);
+    let services: Vec<Described> = registry
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.host("global").to_string(),
+                s.exported_from.iter().map(|c| c.to_string()).collect(),
+                s.ports
+                    .iter()
+                    .map(|p| (p.name.to_string(), p.number, p.protocol.to_string()))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        services,
+        [(
+            "reviews.bookinfo.global".to_string(),
+            vec!["west".to_string()],
+            vec![("http".to_string(), 9080, "HTTP".to_string())]
+        )]
+    );
+    assert!(
+        discoveries.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "a failed discovery is retried"
+    );
+    shutdown.cancel();
+}
+
+/// Issue 15: a restart while a peer is unreachable keeps what it said:
+/// its MeshCluster and its exports, as exported by it alone (what other
+/// clusters say of a service is theirs to say).
+#[test]
+fn a_peer_is_remembered_from_the_last_known_good_registry() {
+    let registry = crate::registry::load_str(
+        "clusters:\n\
+         - {name: east, gateways: [{address: 192.0.2.1}]}\n\
+         - {name: west, gateways: [{address: 192.0.2.2}]}\n\
+         services:\n\
+         - {name: a, namespace: x, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}\n\
+         - {name: b, namespace: x, exportedFrom: [east, west], ports: [{name: http, number: 80, protocol: HTTP}]}\n\
+         - {name: c, namespace: x, exportedFrom: [east], ports: [{name: http, number: 80, protocol: HTTP}]}\n",
+        "test",
+        &["global".to_string()],
+    )
+    .unwrap();
+    let view = remembered(&registry, "west");
+    assert_eq!(view.cluster, "west");
+    assert!(!view.local);
+    let clusters: Vec<_> = view
+        .clusters
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(clusters, ["west"]);
+    let services: Vec<_> = view
+        .services
+        .iter()
+        .map(|s| (s.spec.name.clone(), s.spec.exported_from.clone()))
+        .collect();
+    assert_eq!(
+        services,
+        [
+            ("a".to_string(), vec!["west".to_string()]),
+            ("b".to_string(), vec!["west".to_string()])
+        ]
+    );
+}
+
+/// Issue 15: restarted while a peer is down, the first registry comes as
+/// soon as the local lists are in (a peer that fails is not waited for),
+/// and the peer's part of the last-known-good registry stands for it.
+#[tokio::test]
+async fn an_unreachable_peer_is_not_waited_for_and_is_remembered() {
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(api_server(handle));
+    // Nothing listens on port 1 of loopback: every request is refused.
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters:\n- name: west\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: west\n  context:\n    cluster: west\n    namespace: globaldns\ncurrent-context: west\nusers: []\n";
+    let mut config = config();
+    config.peer_files = vec![crate::k8s::peers::Peer::new("west", kubeconfig, "test").unwrap()];
+    config.remembered = Some(
+        crate::registry::load_str(
+            "clusters:\n- {name: west, gateways: [{address: 192.0.2.1}]}\n\
+             services:\n- {name: remembered, namespace: bar, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}\n",
+            "test",
+            &["global".to_string()],
+        )
+        .unwrap(),
+    );
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    let started = std::time::Instant::now();
+    tokio::spawn(run(
+        Client::new(mock, "default"),
+        config,
+        tx,
+        Default::default(),
+        shutdown.clone(),
+    ));
+    let registry = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a registry")
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < PEER_START_WAIT,
+        "waited {:?} for a peer that refuses",
+        started.elapsed()
+    );
+    let hosts: Vec<String> = registry
+        .services
+        .iter()
+        .map(|s| s.host("global").to_string())
+        .collect();
+    assert!(
+        hosts.contains(&"remembered.bar.global".to_string()),
+        "{hosts:?}"
     );
     shutdown.cancel();
 }
