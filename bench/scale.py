@@ -1,23 +1,35 @@
 #!/usr/bin/env python3
-"""Scale: globaldns with 1,000, 10,000 and 100,000 services (IPv4 and IPv6
-VIPs). For each size, from an empty state directory:
+"""Scale: globaldns with 1,000 to 1,000,000 services (IPv4 and IPv6 VIPs),
+the registry in JSON and in YAML. For each size and format, from an empty
+state directory:
 
 - cold start: from exec to the first NOERROR answer for a registry host;
 - resident memory (VmRSS) once serving, and per host;
-- change-to-answer: a new service is added to the registry file (written
-  aside and renamed over it, as editors and ConfigMap updates do) and the
-  time is taken until the new host answers;
-- warm start: the same, restarting on the state directory just written.
+- change-to-answer: a service is added to the registry file (written aside
+  and renamed over it, as editors and ConfigMap updates do) and the time is
+  taken until the new host answers; the median of CHANGES changes, each
+  adding one more service. It includes the file watcher's own wait: a
+  change is read once the file is seen unchanged on a second poll, 50 to
+  100 ms after the write with --reload-interval 50ms;
+- server work: for the same changes, what the server's own log says it
+  spent from reading the file to publishing (parse and validate, reconcile,
+  journal, patch or build), the median: the part that is not the watcher;
+- warm start: a restart on the state directory just written.
 
-Usage: scale.py BINARY [SIZE[:FORMAT]...]
-       (default: 1000 10000 100000 100000:json; FORMAT is yaml or json)
+Usage: scale.py BINARY [--changes N] [SIZE[:FORMAT]...]
+       (default: 1000, 10000, 100000 and 1000000, JSON and YAML, but for
+       1000000:yaml, which takes minutes to generate and load: ask for it)
 
-Every figure is wall time on a shared machine: run it twice before trusting
-a digit. Queries go to 127.0.0.1 only.
+Prints one Markdown table, with the machine and the command. Every figure
+is wall time on whatever else the machine is doing: run it twice before
+trusting a digit. Queries go to 127.0.0.1 only.
 """
+import json
 import os
+import platform
 import random
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -25,38 +37,41 @@ import tempfile
 import time
 
 CLUSTERS = ["east", "west", "north"]
+DEFAULT_SIZES = ["1000:json", "1000:yaml", "10000:json", "10000:yaml",
+                 "100000:json", "100000:yaml", "1000000:json"]
 
 
-def registry_text(n, extra=None, fmt="yaml"):
+def entry(i, name, ns, fmt):
+    cluster = CLUSTERS[i % 3]
     if fmt == "json":
-        return registry_json(n, extra)
+        return json.dumps({"name": name, "namespace": ns, "exportedFrom": [cluster],
+                           "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}]})
+    return (f"  - {{name: {name}, namespace: {ns}, exportedFrom: [{cluster}], "
+            f"ports: [{{name: http, number: 8080, protocol: HTTP}}]}}")
+
+
+def registry_text(n, fmt, extras=()):
+    """The registry of n services, and `extras` (name, namespace) after them."""
+    names = [(f"svc-{i}", f"team-{i % 100}") for i in range(n)] + list(extras)
+    entries = [entry(i, name, ns, fmt) for i, (name, ns) in enumerate(names)]
+    if fmt == "json":
+        clusters = json.dumps([{"name": c, "gateways": [{"address": f"192.0.2.{10 + i}"}]}
+                               for i, c in enumerate(CLUSTERS)])
+        return '{"clusters": ' + clusters + ', "services": [' + ", ".join(entries) + "]}"
     lines = ["clusters:"]
     for i, c in enumerate(CLUSTERS):
         lines.append(f"  - name: {c}\n    gateways: [{{address: 192.0.2.{10 + i}}}]")
     lines.append("services:")
-    names = [(f"svc-{i}", f"team-{i % 100}") for i in range(n)]
-    if extra:
-        names.append(extra)
-    for i, (name, ns) in enumerate(names):
-        lines.append(
-            f"  - {{name: {name}, namespace: {ns}, exportedFrom: [{CLUSTERS[i % 3]}], "
-            f"ports: [{{name: http, number: 8080, protocol: HTTP}}]}}"
-        )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + entries) + "\n"
 
 
-def registry_json(n, extra=None):
-    import json
-    names = [(f"svc-{i}", f"team-{i % 100}") for i in range(n)]
-    if extra:
-        names.append(extra)
-    return json.dumps({
-        "clusters": [{"name": c, "gateways": [{"address": f"192.0.2.{10 + i}"}]}
-                     for i, c in enumerate(CLUSTERS)],
-        "services": [{"name": name, "namespace": ns, "exportedFrom": [CLUSTERS[i % 3]],
-                      "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}]}
-                     for i, (name, ns) in enumerate(names)],
-    })
+def with_extra(base, n, fmt, extras):
+    """`base` (n services) with the `extras` appended, built by splicing."""
+    added = [entry(n + k, name, ns, fmt) for k, (name, ns) in enumerate(extras)]
+    if fmt == "json":
+        assert base.endswith("]}")
+        return base[:-2] + "".join(", " + e for e in added) + "]}"
+    return base + "".join(e + "\n" for e in added)
 
 
 def write_atomically(path, text):
@@ -87,13 +102,13 @@ def rcode_and_answers(sock, port, name, qtype=1):
         return None
 
 
-def wait_answer(sock, port, name, deadline_s=120):
+def wait_answer(sock, port, name, deadline_s=600):
     """Seconds until `name` gets NOERROR with an answer."""
     start = time.monotonic()
     while time.monotonic() - start < deadline_s:
         if rcode_and_answers(sock, port, name) == (0, 1):
             return time.monotonic() - start
-        time.sleep(0.001)
+        time.sleep(0.0005)
     raise SystemExit(f"{name} did not answer within {deadline_s} s")
 
 
@@ -113,67 +128,108 @@ def free_port():
     return port
 
 
-def serve(binary, registry, state, port):
+def serve(binary, registry, state, port, log):
+    env = dict(os.environ, GLOBALDNS_LOG="info,globaldns::registry::file=debug", GLOBALDNS_LOG_FORMAT="json")
     return subprocess.Popen(
         [binary, "serve", "--registry", registry, "--listen", f"127.0.0.1:{port}",
          "--state-dir", state, "--vip-range-v6", "fd00:6c6f:6261:6c00::/64",
          "--reload-interval", "50ms"],
-        stderr=subprocess.DEVNULL,
+        stderr=log, env=env,
     )
 
 
-def measure(binary, n, fmt, work):
+def server_work(log_path, skip):
+    """Per publish after the first `skip`: ms from reading the file to
+    publishing, from the server's log (parse + reconcile + save + build)."""
+    parsed, works = [], []
+    with open(log_path) as f:
+        for line in f:
+            try:
+                fields = json.loads(line).get("fields", {})
+            except ValueError:
+                continue
+            message = fields.get("message", "")
+            if message == "registry parsed and validated":
+                parsed.append(fields.get("ms", 0))
+            elif message == "registry published" and parsed:
+                works.append(parsed[-1] + fields.get("reconcile_ms", 0)
+                             + fields.get("save_table_ms", 0) + fields.get("build_ms", 0))
+    return works[skip:]
+
+
+def measure(binary, n, fmt, changes, work):
     registry = os.path.join(work, f"registry-{n}.{fmt}")
     state = os.path.join(work, f"state-{n}-{fmt}")
-    write_atomically(registry, registry_text(n, fmt=fmt))
+    log_path = os.path.join(work, f"log-{n}-{fmt}")
+    base = registry_text(n, fmt)
+    write_atomically(registry, base)
     port = free_port()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(0.05)
     probe = f"svc-{n - 1}.team-{(n - 1) % 100}.global"
 
-    start = time.monotonic()
-    proc = serve(binary, registry, state, port)
-    try:
-        wait_answer(sock, port, probe)
-        cold = time.monotonic() - start
-        assert rcode_and_answers(sock, port, probe, 28) == (0, 1), "AAAA VIP"
-        time.sleep(0.5)
-        rss = rss_bytes(proc.pid)
+    with open(log_path, "w") as log:
+        start = time.monotonic()
+        proc = serve(binary, registry, state, port, log)
+        try:
+            wait_answer(sock, port, probe)
+            cold = time.monotonic() - start
+            assert rcode_and_answers(sock, port, probe, 28) == (0, 1), "AAAA VIP"
+            time.sleep(1.0)
+            rss = rss_bytes(proc.pid)
 
-        changes = []
-        for k in range(3):
-            name = ("added", f"change-{k}")
-            write_atomically(registry, registry_text(n, name, fmt))
-            changes.append(wait_answer(sock, port, f"added.change-{k}.global"))
-        change = sorted(changes)[1]
-    finally:
-        proc.terminate()
-        proc.wait()
+            extras, times = [], []
+            for k in range(changes):
+                extras.append(("added", f"change-{k}"))
+                text = with_extra(base, n, fmt, extras)
+                time.sleep(0.3)  # the last change's after-work (last-good) settles
+                write_atomically(registry, text)
+                times.append(wait_answer(sock, port, f"added.change-{k}.global"))
+            change = statistics.median(times)
+        finally:
+            proc.terminate()
+            proc.wait()
+    works = server_work(log_path, 1)
+    work_ms = statistics.median(works) if works else float("nan")
 
-    start = time.monotonic()
-    proc = serve(binary, registry, state, port)
-    try:
-        wait_answer(sock, port, probe)
-        warm = time.monotonic() - start
-    finally:
-        proc.terminate()
-        proc.wait()
-    hosts = n + 1
-    return cold, warm, rss, rss / hosts, change
+    with open(log_path, "a") as log:
+        start = time.monotonic()
+        proc = serve(binary, registry, state, port, log)
+        try:
+            wait_answer(sock, port, probe)
+            warm = time.monotonic() - start
+        finally:
+            proc.terminate()
+            proc.wait()
+    os.remove(registry)
+    hosts = n + changes
+    return cold, warm, rss, rss / hosts, change, work_ms
 
 
 def main():
-    binary = sys.argv[1]
-    sizes = sys.argv[2:] or ["1000", "10000", "100000", "100000:json"]
-    print(f"{'services':>9} {'format':>6} {'cold start ms':>14} {'warm start ms':>14} {'RSS MiB':>8} "
-          f"{'bytes/host':>11} {'change-to-answer ms':>20}")
+    args = sys.argv[1:]
+    if not args:
+        raise SystemExit(__doc__)
+    binary, args = args[0], args[1:]
+    changes = 5
+    if args[:1] == ["--changes"]:
+        changes, args = int(args[1]), args[2:]
+    sizes = args or DEFAULT_SIZES
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.node()}: "
+          f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}")
+    print(f"`python3 bench/scale.py {' '.join(sys.argv[1:])}` ({changes} changes, median)\n")
+    print("| services | format | cold start | warm start | RSS | per host | change-to-answer | server work |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as work:
         for size in sizes:
             n, _, fmt = size.partition(":")
             n, fmt = int(n), fmt or "yaml"
-            cold, warm, rss, per_host, change = measure(binary, n, fmt, work)
-            print(f"{n:>9} {fmt:>6} {cold * 1000:>14.0f} {warm * 1000:>14.0f} {rss / 2**20:>8.1f} "
-                  f"{per_host:>11.0f} {change * 1000:>20.0f}", flush=True)
+            cold, warm, rss, per_host, change, work_ms = measure(binary, n, fmt, changes, work)
+            print(f"| {n:,} | {fmt.upper()} | {cold * 1000:,.0f} ms | {warm * 1000:,.0f} ms | "
+                  f"{rss / 2**20:.1f} MiB | {per_host:,.0f} B | {change * 1000:,.0f} ms | "
+                  f"{work_ms:,.0f} ms |", flush=True)
 
 
 if __name__ == "__main__":

@@ -45,17 +45,19 @@ fn registry(services: usize) -> Registry {
             cluster("west", "198.51.100.20"),
         ],
         services: (0..services)
-            .map(|i| Service {
-                name: format!("svc-{i}").into(),
-                namespace: format!("team-{}", i % 100).into(),
-                exported_from: vec!["west".into()],
-                ports: vec![Port {
-                    name: "http".into(),
-                    number: 8080,
-                    protocol: "HTTP".into(),
-                }],
-                addresses: Vec::new(),
-                endpoints: Vec::new(),
+            .map(|i| {
+                std::sync::Arc::new(Service {
+                    name: format!("svc-{i}").into(),
+                    namespace: format!("team-{}", i % 100).into(),
+                    exported_from: vec!["west".into()],
+                    ports: vec![Port {
+                        name: "http".into(),
+                        number: 8080,
+                        protocol: "HTTP".into(),
+                    }],
+                    addresses: Vec::new(),
+                    endpoints: Vec::new(),
+                })
             })
             .collect(),
     }

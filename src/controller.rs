@@ -3,18 +3,42 @@
 //! outside any lock, swap them in, then record the registry as last good.
 //! A version that fails to load never reaches it; the last good one keeps
 //! serving.
+//!
+//! A version is compared with the one served, service by service
+//! (`controller/delta.rs`), and only the services that differ are worked
+//! on: their VIPs reconciled ([`Allocator::reconcile_change`]), their
+//! hosts journaled ([`StateDir::journal_table`]), their names patched into
+//! a copy of the published zones that shares everything else
+//! ([`index::patch`]), the gauges moved by the events
+//! (`controller/report.rs`). Whatever only a full pass decides (the first
+//! version, drop-in mode's hosts or the VIP record changing, a patch that
+//! cannot be made) is done in full, as before: both give the same
+//! snapshot and the same table, which the tests check on random edits.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use compact_str::CompactString;
+
+use crate::dns::ZoneSet;
 use crate::dns::server::Published;
+use crate::dns::zone::Parents;
 use crate::index::{self, HandWritten};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::state::{LastGood, StateDir};
-use crate::vip::{Allocator, Event, Family, Placement, Table, Want};
+use crate::state::{LastGood, LastGoodWriter, StateDir};
+use crate::vip::{Allocator, Leased, Table, Want};
 use std::sync::atomic::Ordering::Relaxed;
+
+mod delta;
+mod pass;
+mod persist;
+mod report;
+
+use delta::delta;
+use report::{Counts, pins_of};
 
 /// What the controller serves, fixed for its lifetime.
 #[derive(Clone, Debug)]
@@ -49,13 +73,44 @@ pub struct Allocated {
     pub conflicts: Vec<String>,
 }
 
+/// The published zones and what patching them needs.
+struct Patchable {
+    zones: Arc<ZoneSet>,
+    parents: Parents,
+}
+
+/// What the allocator did during one publish.
+#[derive(Default)]
+struct Tally {
+    changes: usize,
+    followed: u64,
+    /// Hosts whose leases changed: journaled, and re-placed in the zones.
+    hosts: BTreeSet<String>,
+    /// Hosts left without a VIP of a family.
+    exhausted: BTreeSet<String>,
+    /// An event that may have changed the quarantine.
+    quarantine: bool,
+}
+
 pub struct Controller {
     settings: Settings,
     /// Every published registry, for those who subscribed.
     changes: tokio::sync::watch::Sender<Option<Arc<Allocated>>>,
     state: Option<StateDir>,
+    /// Writes the last-known-good registry after each publish.
+    writer: Option<LastGoodWriter>,
     table: Table,
+    /// The addresses of the table's leases.
+    leased: Leased,
+    /// Wanted hosts left without a VIP of a family, retried on each change.
+    lacking: Vec<Want>,
+    counts: Counts,
+    /// `counts` is to be taken over the whole table (it was loaded).
+    counts_stale: bool,
     current: Option<Registry>,
+    /// The zones published for `current`; `None` until the first full
+    /// build, and whenever the next publish must be a full one.
+    patchable: Option<Patchable>,
     serial: u32,
     /// The [`crate::dns::ZoneSet::digest`] of what is served under `serial`.
     digest: Option<u64>,
@@ -66,17 +121,23 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     /// Hosts of ServiceEntries globaldns does not own (drop-in mode).
     hand_written: Vec<HandWritten>,
+    /// Drop-in mode's hosts changed: the next publish builds in full, and
+    /// publishes even if the registry is the same.
     hand_written_changed: bool,
+    /// The record changed: the next publish follows it for every host.
+    record_changed: bool,
+    /// Size of the table's journal after the last append.
+    journal_bytes: u64,
     /// Conflicts already logged, so each is logged once.
-    reported_conflicts: std::collections::BTreeSet<String>,
+    reported_conflicts: BTreeSet<String>,
     /// Registry hosts left out of the snapshot, already logged.
-    reported_left_out: std::collections::BTreeSet<String>,
+    reported_left_out: BTreeSet<String>,
     /// VIPs recorded outside the table (the owned ServiceEntries), sorted;
     /// they win over the table.
     record: Vec<(String, Vec<std::net::IpAddr>)>,
     /// Each pinned address and the host it was pinned for at the last
     /// publish, to tell when a pin moves to another host.
-    pins: std::collections::HashMap<std::net::IpAddr, compact_str::CompactString>,
+    pins: HashMap<std::net::IpAddr, CompactString>,
 }
 
 impl Controller {
@@ -110,6 +171,9 @@ impl Controller {
             .unwrap_or_default();
         let mut record = record;
         record.sort();
+        // Counted over the table once the first snapshot is out (a SHA-256
+        // per lease), then kept in step by the events.
+        let counts_stale = !table.hosts.is_empty();
         let last_good = state.as_ref().and_then(|s| {
             s.load_last_good()
                 .inspect_err(|e| tracing::error!("last-known-good registry not loaded: {e}"))
@@ -119,9 +183,15 @@ impl Controller {
         let mut controller = Self {
             settings,
             changes: tokio::sync::watch::Sender::new(None),
+            writer: state.clone().map(LastGoodWriter::start),
             state,
             table,
+            leased: Leased::default(),
+            lacking: Vec::new(),
+            counts: Counts::default(),
+            counts_stale,
             current: None,
+            patchable: None,
             serial: last_good.as_ref().map_or(0, |l| l.serial),
             digest: last_good.as_ref().and_then(|l| l.digest),
             confirmed: false,
@@ -129,6 +199,8 @@ impl Controller {
             metrics,
             hand_written: Vec::new(),
             hand_written_changed: false,
+            record_changed: false,
+            journal_bytes: 0,
             reported_conflicts: Default::default(),
             reported_left_out: Default::default(),
             record,
@@ -161,25 +233,33 @@ impl Controller {
     fn publish(&mut self, registry: Registry, now: SystemTime) -> Applied {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let started = Instant::now();
-        let wants = index::wants(&registry, &self.settings.zones);
-        self.report_moved_pins(&wants);
-        let mut changes = 0;
-        let mut followed = 0;
-        self.settings
-            .allocator
-            .follow(&mut self.table, &self.record, &wants, now, &mut |event| {
-                changes += 1;
-                followed += u64::from(matches!(event, Event::Recorded { was: Some(_), .. }));
-                log_event(&event);
-            });
-        self.metrics.vips_followed.fetch_add(followed, Relaxed);
-        self.settings
-            .allocator
-            .reconcile_with(&mut self.table, &wants, now, &mut |event| {
-                changes += 1;
-                log_event(&event);
-            });
-        if self.current.as_ref() == Some(&registry) && changes == 0 && !self.hand_written_changed {
+        let full_pass = self.hand_written_changed || self.record_changed;
+        let delta = match (&self.current, &self.patchable) {
+            (Some(current), Some(_)) if !full_pass => {
+                Some(delta(&current.services, &registry.services))
+            }
+            _ => None,
+        };
+        let quarantined = self.table.quarantine.len();
+        let mut tally = Tally::default();
+        let full = match &delta {
+            Some(delta) => !self.reconcile_delta(delta, now, &mut tally),
+            None => true,
+        };
+        if full {
+            tally = Tally::default();
+            self.reconcile_all(&registry, now, &mut tally);
+        }
+        self.record_changed = false;
+        tally.quarantine |= self.table.quarantine.len() != quarantined;
+        let same = match &delta {
+            Some(delta) => {
+                delta.is_empty()
+                    && self.current.as_ref().map(|c| &c.clusters) == Some(&registry.clusters)
+            }
+            None => self.current.as_ref() == Some(&registry),
+        };
+        if same && tally.changes == 0 && !self.hand_written_changed {
             if self.confirmed
                 && let Some(zones) = self.published.load_full()
             {
@@ -188,36 +268,22 @@ impl Controller {
             return Applied {
                 published: false,
                 serial: self.serial,
-                changes,
+                changes: 0,
             };
         }
         let reconciled = started.elapsed();
-        if changes > 0
-            && let Some(state) = &self.state
-            && let Err(e) = state.save_table(&self.table)
-        {
-            tracing::error!("allocation table not saved (VIPs still served): {e}");
-        }
+        self.persist_table(full, &tally);
         let saved = started.elapsed();
-        let mut zones = match index::zones(
-            &registry,
-            &self.settings.zones,
-            &self.settings.allocator,
-            &self.table,
-            &self.hand_written,
-            self.settings.ttl,
-            &self.settings.ns_addresses,
-        ) {
-            Ok(built) => {
-                self.report_conflicts(built.conflicts);
-                self.report_left_out(built.left_out);
-                built.zones
-            }
-            Err(e) => {
-                self.metrics.reloads_failed.fetch_add(1, Relaxed);
-                tracing::error!("snapshot not built, keeping the last one: {e}");
-                return Applied::default();
-            }
+        let patched = match &delta {
+            Some(delta) if !full => self.patch(&registry, delta, &tally),
+            _ => None,
+        };
+        let (mut zones, parents) = match patched {
+            Some(patched) => patched,
+            None => match self.build(&registry) {
+                Some(built) => built,
+                None => return Applied::default(),
+            },
         };
         // The serial moves when what is served changes, and only then (a
         // restart on the same registry keeps it); it never goes back, across
@@ -231,46 +297,47 @@ impl Controller {
         };
         zones.set_serial(serial);
         zones.set_stale(!self.confirmed);
-        self.published.store(Some(Arc::new(zones)));
+        let zones = Arc::new(zones);
+        self.published.store(Some(zones.clone()));
+        self.patchable = Some(Patchable { zones, parents });
         self.serial = serial;
         self.digest = Some(digest);
         self.hand_written_changed = false;
-        self.count(&wants, now);
+        if self.counts_stale {
+            self.counts = Counts::of(&self.table, &self.settings.allocator);
+            self.counts_stale = false;
+        }
+        self.count(&registry, now);
         let published = started.elapsed();
         if self.changes.receiver_count() > 0 {
             self.share_current(&registry);
         }
         tracing::info!(
             services = registry.services.len(),
-            hosts = wants.len(),
             serial,
+            changed = delta
+                .as_ref()
+                .map_or(registry.services.len(), |d| d.added.len() + d.removed.len()),
+            incremental = !full,
             reconcile_ms = reconciled.as_millis() as u64,
             save_table_ms = (saved - reconciled).as_millis() as u64,
             build_ms = (published - saved).as_millis() as u64,
             "registry published"
         );
-        if let Some(state) = &self.state {
-            let last_good = LastGood {
+        if let Some(writer) = &self.writer {
+            writer.submit(LastGood {
                 serial,
                 digest: Some(digest),
                 zones: self.settings.zones.clone(),
-                registry,
-            };
-            if let Err(e) = state.save_last_good(&last_good) {
-                tracing::error!("last-known-good registry not saved: {e}");
-            }
-            tracing::debug!(
-                ms = (started.elapsed() - published).as_millis() as u64,
-                "last-known-good registry saved"
-            );
-            self.current = Some(last_good.registry);
-        } else {
-            self.current = Some(registry);
+                registry: registry.clone(),
+            });
         }
+        self.current = Some(registry);
+        self.fold_journal();
         Applied {
             published: true,
             serial,
-            changes,
+            changes: tally.changes,
         }
     }
 
@@ -289,25 +356,6 @@ impl Controller {
         }
     }
 
-    /// Logs and counts each pinned address that now belongs to another host
-    /// than at the last publish: the registry is the same, but the pin zone
-    /// changed (a zone that sorts first was added or removed, see
-    /// [`index::pin_zone`]), so another host answers with it.
-    fn report_moved_pins(&mut self, wants: &[Want]) {
-        let pins = pins_of(wants);
-        for (addr, host) in &pins {
-            if let Some(before) = self.pins.get(addr)
-                && before != host
-            {
-                self.metrics.pins_moved.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    "pinned address {addr} moved from {before} to {host}: the pin zone (the served zone that sorts first) changed"
-                );
-            }
-        }
-        self.pins = pins;
-    }
-
     /// Replaces the record of VIPs (the owned ServiceEntries' hosts and
     /// addresses, as the Lease holder wrote them) and republishes with the
     /// current registry if it moves anything. Before any registry, it waits
@@ -322,6 +370,7 @@ impl Controller {
             return Applied::default();
         }
         self.record = record;
+        self.record_changed = true;
         match self.current.clone() {
             Some(registry) => self.apply(registry, now),
             None => Applied::default(),
@@ -329,12 +378,11 @@ impl Controller {
     }
 
     /// Sets the gauges that describe the published snapshot.
-    fn count(&self, wants: &[Want], now: u64) {
+    fn count(&self, registry: &Registry, now: u64) {
         let m = &self.metrics;
         let allocator = &self.settings.allocator;
-        m.hosts.store(wants.len() as u64, Relaxed);
-        m.reloads_ok.fetch_add(1, Relaxed);
-        m.last_reload_seconds.store(now, Relaxed);
+        let hosts = registry.services.len() * self.settings.zones.len();
+        self.counts.store(m, &self.table, hosts, now);
         let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
         m.vip_pool_size_v4
             .store(clamp(allocator.v4.size()), Relaxed);
@@ -342,58 +390,10 @@ impl Controller {
             allocator.v6.as_ref().map_or(0, |r| clamp(r.size())),
             Relaxed,
         );
-        let pinned: std::collections::HashSet<std::net::IpAddr> = wants
-            .iter()
-            .flat_map(|want| want.pinned.iter().copied())
-            .collect();
-        let (mut v4, mut v6, mut probed) = (0, 0, 0);
-        for (host, leases) in &self.table.hosts {
-            for (family, lease) in leases.iter() {
-                match family {
-                    Family::V4 => v4 += 1,
-                    Family::V6 => v6 += 1,
-                }
-                let placement = allocator.placement(host, lease.addr, pinned.contains(&lease.addr));
-                if matches!(placement, Placement::Probed { .. } | Placement::OutOfRange) {
-                    probed += 1;
-                }
-            }
-        }
-        m.vips_probed.store(probed, Relaxed);
-        m.vips_allocated_v4.store(v4, Relaxed);
-        m.vips_allocated_v6.store(v6, Relaxed);
-        m.vips_quarantined
-            .store(self.table.quarantine.len() as u64, Relaxed);
-    }
-
-    /// Logs each conflict between the registry and hand-written entries
-    /// once, as a warning.
-    fn report_conflicts(&mut self, conflicts: Vec<String>) {
-        let current: std::collections::BTreeSet<String> = conflicts.into_iter().collect();
-        for conflict in current.difference(&self.reported_conflicts) {
-            tracing::warn!("drop-in conflict: {conflict}");
-        }
-        self.metrics
-            .dropin_conflicts
-            .store(current.len() as u64, Relaxed);
-        self.reported_conflicts = current;
-    }
-
-    /// Logs each registry host left out of the snapshot once, as an error,
-    /// and counts them (`globaldns_registry_hosts_left_out`).
-    fn report_left_out(&mut self, left_out: Vec<String>) {
-        let current: std::collections::BTreeSet<String> = left_out.into_iter().collect();
-        for problem in current.difference(&self.reported_left_out) {
-            tracing::error!("{problem}");
-        }
-        self.metrics
-            .hosts_left_out
-            .store(current.len() as u64, Relaxed);
-        self.reported_left_out = current;
     }
 
     /// The current conflicts between the registry and hand-written entries.
-    pub fn conflicts(&self) -> &std::collections::BTreeSet<String> {
+    pub fn conflicts(&self) -> &BTreeSet<String> {
         &self.reported_conflicts
     }
 
@@ -420,36 +420,12 @@ impl Controller {
     pub fn table(&self) -> &Table {
         &self.table
     }
-}
 
-/// Each pinned address and the host it is pinned for.
-fn pins_of(
-    wants: &[Want],
-) -> std::collections::HashMap<std::net::IpAddr, compact_str::CompactString> {
-    wants
-        .iter()
-        .flat_map(|w| w.pinned.iter().map(|a| (*a, w.host.clone())))
-        .collect()
-}
-
-/// Logs what the allocator did: routine moves at debug, anything an operator
-/// must act on as a warning.
-fn log_event(event: &Event) {
-    match event {
-        Event::Allocated { .. }
-        | Event::Recorded { was: None, .. }
-        | Event::Reclaimed { .. }
-        | Event::Released { .. } => {
-            tracing::debug!("{event}")
-        }
-        // A replica converging on what the leader wrote: expected now and
-        // then (another history of collisions, a stale state directory).
-        Event::Recorded { was: Some(_), .. } => tracing::info!("{event}"),
-        Event::Displaced { .. }
-        | Event::Taken { .. }
-        | Event::OutOfRange { .. }
-        | Event::Exhausted { .. } => {
-            tracing::warn!("{event}")
+    /// Waits until the last-known-good registry of the last publish is
+    /// written (it is written by a thread of its own).
+    pub fn flush(&self) {
+        if let Some(writer) = &self.writer {
+            writer.flush();
         }
     }
 }

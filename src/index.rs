@@ -1,11 +1,15 @@
 //! Registry plus allocations in, published data out: the hosts the registry
-//! asks for ([`wants`]) and the DNS zones that answer for them ([`zones`]).
+//! asks for ([`wants`]) and the DNS zones that answer for them, built whole
+//! ([`zones`]) or patched for a change of a few services ([`patch`]).
 //! Pure functions; the [`crate::controller`] calls them on every change.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use compact_str::CompactString;
 
 use crate::dns::ZoneSet;
-use crate::dns::zone::{HostData, ZoneSetBuilder};
+use crate::dns::zone::{HostData, Parents, ZoneSetBuilder};
 use crate::registry::{Registry, Service};
 use crate::vip::{Allocator, Table, Want};
 
@@ -13,10 +17,15 @@ use crate::vip::{Allocator, Table, Want};
 /// to the host in the [`pin_zone`] only: every host needs an address of its
 /// own, or two ServiceEntries would claim one VIP.
 pub fn wants(registry: &Registry, zones: &[String]) -> Vec<Want> {
+    wants_of(&registry.services, zones)
+}
+
+/// The hosts of `services` in `zones`, with their pins (see [`wants`]).
+pub fn wants_of(services: &[Arc<Service>], zones: &[String]) -> Vec<Want> {
     let pins = pin_zone(zones);
-    let mut wants = Vec::with_capacity(registry.services.len() * zones.len());
+    let mut wants = Vec::with_capacity(services.len() * zones.len());
     for zone in zones {
-        wants.extend(registry.services.iter().map(|s| want(s, zone, pins)));
+        wants.extend(services.iter().map(|s| want(s, zone, pins)));
     }
     wants
 }
@@ -110,11 +119,7 @@ pub fn zones(
         for service in &registry.services {
             let want = want(service, zone, pins);
             let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
-            let ports: Vec<(&str, u16)> = service
-                .ports
-                .iter()
-                .filter_map(|p| Some((p.name.as_str(), u16::try_from(p.number).ok()?)))
-                .collect();
+            let ports = ports(service);
             // Validation keeps this from failing; if it does, the one host
             // is left out and reported, never the whole snapshot.
             if let Err(e) = set.add_host(&HostData {
@@ -157,7 +162,7 @@ pub fn zones(
         }
         // A host that is not a DNS name (or a wildcard in the middle) is
         // reported, not fatal: the rest of the snapshot still serves.
-        match set.add_host(&HostData {
+        match set.add_shared_host(&HostData {
             host: &entry.host,
             addresses: &entry.addresses,
             ports: &[],
@@ -168,16 +173,107 @@ pub fn zones(
             Err(e) => conflicts.push(format!("ServiceEntry {}: {e}", entry.source)),
         }
     }
+    let (zones, parents) = set.build_with_parents();
     Ok(Built {
-        zones: set.build(),
+        zones,
+        parents,
         conflicts,
         left_out,
     })
 }
 
+/// The zones of `set`, built by [`zones`] with `parents`, patched for a
+/// change of services: `removed` as they were, `added` as they are (a
+/// changed service is in both), with the addresses `table` holds now.
+/// Fails when a full build must decide: a hand-written host shares a name
+/// with a host of the change (see [`zones`] for who wins), or the set
+/// cannot be patched (see [`ZoneSet::patched`]); `parents` is then spent.
+#[allow(clippy::too_many_arguments)]
+pub fn patch(
+    set: &ZoneSet,
+    parents: &mut Parents,
+    zones: &[String],
+    allocator: &Allocator,
+    table: &Table,
+    hand_written: &[HandWritten],
+    removed: &[Arc<Service>],
+    added: &[Arc<Service>],
+) -> Result<ZoneSet, String> {
+    let removed = placed(removed, zones, None);
+    let added = placed(added, zones, Some((allocator, table)));
+    if !hand_written.is_empty() {
+        let claimed: std::collections::HashSet<&str> =
+            hand_written.iter().map(|h| h.host.as_str()).collect();
+        if let Some(host) = removed
+            .iter()
+            .chain(&added)
+            .find(|p| claimed.contains(p.host.as_str()))
+        {
+            return Err(format!(
+                "{} is claimed by a hand-written entry too",
+                host.host
+            ));
+        }
+    }
+    set.patched(parents, &host_data(&removed), &host_data(&added))
+}
+
+/// The hosts of `services` in `zones`, with their addresses in `table`
+/// when given.
+fn placed<'s>(
+    services: &'s [Arc<Service>],
+    zones: &[String],
+    addresses: Option<(&Allocator, &Table)>,
+) -> Vec<Placed<'s>> {
+    let pins = pin_zone(zones);
+    let mut out = Vec::with_capacity(services.len() * zones.len());
+    for zone in zones {
+        for service in services {
+            let want = want(service, zone, pins);
+            out.push(Placed {
+                addresses: addresses
+                    .map(|(allocator, table)| allocator.addresses(table, &want))
+                    .unwrap_or_default(),
+                host: want.host,
+                ports: ports(service),
+            });
+        }
+    }
+    out
+}
+
+fn host_data<'p>(placed: &'p [Placed<'_>]) -> Vec<HostData<'p>> {
+    placed
+        .iter()
+        .map(|p| HostData {
+            host: &p.host,
+            addresses: &p.addresses,
+            ports: &p.ports,
+        })
+        .collect()
+}
+
+/// A host as a patch places it.
+struct Placed<'s> {
+    host: CompactString,
+    addresses: Vec<IpAddr>,
+    ports: Vec<(&'s str, u16)>,
+}
+
+/// A service's ports as its SRV names carry them.
+fn ports(service: &Service) -> Vec<(&str, u16)> {
+    service
+        .ports
+        .iter()
+        .filter_map(|p| Some((p.name.as_str(), u16::try_from(p.number).ok()?)))
+        .collect()
+}
+
 /// What [`zones`] built.
 pub struct Built {
     pub zones: ZoneSet,
+    /// What a later [`patch`] of `zones` needs.
+    pub parents: Parents,
     /// Hand-written hosts left out: the registry or another entry has them,
     /// or they are not DNS names.
     pub conflicts: Vec<String>,
@@ -193,146 +289,4 @@ fn in_zone(host: &str, zone: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dns::lookup::{Outcome, lookup};
-    use crate::vip::{DEFAULT_V4_RANGE, Family, VipRange};
-    use hickory_proto::rr::{LowerName, Name, RecordType};
-
-    fn hand(host: &str, addr: &str, source: &str) -> HandWritten {
-        HandWritten {
-            host: host.to_string(),
-            addresses: vec![addr.parse().unwrap()],
-            source: source.to_string(),
-        }
-    }
-
-    /// `text` loaded, and its hosts given VIPs from the default range.
-    fn allocated(text: &str, zone_names: &[String]) -> (Registry, Allocator, Table) {
-        let registry = crate::registry::load_str(text, "r.yaml", zone_names).unwrap();
-        let allocator = Allocator {
-            v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
-            v6: None,
-            quarantine: 600,
-        };
-        let mut table = Table::default();
-        allocator.reconcile(&mut table, &wants(&registry, zone_names), 0);
-        (registry, allocator, table)
-    }
-
-    /// Issue 10: one host whose names cannot be built (a port name too
-    /// long for an SRV label, which validation now refuses, built here
-    /// without it) used to fail the whole snapshot, and every later change
-    /// with it. It is left out alone and reported.
-    #[test]
-    fn a_host_that_cannot_be_built_is_left_out_alone() {
-        let zone_names = vec!["global".to_string()];
-        let (mut registry, allocator, mut table) =
-            allocated(include_str!("../examples/registry.yaml"), &zone_names);
-        let mut bad = registry.services[0].clone();
-        bad.name = "toolong".into();
-        bad.ports[0].name = "p".repeat(63).into();
-        registry.services.push(bad);
-        allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
-        let built = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[]).unwrap();
-        assert_eq!(built.left_out.len(), 1, "{:?}", built.left_out);
-        assert!(
-            built.left_out[0].contains("host toolong.bar.global not served"),
-            "{:?}",
-            built.left_out
-        );
-        assert!(answer(&built.zones, "httpbin.bar.global").is_some());
-        assert!(answer(&built.zones, "toolong.bar.global").is_none());
-        // Nothing of it stays behind: not even the empty non-terminal of
-        // its SRV names.
-        let srv = LowerName::new(&Name::from_ascii("_tcp.toolong.bar.global").unwrap());
-        assert!(matches!(
-            lookup(&built.zones, &srv, RecordType::A),
-            Outcome::NxDomain { .. }
-        ));
-    }
-
-    fn answer(zones: &ZoneSet, name: &str) -> Option<String> {
-        let name = LowerName::new(&Name::from_ascii(name).unwrap());
-        match lookup(zones, &name, RecordType::A) {
-            Outcome::Answer { answers, .. } => Some(answers[0].data.to_string()),
-            _ => None,
-        }
-    }
-
-    /// design §5 drop-in mode: hand-written hosts are answered with their
-    /// own addresses; the registry wins a host both claim; two hand-written
-    /// entries for one host: the first by namespace/name; hosts outside the
-    /// zones are ignored.
-    #[test]
-    fn hand_written_hosts_join_the_zones_and_the_registry_wins() {
-        let zone_names = vec!["global".to_string()];
-        let (registry, allocator, table) =
-            allocated(include_str!("../examples/registry.yaml"), &zone_names);
-        let hand_written = [
-            hand("legacy.db.global", "240.1.0.1", "istio-system/legacy"),
-            hand("*.ext.global", "240.1.0.2", "istio-system/ext"),
-            hand(
-                "httpbin.bar.global",
-                "240.1.0.3",
-                "istio-system/old-httpbin",
-            ),
-            hand("legacy.db.global", "240.1.0.4", "team/z-copy"),
-            hand("outside.example.com", "240.1.0.5", "istio-system/outside"),
-        ];
-        let Built {
-            zones, conflicts, ..
-        } = zones(
-            &registry,
-            &zone_names,
-            &allocator,
-            &table,
-            &hand_written,
-            30,
-            &[],
-        )
-        .unwrap();
-        assert_eq!(
-            answer(&zones, "legacy.db.global."),
-            Some("240.1.0.1".to_string())
-        );
-        assert_eq!(
-            answer(&zones, "a.b.ext.global."),
-            Some("240.1.0.2".to_string())
-        );
-        assert_eq!(
-            answer(&zones, "httpbin.bar.global."),
-            Some("240.0.195.86".to_string())
-        );
-        assert_eq!(answer(&zones, "outside.example.com."), None);
-        assert_eq!(
-            conflicts,
-            [
-                "httpbin.bar.global of ServiceEntry istio-system/old-httpbin is in the registry too: the registry's answer is served",
-                "legacy.db.global of ServiceEntry team/z-copy is also claimed by ServiceEntry istio-system/legacy, whose answer is served",
-            ]
-        );
-    }
-
-    /// The name table is sized from [`name_count`] once; a count short by
-    /// one name would double it while it grows. Two zones, services with
-    /// one and two ports, a namespace shared: the count is exact.
-    #[test]
-    fn the_name_count_is_exact() {
-        let text = "clusters: [{name: west, gateways: [{address: 192.0.2.1}]}]
-services:
-  - {name: a, namespace: x, exportedFrom: [west], ports: [{name: tcp, number: 5432, protocol: TCP}]}
-  - {name: b, namespace: x, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}
-  - {name: c, namespace: y, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}, {name: grpc, number: 90, protocol: GRPC}]}
-";
-        let zone_names = vec!["global".to_string(), "mesh".to_string()];
-        let (registry, allocator, table) = allocated(text, &zone_names);
-        let set = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[])
-            .unwrap()
-            .zones;
-        assert_eq!(set.len(), name_count(&registry, zone_names.len(), 0));
-        // Per zone: apex and ns, a and b (3 names each), c (4), namespaces
-        // x and y.
-        assert_eq!(set.len(), 2 * (2 + 3 + 3 + 4 + 2));
-    }
-}
+mod tests;

@@ -1,11 +1,15 @@
 //! The state directory: the allocation table and the last-known-good
 //! registry, each in one JSON file written atomically (temporary file,
 //! fsync, rename, fsync of the directory), so a crash at any instant leaves
-//! either the old or the new version, never half of one.
+//! either the old or the new version, never half of one. A change of a
+//! few hosts is appended to the table's journal instead of rewriting the
+//! table (`state/journal.rs`), and the last-known-good registry is written
+//! by a thread of its own after the change is served (`state/writer.rs`).
 //!
 //! | file | what | read |
 //! |---|---|---|
 //! | `vips.json` | the allocation table: every host's VIPs and the quarantine | before anything is allocated |
+//! | `vips.journal` | the table's changes since `vips.json` was written, one JSON line each | replayed over `vips.json` |
 //! | `last-good.json` | the last registry that loaded, its SOA serial and the digest of what was served | at start, to answer before the registry source is read |
 
 use std::fs;
@@ -17,7 +21,14 @@ use serde::{Deserialize, Serialize};
 use crate::registry::Registry;
 use crate::vip::Table;
 
+mod journal;
+mod writer;
+
+pub use journal::Journaled;
+pub use writer::LastGoodWriter;
+
 const VIPS: &str = "vips.json";
+const JOURNAL: &str = "vips.journal";
 const LAST_GOOD: &str = "last-good.json";
 
 /// The last registry that loaded and was served.
@@ -87,15 +98,35 @@ impl StateDir {
         &self.dir
     }
 
-    /// The allocation table; empty if there is none yet.
+    /// The allocation table, its journal replayed; empty if there is none
+    /// yet.
     pub fn load_table(&self) -> Result<Table, StateError> {
         let mut table: Table = self.load(VIPS)?.unwrap_or_default();
+        journal::replay(&self.dir.join(JOURNAL), &mut table)?;
         table.compact();
         Ok(table)
     }
 
+    /// Writes the whole table, then empties the journal (a crash between
+    /// the two replays changes the table already has: each line is the
+    /// state a host or the quarantine had, so replaying it again is
+    /// harmless).
     pub fn save_table(&self, table: &Table) -> Result<(), StateError> {
-        self.save(VIPS, table)
+        self.save(VIPS, table)?;
+        journal::clear(&self.dir.join(JOURNAL))
+    }
+
+    /// Appends to the table's journal the state of `hosts` (and of the
+    /// quarantine, when `quarantine` says it changed), durably. Returns the
+    /// journal's size: [`Self::save_table`] writes the whole table and
+    /// empties it.
+    pub fn journal_table<'h>(
+        &self,
+        table: &Table,
+        hosts: impl IntoIterator<Item = &'h str>,
+        quarantine: bool,
+    ) -> Result<Journaled, StateError> {
+        journal::append(&self.dir.join(JOURNAL), table, hosts, quarantine)
     }
 
     pub fn load_last_good(&self) -> Result<Option<LastGood>, StateError> {
@@ -164,105 +195,4 @@ fn write_atomically(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::vip::{Family, Lease};
-
-    fn table() -> Table {
-        let mut t = Table::default();
-        t.hosts.entry("a.b.global".into()).or_default().insert(
-            Family::V4,
-            Lease {
-                addr: "240.0.0.7".parse().unwrap(),
-                since: 42,
-            },
-        );
-        t
-    }
-
-    #[test]
-    fn the_table_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(&dir.path().join("state")).unwrap();
-        assert_eq!(
-            state.load_table().unwrap(),
-            Table::default(),
-            "empty at first"
-        );
-        state.save_table(&table()).unwrap();
-        let again = StateDir::open(state.path()).unwrap();
-        assert_eq!(again.load_table().unwrap(), table());
-        assert!(!state.path().join(".vips.json.tmp").exists());
-    }
-
-    /// The state file is kept across upgrades: the table as earlier
-    /// versions wrote it (hosts mapped to a `v4`/`v6` map) still loads,
-    /// and is written back the same way.
-    #[test]
-    fn a_table_written_by_earlier_versions_still_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let earlier = r#"{
-  "hosts": {
-    "a.b.global": {
-      "v4": {
-        "addr": "240.0.0.7",
-        "since": 42
-      },
-      "v6": {
-        "addr": "fd00::7",
-        "since": 43
-      }
-    }
-  },
-  "quarantine": [
-    {
-      "addr": "240.0.0.9",
-      "host": "gone.b.global",
-      "released": 40
-    }
-  ]
-}"#;
-        fs::write(dir.path().join("vips.json"), earlier).unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
-        let table = state.load_table().unwrap();
-        let leases = &table.hosts["a.b.global"];
-        assert_eq!(leases.get(Family::V4).unwrap().since, 42);
-        assert_eq!(
-            leases.get(Family::V6).unwrap().addr,
-            "fd00::7".parse::<std::net::IpAddr>().unwrap()
-        );
-        assert_eq!(table.quarantine.len(), 1);
-        state.save_table(&table).unwrap();
-        assert_eq!(
-            fs::read_to_string(dir.path().join("vips.json")).unwrap(),
-            earlier
-        );
-    }
-
-    #[test]
-    fn a_corrupt_file_is_moved_aside_and_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
-        fs::write(dir.path().join("vips.json"), b"{\"hosts\": {\"a\": ").unwrap();
-        let err = state.load_table().unwrap_err();
-        assert!(err.to_string().contains("vips.json is corrupt"), "{err}");
-        assert!(dir.path().join("vips.json.corrupt").exists());
-        assert_eq!(
-            state.load_table().unwrap(),
-            Table::default(),
-            "starts afresh"
-        );
-    }
-
-    #[test]
-    fn a_stale_temporary_file_is_ignored() {
-        // A crash between write and rename leaves only the temporary file.
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
-        state.save_table(&table()).unwrap();
-        fs::write(dir.path().join(".vips.json.tmp"), b"{\"hos").unwrap();
-        assert_eq!(state.load_table().unwrap(), table());
-        state.save_table(&Table::default()).unwrap();
-        assert_eq!(state.load_table().unwrap(), Table::default());
-    }
-}
+mod tests;

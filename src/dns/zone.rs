@@ -8,21 +8,29 @@
 //! per answer cost about 2 KiB a host, the compact form about a tenth of
 //! that. The general path builds `Record`s from it when asked; the fast
 //! path writes the bytes directly.
+//!
+//! A set is built whole (`builder.rs`) or patched from the one before it
+//! (`patch.rs`): the name table is cut into shards shared between the two,
+//! so a change of one host costs the same at any size (`names.rs`), and
+//! so does the digest that decides the serial (`digest.rs`).
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
+mod builder;
 mod digest;
+mod host;
 mod names;
+mod patch;
 mod soa;
 
+pub use builder::{HostData, ZoneSetBuilder};
 pub(crate) use soa::FastSoa;
 
 use names::Names;
 pub use names::NodeRef;
+pub use patch::Parents;
 
 /// The class IN (RFC 1035 §3.2.4), as it is on the wire.
 pub(crate) const CLASS_IN: u16 = 1;
@@ -33,7 +41,8 @@ const SOA_REFRESH: i32 = 3600;
 const SOA_RETRY: i32 = 600;
 const SOA_EXPIRE: i32 = 86400;
 
-/// All zones of a snapshot and every name in them.
+/// All zones of a snapshot and every name in them. Built whole by a
+/// [`ZoneSetBuilder`], or from the one before it by [`ZoneSet::patched`].
 #[derive(Debug)]
 pub struct ZoneSet {
     /// Longest origin first, so the first match is the most specific zone.
@@ -54,8 +63,7 @@ impl ZoneSet {
 
     /// The node at `key` (a lower-case wire name), if the name exists.
     pub fn node(&self, key: &[u8]) -> Option<NodeRef<'_>> {
-        let index = self.names.find(key)?;
-        Some(self.names.node(index))
+        self.names.find(key)
     }
 
     /// The wildcard that covers `name` in `zone`, if any (design §4): a
@@ -121,17 +129,47 @@ impl ZoneSet {
 
     /// Number of names, empty non-terminals included.
     pub fn len(&self) -> usize {
-        self.names.nodes.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.nodes.is_empty()
+        self.len() == 0
+    }
+
+    /// Every name with what is there, one line each in key order: two sets
+    /// with the same dump serve the same names with the same data. What
+    /// tests compare a patched set and a full build by.
+    pub fn dump(&self) -> String {
+        let mut lines: Vec<String> = self
+            .names
+            .iter()
+            .map(|node| {
+                let srv = node.srv().map(|(port, target)| (port, target.key()));
+                format!(
+                    "{:?} zone={} a={:?} aaaa={:?} srv={:?}",
+                    node.key(),
+                    self.zone_of(node).origin,
+                    node.a(),
+                    node.aaaa(),
+                    srv
+                )
+            })
+            .collect();
+        lines.sort();
+        for zone in &self.zones {
+            lines.push(format!(
+                "zone {} ttl={} wildcards={} soa={} ns={:?} glue={:?}",
+                zone.origin, zone.ttl, zone.has_wildcards, zone.soa, zone.ns, zone.ns_glue
+            ));
+        }
+        lines.join("\n")
     }
 
     /// Every record of `zone` below its apex, in name order, for printing.
     pub fn records(&self, zone: &Zone) -> Vec<Record> {
-        let mut nodes: Vec<(Name, NodeRef<'_>)> = (0..self.names.nodes.len())
-            .map(|i| self.names.node(i as u32))
+        let mut nodes: Vec<(Name, NodeRef<'_>)> = self
+            .names
+            .iter()
             .filter(|node| std::ptr::eq(self.zone_of(*node), zone))
             .filter_map(|node| Some((node.name()?, node)))
             .collect();
@@ -147,9 +185,13 @@ impl ZoneSet {
 }
 
 /// One authoritative zone's apex.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Zone {
     pub origin: LowerName,
+    /// The origin's lower-case wire form.
+    pub(crate) key: Box<[u8]>,
+    /// The name server's lower-case wire form.
+    pub(crate) ns_key: Box<[u8]>,
     pub soa: Record,
     pub ns: Vec<Record>,
     /// The name server `ns.<origin>`, lower-case.
@@ -164,172 +206,6 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// The SOA pre-encoded for the fast path; `None` if it cannot be.
     pub(crate) fast_soa: Option<FastSoa>,
-}
-
-/// A host to put in a zone: its addresses and its named TCP ports.
-#[derive(Debug)]
-pub struct HostData<'a> {
-    pub host: &'a str,
-    pub addresses: &'a [IpAddr],
-    pub ports: &'a [(&'a str, u16)],
-}
-
-/// Builds a [`ZoneSet`]: zones first, then hosts.
-pub struct ZoneSetBuilder {
-    zones: Vec<Zone>,
-    names: Names,
-    serial: u32,
-    ttl: u32,
-    ns_addresses: Vec<IpAddr>,
-}
-
-impl ZoneSetBuilder {
-    /// An empty set whose zones get `serial` and whose records get `ttl`.
-    /// `names` is how many names it will hold (apexes, hosts, SRV names and
-    /// empty non-terminals): the table is sized once, for that many. The
-    /// table is a good part of a snapshot's memory, and a count short by a
-    /// few names doubles it while it grows.
-    pub fn new(serial: u32, ttl: u32, names: usize) -> Self {
-        Self {
-            zones: Vec::new(),
-            names: Names::with_capacity(names),
-            serial,
-            ttl,
-            ns_addresses: Vec::new(),
-        }
-    }
-
-    /// The addresses the zones' name server `ns.<zone>` answers with: where
-    /// this server is reached. Set before adding zones.
-    pub fn name_server_addresses(&mut self, addresses: &[IpAddr]) -> &mut Self {
-        self.ns_addresses = addresses.to_vec();
-        self
-    }
-
-    /// Adds a zone (e.g. `global`). Its name server is `ns.<origin>`, with
-    /// the [`Self::name_server_addresses`] as its A and AAAA records, so
-    /// that resolvers which prime a stub zone (unbound `stub-prime`, BIND
-    /// `type stub`) find it. Zones may not nest (the command line refuses
-    /// it), so every name has one zone.
-    pub fn zone(&mut self, origin: &str) -> Result<&mut Self, String> {
-        let origin = fqdn(origin)?;
-        let ns_name = fqdn(&format!("ns.{origin}"))?;
-        let mbox = fqdn(&format!("hostmaster.{origin}"))?;
-        let soa = SOA::new(
-            ns_name.clone(),
-            mbox,
-            self.serial,
-            SOA_REFRESH,
-            SOA_RETRY,
-            SOA_EXPIRE,
-            self.ttl,
-        );
-        let index = u16::try_from(self.zones.len()).map_err(|_| "too many zones".to_string())?;
-        let mut zone = Zone {
-            origin: LowerName::new(&origin),
-            soa: Record::from_rdata(origin.clone(), self.ttl, RData::SOA(soa)),
-            ns: vec![Record::from_rdata(
-                origin.clone(),
-                self.ttl,
-                RData::NS(NS(ns_name.clone())),
-            )],
-            ns_host: LowerName::new(&ns_name),
-            ns_glue: Vec::new(),
-            ttl: self.ttl,
-            has_wildcards: false,
-            fast_soa: None,
-        };
-        zone.fast_soa = FastSoa::encode(&zone);
-        self.names.find_or_insert(&wire(&origin), index)?;
-        let ns = self.names.find_or_insert(&wire(&ns_name), index)?;
-        self.names.set_addresses(ns, &self.ns_addresses)?;
-        let ns = self.names.node(ns);
-        zone.ns_glue = ns.a_records(&ns_name, self.ttl);
-        zone.ns_glue.extend(ns.aaaa_records(&ns_name, self.ttl));
-        self.zones.push(zone);
-        Ok(self)
-    }
-
-    /// Adds a host in one of the zones, its SRV names, and the empty
-    /// non-terminals between them and the zone's apex.
-    pub fn add_host(&mut self, data: &HostData<'_>) -> Result<(), String> {
-        let name = fqdn(data.host)?;
-        let lower = LowerName::new(&name);
-        let (index, origin_labels) = self
-            .zones
-            .iter()
-            .enumerate()
-            .find(|(_, z)| z.origin.zone_of(&lower))
-            .map(|(i, z)| (i as u16, z.origin.num_labels()))
-            .ok_or_else(|| format!("{} is in none of the zones", data.host))?;
-        if self.zones[usize::from(index)].ns_host == lower {
-            // Its addresses are the server's own (--ns-address).
-            return Err(format!(
-                "{} is the name server of zone {}",
-                data.host,
-                self.zones[usize::from(index)].origin
-            ));
-        }
-        // Every name is made before anything is inserted: a host whose SRV
-        // name is not a DNS name leaves no trace, and the rest still builds.
-        let srv_names = data
-            .ports
-            .iter()
-            .map(|(port_name, _)| fqdn(&format!("_{port_name}._tcp.{}", data.host)))
-            .collect::<Result<Vec<Name>, String>>()?;
-        if name.is_wildcard() {
-            self.zones[usize::from(index)].has_wildcards = true;
-        }
-        let host = self.node(&name, index, origin_labels)?;
-        self.names.set_addresses(host, data.addresses)?;
-        for (srv_name, (_, number)) in srv_names.iter().zip(data.ports) {
-            let srv = self.node(srv_name, index, origin_labels)?;
-            let node = &mut self.names.nodes[srv as usize];
-            node.srv_port = *number;
-            node.srv_target = host;
-        }
-        Ok(())
-    }
-
-    /// The node at `name`, created with its empty non-terminals if new.
-    fn node(&mut self, name: &Name, zone: u16, origin_labels: u8) -> Result<u32, String> {
-        let mut parent = name.base_name();
-        while parent.num_labels() > origin_labels {
-            let key = wire(&parent);
-            if self.names.find(&key).is_some() {
-                break; // its own parents were made when it was
-            }
-            self.names.find_or_insert(&key, zone)?;
-            parent = parent.base_name();
-        }
-        self.names.find_or_insert(&wire(name), zone)
-    }
-
-    /// The finished set: zones ordered longest origin first, the name
-    /// table shrunk to its contents.
-    pub fn build(self) -> ZoneSet {
-        let mut zones = self.zones;
-        let mut names = self.names;
-        // Longest origin first; node zone indexes follow the new order.
-        let mut order: Vec<usize> = (0..zones.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(zones[i].origin.num_labels()));
-        let mut new_index = vec![0u16; zones.len()];
-        for (new, &old) in order.iter().enumerate() {
-            new_index[old] = new as u16;
-        }
-        for node in &mut names.nodes {
-            node.zone = new_index[usize::from(node.zone)];
-        }
-        let mut slots: Vec<Option<Zone>> = zones.drain(..).map(Some).collect();
-        let zones = order.iter().filter_map(|&i| slots[i].take()).collect();
-        names.shrink_to_fit();
-        ZoneSet {
-            zones,
-            names,
-            serial: self.serial,
-            stale: AtomicBool::new(false),
-        }
-    }
 }
 
 /// A fully qualified, lower-case name from presentation text.
@@ -354,7 +230,7 @@ pub fn wire(name: &Name) -> Box<[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     fn key(text: &str) -> Box<[u8]> {
         wire(&fqdn(text).unwrap())

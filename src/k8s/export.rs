@@ -72,7 +72,7 @@ fn spec(service: &Service) -> ExportedServiceSpec {
 
 /// `<name>-<namespace>` for each service (lower case), with the hash suffix
 /// on every name two services share.
-pub fn object_names(services: &[Service]) -> Vec<String> {
+pub fn object_names(services: &[std::sync::Arc<Service>]) -> Vec<String> {
     let plain: Vec<String> = services
         .iter()
         .map(|s| format!("{}-{}", s.name, s.namespace).to_ascii_lowercase())

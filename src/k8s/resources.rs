@@ -154,7 +154,7 @@ pub fn registry_from(
                 present.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
-        let service = Service {
+        let service = std::sync::Arc::new(Service {
             name: spec.name.as_str().into(),
             namespace: spec.namespace.as_str().into(),
             // An empty list after the filter is left for validation to
@@ -170,7 +170,7 @@ pub fn registry_from(
             ports: spec.ports.clone(),
             addresses: spec.addresses.clone(),
             endpoints: spec.endpoints.clone(),
-        };
+        });
         let key = (
             service.name.to_ascii_lowercase(),
             service.namespace.to_ascii_lowercase(),

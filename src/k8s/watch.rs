@@ -347,9 +347,9 @@ fn remembered(registry: &Registry, name: &str) -> View {
             .iter()
             .filter(|s| s.exported_from.iter().any(|c| c == name))
             .map(|s| {
-                let mut service = s.clone();
+                let mut service = s.as_ref().clone();
                 service.exported_from = vec![name.into()];
-                service
+                std::sync::Arc::new(service)
             })
             .collect(),
     };

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::Registry;
+use super::{Registry, Service};
 
 /// How hard the brake holds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -134,18 +134,32 @@ impl Brake {
     }
 }
 
-/// How many services of `current` `next` does not have.
+/// How many services of `current` `next` does not have. Versions keep
+/// their order, so the services both have at the same places from either
+/// end are passed by with a comparison of names, and only what lies
+/// between is looked up: a small edit of a large registry costs a walk,
+/// not a set of every name. (A name is in a version once, as validation
+/// makes sure, so one passed by at the ends is never between.)
 fn removed(current: &Registry, next: &Registry) -> usize {
-    let kept: HashSet<(&str, &str)> = next
-        .services
+    fn key(s: &Service) -> (&str, &str) {
+        (s.namespace.as_str(), s.name.as_str())
+    }
+    let (a, b) = (&current.services[..], &next.services[..]);
+    let head = a
         .iter()
-        .map(|s| (s.namespace.as_str(), s.name.as_str()))
-        .collect();
-    current
-        .services
+        .zip(b)
+        .take_while(|(x, y)| key(x) == key(y))
+        .count();
+    let (a, b) = (&a[head..], &b[head..]);
+    let tail = a
         .iter()
-        .filter(|s| !kept.contains(&(s.namespace.as_str(), s.name.as_str())))
-        .count()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| key(x) == key(y))
+        .count();
+    let (a, b) = (&a[..a.len() - tail], &b[..b.len() - tail]);
+    let kept: HashSet<(&str, &str)> = b.iter().map(|s| key(s)).collect();
+    a.iter().filter(|s| !kept.contains(&key(s))).count()
 }
 
 #[cfg(test)]

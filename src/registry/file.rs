@@ -23,16 +23,28 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Registry, RegistryError, load_str};
+use super::reload::{Loaded, reload};
+use super::{Registry, RegistryError};
 
 /// Reads and validates the registry file at `path`.
 pub fn read(path: &Path, zones: &[String]) -> Result<Registry, RegistryError> {
+    read_next(path, zones, &mut None)
+}
+
+/// Reads and validates the registry file at `path`, the next version of
+/// the one `loaded` was loaded from: only the entries that changed are
+/// decoded and checked ([`reload`]).
+fn read_next(
+    path: &Path,
+    zones: &[String],
+    loaded: &mut Option<Loaded>,
+) -> Result<Registry, RegistryError> {
     let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let started = std::time::Instant::now();
-    let registry = load_str(&text, &path.display().to_string(), zones);
+    let registry = reload(loaded, &text, &path.display().to_string(), zones);
     tracing::debug!(
         path = %path.display(),
         bytes = text.len(),
@@ -79,6 +91,8 @@ pub struct FileWatcher {
     pending: Option<Fingerprint>,
     /// When the file was first seen changed since the version last sent.
     changing_since: Option<Instant>,
+    /// The last version that loaded, to load the next by what changed.
+    loaded: Option<Loaded>,
 }
 
 impl FileWatcher {
@@ -90,6 +104,7 @@ impl FileWatcher {
             sent: None,
             pending: None,
             changing_since: None,
+            loaded: None,
         }
     }
 
@@ -98,7 +113,7 @@ impl FileWatcher {
         match fingerprint(&self.path) {
             Ok(fp) => {
                 self.sent = Some(Ok(fp));
-                read(&self.path, &self.zones)
+                read_next(&self.path, &self.zones, &mut self.loaded)
             }
             Err(source) => {
                 self.sent = Some(Err(source.to_string()));
@@ -135,7 +150,7 @@ impl FileWatcher {
                 self.pending = None;
                 self.changing_since = None;
                 self.sent = Some(Ok(fp));
-                Some(read(&self.path, &self.zones))
+                Some(read_next(&self.path, &self.zones, &mut self.loaded))
             }
             Err(source) => {
                 self.pending = None;

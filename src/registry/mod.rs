@@ -1,13 +1,16 @@
 //! The shared registry (design §2): its model, parsing, validation, the
-//! file source that watches it, and the shrink brake every source's
+//! file source that watches it (re-reading only the entries that changed:
+//! `entries.rs`, `reload.rs`), and the shrink brake every source's
 //! versions pass.
 
 pub mod brake;
+mod entries;
 pub mod error;
 pub mod file;
 pub mod locate;
 pub mod model;
 pub mod parse;
+pub mod reload;
 pub mod validate;
 
 pub use error::{Problem, RegistryError};

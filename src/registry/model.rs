@@ -3,6 +3,7 @@
 //! every struct refuses unknown fields and keeps the documented spelling.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -11,13 +12,20 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_GATEWAY_PORT: u16 = 15443;
 
 /// The whole registry: what every cluster running globaldns agrees on.
+///
+/// Services are shared (`Arc`): a new version of the registry that changes
+/// one service holds the same allocation for every other one as the
+/// version before it, so the file source, the shrink brake, the controller,
+/// the last-known-good writer and the sync can all hold a version for the
+/// price of a list of pointers, and tell an unchanged service by its
+/// address alone ([`Arc::ptr_eq`]) before comparing values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registry {
     #[serde(default)]
     pub clusters: Vec<Cluster>,
     #[serde(default)]
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
 }
 
 /// A cluster of the mesh and the gateways through which it is reached.
@@ -145,15 +153,24 @@ impl Registry {
         }
         self.services.shrink_to_fit();
         for service in &mut self.services {
-            service.exported_from.shrink_to_fit();
-            service.ports.shrink_to_fit();
-            service.addresses.shrink_to_fit();
-            service.endpoints.shrink_to_fit();
+            // Only a service held nowhere else: a shared one was shrunk
+            // when it was decoded.
+            if let Some(service) = Arc::get_mut(service) {
+                service.shrink_to_fit();
+            }
         }
     }
 }
 
 impl Service {
+    /// Drops the spare capacity of its lists (see [`Registry::shrink_to_fit`]).
+    pub fn shrink_to_fit(&mut self) {
+        self.exported_from.shrink_to_fit();
+        self.ports.shrink_to_fit();
+        self.addresses.shrink_to_fit();
+        self.endpoints.shrink_to_fit();
+    }
+
     /// The host of this service in `zone`: `<name>.<namespace>.<zone>`, lower-cased.
     pub fn host(&self, zone: &str) -> CompactString {
         let mut host = compact_str::format_compact!("{}.{}.{}", self.name, self.namespace, zone);

@@ -32,6 +32,10 @@ impl Allocator {
     /// pruned), families the host pins, addresses outside the range or
     /// never handed out, addresses pinned by any host, and an address
     /// recorded for two hosts (the first host in record order keeps it).
+    /// Of a host's recorded addresses only the first of each family in
+    /// record order counts (two owned objects for one host, or a hand-made
+    /// second address): following the same record again moves nothing,
+    /// and what is followed does not depend on the table.
     pub fn follow(
         &self,
         table: &mut Table,
@@ -54,6 +58,7 @@ impl Allocator {
             .flat_map(|(host, leases)| leases.values().map(move |l| (l.addr, host.clone())))
             .collect();
         let mut claimed = HashSet::new();
+        let mut first = HashSet::new();
         for (host, addresses) in record {
             let Some(want) = wanted.get(host.as_str()) else {
                 continue;
@@ -63,7 +68,12 @@ impl Allocator {
                 let usable = self
                     .range(family)
                     .is_some_and(|r| r.contains(addr) && !r.excluded(addr));
-                if !usable || want.pins(family) || pinned.contains(addr) || !claimed.insert(*addr) {
+                if !first.insert((host.as_str(), family))
+                    || !usable
+                    || want.pins(family)
+                    || pinned.contains(addr)
+                    || !claimed.insert(*addr)
+                {
                     continue;
                 }
                 let was = table.lease(host, family).map(|l| l.addr);
@@ -237,6 +247,21 @@ mod tests {
         assert_eq!(v4(&table, "a.x"), Some(ip("192.0.2.40")));
         assert_eq!(v4(&table, "b.x"), None);
         // Stable: following the same record again moves nothing.
+        assert_eq!(follow(&a, &mut table, &record, &wants), []);
+    }
+
+    #[test]
+    fn a_host_recorded_twice_follows_its_first_address() {
+        let a = alloc();
+        let mut table = Table::default();
+        let wants = vec![want("a.x")];
+        let record = vec![
+            ("a.x".to_string(), vec![ip("192.0.2.40")]),
+            ("a.x".to_string(), vec![ip("192.0.2.41")]),
+        ];
+        follow(&a, &mut table, &record, &wants);
+        assert_eq!(v4(&table, "a.x"), Some(ip("192.0.2.40")));
+        // Stable: it does not go back and forth between the two.
         assert_eq!(follow(&a, &mut table, &record, &wants), []);
     }
 

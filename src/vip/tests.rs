@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::collections::{BTreeMap, HashSet};
 
 fn alloc(v4: &str, quarantine: u64) -> Allocator {
     Allocator {

@@ -424,9 +424,9 @@ impl Suite {
                         .iter()
                         .map(|c| c.to_string())
                         .collect(),
-                    ports: service.ports,
-                    addresses: service.addresses,
-                    endpoints: service.endpoints,
+                    ports: service.ports.clone(),
+                    addresses: service.addresses.clone(),
+                    endpoints: service.endpoints.clone(),
                 },
             ))
             .await;

@@ -273,8 +273,10 @@ fn a_restart_under_load_answers_every_known_name() {
 }
 
 /// Issue 5: `kill -9` in the middle of a state write loses nothing. Each
-/// round adds a batch of services, waits until the server has a state file
-/// half-written (its temporary file exists), and kills it there. The
+/// round adds a batch of services, waits until the server writes its state
+/// (odd rounds: the allocation journal has grown, issue 14; even rounds:
+/// the last-known-good registry is half-written, its temporary file
+/// exists), and kills it there. The
 /// restart must find whole state files (nothing moved aside as corrupt)
 /// and every host it had answered before on the same VIP. The range is a
 /// /18 for 5,400 hosts, so where colliding hosts land depends on the order
@@ -308,28 +310,35 @@ fn kill_9_during_a_state_write_loses_nothing() {
             }
         }
         services.extend((0..100).map(|i| format!("s{:05}", i * 50 + round)));
+        let journal = state.join("vips.journal");
+        let journaled = || std::fs::metadata(&journal).map_or(0, |m| m.len());
+        let before = journaled();
         replace_file(&registry_path, &registry_json(&services));
-        // Odd rounds kill during the allocation table's write, even rounds
-        // during the last-known-good registry's (written after it).
-        let writing = state.join(if round % 2 == 1 {
-            ".vips.json.tmp"
-        } else {
-            ".last-good.json.tmp"
-        });
+        // Odd rounds kill as the change's allocations are journaled (before
+        // they are served), even rounds during the last-known-good
+        // registry's write (after).
+        let writing = state.join(".last-good.json.tmp");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !writing.exists() {
+        let seen = || {
+            if round % 2 == 1 {
+                journaled() != before
+            } else {
+                writing.exists()
+            }
+        };
+        while !seen() {
             assert!(
                 Instant::now() < deadline,
-                "round {round}: no write of {writing:?} seen"
+                "round {round}: no write seen (journal {before} bytes, {writing:?})"
             );
             std::thread::sleep(Duration::from_micros(50));
         }
         server.signal(nix::sys::signal::Signal::SIGKILL);
         let _ = server.child.wait();
         // The write may just have ended between the look and the kill.
-        let mid_write = writing.exists();
+        let mid_write = round % 2 == 1 || writing.exists();
         killed_mid_write += usize::from(mid_write);
-        println!("round {round}: killed with {writing:?} half-written: {mid_write}");
+        println!("round {round}: killed at a write: {mid_write}");
         let addr = server.addr.to_string();
         server = Process::start(&registry_path, &state, &addr, &flags);
         // Known names are served from the first moment: never NXDOMAIN.

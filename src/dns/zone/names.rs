@@ -1,38 +1,63 @@
 //! The name table of a snapshot: every name of every zone, keyed by its
 //! lower-case wire form, with what the answers need (addresses, SRV port
-//! and target) held in arenas rather than per-name allocations.
+//! and target).
+//!
+//! The table is cut into shards ([`Shard`]), each shared (`Arc`) between
+//! the snapshots that have it unchanged: a change of one host copies the
+//! one or two shards its names are in, never the whole table, so a patch
+//! costs the same at a thousand hosts as at a million (see `patch.rs`).
+//! A name's shard is chosen by the name without its leading `_` labels,
+//! so a host and its SRV names (`_<port>._tcp.<host>`) share one: an SRV
+//! name points at its host's node by index, which a shard can renumber
+//! on its own.
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 use rustc_hash::FxBuildHasher;
 
-/// The name table. Nodes sit in one vector, their keys (lower-case wire
-/// names) back to back in one byte arena, their addresses in two more; the
-/// hash table holds only node indexes. At 100,000 hosts this is about 150
+/// Names a shard holds at most on average when a set is built: a patch
+/// copies a shard of about this many names (tens of microseconds).
+pub(super) const SHARD_NAMES: usize = 2048;
+
+/// Most shards a set is cut into.
+const MAX_SHARDS: usize = 1 << 16;
+
+/// The name table: shards, their count a power of two.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    pub(super) shards: Vec<Arc<Shard>>,
+}
+
+/// One shard. Nodes sit in one vector, their keys (lower-case wire names)
+/// back to back in one byte arena, their addresses in two more; the hash
+/// table holds only node indexes. At 100,000 hosts this is about 150
 /// bytes a host, against 420 for a `HashMap<Box<[u8]>, Node>` with boxed
 /// addresses (one allocation per key, per address list and per SRV).
-#[derive(Debug, Default)]
-pub(super) struct Names {
+#[derive(Debug, Default, Clone)]
+pub(super) struct Shard {
     pub(super) table: HashTable<u32>,
     pub(super) nodes: Vec<Node>,
     pub(super) keys: Vec<u8>,
     pub(super) v4: Vec<Ipv4Addr>,
     pub(super) v6: Vec<Ipv6Addr>,
+    /// The sum of its names' digests (see `digest.rs`), set when sealed.
+    pub(super) sum: u64,
 }
 
-/// What exists at one name, as indexes into [`Names`]. A node with no data
-/// is an empty non-terminal (or the apex): the name exists because names
-/// below it do.
+/// What exists at one name, as indexes into its [`Shard`]. A node with no
+/// data is an empty non-terminal (or the apex): the name exists because
+/// names below it do.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Node {
     /// Its key: `keys[key..key + key_len]`.
     pub(super) key: u32,
     pub(super) key_len: u8,
-    /// Index of its zone in [`ZoneSet::zones`].
+    /// Index of its zone in [`super::ZoneSet::zones`].
     pub(super) zone: u16,
     pub(super) a: Span,
     pub(super) aaaa: Span,
@@ -62,42 +87,112 @@ pub(super) fn hash_key(key: &[u8]) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
+/// The part of `key` that picks its shard: the name without its leading
+/// `_` labels.
+fn shard_key(key: &[u8]) -> &[u8] {
+    let mut at = 0;
+    while let (Some(&len), Some(b'_')) = (key.get(at), key.get(at + 1)) {
+        if len == 0 {
+            break;
+        }
+        at += 1 + usize::from(len);
+    }
+    key.get(at..).unwrap_or_default()
+}
+
+/// How many shards a set of `names` names is cut into.
+pub(super) fn shard_count(names: usize) -> usize {
+    (names / SHARD_NAMES)
+        .next_power_of_two()
+        .clamp(1, MAX_SHARDS)
+}
+
+/// The shard of `key` among `count` (a power of two), and the key's hash.
+/// Bits 32 and up choose the shard: the shard's own table uses the low
+/// bits for its buckets and the top seven for its tags.
+pub(super) fn place(key: &[u8], count: usize) -> (usize, u64) {
+    let hash = hash_key(key);
+    let of = shard_key(key);
+    let by = if of.len() == key.len() {
+        hash
+    } else {
+        hash_key(of)
+    };
+    ((by >> 32) as usize & (count - 1), hash)
+}
+
 impl Names {
+    /// The node at `key` (a lower-case wire name), if the name exists.
+    pub(super) fn find(&self, key: &[u8]) -> Option<NodeRef<'_>> {
+        let (shard, hash) = place(key, self.shards.len());
+        let shard = &self.shards[shard];
+        let index = shard.find(key, hash)?;
+        Some(shard.node(index))
+    }
+
+    /// Number of names.
+    pub(super) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.nodes.len()).sum()
+    }
+
+    /// Every node, shard by shard.
+    pub(super) fn iter(&self) -> impl Iterator<Item = NodeRef<'_>> {
+        self.shards
+            .iter()
+            .flat_map(|s| (0..s.nodes.len()).map(move |i| s.node(i as u32)))
+    }
+}
+
+impl Shard {
     pub(super) fn with_capacity(names: usize) -> Self {
         Self {
             table: HashTable::with_capacity(names),
             nodes: Vec::with_capacity(names),
             // Wire names of mesh hosts run to about 30 bytes.
             keys: Vec::with_capacity(names.saturating_mul(32)),
-            v4: Vec::new(),
-            v6: Vec::new(),
+            ..Self::default()
         }
     }
 
-    pub(super) fn key<'k>(keys: &'k [u8], node: &Node) -> &'k [u8] {
-        &keys[node.key as usize..][..usize::from(node.key_len)]
+    pub(super) fn key(&self, node: &Node) -> &[u8] {
+        &self.keys[node.key as usize..][..usize::from(node.key_len)]
     }
 
     pub(super) fn node(&self, index: u32) -> NodeRef<'_> {
         NodeRef {
-            names: self,
+            shard: self,
             node: &self.nodes[index as usize],
         }
     }
 
-    pub(super) fn find(&self, key: &[u8]) -> Option<u32> {
-        self.table
-            .find(hash_key(key), |&i| {
-                Self::key(&self.keys, &self.nodes[i as usize]) == key
+    /// The node at `key`, whose hash is `hash`.
+    pub(super) fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let Self {
+            table, nodes, keys, ..
+        } = self;
+        table
+            .find(hash, |&i| {
+                let node = &nodes[i as usize];
+                keys[node.key as usize..][..usize::from(node.key_len)] == *key
             })
             .copied()
     }
 
     /// The node at `key`, created (in `zone`, with no data) if new.
-    pub(super) fn find_or_insert(&mut self, key: &[u8], zone: u16) -> Result<u32, String> {
-        if let Some(index) = self.find(key) {
-            return Ok(index);
+    pub(super) fn find_or_insert(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        zone: u16,
+    ) -> Result<u32, String> {
+        match self.find(key, hash) {
+            Some(index) => Ok(index),
+            None => self.insert(key, hash, zone),
         }
+    }
+
+    /// A new node at `key`, which must not be there yet.
+    pub(super) fn insert(&mut self, key: &[u8], hash: u64, zone: u16) -> Result<u32, String> {
         let too_many = || "too many names in one snapshot".to_string();
         let index = u32::try_from(self.nodes.len())
             .ok()
@@ -118,37 +213,48 @@ impl Names {
         let Self {
             table, nodes, keys, ..
         } = self;
-        table.insert_unique(hash_key(key), index, |&i| {
-            hash_key(Self::key(keys, &nodes[i as usize]))
+        table.insert_unique(hash, index, |&i| {
+            let node = &nodes[i as usize];
+            hash_key(&keys[node.key as usize..][..usize::from(node.key_len)])
         });
         Ok(index)
     }
 
     pub(super) fn set_addresses(&mut self, index: u32, addresses: &[IpAddr]) -> Result<(), String> {
+        let v4 = addresses.iter().filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        });
+        let v6 = addresses.iter().filter_map(|a| match a {
+            IpAddr::V6(v6) => Some(*v6),
+            IpAddr::V4(_) => None,
+        });
+        self.set_split_addresses(index, v4, v6)
+    }
+
+    /// Sets the node's addresses, IPv4 and IPv6 given apart.
+    pub(super) fn set_split_addresses(
+        &mut self,
+        index: u32,
+        v4: impl IntoIterator<Item = Ipv4Addr>,
+        v6: impl IntoIterator<Item = Ipv6Addr>,
+    ) -> Result<(), String> {
         let too_many = || "too many addresses".to_string();
-        let a = Span {
-            start: u32::try_from(self.v4.len()).map_err(|_| too_many())?,
-            len: 0,
+        let span = |arena_len: usize, start: usize| -> Result<Span, String> {
+            Ok(Span {
+                start: u32::try_from(start).map_err(|_| too_many())?,
+                len: u16::try_from(arena_len - start).map_err(|_| too_many())?,
+            })
         };
-        let aaaa = Span {
-            start: u32::try_from(self.v6.len()).map_err(|_| too_many())?,
-            len: 0,
-        };
-        for addr in addresses {
-            match addr {
-                IpAddr::V4(v4) => self.v4.push(*v4),
-                IpAddr::V6(v6) => self.v6.push(*v6),
-            }
-        }
+        let start = self.v4.len();
+        self.v4.extend(v4);
+        let a = span(self.v4.len(), start)?;
+        let start = self.v6.len();
+        self.v6.extend(v6);
+        let aaaa = span(self.v6.len(), start)?;
         let node = &mut self.nodes[index as usize];
-        node.a = Span {
-            len: u16::try_from(self.v4.len() - a.start as usize).map_err(|_| too_many())?,
-            ..a
-        };
-        node.aaaa = Span {
-            len: u16::try_from(self.v6.len() - aaaa.start as usize).map_err(|_| too_many())?,
-            ..aaaa
-        };
+        node.a = a;
+        node.aaaa = aaaa;
         Ok(())
     }
 
@@ -156,41 +262,56 @@ impl Names {
         let Self {
             table, nodes, keys, ..
         } = self;
-        table.shrink_to_fit(|&i| hash_key(Self::key(keys, &nodes[i as usize])));
+        table.shrink_to_fit(|&i| {
+            let node = &nodes[i as usize];
+            hash_key(&keys[node.key as usize..][..usize::from(node.key_len)])
+        });
         nodes.shrink_to_fit();
         keys.shrink_to_fit();
         self.v4.shrink_to_fit();
         self.v6.shrink_to_fit();
     }
+
+    /// Shrunk to its contents, its digest sum taken: ready to publish.
+    pub(super) fn seal(mut self) -> Arc<Self> {
+        self.shrink_to_fit();
+        self.sum = super::digest::sum(&self);
+        Arc::new(self)
+    }
 }
 
-/// A name found in a [`ZoneSet`], and what exists there.
+/// A name found in a [`super::ZoneSet`], and what exists there.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeRef<'a> {
-    pub(super) names: &'a Names,
+    pub(super) shard: &'a Shard,
     pub(super) node: &'a Node,
 }
 
 impl<'a> NodeRef<'a> {
     /// Its IPv4 addresses.
     pub fn a(&self) -> &'a [Ipv4Addr] {
-        &self.names.v4[self.node.a.range()]
+        &self.shard.v4[self.node.a.range()]
     }
 
     /// Its IPv6 addresses.
     pub fn aaaa(&self) -> &'a [Ipv6Addr] {
-        &self.names.v6[self.node.aaaa.range()]
+        &self.shard.v6[self.node.aaaa.range()]
     }
 
     /// On an SRV name: the port, and the node of the host it points at.
     pub fn srv(&self) -> Option<(u16, NodeRef<'a>)> {
         (self.node.srv_target != NO_SRV)
-            .then(|| (self.node.srv_port, self.names.node(self.node.srv_target)))
+            .then(|| (self.node.srv_port, self.shard.node(self.node.srv_target)))
+    }
+
+    /// Its key: the lower-case wire name.
+    pub fn key(&self) -> &'a [u8] {
+        self.shard.key(self.node)
     }
 
     /// The name, rebuilt from its key.
     pub fn name(&self) -> Option<Name> {
-        let mut name = name_from_wire(Names::key(&self.names.keys, self.node))?;
+        let mut name = name_from_wire(self.key())?;
         name.set_fqdn(true);
         Some(name)
     }
@@ -229,4 +350,25 @@ pub(super) fn name_from_wire(key: &[u8]) -> Option<Name> {
         at += 1 + usize::from(len);
     }
     Name::from_labels(labels).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host and its SRV names land in one shard, whatever the count.
+    #[test]
+    fn a_host_and_its_srv_names_share_a_shard() {
+        let host = b"\x07httpbin\x03bar\x06global\x00".as_slice();
+        let srv = [b"\x05_http\x04_tcp".as_slice(), host].concat();
+        let tcp = [b"\x04_tcp".as_slice(), host].concat();
+        for count in [1, 2, 64, 1 << 16] {
+            let at = place(host, count).0;
+            assert_eq!(place(&srv, count).0, at);
+            assert_eq!(place(&tcp, count).0, at);
+        }
+        assert_eq!(shard_key(b"\x01_\x00"), b"\x00");
+        assert_eq!(shard_count(0), 1);
+        assert_eq!(shard_count(300_000), 256);
+    }
 }

@@ -10,7 +10,7 @@ use super::{CLASS_IN, Zone, wire};
 /// A zone's SOA record as the general path writes it after a question
 /// that ends in the zone name: every name compressed to the zone. The
 /// pointers are filled in per query.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct FastSoa {
     /// The origin in lower-case wire form, e.g. `\x06global\x00`.
     pub(crate) wire: Box<[u8]>,

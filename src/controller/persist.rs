@@ -1,0 +1,57 @@
+//! Writing the allocation table: whole after a full pass, the touched
+//! hosts to the journal after a change (before it is served), and the
+//! journal folded into the table file once it has grown (after).
+
+use std::time::Instant;
+
+use super::{Controller, Tally};
+
+/// The journal is folded into the table file once it is larger than this
+/// many bytes plus [`JOURNAL_BYTES_PER_HOST`] per host: the table file is
+/// about 150 bytes a host, so a change pays for its share of a rewrite.
+const JOURNAL_BYTES: u64 = 1 << 20;
+const JOURNAL_BYTES_PER_HOST: u64 = 40;
+
+impl Controller {
+    /// Writes what the reconcile changed: the whole table after a full
+    /// pass, the hosts it touched (and the quarantine) to the journal after
+    /// a change. Before the change is served, so no VIP is ever served that
+    /// a restart would not find.
+    pub(super) fn persist_table(&mut self, full: bool, tally: &Tally) {
+        let Some(state) = &self.state else { return };
+        if tally.changes == 0 && !tally.quarantine {
+            return;
+        }
+        let result = if full {
+            state.save_table(&self.table).map(|()| 0)
+        } else {
+            let hosts = tally.hosts.iter().map(String::as_str);
+            state
+                .journal_table(&self.table, hosts, tally.quarantine)
+                .map(|journaled| journaled.bytes)
+        };
+        match result {
+            Ok(bytes) => self.journal_bytes = bytes,
+            Err(e) => tracing::error!("allocation table not saved (VIPs still served): {e}"),
+        }
+    }
+
+    /// Writes the whole table once the journal has grown past its share:
+    /// after the change is served, so it delays none.
+    pub(super) fn fold_journal(&mut self) {
+        let Some(state) = &self.state else { return };
+        let limit = JOURNAL_BYTES + JOURNAL_BYTES_PER_HOST * self.table.hosts.len() as u64;
+        if self.journal_bytes <= limit {
+            return;
+        }
+        let started = Instant::now();
+        match state.save_table(&self.table) {
+            Ok(()) => self.journal_bytes = 0,
+            Err(e) => tracing::error!("allocation table not saved (its journal still is): {e}"),
+        }
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "allocation journal folded into the table"
+        );
+    }
+}

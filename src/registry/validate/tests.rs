@@ -1,0 +1,192 @@
+use super::*;
+use crate::registry::parse::parse;
+
+fn problems(yaml: &str) -> Vec<String> {
+    let registry = parse(yaml, "t").expect("decodes");
+    validate(&registry, &["global".to_string()])
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const CLUSTERS: &str = "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.10}]\n  - name: west\n    locality: us-west1/us-west1-a\n    gateways: [{address: gw.west.example.com, port: 443}]\n";
+
+#[test]
+fn the_design_example_is_valid() {
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - name: httpbin\n    namespace: bar\n    exportedFrom: [west]\n    ports: [{{name: http1, number: 8000, protocol: HTTP}}]\n"
+    );
+    assert_eq!(problems(&yaml), Vec::<String>::new());
+}
+
+#[test]
+fn every_problem_is_listed_with_its_path() {
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - name: Httpbin\n    namespace: bar\n    exportedFrom: [south, west, west]\n    ports:\n      - {{name: http1, number: 70000, protocol: HTTP}}\n      - {{name: http1, number: 80, protocol: SCTP}}\n  - name: reviews\n    namespace: default\n    exportedFrom: [east]\n    ports: [{{name: http, number: 9080, protocol: http}}]\n  - name: reviews\n    namespace: default\n    exportedFrom: []\n    ports: []\n"
+    );
+    let found = problems(&yaml);
+    let expect = [
+        "services[0].name: `Httpbin` is not a valid service name",
+        "services[0].exportedFrom[0]: unknown cluster `south`",
+        "services[0].exportedFrom[2]: cluster `west` is listed twice",
+        "services[0].ports[0].number: 70000 is not a port number",
+        "services[0].ports[1].name: port name `http1` is used twice",
+        "services[0].ports[1].protocol: unknown protocol `SCTP`",
+        "services[2]: duplicate service `reviews.default` (first at services[1])",
+        "services[2].exportedFrom: a service must be exported from at least one cluster",
+        "services[2].ports: a service needs at least one port",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (got, want) in found.iter().zip(expect) {
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn cluster_problems() {
+    let yaml = "clusters:\n  - name: east\n    gateways: []\n  - name: east\n    locality: a//b\n    gateways: [{address: 'not an address', port: 0}]\n";
+    let found = problems(yaml);
+    let expect = [
+        "clusters[0].gateways: a cluster needs at least one gateway",
+        "clusters[1].name: duplicate cluster `east`",
+        "clusters[1].locality: `a//b` is not of the form",
+        "clusters[1].gateways[0].address: `not an address` is neither",
+        "clusters[1].gateways[0].port: port 0 is not a port",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (got, want) in found.iter().zip(expect) {
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn pinned_addresses_must_be_unique_and_usable() {
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - {{name: a, namespace: n, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}], addresses: [192.0.2.50, 127.0.0.1]}}\n  - {{name: b, namespace: n, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}], addresses: ['2001:db8::1', 192.0.2.50]}}\n"
+    );
+    let found = problems(&yaml);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("services[0].addresses[1]: 127.0.0.1 cannot be"));
+    assert!(
+        found[1]
+            .starts_with("services[1].addresses[1]: 192.0.2.50 is already pinned by services[0]")
+    );
+}
+
+/// Issue 10: a port name of 63 characters was accepted, and its SRV
+/// owner `_<63>` (a 64-byte label) then failed the snapshot build.
+/// RFC 1035 §2.3.4: labels of at most 63 bytes.
+#[test]
+fn names_derived_from_the_registry_fit_their_limits() {
+    let port = |name: &str| {
+        format!(
+            "{CLUSTERS}services:\n  - {{name: s, namespace: n, exportedFrom: [east], ports: [{{name: {name}, number: 1, protocol: TCP}}]}}\n"
+        )
+    };
+    assert_eq!(problems(&port(&"p".repeat(62))), Vec::<String>::new());
+    let found = problems(&port(&"p".repeat(63)));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("services[0].ports[0].name: `ppp") && found[0].contains("at most 62"),
+        "{found:?}"
+    );
+
+    // An SRV owner longer than a DNS name, though the host fits.
+    let ns = "n".repeat(63);
+    let zone = format!("{}.{}.{}", "z".repeat(63), "y".repeat(63), "x".repeat(40));
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - {{name: s, namespace: {ns}, exportedFrom: [east], ports: [{{name: {}, number: 1, protocol: TCP}}]}}\n",
+        "p".repeat(20)
+    );
+    let registry = parse(&yaml, "t").unwrap();
+    let found: Vec<String> = validate(&registry, std::slice::from_ref(&zone))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("services[0].ports[0].name: the SRV name"),
+        "{found:?}"
+    );
+
+    // A host that fits, with no room left for the ServiceEntry name's
+    // suffix.
+    let zone = format!("{}.{}", "z".repeat(63), "y".repeat(120));
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - {{name: s, namespace: {}, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}]}}\n",
+        "n".repeat(60)
+    );
+    let registry = parse(&yaml, "t").unwrap();
+    let found: Vec<String> = validate(&registry, std::slice::from_ref(&zone))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("the ServiceEntry name of host")),
+        "{found:#?}"
+    );
+}
+
+/// Issue 11 / design §2: workloads outside Kubernetes, validated as
+/// strictly as the rest, each problem with its path.
+#[test]
+fn endpoints_outside_kubernetes() {
+    let good = format!(
+        "{CLUSTERS}services:\n  - name: catalog\n    namespace: shop\n    ports: [{{name: http, number: 8080, protocol: HTTP}}]\n    endpoints:\n      - {{address: 192.0.2.50, ports: {{http: 9080}}, network: vm-net, locality: us-east1/b, labels: {{app: catalog, version: v1}}, weight: 2, serviceAccount: catalog}}\n      - {{address: vm1.example.com}}\n"
+    );
+    assert_eq!(problems(&good), Vec::<String>::new(), "no cluster needed");
+    let bad = format!(
+        "{CLUSTERS}services:\n  - name: catalog\n    namespace: shop\n    ports: [{{name: http, number: 8080, protocol: HTTP}}]\n    endpoints:\n      - {{address: 'not an address', ports: {{grpc: 9090, http: 0}}, locality: a//b, labels: {{'bad key!': x}}, weight: 0, serviceAccount: Bad_SA}}\n"
+    );
+    let found = problems(&bad);
+    let expect = [
+        "services[0].endpoints[0].address: `not an address` is neither",
+        "services[0].endpoints[0].ports.grpc: the service has no port named `grpc`",
+        "services[0].endpoints[0].ports.http: 0 is not a port number",
+        "services[0].endpoints[0].locality: `a//b` is not of the form",
+        "services[0].endpoints[0].labels: `bad key!` is not a label key",
+        "services[0].endpoints[0].weight: a weight of 0",
+        "services[0].endpoints[0].serviceAccount: `Bad_SA` is not a service account name",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (got, want) in found.iter().zip(expect) {
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
+    let neither = format!(
+        "{CLUSTERS}services:\n  - {{name: lonely, namespace: n, ports: [{{name: p, number: 1, protocol: TCP}}]}}\n"
+    );
+    assert!(problems(&neither)[0].contains("or list endpoints"));
+}
+
+#[test]
+fn more_ports_than_an_endpoint_may_map_are_refused() {
+    let ports: Vec<String> = (1..=129)
+        .map(|n| format!("{{name: p{n}, number: {n}, protocol: TCP}}"))
+        .collect();
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - {{name: s, namespace: n, exportedFrom: [east], ports: [{}]}}\n",
+        ports.join(", ")
+    );
+    let found = problems(&yaml);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("services[0].ports: 129 ports"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn hosts_longer_than_a_dns_name_are_refused() {
+    let ns = "n".repeat(63);
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - {{name: {}, namespace: {ns}, exportedFrom: [east], ports: [{{name: p, number: 1, protocol: TCP}}]}}\n",
+        "s".repeat(63)
+    );
+    let registry = parse(&yaml, "t").unwrap();
+    let long_zone = format!("{}.{}", "z".repeat(63), "y".repeat(63));
+    let found = validate(&registry, &[long_zone]);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].message.contains("longer than 253"));
+}

@@ -1,0 +1,105 @@
+//! The last-known-good registry, written by a thread of its own: after a
+//! change is served, the controller hands the version over and goes on;
+//! a version still waiting when a newer one comes is replaced by it, so
+//! a burst of changes costs one write. At 100,000 services a write takes
+//! about 80 ms, which no longer sits between one change and the next.
+//!
+//! The file is written atomically as before, so a crash leaves the last
+//! version written, whole: at worst one older than the one served, which
+//! is what answers until the registry source is read again (design §4).
+//! Dropping the writer writes what waits, then stops the thread.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use super::{LastGood, StateDir};
+
+/// What the thread and its owner share.
+#[derive(Default)]
+struct Slot {
+    /// The newest version not yet written.
+    waiting: Option<LastGood>,
+    /// A version is being written.
+    writing: bool,
+    stop: bool,
+}
+
+/// The thread writing the last-known-good registry.
+pub struct LastGoodWriter {
+    shared: Arc<(Mutex<Slot>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LastGoodWriter {
+    /// Starts the thread writing into `state`.
+    pub fn start(state: StateDir) -> Self {
+        let shared = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("globaldns-last-good".into())
+            .spawn(move || run(&state, &theirs))
+            .inspect_err(|e| tracing::error!("cannot start the last-known-good writer: {e}"))
+            .ok();
+        Self { shared, thread }
+    }
+
+    /// Hands `last_good` over, replacing a version still waiting.
+    pub fn submit(&self, last_good: LastGood) {
+        let (slot, wake) = &*self.shared;
+        slot.lock().unwrap_or_else(PoisonError::into_inner).waiting = Some(last_good);
+        wake.notify_all();
+    }
+
+    /// Waits until every version handed over is written.
+    pub fn flush(&self) {
+        let (slot, wake) = &*self.shared;
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        while self.thread.is_some() && (slot.waiting.is_some() || slot.writing) {
+            slot = wake.wait(slot).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for LastGoodWriter {
+    fn drop(&mut self) {
+        {
+            let (slot, wake) = &*self.shared;
+            slot.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
+            wake.notify_all();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(state: &StateDir, shared: &(Mutex<Slot>, Condvar)) {
+    let (slot, wake) = shared;
+    loop {
+        let last_good = {
+            let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(last_good) = slot.waiting.take() {
+                    slot.writing = true;
+                    break last_good;
+                }
+                if slot.stop {
+                    return;
+                }
+                slot = wake.wait(slot).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let started = std::time::Instant::now();
+        if let Err(e) = state.save_last_good(&last_good) {
+            tracing::error!("last-known-good registry not saved: {e}");
+        }
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            serial = last_good.serial,
+            "last-known-good registry saved"
+        );
+        drop(last_good);
+        slot.lock().unwrap_or_else(PoisonError::into_inner).writing = false;
+        wake.notify_all();
+    }
+}
