@@ -7,16 +7,14 @@
 
 use std::net::IpAddr;
 
-use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::sync::service_entries_resource;
-use super::watching::{Debounce, retrying};
+use super::watching::Settled;
 use crate::index::HandWritten;
 use crate::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
 
@@ -61,26 +59,11 @@ pub async fn run(
     let resource = service_entries_resource();
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}!={MANAGED_BY}"));
-    let writer = reflector::store::Writer::new(resource);
-    let store: Store<DynamicObject> = writer.as_reader();
-    let mut events = reflector::reflector(writer, retrying(watcher(api, config))).boxed();
-    let mut listed = false;
-    let mut debounce = Debounce::default();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            event = events.next() => match event {
-                Some(Ok(watcher::Event::InitDone)) => { listed = true; debounce.touch(); }
-                Some(Ok(_)) => debounce.touch(),
-                Some(Err(e)) => tracing::warn!("watching ServiceEntries: {e}"),
-                None => return,
-            },
-            _ = debounce.due(), if listed => {
-                let hosts = store.state().iter().flat_map(|o| hosts_of(o)).collect();
-                if tx.send(hosts).await.is_err() {
-                    return;
-                }
-            }
+    let mut settled = Settled::new(api, config, resource, "ServiceEntries".into());
+    while let Some(store) = settled.next(&shutdown).await {
+        let hosts = store.state().iter().flat_map(|o| hosts_of(o)).collect();
+        if tx.send(hosts).await.is_err() {
+            return;
         }
     }
 }

@@ -13,17 +13,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::watching::{Debounce, retrying};
+use super::watching::Settled;
 
 /// The label that marks a peer Secret.
 pub const PEER_LABEL: &str = "globaldns.io/peer";
@@ -194,56 +192,53 @@ pub async fn watch_secrets(
 ) {
     let api: Api<Secret> = Api::namespaced(client, &namespace);
     let config = watcher::Config::default().labels(&format!("{PEER_LABEL}=true"));
-    let writer = reflector::store::Writer::<Secret>::default();
-    let store: Store<Secret> = writer.as_reader();
-    let mut events = reflector::reflector(writer, retrying(watcher(api, config))).boxed();
-    let mut listed = false;
-    let mut debounce = Debounce::default();
+    let what = format!("peer Secrets in {namespace}");
+    let mut settled = Settled::new(api, config, (), what);
     // cluster → the digest of its kubeconfig
     let mut current: BTreeMap<String, [u8; 32]> = BTreeMap::new();
     let mut reported = std::collections::BTreeSet::new();
     let mut announced = false;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            event = events.next() => match event {
-                Some(Ok(watcher::Event::InitDone)) => { listed = true; debounce.touch(); }
-                Some(Ok(_)) => debounce.touch(),
-                Some(Err(e)) => tracing::warn!("watching peer Secrets in {namespace}: {e}"),
-                None => return,
-            },
-            _ = debounce.due(), if listed => {
-                let mut wanted: BTreeMap<String, Peer> = BTreeMap::new();
-                for secret in store.state() {
-                    match Peer::from_secret(&secret) {
-                        Ok(peer) => {
-                            // Two Secrets naming one cluster: the one whose
-                            // name sorts first is used.
-                            if let Some(other) = wanted.get(&peer.name) {
-                                let (used, unused) = if other.source <= peer.source {
-                                    (&other.source, &peer.source)
-                                } else {
-                                    (&peer.source, &other.source)
-                                };
-                                let text = format!("{used} and {unused} both name peer {}: {used} is used", peer.name);
-                                if reported.insert(text.clone()) { tracing::warn!("{text}"); }
-                                if peer.source > other.source { continue; }
-                            }
-                            wanted.insert(peer.name.clone(), peer);
+    while let Some(store) = settled.next(&shutdown).await {
+        let mut wanted: BTreeMap<String, Peer> = BTreeMap::new();
+        for secret in store.state() {
+            match Peer::from_secret(&secret) {
+                Ok(peer) => {
+                    // Two Secrets naming one cluster: the one whose name
+                    // sorts first is used.
+                    if let Some(other) = wanted.get(&peer.name) {
+                        let (used, unused) = if other.source <= peer.source {
+                            (&other.source, &peer.source)
+                        } else {
+                            (&peer.source, &other.source)
+                        };
+                        let text = format!(
+                            "{used} and {unused} both name peer {}: {used} is used",
+                            peer.name
+                        );
+                        if reported.insert(text.clone()) {
+                            tracing::warn!("{text}");
                         }
-                        Err(e) => if reported.insert(e.clone()) { tracing::warn!("peer not used: {e}"); },
+                        if peer.source > other.source {
+                            continue;
+                        }
+                    }
+                    wanted.insert(peer.name.clone(), peer);
+                }
+                Err(e) => {
+                    if reported.insert(e.clone()) {
+                        tracing::warn!("peer not used: {e}");
                     }
                 }
-                let mut events = changes(&mut current, wanted);
-                if !announced {
-                    announced = true;
-                    events.push(PeerEvent::Listed);
-                }
-                for event in events {
-                    if tx.send(event).await.is_err() {
-                        return;
-                    }
-                }
+            }
+        }
+        let mut events = changes(&mut current, wanted);
+        if !announced {
+            announced = true;
+            events.push(PeerEvent::Listed);
+        }
+        for event in events {
+            if tx.send(event).await.is_err() {
+                return;
             }
         }
     }

@@ -7,16 +7,14 @@
 
 use std::net::IpAddr;
 
-use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::drift::managed_by;
 use super::sync::{FIELD_MANAGER, service_entries_resource};
-use super::watching::{Debounce, retrying};
+use super::watching::Settled;
 use crate::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// A host (lower-case) and the addresses its ServiceEntry records.
@@ -79,26 +77,12 @@ pub async fn run(
     let resource = service_entries_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
     let config = watcher::Config::default().labels(&owned());
-    let writer = reflector::store::Writer::new(resource);
-    let store: Store<DynamicObject> = writer.as_reader();
-    let mut events = reflector::reflector(writer, retrying(watcher(api, config))).boxed();
-    let mut listed = false;
-    let mut debounce = Debounce::default();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            event = events.next() => match event {
-                Some(Ok(watcher::Event::InitDone)) => { listed = true; debounce.touch(); }
-                Some(Ok(_)) => debounce.touch(),
-                Some(Err(e)) => tracing::warn!("watching the owned ServiceEntries in {namespace}: {e}"),
-                None => return,
-            },
-            _ = debounce.due(), if listed => {
-                let record = store.state().iter().filter_map(|o| recorded(o)).collect();
-                if tx.send(record).await.is_err() {
-                    return;
-                }
-            }
+    let what = format!("the owned ServiceEntries in {namespace}");
+    let mut settled = Settled::new(api, config, resource, what);
+    while let Some(store) = settled.next(&shutdown).await {
+        let record = store.state().iter().filter_map(|o| recorded(o)).collect();
+        if tx.send(record).await.is_err() {
+            return;
         }
     }
 }

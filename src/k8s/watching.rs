@@ -12,16 +12,26 @@
 //!   rebuild, but never longer than a maximum after the first change it
 //!   holds, so a stream of changes (an object patched every 100 ms)
 //!   cannot starve it.
+//! - **Settled** ([`Settled`]): both put together for a watch of one kind
+//!   whose whole set is rebuilt each time (the owned ServiceEntries, the
+//!   hand-written ones, the peer Secrets).
 
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use kube::Api;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// First retry after an error.
 pub const RETRY_MIN: Duration = Duration::from_millis(250);
@@ -165,6 +175,68 @@ impl Debounce {
                 self.pending = None;
             }
             None => std::future::pending().await,
+        }
+    }
+}
+
+/// A watch of one kind reflected into a [`Store`], awaited settled state by
+/// settled state: the store once the first full list is in, then once
+/// after each burst of changes ([`Debounce`]). The watch retries as
+/// [`retrying`] does; each error is logged as `watching {what}: {error}`.
+pub struct Settled<K>
+where
+    K: kube::Resource + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store: Store<K>,
+    events: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
+    listed: bool,
+    debounce: Debounce,
+    what: String,
+}
+
+impl<K> Settled<K>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    /// Starts watching what `config` selects of `api`; `what` names it in
+    /// the log (e.g. "peer Secrets in globaldns").
+    pub fn new(
+        api: Api<K>,
+        config: watcher::Config,
+        dyntype: K::DynamicType,
+        what: String,
+    ) -> Self {
+        let writer = reflector::store::Writer::new(dyntype);
+        let store = writer.as_reader();
+        let events = reflector::reflector(writer, retrying(watcher::watcher(api, config))).boxed();
+        Self {
+            store,
+            events,
+            listed: false,
+            debounce: Debounce::default(),
+            what,
+        }
+    }
+
+    /// Waits for the next settled state and returns the store as it is
+    /// then; `None` once `shutdown` is cancelled or the watch has ended.
+    pub async fn next(&mut self, shutdown: &CancellationToken) -> Option<&Store<K>> {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                event = self.events.next() => match event {
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        self.listed = true;
+                        self.debounce.touch();
+                    }
+                    Some(Ok(_)) => self.debounce.touch(),
+                    Some(Err(e)) => tracing::warn!("watching {}: {e}", self.what),
+                    None => return None,
+                },
+                _ = self.debounce.due(), if self.listed => return Some(&self.store),
+            }
         }
     }
 }
