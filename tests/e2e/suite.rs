@@ -402,34 +402,13 @@ impl Suite {
             &["global".to_string()],
         )
         .unwrap();
-        for cluster in registry.clusters {
-            self.apply(MeshCluster::new(
-                &cluster.name,
-                MeshClusterSpec {
-                    network: cluster.network,
-                    locality: cluster.locality,
-                    gateways: cluster.gateways,
-                },
-            ))
-            .await;
+        // The objects `globaldns export-resources` prints for the file.
+        let (clusters, services) = globaldns::k8s::export::resources(&registry, NAMESPACE);
+        for cluster in clusters {
+            self.apply(cluster).await;
         }
-        for service in registry.services {
-            self.apply(ExportedService::new(
-                &format!("{}-{}", service.name, service.namespace),
-                ExportedServiceSpec {
-                    name: service.name.to_string(),
-                    namespace: service.namespace.to_string(),
-                    exported_from: service
-                        .exported_from
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect(),
-                    ports: service.ports.clone(),
-                    addresses: service.addresses.clone(),
-                    endpoints: service.endpoints.clone(),
-                },
-            ))
-            .await;
+        for service in services {
+            self.apply(service).await;
         }
     }
 
