@@ -49,14 +49,15 @@ fn registry(services: usize) -> Registry {
                 std::sync::Arc::new(Service {
                     name: format!("svc-{i}").into(),
                     namespace: format!("team-{}", i % 100).into(),
-                    exported_from: vec!["west".into()],
-                    ports: vec![Port {
+                    exported_from: ["west".into()].into(),
+                    ports: [Port {
                         name: "http".into(),
                         number: 8080,
                         protocol: "HTTP".into(),
-                    }],
-                    addresses: Vec::new(),
-                    endpoints: Vec::new(),
+                    }]
+                    .into(),
+                    addresses: Default::default(),
+                    endpoints: Default::default(),
                 })
             })
             .collect(),

@@ -43,7 +43,7 @@ fn want(service: &Service, zone: &str, pin_zone: Option<&str>) -> Want {
     Want {
         host: service.host(zone),
         pinned: if pin_zone == Some(zone) {
-            service.addresses.clone()
+            service.addresses.to_vec()
         } else {
             Vec::new()
         },

@@ -81,14 +81,15 @@ mod tests {
         Arc::new(Service {
             name: name.into(),
             namespace: "ns".into(),
-            exported_from: vec!["west".into()],
-            ports: vec![Port {
+            exported_from: ["west".into()].into(),
+            ports: [Port {
                 name: "http".into(),
                 number: port,
                 protocol: "HTTP".into(),
-            }],
-            addresses: Vec::new(),
-            endpoints: Vec::new(),
+            }]
+            .into(),
+            addresses: Default::default(),
+            endpoints: Default::default(),
         })
     }
 

@@ -64,9 +64,9 @@ fn spec(service: &Service) -> ExportedServiceSpec {
             .iter()
             .map(|c| c.to_string())
             .collect(),
-        ports: service.ports.clone(),
-        addresses: service.addresses.clone(),
-        endpoints: service.endpoints.clone(),
+        ports: service.ports.to_vec(),
+        addresses: service.addresses.to_vec(),
+        endpoints: service.endpoints.to_vec(),
     }
 }
 

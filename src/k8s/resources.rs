@@ -167,9 +167,9 @@ pub fn registry_from(
             } else {
                 present.iter().map(|c| c.as_str().into()).collect()
             },
-            ports: spec.ports.clone(),
-            addresses: spec.addresses.clone(),
-            endpoints: spec.endpoints.clone(),
+            ports: spec.ports.iter().cloned().collect(),
+            addresses: spec.addresses.iter().copied().collect(),
+            endpoints: spec.endpoints.iter().cloned().collect(),
         });
         let key = (
             service.name.to_ascii_lowercase(),

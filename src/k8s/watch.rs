@@ -348,7 +348,7 @@ fn remembered(registry: &Registry, name: &str) -> View {
             .filter(|s| s.exported_from.iter().any(|c| c == name))
             .map(|s| {
                 let mut service = s.as_ref().clone();
-                service.exported_from = vec![name.into()];
+                service.exported_from = smallvec::smallvec![name.into()];
                 std::sync::Arc::new(service)
             })
             .collect(),

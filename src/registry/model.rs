@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use thin_vec::ThinVec;
 
 /// Default port of an Istio east-west gateway's mTLS passthrough listener.
 pub const DEFAULT_GATEWAY_PORT: u16 = 15443;
@@ -56,7 +58,20 @@ fn default_gateway_port() -> u16 {
     DEFAULT_GATEWAY_PORT
 }
 
+/// The clusters a service is exported from: one, almost always, held in
+/// place (see [`Service`]).
+pub type Clusters = SmallVec<[CompactString; 1]>;
+
+/// A service's ports: one, most often, held in place (see [`Service`]).
+pub type Ports = SmallVec<[Port; 1]>;
+
 /// A service exported to the mesh by one or more clusters.
+///
+/// Laid out for a registry of many services in one allocation each
+/// (160 bytes): the usual one cluster and one port are held in place
+/// ([`SmallVec`]), and the lists that are usually empty (pins, workloads)
+/// cost a pointer ([`ThinVec`]). With a `Vec` for each, a service took
+/// three allocations and 280 bytes (28 MB at 100,000 services; 20 now).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
@@ -64,26 +79,26 @@ pub struct Service {
     pub namespace: CompactString,
     /// Clusters that export it; may be empty when it lists `endpoints`.
     #[serde(default, deserialize_with = "shrunk")]
-    pub exported_from: Vec<CompactString>,
+    pub exported_from: Clusters,
     #[serde(deserialize_with = "shrunk")]
-    pub ports: Vec<Port>,
+    pub ports: Ports,
     /// Addresses the user pins for this service's host in the pin zone
     /// (see [`crate::index::pin_zone`]). They replace the allocated VIP of
     /// their family (design §3).
     #[serde(
         default,
         deserialize_with = "shrunk",
-        skip_serializing_if = "Vec::is_empty"
+        skip_serializing_if = "ThinVec::is_empty"
     )]
-    pub addresses: Vec<IpAddr>,
+    pub addresses: ThinVec<IpAddr>,
     /// Workloads outside Kubernetes (VMs, bare metal) serving it, reached
     /// directly rather than through a cluster's gateway (design §2).
     #[serde(
         default,
         deserialize_with = "shrunk",
-        skip_serializing_if = "Vec::is_empty"
+        skip_serializing_if = "ThinVec::is_empty"
     )]
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: ThinVec<Endpoint>,
 }
 
 /// A workload outside Kubernetes: it becomes an endpoint of the service's
@@ -115,18 +130,35 @@ pub struct Endpoint {
     pub service_account: Option<String>,
 }
 
-/// A list decoded without spare room. Decoders grow a list from a capacity
-/// of four: a service's one cluster and one port reserved room for four of
+/// A list decoded without spare room. Decoders grow a list by doubling: a
+/// service's one cluster and one port in a `Vec` reserved room for four of
 /// each, 35 MB at 100,000 services, held until the whole registry was read
 /// (see [`Registry::shrink_to_fit`] for the lists this cannot reach).
-fn shrunk<'de, D, T>(decoder: D) -> Result<Vec<T>, D::Error>
+fn shrunk<'de, D, L>(decoder: D) -> Result<L, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
+    L: Deserialize<'de> + Shrink,
 {
-    let mut list = Vec::<T>::deserialize(decoder)?;
-    list.shrink_to_fit();
+    let mut list = L::deserialize(decoder)?;
+    list.shrink();
     Ok(list)
+}
+
+/// A list that can give back its spare room.
+trait Shrink {
+    fn shrink(&mut self);
+}
+
+impl<A: smallvec::Array> Shrink for SmallVec<A> {
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+impl<T> Shrink for ThinVec<T> {
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
 }
 
 /// A named port of a service.
@@ -176,5 +208,26 @@ impl Service {
         let mut host = compact_str::format_compact!("{}.{}.{}", self.name, self.namespace, zone);
         host.make_ascii_lowercase();
         host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout the registry's memory figures rest on (see [`Service`]):
+    /// one allocation of 160 bytes for a service with one cluster and one
+    /// port, nothing more.
+    #[test]
+    fn a_service_with_one_cluster_and_one_port_is_one_allocation_of_160_bytes() {
+        assert_eq!(std::mem::size_of::<Service>(), 160);
+        let service: Service = serde_json::from_str(
+            r#"{"name": "a", "namespace": "b", "exportedFrom": ["east"],
+                "ports": [{"name": "http", "number": 80, "protocol": "HTTP"}]}"#,
+        )
+        .unwrap();
+        assert!(!service.exported_from.spilled());
+        assert!(!service.ports.spilled());
+        assert!(service.addresses.is_empty() && service.endpoints.is_empty());
     }
 }

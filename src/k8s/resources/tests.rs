@@ -167,7 +167,7 @@ fn the_same_service_twice_keeps_the_first_object_by_name() {
         &zones(),
     );
     assert_eq!(registry.services.len(), 1);
-    assert_eq!(registry.services[0].exported_from, ["west"]);
+    assert_eq!(registry.services[0].exported_from.as_slice(), ["west"]);
     assert_eq!(
         warnings,
         [

@@ -86,7 +86,7 @@ fn yaml_1_1_booleans_stay_strings() {
     )
     .unwrap();
     assert_eq!(r.services[0].namespace, "no");
-    assert_eq!(r.services[0].exported_from, ["n"]);
+    assert_eq!(r.services[0].exported_from.as_slice(), ["n"]);
 }
 
 #[test]
