@@ -61,25 +61,45 @@ pub struct HandWritten {
     pub source: String,
 }
 
-/// How many names the snapshot of `registry` holds. Per zone: the apex
-/// and its name server `ns.<zone>`;
-/// each host, its SRV names and the `_tcp.<host>` between them; each
+/// How many names the snapshot of `registry` holds, and how many bytes
+/// their keys take. Per zone: the apex and its name server `ns.<zone>`;
+/// each host, its SRV names and the `_tcp.<host>` between them (whose keys
+/// are the tail of its first SRV name's, `dns/zone/names.rs`); each
 /// namespace (an empty non-terminal). Plus the hand-written hosts (an upper
-/// bound: some are refused, or in no zone).
-fn name_count(registry: &Registry, zones: usize, hand_written: usize) -> usize {
+/// bound: some are refused, or in no zone). A wire name takes two bytes
+/// more than its text without the final dot.
+fn sizes(registry: &Registry, zones: &[String], hand_written: &[HandWritten]) -> (usize, usize) {
     let namespaces: std::collections::HashSet<&str> = registry
         .services
         .iter()
         .map(|s| s.namespace.as_str())
         .collect();
-    let per_zone: usize = registry
-        .services
-        .iter()
-        .map(|s| 1 + s.ports.len() + usize::from(!s.ports.is_empty()))
-        .sum::<usize>()
-        + namespaces.len()
-        + 2;
-    per_zone * zones + hand_written
+    let mut names = 0;
+    let mut key_bytes = 0;
+    for zone in zones {
+        let zone = zone.len();
+        names += 2 + namespaces.len();
+        key_bytes += (zone + 2) + (3 + zone + 2);
+        key_bytes += namespaces
+            .iter()
+            .map(|ns| ns.len() + 1 + zone + 2)
+            .sum::<usize>();
+        for service in &registry.services {
+            let host = service.name.len() + 1 + service.namespace.len() + 1 + zone + 2;
+            let ports = service.ports.len();
+            names += 1 + ports + usize::from(ports > 0);
+            // `_<port>` and `_tcp` before the host.
+            let srv = |name: &str| 2 + name.len() + 5 + host;
+            key_bytes += if ports > 0 {
+                service.ports.iter().map(|p| srv(&p.name)).sum()
+            } else {
+                host
+            };
+        }
+    }
+    names += hand_written.len();
+    key_bytes += hand_written.iter().map(|h| h.host.len() + 2).sum::<usize>();
+    (names, key_bytes)
 }
 
 /// The zones that answer for `registry`, with the addresses `table` holds,
@@ -102,10 +122,10 @@ pub fn zones(
     ttl: u32,
     ns_addresses: &[IpAddr],
 ) -> Result<Built, String> {
-    let names = name_count(registry, zones.len(), hand_written.len());
+    let (names, key_bytes) = sizes(registry, zones, hand_written);
     // The serial is the caller's to set (ZoneSet::set_serial), once it
     // knows whether what is served changed.
-    let mut set = ZoneSetBuilder::new(0, ttl, names);
+    let mut set = ZoneSetBuilder::with_sizes(0, ttl, names, key_bytes);
     set.name_server_addresses(ns_addresses);
     for zone in zones {
         set.zone(zone)?;

@@ -136,6 +136,12 @@ impl ZoneSet {
         self.len() == 0
     }
 
+    /// Bytes of the name table's key arenas: what sharing a host's key
+    /// bytes between its names saves shows here (`names.rs`, `Carrier`).
+    pub fn key_bytes(&self) -> usize {
+        self.names.shards.iter().map(|s| s.keys.len()).sum()
+    }
+
     /// Every name with what is there, one line each in key order: two sets
     /// with the same dump serve the same names with the same data. What
     /// tests compare a patched set and a full build by.

@@ -8,7 +8,7 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, RData, Record};
 
 use super::host::HostNames;
-use super::names::{Names, Shard, place, shard_count};
+use super::names::{Carrier, Names, Shard, hash_key, place, shard_count};
 use super::patch::Parents;
 use super::{FastSoa, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, Zone, ZoneSet, fqdn, wire};
 
@@ -37,12 +37,24 @@ impl ZoneSetBuilder {
     /// for that many. The table is a good part of a snapshot's memory, and
     /// a count short by a few names doubles a shard while it grows.
     pub fn new(serial: u32, ttl: u32, names: usize) -> Self {
+        // Wire names of mesh hosts run to about 30 bytes.
+        Self::with_sizes(serial, ttl, names, names.saturating_mul(32))
+    }
+
+    /// [`Self::new`], its key arenas sized for `key_bytes` bytes of keys
+    /// in all (a host's names take its first SRV name's key, see
+    /// `names.rs`). Room reserved and never used is freed only when the
+    /// set is sealed, in the middle of the heap, where it stays resident.
+    pub fn with_sizes(serial: u32, ttl: u32, names: usize, key_bytes: usize) -> Self {
         let count = shard_count(names);
         // A shard gets its share and a margin for the luck of the hash.
         let each = names / count + names / count / 8 + 16;
+        let bytes = key_bytes / count + key_bytes / count / 8 + 16 * 32;
         Self {
             zones: Vec::new(),
-            shards: (0..count).map(|_| Shard::with_capacity(each)).collect(),
+            shards: (0..count)
+                .map(|_| Shard::with_capacity(each, bytes))
+                .collect(),
             parents: Parents::default(),
             serial,
             ttl,
@@ -59,8 +71,21 @@ impl ZoneSetBuilder {
 
     /// The node at `key`, created if new: its shard and index.
     fn find_or_insert(&mut self, key: &[u8], zone: u16) -> Result<(usize, u32), String> {
+        self.find_or_insert_in(key, zone, None)
+    }
+
+    /// [`Self::find_or_insert`], a new node's key pointing into `carrier`
+    /// (bytes in one shard's arena) when it is in that shard and can.
+    fn find_or_insert_in(
+        &mut self,
+        key: &[u8],
+        zone: u16,
+        carrier: Option<(usize, Carrier)>,
+    ) -> Result<(usize, u32), String> {
         let (shard, hash) = place(key, self.shards.len());
-        Ok((shard, self.shards[shard].find_or_insert(key, hash, zone)?))
+        let carrier = carrier.filter(|&(at, _)| at == shard).map(|(_, c)| c);
+        let index = self.shards[shard].find_or_insert_in(key, hash, zone, carrier)?;
+        Ok((shard, index))
     }
 
     /// Adds a zone (e.g. `global`). Its name server is `ns.<origin>`, with
@@ -139,13 +164,22 @@ impl ZoneSetBuilder {
             self.parents.claim(parent);
             self.find_or_insert(parent, names.zone)?;
         }
-        let (shard, host) = self.find_or_insert(&names.host, names.zone)?;
+        // The host's names share its shard (`names.rs`), and its first SRV
+        // name's key carries theirs (`Carrier`).
+        let shard = place(&names.host, self.shards.len()).0;
+        let carrier = match names.srv.first() {
+            Some((key, _)) if self.shards[shard].find(key, hash_key(key)).is_none() => {
+                Some((shard, self.shards[shard].carry(key)?))
+            }
+            _ => None,
+        };
+        let (shard, host) = self.find_or_insert_in(&names.host, names.zone, carrier)?;
         self.shards[shard].set_addresses(host, data.addresses)?;
         if let Some(tcp) = &names.tcp {
-            self.find_or_insert(tcp, names.zone)?;
+            self.find_or_insert_in(tcp, names.zone, carrier)?;
         }
         for (key, number) in &names.srv {
-            let (srv_shard, srv) = self.find_or_insert(key, names.zone)?;
+            let (srv_shard, srv) = self.find_or_insert_in(key, names.zone, carrier)?;
             debug_assert_eq!(srv_shard, shard, "a host and its SRV names share a shard");
             let node = &mut self.shards[srv_shard].nodes[srv as usize];
             node.srv_port = *number;

@@ -83,6 +83,24 @@ impl Span {
     }
 }
 
+/// Key bytes in a shard's arena that later keys may point into: a name's
+/// key ends with its parent's, so the key of `_<port>._tcp.<host>` holds
+/// those of `_tcp.<host>` and `<host>` as its tail. A host's three names
+/// then take its SRV name's bytes once: 57 bytes a host less for a mesh
+/// host of usual length (5.7 MB at 100,000 hosts).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Carrier {
+    /// Where its bytes end in the arena, and how many there are.
+    end: u32,
+    len: u8,
+}
+
+impl Carrier {
+    fn range(self) -> std::ops::Range<usize> {
+        self.end as usize - usize::from(self.len)..self.end as usize
+    }
+}
+
 pub(super) fn hash_key(key: &[u8]) -> u64 {
     FxBuildHasher.hash_one(key)
 }
@@ -144,12 +162,12 @@ impl Names {
 }
 
 impl Shard {
-    pub(super) fn with_capacity(names: usize) -> Self {
+    /// Room for `names` names whose keys take `key_bytes` bytes.
+    pub(super) fn with_capacity(names: usize, key_bytes: usize) -> Self {
         Self {
             table: HashTable::with_capacity(names),
             nodes: Vec::with_capacity(names),
-            // Wire names of mesh hosts run to about 30 bytes.
-            keys: Vec::with_capacity(names.saturating_mul(32)),
+            keys: Vec::with_capacity(key_bytes),
             ..Self::default()
         }
     }
@@ -185,22 +203,44 @@ impl Shard {
         hash: u64,
         zone: u16,
     ) -> Result<u32, String> {
-        match self.find(key, hash) {
-            Some(index) => Ok(index),
-            None => self.insert(key, hash, zone),
-        }
+        self.find_or_insert_in(key, hash, zone, None)
     }
 
-    /// A new node at `key`, which must not be there yet.
-    pub(super) fn insert(&mut self, key: &[u8], hash: u64, zone: u16) -> Result<u32, String> {
+    /// Puts `key` in the key arena for later names to point into (see
+    /// [`Carrier`]).
+    pub(super) fn carry(&mut self, key: &[u8]) -> Result<Carrier, String> {
+        let len = u8::try_from(key.len()).map_err(|_| "a name longer than 255 bytes")?;
+        self.keys.extend_from_slice(key);
+        let end = u32::try_from(self.keys.len()).map_err(|_| "too many names in one snapshot")?;
+        Ok(Carrier { end, len })
+    }
+
+    /// A new node at `key`, which must not be there yet. When `carrier`'s
+    /// bytes end with `key`, the node's key points into them instead of
+    /// being copied.
+    pub(super) fn insert_in(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        zone: u16,
+        carrier: Option<Carrier>,
+    ) -> Result<u32, String> {
         let too_many = || "too many names in one snapshot".to_string();
         let index = u32::try_from(self.nodes.len())
             .ok()
             .filter(|&i| i != NO_SRV)
             .ok_or_else(too_many)?;
-        let start = u32::try_from(self.keys.len()).map_err(|_| too_many())?;
         let key_len = u8::try_from(key.len()).map_err(|_| "a name longer than 255 bytes")?;
-        self.keys.extend_from_slice(key);
+        let start = match carrier {
+            Some(c) if c.len >= key_len && self.keys[c.range()].ends_with(key) => {
+                c.end - u32::from(key_len)
+            }
+            _ => {
+                let start = u32::try_from(self.keys.len()).map_err(|_| too_many())?;
+                self.keys.extend_from_slice(key);
+                start
+            }
+        };
         self.nodes.push(Node {
             key: start,
             key_len,
@@ -218,6 +258,21 @@ impl Shard {
             hash_key(&keys[node.key as usize..][..usize::from(node.key_len)])
         });
         Ok(index)
+    }
+
+    /// The node at `key`, created in `zone` with no data if new, its key
+    /// pointing into `carrier` when it can (see [`Self::insert_in`]).
+    pub(super) fn find_or_insert_in(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        zone: u16,
+        carrier: Option<Carrier>,
+    ) -> Result<u32, String> {
+        match self.find(key, hash) {
+            Some(index) => Ok(index),
+            None => self.insert_in(key, hash, zone, carrier),
+        }
     }
 
     pub(super) fn set_addresses(&mut self, index: u32, addresses: &[IpAddr]) -> Result<(), String> {

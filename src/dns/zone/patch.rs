@@ -17,10 +17,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use rustc_hash::FxBuildHasher;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::host::HostNames;
-use super::names::{NO_SRV, Names, Shard, hash_key, place};
+use super::names::{Carrier, NO_SRV, Names, Node, Shard, hash_key, place};
 use super::{HostData, ZoneSet};
 
 /// How many claims each shared name of a set has: each empty non-terminal
@@ -153,15 +153,39 @@ fn rebuild(
     added: &[(HostNames, &[IpAddr])],
 ) -> Result<Arc<Shard>, String> {
     let names = old.nodes.len() + edit.hosts.len() * 3 + edit.parents.len();
-    let mut new = Shard::with_capacity(names);
+    let key_bytes = old.keys.len() + edit.hosts.len() * 64 + edit.parents.len() * 32;
+    let mut new = Shard::with_capacity(names, key_bytes);
     // Where each old node went; NO_SRV for those taken out.
     let mut moved = vec![NO_SRV; old.nodes.len()];
-    for (i, node) in old.nodes.iter().enumerate() {
+    let kept = || {
+        old.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| !edit.remove.contains(old.key(node)))
+    };
+    // Keys that share bytes in the old arena share them in the new one: a
+    // key ends where the key it is the tail of ends (`Carrier`), so the
+    // bytes up to each end are copied once, as many as the longest key
+    // kept that ends there needs.
+    let end = |node: &Node| node.key + u32::from(node.key_len);
+    let mut longest: FxHashMap<u32, u8> = FxHashMap::default();
+    for (_, node) in kept() {
+        let len = longest.entry(end(node)).or_default();
+        *len = (*len).max(node.key_len);
+    }
+    let mut carriers: FxHashMap<u32, Carrier> = FxHashMap::default();
+    for (i, node) in kept() {
         let key = old.key(node);
-        if edit.remove.contains(key) {
-            continue;
-        }
-        let index = new.insert(key, hash_key(key), node.zone)?;
+        let carrier = match carriers.get(&end(node)) {
+            Some(&carrier) => carrier,
+            None => {
+                let (to, len) = (end(node) as usize, usize::from(longest[&end(node)]));
+                let carrier = new.carry(&old.keys[to - len..to])?;
+                carriers.insert(end(node), carrier);
+                carrier
+            }
+        };
+        let index = new.insert_in(key, hash_key(key), node.zone, Some(carrier))?;
         new.set_split_addresses(
             index,
             old.v4[node.a.range()].iter().copied(),
@@ -184,11 +208,17 @@ fn rebuild(
     for &at in &edit.hosts {
         let (names, addresses) = &added[at];
         let zone = names.zone;
+        // The host's first SRV name carries the keys of its names.
+        let carrier = names
+            .srv
+            .first()
+            .map(|(key, _)| new.carry(key))
+            .transpose()?;
         let fresh = |new: &mut Shard, key: &[u8]| {
             let hash = hash_key(key);
             match new.find(key, hash) {
                 Some(_) => Err(format!("{key:?} is in the set already")),
-                None => new.insert(key, hash, zone),
+                None => new.insert_in(key, hash, zone, carrier),
             }
         };
         let host = fresh(&mut new, &names.host)?;
@@ -211,7 +241,7 @@ fn rebuild(
 
 #[cfg(test)]
 mod tests {
-    use super::super::ZoneSetBuilder;
+    use super::super::{ZoneSetBuilder, fqdn, wire};
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -328,8 +358,38 @@ mod tests {
                 prop_assert_eq!(set.dump(), whole.dump());
                 prop_assert_eq!(set.digest(), whole.digest());
                 prop_assert_eq!(set.len(), whole.len());
+                // A patch shares key bytes as a full build does.
+                prop_assert_eq!(set.key_bytes(), whole.key_bytes());
             }
         }
+    }
+
+    /// A host's names (`_http._tcp.<host>`, `_tcp.<host>`, `<host>`) hold
+    /// its SRV name's key bytes once, in a full build and in a patch.
+    #[test]
+    fn a_host_and_its_srv_names_hold_one_key() {
+        let host = |name: &str| -> Host {
+            (
+                name.into(),
+                vec!["240.0.0.1".parse().unwrap()],
+                vec![("http".into(), 80)],
+            )
+        };
+        let (a, b) = (host("s1.bar.global"), host("s2.bar.global"));
+        let srv_key = |name: &str| wire(&fqdn(&format!("_http._tcp.{name}")).unwrap()).len();
+        let empty = full(&BTreeMap::new(), &["bar.global"]).0.key_bytes();
+        let hosts = BTreeMap::from([(a.0.clone(), a.clone())]);
+        let (set, mut parents) = full(&hosts, &["bar.global"]);
+        assert_eq!(
+            set.len(),
+            4 + 1 + 3,
+            "apexes, name servers, bar, the host's three"
+        );
+        assert_eq!(set.key_bytes(), empty + srv_key(&a.0));
+        let set = patch(&set, &mut parents, &[], std::slice::from_ref(&b)).unwrap();
+        assert_eq!(set.key_bytes(), empty + srv_key(&a.0) + srv_key(&b.0));
+        let set = patch(&set, &mut parents, &[a], &[]).unwrap();
+        assert_eq!(set.key_bytes(), empty + srv_key(&b.0));
     }
 
     /// A name a hand-written host shares is a full build's to decide: the
