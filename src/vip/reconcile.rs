@@ -6,8 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use compact_str::CompactString;
+use rustc_hash::FxBuildHasher;
 
-use super::{Event, Family, Lease, Released, Table, VipRange, Want};
+use super::{Event, Family, Lease, Leases, Released, Table, VipRange, Want};
 
 /// The addresses a new VIP may not be: in use, pinned or in quarantine.
 pub(super) trait Taken {
@@ -16,7 +17,7 @@ pub(super) trait Taken {
     fn take(&mut self, addr: IpAddr);
 }
 
-impl Taken for HashSet<IpAddr> {
+impl Taken for HashSet<IpAddr, FxBuildHasher> {
     fn taken(&self, addr: &IpAddr) -> bool {
         self.contains(addr)
     }
@@ -95,19 +96,20 @@ impl Allocator {
             .quarantine
             .retain(|r| now < r.released.saturating_add(self.quarantine));
 
-        let pinned: HashMap<IpAddr, &str> = wants
+        let pinned: HashMap<IpAddr, &str, FxBuildHasher> = wants
             .iter()
             .flat_map(|w| w.pinned.iter().map(move |a| (*a, w.host.as_str())))
             .collect();
         {
-            let wanted: HashMap<&str, &Want> = wants.iter().map(|w| (w.host.as_str(), w)).collect();
+            let wanted: HashMap<&str, &Want, FxBuildHasher> =
+                wants.iter().map(|w| (w.host.as_str(), w)).collect();
             self.release(table, &wanted, &pinned, now, emit);
         }
         // A pin outranks a claim held in quarantine: the host that released
         // the address may not take it back from the host that pins it now.
         table.quarantine.retain(|r| !pinned.contains_key(&r.addr));
 
-        let mut used: HashSet<IpAddr> = table
+        let mut used: HashSet<IpAddr, FxBuildHasher> = table
             .hosts
             .values()
             .flat_map(|leases| leases.values().map(|l| l.addr))
@@ -115,38 +117,58 @@ impl Allocator {
             .chain(table.quarantine.iter().map(|r| r.addr))
             .collect();
 
-        // Hosts missing a VIP of a family; a host's families are placed
-        // together, IPv4 first.
-        let lacks = |table: &Table, want: &Want, family: Family| {
-            self.range(family).is_some()
-                && !want.pins(family)
-                && table.lease(&want.host, family).is_none()
+        // Hosts missing a VIP of a family, with the leases they have.
+        let lacks = |leases: &Leases, want: &Want, family: Family| {
+            self.range(family).is_some() && !want.pins(family) && leases.get(family).is_none()
         };
-        let mut missing: Vec<&Want> = wants
+        let mut missing: Vec<(&Want, Leases)> = wants
             .iter()
-            .filter(|want| {
-                [Family::V4, Family::V6]
+            .filter_map(|want| {
+                let leases = table
+                    .hosts
+                    .get(want.host.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                let lacking = [Family::V4, Family::V6]
                     .into_iter()
-                    .any(|f| lacks(table, want, f))
+                    .any(|f| lacks(&leases, want, f));
+                lacking.then_some((want, leases))
             })
             .collect();
         // Hosts that arrive together are placed in name order, whatever order
-        // the registry lists them in.
-        missing.sort_unstable_by(|a, b| a.host.cmp(&b.host));
-        let added = missing.len();
-        for want in missing {
+        // the registry lists them in; a host's families together, IPv4
+        // first; a host listed twice, once.
+        missing.sort_unstable_by(|a, b| a.0.host.cmp(&b.0.host));
+        missing.dedup_by(|a, b| a.0.host == b.0.host);
+        for (want, leases) in &mut missing {
             for family in [Family::V4, Family::V6] {
-                if lacks(table, want, family) {
-                    self.allocate(table, &want.host, family, &mut used, now, emit);
+                if lacks(leases, want, family)
+                    && let Some((addr, event)) =
+                        self.pick(&mut table.quarantine, &want.host, family, &mut used, emit)
+                {
+                    leases.insert(family, Lease { addr, since: now });
+                    emit(event);
                 }
             }
         }
-        // The working sets go before the table is rebuilt: that is the
-        // step's peak.
+        // The working sets go before the table grows: that is the step's
+        // peak.
         drop(used);
         drop(pinned);
-        if added > 0 && added >= table.hosts.len() / 4 {
-            table.compact();
+        let added = missing.iter().filter(|(_, leases)| !leases.is_empty());
+        if !missing.is_empty() && missing.len() >= table.hosts.len() / 4 {
+            // Many hosts (all of them, at a first start): the table is
+            // built anew from the old one and the new leases, both in name
+            // order, which packs its nodes full. Inserted one by one, in
+            // order, they would be left half full (168 bytes a host instead
+            // of about 95), and rebuilding after costs both at once.
+            let new = added.map(|(want, leases)| (want.host.clone(), leases.clone()));
+            let old = std::mem::take(&mut table.hosts);
+            table.hosts = merge_sorted(old.into_iter(), new).collect();
+        } else {
+            for (want, leases) in added {
+                table.hosts.insert(want.host.clone(), leases.clone());
+            }
         }
     }
 
@@ -155,8 +177,8 @@ impl Allocator {
     fn release(
         &self,
         table: &mut Table,
-        wanted: &HashMap<&str, &Want>,
-        pinned: &HashMap<IpAddr, &str>,
+        wanted: &HashMap<&str, &Want, FxBuildHasher>,
+        pinned: &HashMap<IpAddr, &str, FxBuildHasher>,
         now: u64,
         emit: &mut dyn FnMut(Event),
     ) {
@@ -233,14 +255,34 @@ impl Allocator {
         now: u64,
         emit: &mut dyn FnMut(Event),
     ) {
-        let Some(range) = self.range(family) else {
-            return;
-        };
-        let own = table.quarantine.iter().position(|r| {
+        if let Some((addr, event)) = self.pick(&mut table.quarantine, host, family, used, emit) {
+            table
+                .hosts
+                .entry(CompactString::from(host))
+                .or_default()
+                .insert(family, Lease { addr, since: now });
+            emit(event);
+        }
+    }
+
+    /// A VIP of `family` for `host`: its own address back from
+    /// `quarantine`, or the first address of its probe sequence not in
+    /// `used` (taken then), with the event that says which. `None` (and an
+    /// [`Event::Exhausted`] emitted) when the range has none left.
+    fn pick(
+        &self,
+        quarantine: &mut Vec<Released>,
+        host: &str,
+        family: Family,
+        used: &mut dyn Taken,
+        emit: &mut dyn FnMut(Event),
+    ) -> Option<(IpAddr, Event)> {
+        let range = self.range(family)?;
+        let own = quarantine.iter().position(|r| {
             r.host == host && Family::of(&r.addr) == family && range.contains(&r.addr)
         });
         let (addr, event) = if let Some(i) = own {
-            let addr = table.quarantine.swap_remove(i).addr;
+            let addr = quarantine.swap_remove(i).addr;
             (
                 addr,
                 Event::Reclaimed {
@@ -264,15 +306,10 @@ impl Allocator {
                 host: host.to_string(),
                 family,
             });
-            return;
+            return None;
         };
         used.take(addr);
-        table
-            .hosts
-            .entry(CompactString::from(host))
-            .or_default()
-            .insert(family, Lease { addr, since: now });
-        emit(event);
+        Some((addr, event))
     }
 
     /// The addresses `want`'s host answers with: its pins where it has them,
@@ -288,4 +325,25 @@ impl Allocator {
         }
         out
     }
+}
+
+/// Two sequences in key order merged into one, in key order; `new`'s entry
+/// wins where both have a key.
+fn merge_sorted<K: Ord, V>(
+    old: impl Iterator<Item = (K, V)>,
+    new: impl Iterator<Item = (K, V)>,
+) -> impl Iterator<Item = (K, V)> {
+    let (mut old, mut new) = (old.peekable(), new.peekable());
+    std::iter::from_fn(move || match (old.peek(), new.peek()) {
+        (Some((a, _)), Some((b, _))) => match a.cmp(b) {
+            std::cmp::Ordering::Less => old.next(),
+            std::cmp::Ordering::Equal => {
+                old.next();
+                new.next()
+            }
+            std::cmp::Ordering::Greater => new.next(),
+        },
+        (Some(_), None) => old.next(),
+        (None, _) => new.next(),
+    })
 }

@@ -502,3 +502,36 @@ fn compacting_the_table_keeps_every_lease() {
     assert_eq!(table, before);
     assert_eq!(table.hosts.len(), 500);
 }
+
+/// Hosts arriving in bulk (a quarter of the table or more) are merged into
+/// a table built anew: the old hosts keep their leases, the new ones get
+/// theirs, and the result is what adding them one by one gives, node
+/// layout aside.
+#[test]
+fn hosts_added_in_bulk_keep_the_old_leases_and_get_new_ones() {
+    let a = alloc("240.0.0.0/16", 600);
+    let old: Vec<Want> = (0..300).map(|i| want(&format!("h{i}.ns.global"))).collect();
+    let mut table = Table::default();
+    a.reconcile(&mut table, &old, 0);
+    let before = table.clone();
+    // New hosts sort before, between and after the old ones; one by one
+    // they are added in name order, as a bulk places them.
+    let mut new: Vec<Want> = (0..200)
+        .map(|i| want(&format!("{}{i}-new.ns.global", ["a", "h", "z"][i % 3])))
+        .collect();
+    new.sort_by(|a, b| a.host.cmp(&b.host));
+    let all: Vec<Want> = old.iter().chain(&new).cloned().collect();
+    let mut bulk = table.clone();
+    a.reconcile(&mut bulk, &all, 5);
+    let mut one_by_one = table;
+    for k in 0..new.len() {
+        let mut some = old.clone();
+        some.extend(new[..=k].iter().cloned());
+        a.reconcile(&mut one_by_one, &some, 5);
+    }
+    assert_eq!(bulk.hosts.len(), 500);
+    for (host, leases) in &before.hosts {
+        assert_eq!(bulk.hosts.get(host), Some(leases), "{host} kept its leases");
+    }
+    assert_eq!(bulk, one_by_one);
+}
