@@ -204,7 +204,13 @@ impl Controller {
 
     /// The zones of `registry` built whole, with the hand-written hosts.
     pub(super) fn build(&mut self, registry: &Registry) -> Option<(ZoneSet, Parents)> {
-        match index::zones(
+        let built = self.zones_of(registry);
+        self.take_built(built)
+    }
+
+    /// [`Self::build`]'s work, reading the controller only.
+    pub(super) fn zones_of(&self, registry: &Registry) -> Result<index::Built, String> {
+        index::zones(
             registry,
             &self.settings.zones,
             &self.settings.allocator,
@@ -212,7 +218,15 @@ impl Controller {
             &self.hand_written,
             self.settings.ttl,
             &self.settings.ns_addresses,
-        ) {
+        )
+    }
+
+    /// The zones built, their reports made.
+    pub(super) fn take_built(
+        &mut self,
+        built: Result<index::Built, String>,
+    ) -> Option<(ZoneSet, Parents)> {
+        match built {
             Ok(built) => {
                 self.reported_conflicts = report_new(
                     built.conflicts,

@@ -5,6 +5,8 @@
 use std::time::Instant;
 
 use super::{Controller, Tally};
+use crate::state::{StateDir, StateError};
+use crate::vip::Table;
 
 /// The journal is folded into the table file once it is larger than this
 /// many bytes plus [`JOURNAL_BYTES_PER_HOST`] per host: the table file is
@@ -18,21 +20,18 @@ impl Controller {
     /// a change. Before the change is served, so no VIP is ever served that
     /// a restart would not find.
     pub(super) fn persist_table(&mut self, full: bool, tally: &Tally) {
-        let Some(state) = &self.state else { return };
-        if tally.changes == 0 && !tally.quarantine {
-            return;
-        }
-        let result = if full {
-            state.save_table(&self.table).map(|()| 0)
-        } else {
-            let hosts = tally.hosts.iter().map(String::as_str);
-            state
-                .journal_table(&self.table, hosts, tally.quarantine)
-                .map(|journaled| journaled.bytes)
-        };
-        match result {
-            Ok(bytes) => self.journal_bytes = bytes,
-            Err(e) => tracing::error!("allocation table not saved (VIPs still served): {e}"),
+        let written = write_table(self.state.as_ref(), &self.table, full, tally);
+        self.table_written(written);
+    }
+
+    /// Takes note of what [`write_table`] did.
+    pub(super) fn table_written(&mut self, written: Option<Result<u64, StateError>>) {
+        match written {
+            Some(Ok(bytes)) => self.journal_bytes = bytes,
+            Some(Err(e)) => {
+                tracing::error!("allocation table not saved (VIPs still served): {e}")
+            }
+            None => {}
         }
     }
 
@@ -54,4 +53,29 @@ impl Controller {
             "allocation journal folded into the table"
         );
     }
+}
+
+/// Writes what a reconcile changed to `state` (see
+/// [`Controller::persist_table`]): `None` when there is nothing to write,
+/// else the journal's size after it (0 after a whole table). A function of
+/// its inputs alone, so that a full pass can write while it builds the
+/// zones.
+pub(super) fn write_table(
+    state: Option<&StateDir>,
+    table: &Table,
+    full: bool,
+    tally: &Tally,
+) -> Option<Result<u64, StateError>> {
+    let state = state?;
+    if tally.changes == 0 && !tally.quarantine {
+        return None;
+    }
+    Some(if full {
+        state.save_table(table).map(|()| 0)
+    } else {
+        let hosts = tally.hosts.iter().map(String::as_str);
+        state
+            .journal_table(table, hosts, tally.quarantine)
+            .map(|journaled| journaled.bytes)
+    })
 }
