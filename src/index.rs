@@ -69,7 +69,7 @@ pub struct HandWritten {
 /// bound: some are refused, or in no zone). A wire name takes two bytes
 /// more than its text without the final dot.
 fn sizes(registry: &Registry, zones: &[String], hand_written: &[HandWritten]) -> (usize, usize) {
-    let namespaces: std::collections::HashSet<&str> = registry
+    let namespaces: rustc_hash::FxHashSet<&str> = registry
         .services
         .iter()
         .map(|s| s.namespace.as_str())

@@ -19,7 +19,7 @@
 //! are exactly those of a full load; a property test holds them to it.
 //! A first load decodes the entries on several threads.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -353,7 +353,7 @@ impl Loaded {
         decoded: &[Arc<Service>],
         zones: &[String],
     ) -> bool {
-        let clusters: HashSet<&str> = self
+        let clusters: super::validate::ClusterNames<'_> = self
             .registry
             .clusters
             .iter()

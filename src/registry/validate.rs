@@ -3,6 +3,9 @@
 //! with the path of its field; an empty list means the registry may serve.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use rustc_hash::FxBuildHasher;
 use std::net::IpAddr;
 
 use super::error::Problem;
@@ -39,7 +42,7 @@ pub fn validate(registry: &Registry, zones: &[String]) -> Vec<Problem> {
     problems
 }
 
-fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -> HashSet<&'r str> {
+fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -> ClusterNames<'r> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, cluster) in clusters.iter().enumerate() {
         let at = format!("clusters[{i}]");
@@ -102,12 +105,12 @@ fn check_locality(locality: &str, at: &str, problems: &mut Vec<Problem>) {
 
 fn validate_services(
     registry: &Registry,
-    clusters: &HashSet<&str>,
+    clusters: &ClusterNames<'_>,
     zones: &[String],
     problems: &mut Vec<Problem>,
 ) {
-    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut pinned: HashMap<IpAddr, usize> = HashMap::new();
+    let mut seen: HashMap<(&str, &str), usize, FxBuildHasher> = HashMap::default();
+    let mut pinned: HashMap<IpAddr, usize, FxBuildHasher> = HashMap::default();
     for (i, service) in registry.services.iter().enumerate() {
         validate_service(
             service,
@@ -127,7 +130,7 @@ fn validate_services(
 /// `clusters` are the registry's cluster names.
 pub fn service_problems(
     service: &Service,
-    clusters: &HashSet<&str>,
+    clusters: &ClusterNames<'_>,
     zones: &[String],
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -136,8 +139,8 @@ pub fn service_problems(
         0,
         clusters,
         zones,
-        &mut HashMap::new(),
-        &mut HashMap::new(),
+        &mut HashMap::default(),
+        &mut HashMap::default(),
         &mut problems,
     );
     problems
@@ -149,13 +152,17 @@ pub fn service_problems(
 fn validate_service<'r>(
     service: &'r Service,
     i: usize,
-    clusters: &HashSet<&str>,
+    clusters: &ClusterNames<'_>,
     zones: &[String],
-    seen: &mut HashMap<(&'r str, &'r str), usize>,
-    pinned: &mut HashMap<IpAddr, usize>,
+    seen: &mut HashMap<(&'r str, &'r str), usize, FxBuildHasher>,
+    pinned: &mut HashMap<IpAddr, usize, FxBuildHasher>,
     problems: &mut Vec<Problem>,
 ) {
-    let at = format!("services[{i}]");
+    let at = &Item {
+        within: None,
+        field: "services",
+        index: i,
+    };
     if let Err(e) = names::dns1035_label(&service.name) {
         problems.push(Problem::new(
             format!("{at}.name"),
@@ -170,18 +177,18 @@ fn validate_service<'r>(
     }
     if let Some(first) = seen.insert((&service.name, &service.namespace), i) {
         problems.push(Problem::new(
-            at.clone(),
+            at.to_string(),
             format!(
                 "duplicate service `{}.{}` (first at services[{first}])",
                 service.name, service.namespace
             ),
         ));
     }
-    validate_derived_names(service, zones, &at, problems);
-    validate_exports(service, clusters, &at, problems);
-    validate_ports(service, &at, problems);
-    validate_endpoints(service, &at, problems);
-    validate_pins(service, i, pinned, &at, problems);
+    validate_derived_names(service, zones, at, problems);
+    validate_exports(service, clusters, at, problems);
+    validate_ports(service, at, problems);
+    validate_endpoints(service, at, problems);
+    validate_pins(service, i, pinned, at, problems);
 }
 
 /// Every name derived from a service must fit its own limit, checked here
@@ -197,21 +204,35 @@ fn validate_service<'r>(
 fn validate_derived_names(
     service: &Service,
     zones: &[String],
-    at: &str,
+    at: &dyn fmt::Display,
     problems: &mut Vec<Problem>,
 ) {
     for zone in zones {
+        // The host's length, written out only for a problem.
+        let len = service.name.len() + 1 + service.namespace.len() + 1 + zone.len();
+        let longest_owner = service
+            .ports
+            .iter()
+            .map(|p| p.name.len())
+            .max()
+            .unwrap_or(0)
+            + 1
+            + "._tcp.".len()
+            + len;
+        if len + SERVICE_ENTRY_SUFFIX_LEN <= MAX_NAME_LEN && longest_owner <= MAX_NAME_LEN {
+            continue;
+        }
         let host = service.host(zone);
         if host.len() > MAX_NAME_LEN {
             problems.push(Problem::new(
-                at,
+                at.to_string(),
                 format!("host `{host}` is longer than {MAX_NAME_LEN} characters"),
             ));
             continue;
         }
         if host.len() + SERVICE_ENTRY_SUFFIX_LEN > MAX_NAME_LEN {
             problems.push(Problem::new(
-                at,
+                at.to_string(),
                 format!(
                     "the ServiceEntry name of host `{host}` ({} characters, with room for a \
                      {SERVICE_ENTRY_SUFFIX_LEN}-character suffix) is longer than {MAX_NAME_LEN}",
@@ -236,8 +257,8 @@ fn validate_derived_names(
 
 fn validate_exports(
     service: &Service,
-    clusters: &HashSet<&str>,
-    at: &str,
+    clusters: &ClusterNames<'_>,
+    at: &dyn fmt::Display,
     problems: &mut Vec<Problem>,
 ) {
     if service.exported_from.is_empty() && service.endpoints.is_empty() {
@@ -246,7 +267,6 @@ fn validate_exports(
             "a service must be exported from at least one cluster, or list endpoints",
         ));
     }
-    let mut seen = HashSet::new();
     for (j, cluster) in service.exported_from.iter().enumerate() {
         if !clusters.contains(cluster.as_str()) {
             problems.push(Problem::new(
@@ -254,7 +274,7 @@ fn validate_exports(
                 format!("unknown cluster `{cluster}`"),
             ));
         }
-        if !seen.insert(cluster) {
+        if service.exported_from[..j].contains(cluster) {
             problems.push(Problem::new(
                 format!("{at}.exportedFrom[{j}]"),
                 format!("cluster `{cluster}` is listed twice"),
@@ -263,7 +283,7 @@ fn validate_exports(
     }
 }
 
-fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
+fn validate_ports(service: &Service, at: &dyn fmt::Display, problems: &mut Vec<Problem>) {
     if service.ports.is_empty() {
         problems.push(Problem::new(
             format!("{at}.ports"),
@@ -279,10 +299,15 @@ fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
             ),
         ));
     }
-    let mut names = HashSet::new();
-    let mut numbers = HashSet::new();
+    // A service has few ports (at most MAX_PORTS): repeats are found by
+    // looking back, without a set per service.
+    let before = |j: usize| &service.ports[..j];
     for (j, port) in service.ports.iter().enumerate() {
-        let at = format!("{at}.ports[{j}]");
+        let at = Item {
+            within: Some(at),
+            field: "ports",
+            index: j,
+        };
         // Port names become SRV owner labels (`_<name>`, at most 63 bytes)
         // and the keys of ServiceEntry endpoint ports (Istio's CRD: fewer
         // than 63 characters): DNS labels of at most 62 characters.
@@ -303,7 +328,7 @@ fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
                 ),
             ));
         }
-        if !names.insert(port.name.as_str()) {
+        if before(j).iter().any(|p| p.name == port.name) {
             problems.push(Problem::new(
                 format!("{at}.name"),
                 format!("port name `{}` is used twice", port.name),
@@ -314,13 +339,16 @@ fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
                 format!("{at}.number"),
                 format!("{} is not a port number (1-65535)", port.number),
             ));
-        } else if !numbers.insert(port.number) {
+        } else if before(j).iter().any(|p| p.number == port.number) {
             problems.push(Problem::new(
                 format!("{at}.number"),
                 format!("port {} is used twice", port.number),
             ));
         }
-        if !PROTOCOLS.contains(&port.protocol.to_ascii_uppercase().as_str()) {
+        if !PROTOCOLS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&port.protocol))
+        {
             problems.push(Problem::new(
                 format!("{at}.protocol"),
                 format!(
@@ -336,8 +364,8 @@ fn validate_ports(service: &Service, at: &str, problems: &mut Vec<Problem>) {
 fn validate_pins(
     service: &Service,
     index: usize,
-    pinned: &mut HashMap<IpAddr, usize>,
-    at: &str,
+    pinned: &mut HashMap<IpAddr, usize, FxBuildHasher>,
+    at: &dyn fmt::Display,
     problems: &mut Vec<Problem>,
 ) {
     if service.addresses.len() > MAX_PINNED {
@@ -366,6 +394,27 @@ fn validate_pins(
             )),
             None => {}
         }
+    }
+}
+
+/// The names of the registry's clusters.
+pub type ClusterNames<'r> = HashSet<&'r str, FxBuildHasher>;
+
+/// Where an item of a list is (`<within>.<field>[<index>]`, or
+/// `<field>[<index>]` at the top): written out only when a problem is
+/// reported, not for every service checked.
+struct Item<'a> {
+    within: Option<&'a dyn fmt::Display>,
+    field: &'static str,
+    index: usize,
+}
+
+impl fmt::Display for Item<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(within) = self.within {
+            write!(f, "{within}.")?;
+        }
+        write!(f, "{}[{}]", self.field, self.index)
     }
 }
 

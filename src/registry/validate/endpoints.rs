@@ -15,7 +15,11 @@ pub const MAX_ENDPOINTS: usize = 1000;
 
 /// Endpoints outside Kubernetes: what Istio's ServiceEntry CRD would refuse,
 /// refused here with the path of the field.
-pub(super) fn validate_endpoints(service: &Service, at: &str, problems: &mut Vec<Problem>) {
+pub(super) fn validate_endpoints(
+    service: &Service,
+    at: &dyn std::fmt::Display,
+    problems: &mut Vec<Problem>,
+) {
     if service.endpoints.len() > MAX_ENDPOINTS {
         problems.push(Problem::new(
             format!("{at}.endpoints"),
