@@ -124,13 +124,10 @@ fn missing_outside_and_hand_written_names_say_why() {
 #[test]
 fn a_vip_off_its_first_choice_is_flagged() {
     let (zones, mut allocated, allocator) = setup();
-    let lease = allocated
-        .table
-        .hosts
-        .get_mut("httpbin.bar.global")
-        .and_then(|leases| leases.get_mut(Family::V4))
-        .unwrap();
+    let leases = allocated.table.hosts.get_mut("httpbin.bar.global").unwrap();
+    let mut lease = leases.get(Family::V4).unwrap();
     lease.addr = "240.0.195.87".parse().unwrap();
+    leases.insert(Family::V4, lease);
     let text = explain(
         "httpbin.bar.global",
         Some(&zones),

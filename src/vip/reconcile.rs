@@ -162,12 +162,12 @@ impl Allocator {
             // order, which packs its nodes full. Inserted one by one, in
             // order, they would be left half full (168 bytes a host instead
             // of about 95), and rebuilding after costs both at once.
-            let new = added.map(|(want, leases)| (want.host.clone(), leases.clone()));
+            let new = added.map(|(want, leases)| (want.host.clone(), *leases));
             let old = std::mem::take(&mut table.hosts);
             table.hosts = merge_sorted(old.into_iter(), new).collect();
         } else {
             for (want, leases) in added {
-                table.hosts.insert(want.host.clone(), leases.clone());
+                table.hosts.insert(want.host.clone(), *leases);
             }
         }
     }

@@ -535,3 +535,37 @@ fn hosts_added_in_bulk_keep_the_old_leases_and_get_new_ones() {
     }
     assert_eq!(bulk, one_by_one);
 }
+
+/// A host's leases take 36 bytes, and are written as the two optional
+/// `{"addr", "since"}` slots they always were; a slot holding an address
+/// of the other family is refused, naming it.
+#[test]
+fn leases_are_compact_and_written_as_before() {
+    assert_eq!(std::mem::size_of::<Leases>(), 36);
+    let mut leases = Leases::default();
+    leases.insert(
+        Family::V4,
+        Lease {
+            addr: "240.0.0.1".parse().unwrap(),
+            since: 42,
+        },
+    );
+    leases.insert(
+        Family::V6,
+        Lease {
+            addr: "fd00::1".parse().unwrap(),
+            since: 43,
+        },
+    );
+    let text = serde_json::to_string(&leases).unwrap();
+    assert_eq!(
+        text,
+        r#"{"v4":{"addr":"240.0.0.1","since":42},"v6":{"addr":"fd00::1","since":43}}"#
+    );
+    assert_eq!(serde_json::from_str::<Leases>(&text).unwrap(), leases);
+    let wrong = r#"{"v4":{"addr":"fd00::1","since":42}}"#;
+    let err = serde_json::from_str::<Leases>(wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("fd00::1 is not an IPv4 address"), "{err}");
+}
