@@ -40,8 +40,8 @@ pub struct Loaded {
     /// The text's length.
     len: usize,
     /// Hashes of what lies before the first entry, and after the last.
-    head: u128,
-    tail: u128,
+    head: Hash,
+    tail: Hash,
     entries: Vec<Entry>,
     /// Services per name and namespace (by a 64-bit hash: two that share
     /// one send the version to a full load, which tells them apart).
@@ -50,14 +50,37 @@ pub struct Loaded {
     pins: HashMap<IpAddr, u32, FxBuildHasher>,
 }
 
-/// One entry of the services list.
+/// One entry of the services list: 24 bytes (offsets as `u32`, the hash
+/// as two words, without `u128`'s 16-byte alignment), 32 before.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
     /// Of the entry and what follows it, up to the next entry's start (up
     /// to its own end, for the last).
-    hash: u128,
+    hash: Hash,
+}
+
+/// A 128-bit hash, as two words.
+type Hash = [u64; 2];
+
+impl Entry {
+    /// `None` past 4 GiB of text: such a file is loaded whole each time.
+    fn new(start: usize, end: usize, hash: Hash) -> Option<Self> {
+        Some(Self {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+            hash,
+        })
+    }
+
+    fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    fn end(&self) -> usize {
+        self.end as usize
+    }
 }
 
 /// Loads `text` whole: [`load_str`]'s result, and when the text's entries
@@ -72,7 +95,7 @@ pub fn load(
         && validate(&registry, zones).is_empty()
     {
         let loaded = Loaded::new(text, registry.clone(), entries);
-        return Ok((registry, Some(loaded)));
+        return Ok((registry, loaded));
     }
     load_str(text, origin, zones).map(|registry| (registry, None))
 }
@@ -101,7 +124,7 @@ pub fn reload(
 /// finished with MurmurHash3's `fmix64`. Not for an adversary (the file
 /// is the operator's own); two versions of an entry colliding by accident
 /// is a chance of one in 2^128.
-fn hash(bytes: &[u8]) -> u128 {
+fn hash(bytes: &[u8]) -> Hash {
     const K1: u64 = 0x9E37_79B9_7F4A_7C15;
     const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
     let (mut a, mut b) = (K1 ^ bytes.len() as u64, K2);
@@ -123,7 +146,7 @@ fn hash(bytes: &[u8]) -> u128 {
         h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         h ^ (h >> 33)
     };
-    (u128::from(fmix(a)) << 64) | u128::from(fmix(b ^ a.rotate_left(17)))
+    [fmix(a), fmix(b ^ a.rotate_left(17))]
 }
 
 fn name_key(service: &Service) -> u64 {
@@ -206,20 +229,16 @@ fn decode_run(text: &str, spans: &[(usize, usize)], format: Format) -> Option<Ve
 }
 
 impl Loaded {
-    fn new(text: &str, registry: Registry, found: Entries) -> Self {
+    /// `None` for a text this cannot follow (past 4 GiB).
+    fn new(text: &str, registry: Registry, found: Entries) -> Option<Self> {
         let spans = &found.spans;
-        let entries = spans
-            .iter()
-            .enumerate()
-            .map(|(i, &(start, end))| {
-                let next = spans.get(i + 1).map_or(end, |s| s.0);
-                Entry {
-                    start,
-                    end,
-                    hash: hash(&text.as_bytes()[start..next]),
-                }
-            })
-            .collect();
+        // Sized exactly: collecting into an `Option` would grow it by
+        // doubling.
+        let mut entries = Vec::with_capacity(spans.len());
+        for (i, &(start, end)) in spans.iter().enumerate() {
+            let next = spans.get(i + 1).map_or(end, |s| s.0);
+            entries.push(Entry::new(start, end, hash(&text.as_bytes()[start..next]))?);
+        }
         let mut names: HashMap<u64, u32, FxBuildHasher> = HashMap::default();
         let mut pins: HashMap<IpAddr, u32, FxBuildHasher> = HashMap::default();
         for service in &registry.services {
@@ -229,7 +248,7 @@ impl Loaded {
             }
         }
         let (first, last) = (spans[0].0, spans[spans.len() - 1].1);
-        Self {
+        Some(Self {
             registry,
             format: found.format,
             len: text.len(),
@@ -238,7 +257,7 @@ impl Loaded {
             entries,
             names,
             pins,
-        }
+        })
     }
 
     /// This text's registry by what changed: `None` when the change is not
@@ -247,7 +266,7 @@ impl Loaded {
     fn update(&mut self, text: &str, zones: &[String]) -> Option<Option<Registry>> {
         let bytes = text.as_bytes();
         let n = self.entries.len();
-        let (first, last) = (self.entries[0].start, self.entries[n - 1].end);
+        let (first, last) = (self.entries[0].start(), self.entries[n - 1].end());
         let tail_len = self.len - last;
         if bytes.len() < first + tail_len
             || hash(&bytes[..first]) != self.head
@@ -259,13 +278,14 @@ impl Loaded {
         let chunk_end = |i: usize| {
             self.entries
                 .get(i + 1)
-                .map_or(self.entries[i].end, |e| e.start)
+                .map_or(self.entries[i].end(), |e| e.start())
         };
         // Entries the same from the front, at the same place.
         let mut front = 0;
         while front < n
             && chunk_end(front) <= bytes.len()
-            && hash(&bytes[self.entries[front].start..chunk_end(front)]) == self.entries[front].hash
+            && hash(&bytes[self.entries[front].start()..chunk_end(front)])
+                == self.entries[front].hash
         {
             front += 1;
         }
@@ -276,7 +296,7 @@ impl Loaded {
         let mut back = 0;
         while back < n - front {
             let i = n - 1 - back;
-            let (Some(start), Some(end)) = (shift(self.entries[i].start), shift(chunk_end(i)))
+            let (Some(start), Some(end)) = (shift(self.entries[i].start()), shift(chunk_end(i)))
             else {
                 break;
             };
@@ -292,8 +312,8 @@ impl Loaded {
         }
         let lo = front.saturating_sub(1);
         let hi = if back == 0 { n } else { n - back + 1 };
-        let from = self.entries[lo].start;
-        let to = shift(self.entries[hi - 1].end)?;
+        let from = self.entries[lo].start();
+        let to = shift(self.entries[hi - 1].end())?;
         if to <= from {
             return None;
         }
@@ -315,21 +335,17 @@ impl Loaded {
         for (k, &(start, end)) in spans.iter().enumerate() {
             let next = match spans.get(k + 1) {
                 Some(s) => s.0,
-                None if hi < n => shift(self.entries[hi].start)?,
+                None if hi < n => shift(self.entries[hi].start())?,
                 None => end,
             };
-            entries.push(Entry {
-                start,
-                end,
-                hash: hash(&bytes[start..next]),
-            });
+            entries.push(Entry::new(start, end, hash(&bytes[start..next]))?);
         }
         for entry in &self.entries[hi..] {
-            entries.push(Entry {
-                start: shift(entry.start)?,
-                end: shift(entry.end)?,
-                hash: entry.hash,
-            });
+            entries.push(Entry::new(
+                shift(entry.start())?,
+                shift(entry.end())?,
+                entry.hash,
+            )?);
         }
         if !self.recount(lo..hi, &decoded, zones) {
             return Some(None);
