@@ -189,8 +189,16 @@ fn parse_range(s: &str, family: Family) -> Result<VipRange, String> {
 }
 
 /// Zones must be distinct and must not nest: a host of one would otherwise
-/// also be a name inside the other.
+/// also be a name inside the other. At most
+/// [`MAX_ZONES`](crate::dns::zone::MAX_ZONES) of them.
 fn check_zones(zones: &[String]) -> Result<(), String> {
+    use crate::dns::zone::MAX_ZONES;
+    if zones.len() > MAX_ZONES {
+        return Err(format!(
+            "{} zones given; at most {MAX_ZONES} can be served",
+            zones.len()
+        ));
+    }
     for (i, a) in zones.iter().enumerate() {
         for b in &zones[i + 1..] {
             if a == b {

@@ -319,6 +319,21 @@ mod tests {
             panic!()
         };
         assert!(args.config().unwrap_err().contains("nest"));
+        // One zone more than a snapshot holds.
+        let mut many = vec![
+            "globaldns".to_string(),
+            "serve".into(),
+            "--registry".into(),
+            "r".into(),
+        ];
+        for i in 0..=crate::dns::zone::MAX_ZONES {
+            many.extend(["--zone".to_string(), format!("z{i}")]);
+        }
+        let Command::Serve(args) = Cli::try_parse_from(many).unwrap().command else {
+            panic!()
+        };
+        let err = args.config().unwrap_err();
+        assert!(err.contains("257 zones given; at most 256"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,10 @@ use names::Names;
 pub use names::NodeRef;
 pub use patch::Parents;
 
+/// Most zones a [`ZoneSet`] holds: a name's zone is one byte of its entry
+/// in the name table (`names.rs`). The command line refuses more.
+pub const MAX_ZONES: usize = 256;
+
 /// The class IN (RFC 1035 §3.2.4), as it is on the wire.
 pub(crate) const CLASS_IN: u16 = 1;
 

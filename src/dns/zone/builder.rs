@@ -8,7 +8,7 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, RData, Record};
 
 use super::host::HostNames;
-use super::names::{Carrier, Names, Shard, hash_key, place, shard_count};
+use super::names::{Carrier, Names, Shard, ZoneIndex, hash_key, place, shard_count};
 use super::patch::Parents;
 use super::{FastSoa, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, Zone, ZoneSet, fqdn, wire};
 
@@ -70,7 +70,7 @@ impl ZoneSetBuilder {
     }
 
     /// The node at `key`, created if new: its shard and index.
-    fn find_or_insert(&mut self, key: &[u8], zone: u16) -> Result<(usize, u32), String> {
+    fn find_or_insert(&mut self, key: &[u8], zone: ZoneIndex) -> Result<(usize, u32), String> {
         self.find_or_insert_in(key, zone, None)
     }
 
@@ -79,7 +79,7 @@ impl ZoneSetBuilder {
     fn find_or_insert_in(
         &mut self,
         key: &[u8],
-        zone: u16,
+        zone: ZoneIndex,
         carrier: Option<(usize, Carrier)>,
     ) -> Result<(usize, u32), String> {
         let (shard, hash) = place(key, self.shards.len());
@@ -106,7 +106,8 @@ impl ZoneSetBuilder {
             SOA_EXPIRE,
             self.ttl,
         );
-        let index = u16::try_from(self.zones.len()).map_err(|_| "too many zones".to_string())?;
+        let index =
+            ZoneIndex::try_from(self.zones.len()).map_err(|_| "too many zones".to_string())?;
         let mut zone = Zone {
             origin: LowerName::new(&origin),
             key: wire(&origin),
@@ -200,9 +201,9 @@ impl ZoneSetBuilder {
         // Longest origin first; node zone indexes follow the new order.
         let mut order: Vec<usize> = (0..zones.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(zones[i].origin.num_labels()));
-        let mut new_index = vec![0u16; zones.len()];
+        let mut new_index = vec![0 as ZoneIndex; zones.len()];
         for (new, &old) in order.iter().enumerate() {
-            new_index[old] = new as u16;
+            new_index[old] = new as ZoneIndex;
         }
         let shards = self
             .shards

@@ -9,13 +9,14 @@
 //! (escapes, a label too long) goes through hickory's parser, which gives
 //! the same bytes or the error a report shows.
 
+use super::names::ZoneIndex;
 use super::{HostData, Zone, wire};
 
 /// The names of one host.
 #[derive(Debug)]
 pub(super) struct HostNames {
     /// Index of its zone in the zones it was placed against.
-    pub(super) zone: u16,
+    pub(super) zone: ZoneIndex,
     pub(super) host: Box<[u8]>,
     /// The host is a wildcard (`*.suffix`).
     pub(super) wildcard: bool,
@@ -65,7 +66,7 @@ impl HostNames {
             .map(|at| Box::<[u8]>::from(&host[at..]))
             .collect();
         Ok(Self {
-            zone: u16::try_from(index).map_err(|_| "too many zones".to_string())?,
+            zone: ZoneIndex::try_from(index).map_err(|_| "too many zones".to_string())?,
             wildcard: host.get(..2) == Some(b"\x01*"),
             host,
             tcp,

@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::host::HostNames;
-use super::names::{Carrier, NO_SRV, Names, Node, Shard, hash_key, place};
+use super::names::{Carrier, NO_SRV, Names, Node, Shard, ZoneIndex, hash_key, place};
 use super::{HostData, ZoneSet};
 
 /// How many claims each shared name of a set has: each empty non-terminal
@@ -64,7 +64,7 @@ struct Edit {
     /// Hosts to add, as indexes into the patch's list of added hosts.
     hosts: Vec<usize>,
     /// Empty non-terminals to make, with their zone.
-    parents: Vec<(Box<[u8]>, u16)>,
+    parents: Vec<(Box<[u8]>, ZoneIndex)>,
 }
 
 impl ZoneSet {
@@ -81,7 +81,7 @@ impl ZoneSet {
         let count = self.names.shards.len();
         let mut edits: HashMap<usize, Edit> = HashMap::new();
         // Each parent touched: its claims before the patch, and its zone.
-        let mut touched: HashMap<Box<[u8]>, (u32, u16), FxBuildHasher> = HashMap::default();
+        let mut touched: HashMap<Box<[u8]>, (u32, ZoneIndex), FxBuildHasher> = HashMap::default();
         for data in removed {
             let names = HostNames::of(data, &self.zones)?;
             for key in names.own() {
