@@ -35,9 +35,10 @@ pub(super) struct Names {
 
 /// One shard. Nodes sit in one vector, their keys (lower-case wire names)
 /// back to back in one byte arena, their addresses in two more; the hash
-/// table holds only node indexes. At 100,000 hosts this is about 150
-/// bytes a host, against 420 for a `HashMap<Box<[u8]>, Node>` with boxed
-/// addresses (one allocation per key, per address list and per SRV).
+/// table holds only node indexes. At 100,000 hosts (300,000 names) this is
+/// about 156 bytes a host, against 420 for a `HashMap<Box<[u8]>, Node>`
+/// with boxed addresses (one allocation per key, per address list and per
+/// SRV).
 #[derive(Debug, Default, Clone)]
 pub(super) struct Shard {
     pub(super) table: HashTable<u32>,
