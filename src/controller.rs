@@ -361,7 +361,13 @@ impl Controller {
                 .as_millis() as u64,
             "registry published"
         );
-        if let Some(writer) = &self.writer {
+        // Until the registry source confirms, what is published is the
+        // last-known-good registry read from disk: written back, it would
+        // cost a warm start a second core's worth of serializing (160 ms
+        // at 100,000 services) for the same registry.
+        if let Some(writer) = &self.writer
+            && self.confirmed
+        {
             writer.submit(LastGood {
                 serial,
                 digest: Some(digest),

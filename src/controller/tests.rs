@@ -302,3 +302,31 @@ proptest::proptest! {
         }
     }
 }
+
+/// A warm start publishes the last-known-good registry read from disk,
+/// and does not write it back (a second core's worth of serializing at
+/// 100,000 services); the first version the source confirms is written.
+#[test]
+fn a_warm_start_does_not_write_back_the_last_known_good_registry() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last-good.json");
+    let inode = || std::fs::metadata(&path).unwrap().ino();
+    let one = registry(&[("a", None)]);
+    let (mut controller, _) = small(dir.path());
+    controller.apply(one.clone(), SystemTime::now());
+    controller.flush();
+    drop(controller);
+    let written = inode();
+
+    let (mut controller, published) = small(dir.path());
+    assert!(
+        answer(&published, "a.ns.global").is_some(),
+        "served from disk"
+    );
+    controller.flush();
+    assert_eq!(inode(), written, "not written back");
+    controller.apply(registry(&[("a", None), ("b", None)]), SystemTime::now());
+    controller.flush();
+    assert_ne!(inode(), written, "the confirmed version is written");
+}
