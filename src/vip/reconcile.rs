@@ -127,7 +127,7 @@ impl Allocator {
                 let leases = table
                     .hosts
                     .get(want.host.as_str())
-                    .cloned()
+                    .copied()
                     .unwrap_or_default();
                 let lacking = [Family::V4, Family::V6]
                     .into_iter()
@@ -160,8 +160,8 @@ impl Allocator {
             // Many hosts (all of them, at a first start): the table is
             // built anew from the old one and the new leases, both in name
             // order, which packs its nodes full. Inserted one by one, in
-            // order, they would be left half full (168 bytes a host instead
-            // of about 95), and rebuilding after costs both at once.
+            // order, they would be left half full (twice the nodes), and
+            // rebuilding after costs both at once.
             let new = added.map(|(want, leases)| (want.host.clone(), *leases));
             let old = std::mem::take(&mut table.hosts);
             table.hosts = merge_sorted(old.into_iter(), new).collect();
