@@ -33,6 +33,8 @@ pub const MANAGED: &str = "app.kubernetes.io/managed-by=globaldns";
 pub const MADE_BY_TEST: &str = "app.kubernetes.io/part-of=globaldns-e2e";
 /// The label of peer Secrets.
 pub const PEER: &str = "globaldns.io/peer=true";
+/// The Secret `globaldns peer-secret` makes for the reader's token.
+const READER_TOKEN: &str = "globaldns-reader-token";
 /// The MCS API's ServiceExport CRD (tests/e2e/data/serviceexport-crd.yaml).
 pub const SERVICE_EXPORT_CRD: &str = "serviceexports.multicluster.x-k8s.io";
 
@@ -153,6 +155,14 @@ impl Suite {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
         let peers = ListParams::default().labels(PEER);
         found.extend(names(list_names(&secrets, &peers).await, "Secret"));
+        // The reader's token Secret, which `globaldns peer-secret` makes in
+        // the cluster it reads. Left behind, it outlived its ServiceAccount
+        // when the round's install was removed, and in the next round the
+        // token controller filled the new one in only after its back-off
+        // for that name (once more than peer-secret's 30 s).
+        if let Ok(Some(token)) = secrets.get_opt(READER_TOKEN).await {
+            found.insert(("Secret", token.name_any()));
+        }
         let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
         let made = ListParams::default().labels(MADE_BY_TEST);
         found.extend(names(list_names(&services, &made).await, "Service"));
