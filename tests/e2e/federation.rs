@@ -105,7 +105,16 @@ fn join_peer(read: &Path, cluster: &str, into: &Path) {
         .output()
         .expect("globaldns runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "peer-secret failed: {stderr}");
+    if !output.status.success() {
+        // The token is the controller manager's to fill in: its log says why not.
+        let log = read.with_file_name("kube-controller-manager.log");
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "peer-secret failed: {stderr}\n--- kube-controller-manager (last 40 lines) ---\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     let yaml = String::from_utf8(output.stdout).unwrap();
     assert!(
         yaml.contains("globaldns.io/peer: 'true'") || yaml.contains("globaldns.io/peer: \"true\""),
