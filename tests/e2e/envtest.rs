@@ -143,7 +143,8 @@ impl Envtest {
     }
 
     /// Starts the API server on `api_port` (again, after
-    /// [`Envtest::stop_apiserver`]) and waits for `/readyz`.
+    /// [`Envtest::stop_apiserver`], and then the controller manager again
+    /// too) and waits for `/readyz`.
     pub fn start_apiserver(&mut self) -> Result<(), String> {
         let d = self.dir.path();
         let args = vec![
@@ -188,6 +189,16 @@ impl Envtest {
             }
             if readyz(&self.kubeconfig()) {
                 self.apiserver = Some(child);
+                // After an outage the controller manager starts again too.
+                // Kept running across two outages (the watch test's, once
+                // a round), it stopped filling in service-account tokens in
+                // round 2 of fresh-clone CI runs, three times in three,
+                // with nothing in its log: federation's `peer-secret` then
+                // timed out. Nothing else here needs it to ride outages out.
+                if let Some(mut manager) = self.controller_manager.take() {
+                    stop(&mut manager);
+                    self.start_controller_manager()?;
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {
