@@ -238,19 +238,14 @@ impl Shard {
             .ok()
             .filter(|&i| i != NO_SRV)
             .ok_or_else(too_many)?;
-        let key_len = u8::try_from(key.len()).map_err(|_| "a name longer than 255 bytes")?;
-        let start = match carrier {
-            Some(c) if c.len >= key_len && self.keys[c.range()].ends_with(key) => {
-                c.end - u32::from(key_len)
-            }
-            _ => {
-                let start = u32::try_from(self.keys.len()).map_err(|_| too_many())?;
-                self.keys.extend_from_slice(key);
-                start
-            }
+        // The key's own bytes, unless `carrier` ends with them.
+        let carrier = match carrier {
+            Some(c) if self.keys[c.range()].ends_with(key) => c,
+            _ => self.carry(key)?,
         };
+        let key_len = key.len() as u8; // at most the carrier's
         self.nodes.push(Node {
-            key: start,
+            key: carrier.end - u32::from(key_len),
             key_len,
             zone,
             a: Span::default(),
