@@ -61,14 +61,18 @@ pub struct HandWritten {
     pub source: String,
 }
 
-/// How many names the snapshot of `registry` holds, and how many bytes
-/// their keys take. Per zone: the apex and its name server `ns.<zone>`;
-/// each host, its SRV names and the `_tcp.<host>` between them (whose keys
-/// are the tail of its first SRV name's, `dns/zone/names.rs`); each
-/// namespace (an empty non-terminal). Plus the hand-written hosts (an upper
-/// bound: some are refused, or in no zone). A wire name takes two bytes
-/// more than its text without the final dot.
-fn sizes(registry: &Registry, zones: &[String], hand_written: &[HandWritten]) -> (usize, usize) {
+/// How many names the snapshot of `registry` stores, how many bytes their
+/// keys and SRV labels take, and how many SRV names its hosts hold (which
+/// are not stored names, `dns/zone/names.rs`). Per zone: the apex and its
+/// name server `ns.<zone>`; each host, with the first label `_<port>` of
+/// each SRV name; each namespace (an empty non-terminal). Plus the
+/// hand-written hosts (an upper bound: some are refused, or in no zone). A
+/// wire name takes two bytes more than its text without the final dot.
+fn sizes(
+    registry: &Registry,
+    zones: &[String],
+    hand_written: &[HandWritten],
+) -> (usize, usize, usize) {
     let namespaces: rustc_hash::FxHashSet<&str> = registry
         .services
         .iter()
@@ -76,6 +80,7 @@ fn sizes(registry: &Registry, zones: &[String], hand_written: &[HandWritten]) ->
         .collect();
     let mut names = 0;
     let mut key_bytes = 0;
+    let mut ports = 0;
     for zone in zones {
         let zone = zone.len();
         names += 2 + namespaces.len();
@@ -85,21 +90,20 @@ fn sizes(registry: &Registry, zones: &[String], hand_written: &[HandWritten]) ->
             .map(|ns| ns.len() + 1 + zone + 2)
             .sum::<usize>();
         for service in &registry.services {
-            let host = service.name.len() + 1 + service.namespace.len() + 1 + zone + 2;
-            let ports = service.ports.len();
-            names += 1 + ports + usize::from(ports > 0);
-            // `_<port>` and `_tcp` before the host.
-            let srv = |name: &str| 2 + name.len() + 5 + host;
-            key_bytes += if ports > 0 {
-                service.ports.iter().map(|p| srv(&p.name)).sum()
-            } else {
-                host
-            };
+            names += 1;
+            key_bytes += service.name.len() + 1 + service.namespace.len() + 1 + zone + 2;
+            // Each SRV name's first label, `_<port>`.
+            ports += service.ports.len();
+            key_bytes += service
+                .ports
+                .iter()
+                .map(|p| 2 + p.name.len())
+                .sum::<usize>();
         }
     }
     names += hand_written.len();
     key_bytes += hand_written.iter().map(|h| h.host.len() + 2).sum::<usize>();
-    (names, key_bytes)
+    (names, key_bytes, ports)
 }
 
 /// The zones that answer for `registry`, with the addresses `table` holds,
@@ -122,10 +126,10 @@ pub fn zones(
     ttl: u32,
     ns_addresses: &[IpAddr],
 ) -> Result<Built, String> {
-    let (names, key_bytes) = sizes(registry, zones, hand_written);
+    let (names, key_bytes, srv_names) = sizes(registry, zones, hand_written);
     // The serial is the caller's to set (ZoneSet::set_serial), once it
     // knows whether what is served changed.
-    let mut set = ZoneSetBuilder::with_sizes(0, ttl, names, key_bytes);
+    let mut set = ZoneSetBuilder::with_sizes(0, ttl, names, key_bytes, srv_names);
     set.name_server_addresses(ns_addresses);
     for zone in zones {
         set.zone(zone)?;

@@ -93,7 +93,7 @@ impl ZoneSet {
 
     /// The zone a node belongs to.
     pub fn zone_of(&self, node: NodeRef<'_>) -> &Zone {
-        &self.zones[usize::from(node.node.zone)]
+        &self.zones[usize::from(node.zone)]
     }
 
     /// The zones' SOA serial.
@@ -140,31 +140,38 @@ impl ZoneSet {
         self.len() == 0
     }
 
-    /// Bytes of the name table's key arenas: what sharing a host's key
-    /// bytes between its names saves shows here (`names.rs`, `Carrier`).
+    /// Bytes of the name table's key arenas: each stored name's key, and
+    /// the first label of each SRV name (`names.rs`).
     pub fn key_bytes(&self) -> usize {
         self.names.shards.iter().map(|s| s.keys.len()).sum()
+    }
+
+    /// What the name table's arenas hold: stored names (a host's `_tcp`
+    /// and SRV names are not, `names.rs`), bytes of keys and SRV labels,
+    /// and SRV names held by their hosts. What a build is sized by.
+    pub fn stored(&self) -> (usize, usize, usize) {
+        let shards = &self.names.shards;
+        let nodes = shards.iter().map(|s| s.nodes.len()).sum();
+        let ports = shards.iter().map(|s| s.srv.len()).sum();
+        (nodes, self.key_bytes(), ports)
     }
 
     /// Every name with what is there, one line each in key order: two sets
     /// with the same dump serve the same names with the same data. What
     /// tests compare a patched set and a full build by.
     pub fn dump(&self) -> String {
-        let mut lines: Vec<String> = self
-            .names
-            .iter()
-            .map(|node| {
-                let srv = node.srv().map(|(port, target)| (port, target.key()));
-                format!(
-                    "{:?} zone={} a={:?} aaaa={:?} srv={:?}",
-                    node.key(),
+        let mut lines = Vec::with_capacity(self.len());
+        for shard in &self.names.shards {
+            shard.each_name(|key, node| {
+                let srv = node.srv().map(|(port, target)| (port, target.stored_key()));
+                lines.push(format!(
+                    "{key:?} zone={} a={:?} aaaa={:?} srv={srv:?}",
                     self.zone_of(node).origin,
                     node.a(),
                     node.aaaa(),
-                    srv
-                )
-            })
-            .collect();
+                ));
+            });
+        }
         lines.sort();
         for zone in &self.zones {
             lines.push(format!(
@@ -177,12 +184,17 @@ impl ZoneSet {
 
     /// Every record of `zone` below its apex, in name order, for printing.
     pub fn records(&self, zone: &Zone) -> Vec<Record> {
-        let mut nodes: Vec<(Name, NodeRef<'_>)> = self
-            .names
-            .iter()
-            .filter(|node| std::ptr::eq(self.zone_of(*node), zone))
-            .filter_map(|node| Some((node.name()?, node)))
-            .collect();
+        let mut nodes: Vec<(Name, NodeRef<'_>)> = Vec::new();
+        for shard in &self.names.shards {
+            shard.each_name(|key, node| {
+                if std::ptr::eq(self.zone_of(node), zone)
+                    && let Some(mut name) = names::name_from_wire(key)
+                {
+                    name.set_fqdn(true);
+                    nodes.push((name, node));
+                }
+            });
+        }
         nodes.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::new();
         for (name, node) in nodes {
@@ -299,5 +311,31 @@ mod tests {
         assert_eq!(set.zone_of(other).origin.to_string(), "east.region.");
         assert_eq!(set.zones()[0].origin.to_string(), "east.region.");
         assert!(set.node(&key("nope.bar.global")).is_none());
+        assert!(set.node(&key("_grpc._tcp.httpbin.bar.global")).is_none());
+        assert!(
+            set.node(&key("_tcp.db.foo.east.region")).is_none(),
+            "no ports"
+        );
+    }
+
+    /// A port named `tcp` has the SRV name `_tcp._tcp.<host>`, found
+    /// through the host like any other (`names.rs`), beside `_tcp.<host>`.
+    #[test]
+    fn a_port_named_tcp_is_an_srv_name() {
+        let mut builder = ZoneSetBuilder::new(1, 30, 8);
+        builder.zone("global").unwrap();
+        builder
+            .add_host(&HostData {
+                host: "db.bar.global",
+                addresses: &["240.0.0.1".parse().unwrap()],
+                ports: &[("tcp", 5432)],
+            })
+            .unwrap();
+        let set = builder.build();
+        let srv = set.node(&key("_tcp._tcp.db.bar.global")).unwrap();
+        assert_eq!(srv.srv().unwrap().0, 5432);
+        let ent = set.node(&key("_tcp.db.bar.global")).unwrap();
+        assert!(ent.srv().is_none() && ent.a().is_empty());
+        assert!(set.node(&key("_tcp._tcp._tcp.db.bar.global")).is_none());
     }
 }

@@ -8,7 +8,7 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, RData, Record};
 
 use super::host::HostNames;
-use super::names::{Carrier, Names, Shard, ZoneIndex, hash_key, place, shard_count};
+use super::names::{Names, Shard, ZoneIndex, place, shard_count};
 use super::patch::Parents;
 use super::{FastSoa, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, Zone, ZoneSet, fqdn, wire};
 
@@ -32,28 +32,33 @@ pub struct ZoneSetBuilder {
 
 impl ZoneSetBuilder {
     /// An empty set whose zones get `serial` and whose records get `ttl`.
-    /// `names` is how many names it will hold (apexes, hosts, SRV names and
-    /// empty non-terminals): the table is cut into shards and sized once,
-    /// for that many. The table is a good part of a snapshot's memory, and
-    /// a count short by a few names doubles a shard while it grows.
+    /// `names` is how many names it will hold (apexes, hosts and empty
+    /// non-terminals; a host's SRV names are held by its node): the table
+    /// is cut into shards and sized once, for that many. The table is a
+    /// good part of a snapshot's memory, and a count short by a few names
+    /// doubles a shard while it grows.
     pub fn new(serial: u32, ttl: u32, names: usize) -> Self {
-        // Wire names of mesh hosts run to about 30 bytes.
-        Self::with_sizes(serial, ttl, names, names.saturating_mul(32))
+        // Wire names of mesh hosts run to about 30 bytes; one port each.
+        Self::with_sizes(serial, ttl, names, names.saturating_mul(32), names)
     }
 
-    /// [`Self::new`], its key arenas sized for `key_bytes` bytes of keys
-    /// in all (a host's names take its first SRV name's key, see
-    /// `names.rs`). Room reserved and never used is freed only when the
-    /// set is sealed, in the middle of the heap, where it stays resident.
-    pub fn with_sizes(serial: u32, ttl: u32, names: usize, key_bytes: usize) -> Self {
+    /// [`Self::new`], the shards' arenas sized for `key_bytes` bytes of
+    /// keys and SRV labels (`_<port>`) in all, and `ports` SRV names. Room
+    /// reserved and never used is freed only when the set is sealed, in the
+    /// middle of the heap, where it stays resident.
+    pub fn with_sizes(serial: u32, ttl: u32, names: usize, key_bytes: usize, ports: usize) -> Self {
         let count = shard_count(names);
         // A shard gets its share and a margin for the luck of the hash.
-        let each = names / count + names / count / 8 + 16;
-        let bytes = key_bytes / count + key_bytes / count / 8 + 16 * 32;
+        let share = |n: usize, least: usize| n / count + n / count / 8 + least;
+        let (each, bytes, srv) = (
+            share(names, 16),
+            share(key_bytes, 16 * 32),
+            share(ports, 16),
+        );
         Self {
             zones: Vec::new(),
             shards: (0..count)
-                .map(|_| Shard::with_capacity(each, bytes))
+                .map(|_| Shard::with_capacity(each, bytes, srv))
                 .collect(),
             parents: Parents::default(),
             serial,
@@ -71,20 +76,8 @@ impl ZoneSetBuilder {
 
     /// The node at `key`, created if new: its shard and index.
     fn find_or_insert(&mut self, key: &[u8], zone: ZoneIndex) -> Result<(usize, u32), String> {
-        self.find_or_insert_in(key, zone, None)
-    }
-
-    /// [`Self::find_or_insert`], a new node's key pointing into `carrier`
-    /// (bytes in one shard's arena) when it is in that shard and can.
-    fn find_or_insert_in(
-        &mut self,
-        key: &[u8],
-        zone: ZoneIndex,
-        carrier: Option<(usize, Carrier)>,
-    ) -> Result<(usize, u32), String> {
         let (shard, hash) = place(key, self.shards.len());
-        let carrier = carrier.filter(|&(at, _)| at == shard).map(|(_, c)| c);
-        let index = self.shards[shard].find_or_insert_in(key, hash, zone, carrier)?;
+        let index = self.shards[shard].find_or_insert(key, hash, zone)?;
         Ok((shard, index))
     }
 
@@ -165,26 +158,11 @@ impl ZoneSetBuilder {
             self.parents.claim(parent);
             self.find_or_insert(parent, names.zone)?;
         }
-        // The host's names share its shard (`names.rs`), and its first SRV
-        // name's key carries theirs (`Carrier`).
-        let shard = place(&names.host, self.shards.len()).0;
-        let carrier = match names.srv.first() {
-            Some((key, _)) if self.shards[shard].find(key, hash_key(key)).is_none() => {
-                Some((shard, self.shards[shard].carry(key)?))
-            }
-            _ => None,
-        };
-        let (shard, host) = self.find_or_insert_in(&names.host, names.zone, carrier)?;
-        self.shards[shard].set_addresses(host, data.addresses)?;
-        if let Some(tcp) = &names.tcp {
-            self.find_or_insert_in(tcp, names.zone, carrier)?;
-        }
-        for (key, number) in &names.srv {
-            let (srv_shard, srv) = self.find_or_insert_in(key, names.zone, carrier)?;
-            debug_assert_eq!(srv_shard, shard, "a host and its SRV names share a shard");
-            let node = &mut self.shards[srv_shard].nodes[srv as usize];
-            node.srv_port = *number;
-            node.srv_target = host;
+        let (shard, host) = self.find_or_insert(&names.host, names.zone)?;
+        let shard = &mut self.shards[shard];
+        shard.set_addresses(host, data.addresses)?;
+        if !names.srv.is_empty() {
+            shard.set_ports(host, names.ports())?;
         }
         Ok(())
     }

@@ -75,6 +75,14 @@ impl HostNames {
         })
     }
 
+    /// Each SRV name's first label (`_<port>`, wire form) and port: what
+    /// the host's node holds of them (`names.rs`).
+    pub(super) fn ports(&self) -> impl Iterator<Item = (&[u8], u16)> + Clone {
+        self.srv
+            .iter()
+            .map(|(key, port)| (&key[..1 + usize::from(key[0])], *port))
+    }
+
     /// Every name the host owns alone: itself, `_tcp` and its SRV names.
     pub(super) fn own(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(&*self.host)

@@ -6,10 +6,14 @@
 //! the snapshots that have it unchanged: a change of one host copies the
 //! one or two shards its names are in, never the whole table, so a patch
 //! costs the same at a thousand hosts as at a million (see `patch.rs`).
-//! A name's shard is chosen by the name without its leading `_` labels,
-//! so a host and its SRV names (`_<port>._tcp.<host>`) share one: an SRV
-//! name points at its host's node by index, which a shard can renumber
-//! on its own.
+//!
+//! A host's SRV names (`_<port>._tcp.<host>`, RFC 2782) and the empty
+//! non-terminal `_tcp.<host>` above them are not stored as names of their
+//! own: the host's node lists its ports ([`SrvPort`]), and a lookup of a
+//! name that begins with `_` labels finds them through the host. A name's
+//! shard is chosen by the name without its leading `_` labels, so that
+//! host is in the shard the lookup is already in. At 100,000 hosts this is
+//! 62 bytes a host less than a node for each of the three names.
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -27,6 +31,9 @@ pub(super) const SHARD_NAMES: usize = 2048;
 /// Most shards a set is cut into.
 const MAX_SHARDS: usize = 1 << 16;
 
+/// The wire label `_tcp`, which sits between a host and its SRV names.
+pub(super) const TCP_LABEL: &[u8] = b"\x04_tcp";
+
 /// The name table: shards, their count a power of two.
 #[derive(Debug, Clone)]
 pub(super) struct Names {
@@ -34,18 +41,20 @@ pub(super) struct Names {
 }
 
 /// One shard. Nodes sit in one vector, their keys (lower-case wire names)
-/// back to back in one byte arena, their addresses in two more; the hash
-/// table holds only node indexes. At 100,000 hosts (300,000 names) this is
-/// about 156 bytes a host, against 420 for a `HashMap<Box<[u8]>, Node>`
-/// with boxed addresses (one allocation per key, per address list and per
-/// SRV).
+/// back to back in one byte arena, their addresses in two more, their SRV
+/// ports in another; the hash table holds only node indexes. At 100,000
+/// hosts this is about 93 bytes a host, against 420 for a
+/// `HashMap<Box<[u8]>, Node>` with boxed addresses (one allocation per key,
+/// per address list and per SRV).
 #[derive(Debug, Default, Clone)]
 pub(super) struct Shard {
     pub(super) table: HashTable<u32>,
     pub(super) nodes: Vec<Node>,
+    /// Keys, and the first labels (`_<port>`) of SRV names.
     pub(super) keys: Vec<u8>,
     pub(super) v4: Vec<Ipv4Addr>,
     pub(super) v6: Vec<Ipv6Addr>,
+    pub(super) srv: Vec<SrvPort>,
     /// The sum of its names' digests (see `digest.rs`), set when sealed.
     pub(super) sum: u64,
 }
@@ -66,17 +75,22 @@ pub(super) struct Node {
     pub(super) zone: ZoneIndex,
     pub(super) a: Span,
     pub(super) aaaa: Span,
-    /// On `_<port>._tcp.<host>` names: the port, and the host's node.
-    pub(super) srv_port: u16,
-    pub(super) srv_target: u32,
+    /// On a host with named TCP ports: its SRV names, in `Shard::srv`.
+    pub(super) srv: Span,
 }
 
-/// `srv_target` of a node without SRV data.
-pub(super) const NO_SRV: u32 = u32::MAX;
+/// One SRV name of a host, `_<port>._tcp.<host>`: its first label (wire
+/// form, in the key arena) and the port it gives.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SrvPort {
+    pub(super) label: u32,
+    pub(super) label_len: u8,
+    pub(super) port: u16,
+}
 
-/// A run of addresses in one of the address arenas. Packed to 6 bytes,
-/// so that a [`Node`] with two of them fits 24 (32 with their padding: 2.4
-/// MB more at 100,000 hosts); read by value only.
+/// A run of entries in one of a shard's arenas. Packed to 6 bytes, so that
+/// a [`Node`] with three of them fits 24 (32 with their padding: 2.4 MB
+/// more at 100,000 hosts); read by value only.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, packed(2))]
 pub(super) struct Span {
@@ -89,24 +103,25 @@ impl Span {
         let start = self.start as usize;
         start..start + usize::from(self.len)
     }
-}
 
-/// Key bytes in a shard's arena that later keys may point into: a name's
-/// key ends with its parent's, so the key of `_<port>._tcp.<host>` holds
-/// those of `_tcp.<host>` and `<host>` as its tail. A host's three names
-/// then take its SRV name's bytes once: 57 bytes a host less for a mesh
-/// host of usual length (5.7 MB at 100,000 hosts).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Carrier {
-    /// Where its bytes end in the arena, and how many there are.
-    end: u32,
-    len: u8,
-}
-
-impl Carrier {
-    fn range(self) -> std::ops::Range<usize> {
-        self.end as usize - usize::from(self.len)..self.end as usize
+    /// The span from `start` to the arena's `end`; fails past `u32`
+    /// entries or `u16` in one run.
+    fn of(start: usize, end: usize) -> Result<Self, String> {
+        let too_many = || "too many addresses or ports in one snapshot".to_string();
+        Ok(Span {
+            start: u32::try_from(start).map_err(|_| too_many())?,
+            len: u16::try_from(end - start).map_err(|_| too_many())?,
+        })
     }
+}
+
+/// A name found only through its host (see the module's doc).
+#[derive(Debug, Clone, Copy)]
+enum ThroughHost {
+    /// `_tcp.<host>`: an empty non-terminal.
+    Tcp { host: u32 },
+    /// `_<port>._tcp.<host>`.
+    Srv { host: u32, port: u16 },
 }
 
 pub(super) fn hash_key(key: &[u8]) -> u64 {
@@ -148,34 +163,52 @@ pub(super) fn place(key: &[u8], count: usize) -> (usize, u64) {
 }
 
 impl Names {
-    /// The node at `key` (a lower-case wire name), if the name exists.
+    /// The node at `key` (a lower-case wire name), if the name exists:
+    /// stored, or found through its host (`_tcp.<host>`, an SRV name).
     pub(super) fn find(&self, key: &[u8]) -> Option<NodeRef<'_>> {
         let (shard, hash) = place(key, self.shards.len());
         let shard = &self.shards[shard];
-        let index = shard.find(key, hash)?;
-        Some(shard.node(index))
+        let own = shard.find(key, hash).map(|i| &shard.nodes[i as usize]);
+        // Only a name that begins with a `_` label may be found through
+        // its host; the rest (every A and AAAA question) pays one test.
+        let through = match key.get(1) {
+            Some(b'_') => shard.through_host(key),
+            _ => None,
+        };
+        let zone = match (own, through) {
+            (Some(node), _) => node.zone,
+            (None, Some(ThroughHost::Tcp { host } | ThroughHost::Srv { host, .. })) => {
+                shard.nodes[host as usize].zone
+            }
+            (None, None) => return None,
+        };
+        let srv = match through {
+            Some(ThroughHost::Srv { host, port }) => Some((port, host)),
+            _ => None,
+        };
+        Some(NodeRef {
+            shard,
+            node: own,
+            srv,
+            zone,
+        })
     }
 
-    /// Number of names.
+    /// Number of names, those found through their hosts included.
     pub(super) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.nodes.len()).sum()
-    }
-
-    /// Every node, shard by shard.
-    pub(super) fn iter(&self) -> impl Iterator<Item = NodeRef<'_>> {
-        self.shards
-            .iter()
-            .flat_map(|s| (0..s.nodes.len()).map(move |i| s.node(i as u32)))
+        self.shards.iter().map(|s| s.names()).sum()
     }
 }
 
 impl Shard {
-    /// Room for `names` names whose keys take `key_bytes` bytes.
-    pub(super) fn with_capacity(names: usize, key_bytes: usize) -> Self {
+    /// Room for `names` nodes whose keys (and SRV labels) take `key_bytes`
+    /// bytes, and for `ports` SRV names.
+    pub(super) fn with_capacity(names: usize, key_bytes: usize, ports: usize) -> Self {
         Self {
             table: HashTable::with_capacity(names),
             nodes: Vec::with_capacity(names),
             keys: Vec::with_capacity(key_bytes),
+            srv: Vec::with_capacity(ports),
             ..Self::default()
         }
     }
@@ -184,10 +217,35 @@ impl Shard {
         &self.keys[node.key as usize..][..usize::from(node.key_len)]
     }
 
+    /// The first label of an SRV name, `_<port>`, in wire form.
+    pub(super) fn label(&self, port: &SrvPort) -> &[u8] {
+        &self.keys[port.label as usize..][..usize::from(port.label_len)]
+    }
+
+    /// The SRV names of a node's host.
+    pub(super) fn ports(&self, node: &Node) -> &[SrvPort] {
+        &self.srv[node.srv.range()]
+    }
+
+    /// Names in this shard: its nodes, and for each host with ports, its
+    /// `_tcp` and SRV names.
+    pub(super) fn names(&self) -> usize {
+        let through: usize = self
+            .nodes
+            .iter()
+            .filter(|n| n.srv.len > 0)
+            .map(|n| 1 + usize::from(n.srv.len))
+            .sum();
+        self.nodes.len() + through
+    }
+
     pub(super) fn node(&self, index: u32) -> NodeRef<'_> {
+        let node = &self.nodes[index as usize];
         NodeRef {
             shard: self,
-            node: &self.nodes[index as usize],
+            node: Some(node),
+            srv: None,
+            zone: node.zone,
         }
     }
 
@@ -204,6 +262,27 @@ impl Shard {
             .copied()
     }
 
+    /// `key` as `_tcp.<host>` or `_<port>._tcp.<host>` of a host in this
+    /// shard that has such a port.
+    fn through_host(&self, key: &[u8]) -> Option<ThroughHost> {
+        let host_with_ports = |host: &[u8]| {
+            let index = self.find(host, hash_key(host))?;
+            let node = &self.nodes[index as usize];
+            (node.srv.len > 0).then_some((index, node))
+        };
+        // `_tcp._tcp.<host>` is the SRV name of a port named `tcp`.
+        if let Some((host, _)) = key.strip_prefix(TCP_LABEL).and_then(host_with_ports) {
+            return Some(ThroughHost::Tcp { host });
+        }
+        let (label, rest) = key.split_at_checked(1 + usize::from(key[0]))?;
+        let (index, node) = host_with_ports(rest.strip_prefix(TCP_LABEL)?)?;
+        let port = self.ports(node).iter().find(|p| self.label(p) == label)?;
+        Some(ThroughHost::Srv {
+            host: index,
+            port: port.port,
+        })
+    }
+
     /// The node at `key`, created (in `zone`, with no data) if new.
     pub(super) fn find_or_insert(
         &mut self,
@@ -211,47 +290,32 @@ impl Shard {
         hash: u64,
         zone: ZoneIndex,
     ) -> Result<u32, String> {
-        self.find_or_insert_in(key, hash, zone, None)
+        match self.find(key, hash) {
+            Some(index) => Ok(index),
+            None => self.insert(key, hash, zone),
+        }
     }
 
-    /// Puts `key` in the key arena for later names to point into (see
-    /// [`Carrier`]).
-    pub(super) fn carry(&mut self, key: &[u8]) -> Result<Carrier, String> {
-        let len = u8::try_from(key.len()).map_err(|_| "a name longer than 255 bytes")?;
-        self.keys.extend_from_slice(key);
-        let end = u32::try_from(self.keys.len()).map_err(|_| "too many names in one snapshot")?;
-        Ok(Carrier { end, len })
+    /// Puts `bytes` in the key arena: where they start, and their length.
+    fn push_key(&mut self, bytes: &[u8]) -> Result<(u32, u8), String> {
+        let len = u8::try_from(bytes.len()).map_err(|_| "a name longer than 255 bytes")?;
+        let start = u32::try_from(self.keys.len()).map_err(|_| "too many names in one snapshot")?;
+        self.keys.extend_from_slice(bytes);
+        Ok((start, len))
     }
 
-    /// A new node at `key`, which must not be there yet. When `carrier`'s
-    /// bytes end with `key`, the node's key points into them instead of
-    /// being copied.
-    pub(super) fn insert_in(
-        &mut self,
-        key: &[u8],
-        hash: u64,
-        zone: ZoneIndex,
-        carrier: Option<Carrier>,
-    ) -> Result<u32, String> {
-        let too_many = || "too many names in one snapshot".to_string();
+    /// A new node at `key`, which must not be there yet.
+    pub(super) fn insert(&mut self, key: &[u8], hash: u64, zone: ZoneIndex) -> Result<u32, String> {
         let index = u32::try_from(self.nodes.len())
-            .ok()
-            .filter(|&i| i != NO_SRV)
-            .ok_or_else(too_many)?;
-        // The key's own bytes, unless `carrier` ends with them.
-        let carrier = match carrier {
-            Some(c) if self.keys[c.range()].ends_with(key) => c,
-            _ => self.carry(key)?,
-        };
-        let key_len = key.len() as u8; // at most the carrier's
+            .map_err(|_| "too many names in one snapshot".to_string())?;
+        let (key, key_len) = self.push_key(key)?;
         self.nodes.push(Node {
-            key: carrier.end - u32::from(key_len),
+            key,
             key_len,
             zone,
             a: Span::default(),
             aaaa: Span::default(),
-            srv_port: 0,
-            srv_target: NO_SRV,
+            srv: Span::default(),
         });
         let Self {
             table, nodes, keys, ..
@@ -261,21 +325,6 @@ impl Shard {
             hash_key(&keys[node.key as usize..][..usize::from(node.key_len)])
         });
         Ok(index)
-    }
-
-    /// The node at `key`, created in `zone` with no data if new, its key
-    /// pointing into `carrier` when it can (see [`Self::insert_in`]).
-    pub(super) fn find_or_insert_in(
-        &mut self,
-        key: &[u8],
-        hash: u64,
-        zone: ZoneIndex,
-        carrier: Option<Carrier>,
-    ) -> Result<u32, String> {
-        match self.find(key, hash) {
-            Some(index) => Ok(index),
-            None => self.insert_in(key, hash, zone, carrier),
-        }
     }
 
     pub(super) fn set_addresses(&mut self, index: u32, addresses: &[IpAddr]) -> Result<(), String> {
@@ -297,22 +346,45 @@ impl Shard {
         v4: impl IntoIterator<Item = Ipv4Addr>,
         v6: impl IntoIterator<Item = Ipv6Addr>,
     ) -> Result<(), String> {
-        let too_many = || "too many addresses".to_string();
-        let span = |arena_len: usize, start: usize| -> Result<Span, String> {
-            Ok(Span {
-                start: u32::try_from(start).map_err(|_| too_many())?,
-                len: u16::try_from(arena_len - start).map_err(|_| too_many())?,
-            })
-        };
         let start = self.v4.len();
         self.v4.extend(v4);
-        let a = span(self.v4.len(), start)?;
+        let a = Span::of(start, self.v4.len())?;
         let start = self.v6.len();
         self.v6.extend(v6);
-        let aaaa = span(self.v6.len(), start)?;
+        let aaaa = Span::of(start, self.v6.len())?;
         let node = &mut self.nodes[index as usize];
         node.a = a;
         node.aaaa = aaaa;
+        Ok(())
+    }
+
+    /// Gives the host at `index` the SRV names `ports`: each one's first
+    /// label (`_<port>`, wire form) and port. A host placed twice (drop-in
+    /// mode's hand-written hosts) keeps the SRV names of its first placing
+    /// that the second does not give again, as their own nodes did.
+    pub(super) fn set_ports<'p>(
+        &mut self,
+        index: u32,
+        ports: impl IntoIterator<Item = (&'p [u8], u16)> + Clone,
+    ) -> Result<(), String> {
+        let start = self.srv.len();
+        let before = self.nodes[index as usize].srv;
+        for i in before.range() {
+            let kept = self.srv[i];
+            let label = self.label(&kept);
+            if !ports.clone().into_iter().any(|(l, _)| l == label) {
+                self.srv.push(kept);
+            }
+        }
+        for (label, port) in ports {
+            let (label, label_len) = self.push_key(label)?;
+            self.srv.push(SrvPort {
+                label,
+                label_len,
+                port,
+            });
+        }
+        self.nodes[index as usize].srv = Span::of(start, self.srv.len())?;
         Ok(())
     }
 
@@ -328,6 +400,7 @@ impl Shard {
         keys.shrink_to_fit();
         self.v4.shrink_to_fit();
         self.v6.shrink_to_fit();
+        self.srv.shrink_to_fit();
     }
 
     /// Shrunk to its contents, its digest sum taken: ready to publish.
@@ -336,40 +409,76 @@ impl Shard {
         self.sum = super::digest::sum(&self);
         Arc::new(self)
     }
+
+    /// Every name of the shard: each node, then the names found through
+    /// each host, with their keys written out.
+    pub(super) fn each_name<'s>(&'s self, mut f: impl FnMut(&[u8], NodeRef<'s>)) {
+        let mut key = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let host = self.key(node);
+            f(host, self.node(i as u32));
+            if node.srv.len == 0 {
+                continue;
+            }
+            let through = |srv| NodeRef {
+                shard: self,
+                node: None,
+                srv,
+                zone: node.zone,
+            };
+            key.clear();
+            key.extend_from_slice(TCP_LABEL);
+            key.extend_from_slice(host);
+            f(&key, through(None));
+            for port in self.ports(node) {
+                key.clear();
+                key.extend_from_slice(self.label(port));
+                key.extend_from_slice(TCP_LABEL);
+                key.extend_from_slice(host);
+                f(&key, through(Some((port.port, i as u32))));
+            }
+        }
+    }
 }
 
 /// A name found in a [`super::ZoneSet`], and what exists there.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeRef<'a> {
-    pub(super) shard: &'a Shard,
-    pub(super) node: &'a Node,
+    shard: &'a Shard,
+    /// The name's own node; none for a name found only through its host.
+    node: Option<&'a Node>,
+    /// On an SRV name: its port, and its host's node.
+    srv: Option<(u16, u32)>,
+    pub(super) zone: ZoneIndex,
 }
 
 impl<'a> NodeRef<'a> {
     /// Its IPv4 addresses.
     pub fn a(&self) -> &'a [Ipv4Addr] {
-        &self.shard.v4[self.node.a.range()]
+        self.node.map_or(&[], |n| &self.shard.v4[n.a.range()])
     }
 
     /// Its IPv6 addresses.
     pub fn aaaa(&self) -> &'a [Ipv6Addr] {
-        &self.shard.v6[self.node.aaaa.range()]
+        self.node.map_or(&[], |n| &self.shard.v6[n.aaaa.range()])
     }
 
     /// On an SRV name: the port, and the node of the host it points at.
     pub fn srv(&self) -> Option<(u16, NodeRef<'a>)> {
-        (self.node.srv_target != NO_SRV)
-            .then(|| (self.node.srv_port, self.shard.node(self.node.srv_target)))
+        let (port, host) = self.srv?;
+        Some((port, self.shard.node(host)))
     }
 
-    /// Its key: the lower-case wire name.
-    pub fn key(&self) -> &'a [u8] {
-        self.shard.key(self.node)
+    /// The key of a stored node; `None` for a name found only through its
+    /// host.
+    pub(super) fn stored_key(&self) -> Option<&'a [u8]> {
+        Some(self.shard.key(self.node?))
     }
 
-    /// The name, rebuilt from its key.
+    /// The name of a stored node, rebuilt from its key; `None` for a name
+    /// found only through its host (its owner is the question's name).
     pub fn name(&self) -> Option<Name> {
-        let mut name = name_from_wire(self.key())?;
+        let mut name = name_from_wire(self.shard.key(self.node?))?;
         name.set_fqdn(true);
         Some(name)
     }
@@ -414,10 +523,12 @@ pub(super) fn name_from_wire(key: &[u8]) -> Option<Name> {
 mod tests {
     use super::*;
 
-    /// A name's entry is 24 bytes (300,000 of them at 100,000 hosts).
+    /// A name's entry is 24 bytes (100,000 of them at 100,000 hosts), an
+    /// SRV name's 8.
     #[test]
     fn a_node_is_24_bytes() {
         assert_eq!(std::mem::size_of::<Node>(), 24);
+        assert_eq!(std::mem::size_of::<SrvPort>(), 8);
         assert_eq!(usize::from(ZoneIndex::MAX) + 1, super::super::MAX_ZONES);
     }
 

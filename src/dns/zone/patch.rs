@@ -17,10 +17,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxBuildHasher;
 
 use super::host::HostNames;
-use super::names::{Carrier, NO_SRV, Names, Node, Shard, ZoneIndex, hash_key, place};
+use super::names::{Names, Shard, ZoneIndex, hash_key, place};
 use super::{HostData, ZoneSet};
 
 /// How many claims each shared name of a set has: each empty non-terminal
@@ -91,8 +91,11 @@ impl ZoneSet {
                 if self.node(key).is_none() {
                     return Err(format!("{} is not in the set", data.host));
                 }
-                edit(&mut edits, key, count).remove.insert(key.into());
             }
+            // Its `_tcp` and SRV names go with its node (`names.rs`).
+            edit(&mut edits, &names.host, count)
+                .remove
+                .insert(names.host.clone());
             for parent in &names.parents {
                 let before = parents.count(parent);
                 touched
@@ -152,85 +155,36 @@ fn rebuild(
     edit: &Edit,
     added: &[(HostNames, &[IpAddr])],
 ) -> Result<Arc<Shard>, String> {
-    let names = old.nodes.len() + edit.hosts.len() * 3 + edit.parents.len();
-    let key_bytes = old.keys.len() + edit.hosts.len() * 64 + edit.parents.len() * 32;
-    let mut new = Shard::with_capacity(names, key_bytes);
-    // Where each old node went; NO_SRV for those taken out.
-    let mut moved = vec![NO_SRV; old.nodes.len()];
-    let kept = || {
-        old.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, node)| !edit.remove.contains(old.key(node)))
-    };
-    // Keys that share bytes in the old arena share them in the new one: a
-    // key ends where the key it is the tail of ends (`Carrier`), so the
-    // bytes up to each end are copied once, as many as the longest key
-    // kept that ends there needs.
-    let end = |node: &Node| node.key + u32::from(node.key_len);
-    let mut longest: FxHashMap<u32, u8> = FxHashMap::default();
-    for (_, node) in kept() {
-        let len = longest.entry(end(node)).or_default();
-        *len = (*len).max(node.key_len);
-    }
-    let mut carriers: FxHashMap<u32, Carrier> = FxHashMap::default();
-    for (i, node) in kept() {
+    let names = old.nodes.len() + edit.hosts.len() + edit.parents.len();
+    let key_bytes = old.keys.len() + edit.hosts.len() * 48 + edit.parents.len() * 32;
+    let ports = old.srv.len() + edit.hosts.len() * 2;
+    let mut new = Shard::with_capacity(names, key_bytes, ports);
+    for node in &old.nodes {
         let key = old.key(node);
-        let carrier = match carriers.get(&end(node)) {
-            Some(&carrier) => carrier,
-            None => {
-                let (to, len) = (end(node) as usize, usize::from(longest[&end(node)]));
-                let carrier = new.carry(&old.keys[to - len..to])?;
-                carriers.insert(end(node), carrier);
-                carrier
-            }
-        };
-        let index = new.insert_in(key, hash_key(key), node.zone, Some(carrier))?;
+        if edit.remove.contains(key) {
+            continue;
+        }
+        let index = new.insert(key, hash_key(key), node.zone)?;
         new.set_split_addresses(
             index,
             old.v4[node.a.range()].iter().copied(),
             old.v6[node.aaaa.range()].iter().copied(),
         )?;
-        moved[i] = index;
-    }
-    for (i, node) in old.nodes.iter().enumerate() {
-        if moved[i] == NO_SRV || node.srv_target == NO_SRV {
-            continue;
+        let ports = old.ports(node);
+        if !ports.is_empty() {
+            new.set_ports(index, ports.iter().map(|p| (old.label(p), p.port)))?;
         }
-        let target = moved[node.srv_target as usize];
-        if target == NO_SRV {
-            return Err(format!("an SRV name lost its host: {:?}", old.key(node)));
-        }
-        let copy = &mut new.nodes[moved[i] as usize];
-        copy.srv_port = node.srv_port;
-        copy.srv_target = target;
     }
     for &at in &edit.hosts {
         let (names, addresses) = &added[at];
-        let zone = names.zone;
-        // The host's first SRV name carries the keys of its names.
-        let carrier = names
-            .srv
-            .first()
-            .map(|(key, _)| new.carry(key))
-            .transpose()?;
-        let fresh = |new: &mut Shard, key: &[u8]| {
-            let hash = hash_key(key);
-            match new.find(key, hash) {
-                Some(_) => Err(format!("{key:?} is in the set already")),
-                None => new.insert_in(key, hash, zone, carrier),
-            }
-        };
-        let host = fresh(&mut new, &names.host)?;
-        new.set_addresses(host, addresses)?;
-        if let Some(tcp) = &names.tcp {
-            fresh(&mut new, tcp)?;
+        let hash = hash_key(&names.host);
+        if new.find(&names.host, hash).is_some() {
+            return Err(format!("{:?} is in the set already", names.host));
         }
-        for (key, number) in &names.srv {
-            let srv = fresh(&mut new, key)?;
-            let node = &mut new.nodes[srv as usize];
-            node.srv_port = *number;
-            node.srv_target = host;
+        let host = new.insert(&names.host, hash, names.zone)?;
+        new.set_addresses(host, addresses)?;
+        if !names.srv.is_empty() {
+            new.set_ports(host, names.ports())?;
         }
     }
     for (key, zone) in &edit.parents {
@@ -364,10 +318,11 @@ mod tests {
         }
     }
 
-    /// A host's names (`_http._tcp.<host>`, `_tcp.<host>`, `<host>`) hold
-    /// its SRV name's key bytes once, in a full build and in a patch.
+    /// A host's `_tcp` and SRV names are held by its node: the key arena
+    /// has the host's key and its SRV name's first label, no more, in a
+    /// full build and in a patch; the names are there all the same.
     #[test]
-    fn a_host_and_its_srv_names_hold_one_key() {
+    fn a_host_s_srv_names_are_held_by_its_node() {
         let host = |name: &str| -> Host {
             (
                 name.into(),
@@ -376,7 +331,7 @@ mod tests {
             )
         };
         let (a, b) = (host("s1.bar.global"), host("s2.bar.global"));
-        let srv_key = |name: &str| wire(&fqdn(&format!("_http._tcp.{name}")).unwrap()).len();
+        let own = |name: &str| wire(&fqdn(name).unwrap()).len() + b"\x05_http".len();
         let empty = full(&BTreeMap::new(), &["bar.global"]).0.key_bytes();
         let hosts = BTreeMap::from([(a.0.clone(), a.clone())]);
         let (set, mut parents) = full(&hosts, &["bar.global"]);
@@ -385,11 +340,17 @@ mod tests {
             4 + 1 + 3,
             "apexes, name servers, bar, the host's three"
         );
-        assert_eq!(set.key_bytes(), empty + srv_key(&a.0));
+        assert_eq!(set.key_bytes(), empty + own(&a.0));
         let set = patch(&set, &mut parents, &[], std::slice::from_ref(&b)).unwrap();
-        assert_eq!(set.key_bytes(), empty + srv_key(&a.0) + srv_key(&b.0));
+        assert_eq!(set.key_bytes(), empty + own(&a.0) + own(&b.0));
+        for name in ["_tcp.s2.bar.global", "_http._tcp.s2.bar.global"] {
+            assert!(set.node(&wire(&fqdn(name).unwrap())).is_some(), "{name}");
+        }
         let set = patch(&set, &mut parents, &[a], &[]).unwrap();
-        assert_eq!(set.key_bytes(), empty + srv_key(&b.0));
+        assert_eq!(set.key_bytes(), empty + own(&b.0));
+        for name in ["_tcp.s1.bar.global", "_http._tcp.s1.bar.global"] {
+            assert!(set.node(&wire(&fqdn(name).unwrap())).is_none(), "{name}");
+        }
     }
 
     /// A name a hand-written host shares is a full build's to decide: the
