@@ -50,12 +50,7 @@ fn registry(services: usize) -> Registry {
                     name: format!("svc-{i}").into(),
                     namespace: format!("team-{}", i % 100).into(),
                     exported_from: ["west".into()].into(),
-                    ports: [Port {
-                        name: "http".into(),
-                        number: 8080,
-                        protocol: "HTTP".into(),
-                    }]
-                    .into(),
+                    ports: [Port::new("http", 8080, "HTTP")].into(),
                     addresses: Default::default(),
                     endpoints: Default::default(),
                 })

@@ -97,7 +97,7 @@ fn sizes(
             key_bytes += service
                 .ports
                 .iter()
-                .map(|p| 2 + p.name.len())
+                .map(|p| 2 + p.name().len())
                 .sum::<usize>();
         }
     }
@@ -289,7 +289,7 @@ fn ports(service: &Service) -> Vec<(&str, u16)> {
     service
         .ports
         .iter()
-        .filter_map(|p| Some((p.name.as_str(), u16::try_from(p.number).ok()?)))
+        .filter_map(|p| Some((p.name(), u16::try_from(p.number).ok()?)))
         .collect()
 }
 

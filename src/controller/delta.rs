@@ -82,12 +82,7 @@ mod tests {
             name: name.into(),
             namespace: "ns".into(),
             exported_from: ["west".into()].into(),
-            ports: [Port {
-                name: "http".into(),
-                number: port,
-                protocol: "HTTP".into(),
-            }]
-            .into(),
+            ports: [Port::new("http", port, "HTTP")].into(),
             addresses: Default::default(),
             endpoints: Default::default(),
         })

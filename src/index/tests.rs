@@ -35,7 +35,7 @@ fn a_host_that_cannot_be_built_is_left_out_alone() {
         allocated(include_str!("../../examples/registry.yaml"), &zone_names);
     let mut bad = (*registry.services[0]).clone();
     bad.name = "toolong".into();
-    bad.ports[0].name = "p".repeat(63).into();
+    bad.ports[0] = crate::registry::Port::new(&"p".repeat(63), bad.ports[0].number, "TCP");
     registry.services.push(Arc::new(bad));
     allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
     let built = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[]).unwrap();

@@ -303,11 +303,11 @@ pub fn ports_of(service: &KubeService) -> Result<Vec<Port>, String> {
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| format!("port-{}", p.port));
             let hint = p.app_protocol.clone().unwrap_or_else(|| name.clone());
-            Port {
-                name: name.as_str().into(),
-                number: u32::try_from(p.port).unwrap_or(0),
-                protocol: istio_protocol(&hint).into(),
-            }
+            Port::new(
+                &name,
+                u32::try_from(p.port).unwrap_or(0),
+                istio_protocol(&hint),
+            )
         })
         .collect();
     if ports.is_empty() {
@@ -374,7 +374,7 @@ mod tests {
         let ports = ports_of(&service).unwrap();
         let got: Vec<(&str, u32, &str)> = ports
             .iter()
-            .map(|p| (p.name.as_str(), p.number, p.protocol.as_str()))
+            .map(|p| (p.name(), p.number, p.protocol()))
             .collect();
         assert_eq!(
             got,
@@ -392,7 +392,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(ports_of(&unnamed).unwrap()[0].name, "port-8080");
+        assert_eq!(ports_of(&unnamed).unwrap()[0].name(), "port-8080");
         let udp_only = KubeService {
             spec: Some(ServiceSpec {
                 ports: Some(vec![port(Some("dns"), 53, None, "UDP")]),

@@ -158,9 +158,9 @@ pub fn service_entries(
                     .ports
                     .iter()
                     .map(|p| ServicePort {
-                        name: p.name.to_string(),
+                        name: p.name().to_string(),
                         number: p.number,
-                        protocol: p.protocol.to_string(),
+                        protocol: p.protocol().to_string(),
                     })
                     .collect(),
                 endpoints,
@@ -193,7 +193,7 @@ fn endpoints(
                 ports: service
                     .ports
                     .iter()
-                    .map(|p| (p.name.to_string(), u32::from(gateway.port)))
+                    .map(|p| (p.name().to_string(), u32::from(gateway.port)))
                     .collect(),
                 labels: mutual_tls(),
                 ..WorkloadEntry::default()

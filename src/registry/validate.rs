@@ -213,7 +213,7 @@ fn validate_derived_names(
         let longest_owner = service
             .ports
             .iter()
-            .map(|p| p.name.len())
+            .map(|p| p.name().len())
             .max()
             .unwrap_or(0)
             + 1
@@ -241,13 +241,13 @@ fn validate_derived_names(
             ));
         }
         for (j, port) in service.ports.iter().enumerate() {
-            let owner = 1 + port.name.len() + "._tcp.".len() + host.len();
+            let owner = 1 + port.name().len() + "._tcp.".len() + host.len();
             if owner > MAX_NAME_LEN {
                 problems.push(Problem::new(
                     format!("{at}.ports[{j}].name"),
                     format!(
                         "the SRV name `_{}._tcp.{host}` is {owner} characters, longer than {MAX_NAME_LEN}",
-                        port.name
+                        port.name()
                     ),
                 ));
             }
@@ -311,27 +311,27 @@ fn validate_ports(service: &Service, at: &dyn fmt::Display, problems: &mut Vec<P
         // Port names become SRV owner labels (`_<name>`, at most 63 bytes)
         // and the keys of ServiceEntry endpoint ports (Istio's CRD: fewer
         // than 63 characters): DNS labels of at most 62 characters.
-        if let Err(e) = names::dns1123_label(&port.name) {
+        if let Err(e) = names::dns1123_label(port.name()) {
             problems.push(Problem::new(
                 format!("{at}.name"),
-                format!("`{}` is not a valid port name: {e}", port.name),
+                format!("`{}` is not a valid port name: {e}", port.name()),
             ));
-        } else if port.name.len() > MAX_PORT_NAME_LEN {
+        } else if port.name().len() > MAX_PORT_NAME_LEN {
             problems.push(Problem::new(
                 format!("{at}.name"),
                 format!(
                     "`{}` is {} characters; a port name may have at most {MAX_PORT_NAME_LEN} \
                      (its SRV label `_{}` must fit 63, and Istio refuses endpoint port keys of 63)",
-                    port.name,
-                    port.name.len(),
-                    port.name
+                    port.name(),
+                    port.name().len(),
+                    port.name()
                 ),
             ));
         }
-        if before(j).iter().any(|p| p.name == port.name) {
+        if before(j).iter().any(|p| p.name() == port.name()) {
             problems.push(Problem::new(
                 format!("{at}.name"),
-                format!("port name `{}` is used twice", port.name),
+                format!("port name `{}` is used twice", port.name()),
             ));
         }
         if !(1..=65535).contains(&port.number) {
@@ -347,13 +347,13 @@ fn validate_ports(service: &Service, at: &dyn fmt::Display, problems: &mut Vec<P
         }
         if !PROTOCOLS
             .iter()
-            .any(|p| p.eq_ignore_ascii_case(&port.protocol))
+            .any(|p| p.eq_ignore_ascii_case(port.protocol()))
         {
             problems.push(Problem::new(
                 format!("{at}.protocol"),
                 format!(
                     "unknown protocol `{}`, expected one of {}",
-                    port.protocol,
+                    port.protocol(),
                     PROTOCOLS.join(", ")
                 ),
             ));

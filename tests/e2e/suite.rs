@@ -389,11 +389,7 @@ impl Suite {
                 exported_from: from.iter().map(|c| c.to_string()).collect(),
                 ports: ports
                     .iter()
-                    .map(|(name, number)| Port {
-                        name: (*name).into(),
-                        number: *number,
-                        protocol: "HTTP".into(),
-                    })
+                    .map(|(name, number)| Port::new(name, *number, "HTTP"))
                     .collect(),
                 addresses: Vec::new(),
                 endpoints: Vec::new(),

@@ -66,11 +66,7 @@ fn published(index: usize) -> (Vec<MeshCluster>, Vec<ExportedService>) {
                     name: service,
                     namespace,
                     exported_from: Vec::new(),
-                    ports: vec![Port {
-                        name: "http".into(),
-                        number: 8080,
-                        protocol: "HTTP".into(),
-                    }],
+                    ports: vec![Port::new("http", 8080, "HTTP")],
                     addresses: Vec::new(),
                     endpoints: Vec::new(),
                 },

@@ -17,11 +17,7 @@ fn cluster(name: &str, gateway: &str) -> MeshCluster {
 }
 
 fn port(name: &str, number: u32) -> Port {
-    Port {
-        name: name.into(),
-        number,
-        protocol: "HTTP".into(),
-    }
+    Port::new(name, number, "HTTP")
 }
 
 fn service(name: &str, from: &[&str], ports: Vec<Port>) -> ExportedService {

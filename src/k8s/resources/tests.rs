@@ -24,11 +24,7 @@ fn service(object: &str, name: &str, from: &[&str]) -> ExportedService {
             name: name.to_string(),
             namespace: "bar".to_string(),
             exported_from: from.iter().map(|c| c.to_string()).collect(),
-            ports: vec![Port {
-                name: "http".into(),
-                number: 80,
-                protocol: "HTTP".into(),
-            }],
+            ports: vec![Port::new("http", 80, "HTTP")],
             addresses: Vec::new(),
             endpoints: Vec::new(),
         },

@@ -443,7 +443,7 @@ async fn a_service_export_exports_its_service_with_its_ports() {
                 s.exported_from.iter().map(|c| c.to_string()).collect(),
                 s.ports
                     .iter()
-                    .map(|p| (p.name.to_string(), p.number, p.protocol.to_string()))
+                    .map(|p| (p.name().to_string(), p.number, p.protocol().to_string()))
                     .collect(),
             )
         })

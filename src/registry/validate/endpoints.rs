@@ -26,7 +26,7 @@ pub(super) fn validate_endpoints(
             format!("at most {MAX_ENDPOINTS} endpoints may be listed"),
         ));
     }
-    let port_names: HashSet<&str> = service.ports.iter().map(|p| p.name.as_str()).collect();
+    let port_names: HashSet<&str> = service.ports.iter().map(|p| p.name()).collect();
     for (j, endpoint) in service.endpoints.iter().enumerate() {
         let at = format!("{at}.endpoints[{j}]");
         let address = endpoint.address.trim_end_matches('.');
