@@ -23,12 +23,26 @@ use super::reconcile::Taken;
 use super::{Allocator, Event, Family, Lease, Record, Released, Table, Want};
 
 /// The addresses the table's leases hold, by family: what a change's new
-/// VIPs are probed against. IPv4 as `u32` and IPv6 as `u128` in their own
-/// sets: 5 and 17 bytes an address rather than 18 for an `IpAddr`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// VIPs are probed against. IPv4 as `u32` in a set of their own, 5 bytes an
+/// address rather than 18 for an `IpAddr`. IPv6 by their lower 64 bits when
+/// their upper 64 are those of the first one seen (the range's, for a
+/// range of /64 or longer: every lease of the default range), whole
+/// otherwise: 9 bytes an address instead of 17 (1 MB less at 100,000
+/// hosts), and exact either way.
+#[derive(Debug, Default, Clone)]
 pub struct Leased {
     v4: HashSet<u32, FxBuildHasher>,
+    /// The upper 64 bits of the addresses in `v6_lower`.
+    v6_upper: Option<u64>,
+    v6_lower: HashSet<u64, FxBuildHasher>,
+    /// IPv6 addresses with other upper bits.
     v6: HashSet<u128, FxBuildHasher>,
+}
+
+/// Where an IPv6 address goes in [`Leased`].
+enum V6Slot {
+    Lower(u64),
+    Whole(u128),
 }
 
 impl Leased {
@@ -46,24 +60,68 @@ impl Leased {
     pub fn contains(&self, addr: &IpAddr) -> bool {
         match addr {
             IpAddr::V4(a) => self.v4.contains(&u32::from(*a)),
-            IpAddr::V6(a) => self.v6.contains(&u128::from(*a)),
+            IpAddr::V6(a) => match self.slot(u128::from(*a)) {
+                V6Slot::Lower(lower) => self.v6_lower.contains(&lower),
+                V6Slot::Whole(whole) => self.v6.contains(&whole),
+            },
+        }
+    }
+
+    fn slot(&self, addr: u128) -> V6Slot {
+        let (upper, lower) = ((addr >> 64) as u64, addr as u64);
+        match self.v6_upper {
+            Some(u) if u == upper => V6Slot::Lower(lower),
+            _ => V6Slot::Whole(addr),
         }
     }
 
     fn insert(&mut self, addr: IpAddr) {
         match addr {
-            IpAddr::V4(a) => self.v4.insert(u32::from(a)),
-            IpAddr::V6(a) => self.v6.insert(u128::from(a)),
-        };
+            IpAddr::V4(a) => {
+                self.v4.insert(u32::from(a));
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6_upper.get_or_insert((a >> 64) as u64);
+                match self.slot(a) {
+                    V6Slot::Lower(lower) => self.v6_lower.insert(lower),
+                    V6Slot::Whole(whole) => self.v6.insert(whole),
+                };
+            }
+        }
     }
 
     fn remove(&mut self, addr: IpAddr) {
         match addr {
-            IpAddr::V4(a) => self.v4.remove(&u32::from(a)),
-            IpAddr::V6(a) => self.v6.remove(&u128::from(a)),
-        };
+            IpAddr::V4(a) => {
+                self.v4.remove(&u32::from(a));
+            }
+            IpAddr::V6(a) => {
+                match self.slot(u128::from(a)) {
+                    V6Slot::Lower(lower) => self.v6_lower.remove(&lower),
+                    V6Slot::Whole(whole) => self.v6.remove(&whole),
+                };
+            }
+        }
+    }
+
+    /// Every IPv6 address held, whole.
+    fn v6_addresses(&self) -> impl Iterator<Item = u128> + '_ {
+        let upper = u128::from(self.v6_upper.unwrap_or_default()) << 64;
+        let lower = self.v6_lower.iter().map(move |&l| upper | u128::from(l));
+        lower.chain(self.v6.iter().copied())
     }
 }
+
+/// The same addresses, however they are held.
+impl PartialEq for Leased {
+    fn eq(&self, other: &Self) -> bool {
+        let v6 = |l: &Leased| l.v6_addresses().collect::<HashSet<u128, FxBuildHasher>>();
+        self.v4 == other.v4 && v6(self) == v6(other)
+    }
+}
+
+impl Eq for Leased {}
 
 /// A change of the hosts that should exist.
 #[derive(Debug, Clone, Copy)]

@@ -184,3 +184,32 @@ fn hosts_left_without_a_vip_get_one_when_one_frees_up() {
     assert!(table.lease(&lacking[0].host, Family::V4).is_some());
     assert_eq!(leased, Leased::of(&table));
 }
+
+/// IPv6 addresses held by their lower half (those sharing the first one's
+/// upper half) and whole (the rest) are told apart exactly: one of each
+/// with the same lower half, either removed, leaves the other held.
+#[test]
+fn leased_ipv6_addresses_are_exact_across_upper_halves() {
+    let a: IpAddr = "fd00:6c6f:6261:6c00::5".parse().unwrap();
+    let b: IpAddr = "fd00:aaaa::5".parse().unwrap();
+    let c: IpAddr = "fd00:6c6f:6261:6c00::6".parse().unwrap();
+    for (first, second) in [(a, b), (b, a)] {
+        let mut leased = Leased::default();
+        leased.insert(first);
+        leased.insert(second);
+        assert!(leased.contains(&a) && leased.contains(&b) && !leased.contains(&c));
+        leased.remove(first);
+        assert!(!leased.contains(&first) && leased.contains(&second));
+        leased.remove(second);
+        assert_eq!(leased, Leased::default());
+    }
+    let mut one = Leased::default();
+    one.insert(a);
+    one.insert(b);
+    let mut other = Leased::default();
+    other.insert(b);
+    other.insert(a);
+    assert_eq!(one, other, "the same addresses, held the other way round");
+    other.insert(c);
+    assert_ne!(one, other);
+}
