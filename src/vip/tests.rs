@@ -536,12 +536,24 @@ fn hosts_added_in_bulk_keep_the_old_leases_and_get_new_ones() {
     assert_eq!(bulk, one_by_one);
 }
 
-/// A host's leases take 36 bytes, and are written as the two optional
+/// A host's leases take 28 bytes, and are written as the two optional
 /// `{"addr", "since"}` slots they always were; a slot holding an address
-/// of the other family is refused, naming it.
+/// of the other family is refused, naming it. `since` is kept from 0 to
+/// its ceiling in 2106.
 #[test]
 fn leases_are_compact_and_written_as_before() {
-    assert_eq!(std::mem::size_of::<Leases>(), 36);
+    assert_eq!(std::mem::size_of::<Leases>(), 28);
+    for (since, kept) in [
+        (0, 0),
+        (1, 1),
+        (4_294_967_294, 4_294_967_294),
+        (u64::MAX, 4_294_967_294),
+    ] {
+        let mut leases = Leases::default();
+        let addr: IpAddr = "240.0.0.1".parse().unwrap();
+        leases.insert(Family::V4, Lease { addr, since });
+        assert_eq!(leases.get(Family::V4), Some(Lease { addr, since: kept }));
+    }
     let mut leases = Leases::default();
     leases.insert(
         Family::V4,
