@@ -581,3 +581,34 @@ fn leases_are_compact_and_written_as_before() {
         .to_string();
     assert!(err.contains("fd00::1 is not an IPv4 address"), "{err}");
 }
+
+/// The full reconcile's set of addresses in use holds the IPv4 range as a
+/// bitmap and everything else whole: each address is told apart from its
+/// neighbours at the range's ends, outside it, and in a range too large
+/// for a bitmap.
+#[test]
+fn addresses_in_use_are_exact_in_and_out_of_the_bitmap() {
+    use super::reconcile::{Taken, Used};
+    for range in ["240.0.0.0/12", "240.0.0.0/30", "16.0.0.0/4"] {
+        let v4 = VipRange::new(range.parse().unwrap(), Family::V4).unwrap();
+        let net = match v4.net() {
+            ipnet::IpNet::V4(net) => net,
+            ipnet::IpNet::V6(_) => unreachable!(),
+        };
+        let (first, last) = (u32::from(net.network()), u32::from(net.broadcast()));
+        let addr = |a: u32| IpAddr::from(std::net::Ipv4Addr::from(a));
+        let inside = [first, first + 1, last - 1, last].map(addr);
+        let outside = [first - 1, last + 1].map(addr);
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let mut used = Used::new(&v4);
+        for a in inside.iter().chain(&outside).chain([&v6]) {
+            assert!(!used.taken(a), "{range}: {a} before");
+        }
+        for (i, a) in inside.iter().chain(&outside).chain([&v6]).enumerate() {
+            used.take(*a);
+            for (j, b) in inside.iter().chain(&outside).chain([&v6]).enumerate() {
+                assert_eq!(used.taken(b), j <= i, "{range}: {b} after taking {a}");
+            }
+        }
+    }
+}
