@@ -142,7 +142,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: valid", args.path().display())?;
     let mut exports: BTreeMap<&str, usize> = BTreeMap::new();
-    for service in &registry.services {
+    for service in registry.services.iter() {
         for cluster in &service.exported_from {
             *exports.entry(cluster).or_default() += 1;
         }
@@ -165,7 +165,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     writeln!(out, "services: {}", registry.services.len())?;
     writeln!(out, "hosts: {}", registry.services.len() * zones.len())?;
     for zone in &zones {
-        for service in &registry.services {
+        for service in registry.services.iter() {
             writeln!(
                 out,
                 "  {:<50} from {}",

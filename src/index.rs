@@ -89,7 +89,7 @@ fn sizes(
             .iter()
             .map(|ns| ns.len() + 1 + zone + 2)
             .sum::<usize>();
-        for service in &registry.services {
+        for service in registry.services.iter() {
             names += 1;
             key_bytes += service.name.len() + 1 + service.namespace.len() + 1 + zone + 2;
             // Each SRV name's first label, `_<port>`.
@@ -140,7 +140,7 @@ pub fn zones(
     let mut left_out = Vec::new();
     let pins = pin_zone(zones);
     for zone in zones {
-        for service in &registry.services {
+        for service in registry.services.iter() {
             let want = want(service, zone, pins);
             let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
             let ports = ports(service);

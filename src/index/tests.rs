@@ -36,7 +36,12 @@ fn a_host_that_cannot_be_built_is_left_out_alone() {
     let mut bad = (*registry.services[0]).clone();
     bad.name = "toolong".into();
     bad.ports[0] = crate::registry::Port::new(&"p".repeat(63), bad.ports[0].number, "TCP");
-    registry.services.push(Arc::new(bad));
+    registry.services = registry
+        .services
+        .iter()
+        .cloned()
+        .chain([Arc::new(bad)])
+        .collect();
     allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
     let built = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[]).unwrap();
     assert_eq!(built.left_out.len(), 1, "{:?}", built.left_out);

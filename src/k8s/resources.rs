@@ -115,7 +115,7 @@ pub fn registry_from(
         };
         let alone = Registry {
             clusters: vec![cluster.clone()],
-            services: Vec::new(),
+            services: Default::default(),
         };
         match problems_of(&alone, zones) {
             None => out.registry.clusters.push(cluster),
@@ -138,6 +138,7 @@ pub fn registry_from(
     let mut services: Vec<&ExportedService> = services.iter().collect();
     services.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let mut taken = std::collections::HashMap::new();
+    let mut accepted = Vec::with_capacity(services.len());
     for object in services {
         let spec = &object.spec;
         let (present, missing): (Vec<&String>, Vec<&String>) = spec
@@ -187,12 +188,12 @@ pub fn registry_from(
         }
         let with = Registry {
             clusters: out.registry.clusters.clone(),
-            services: vec![service.clone()],
+            services: [service.clone()].into(),
         };
         match problems_of(&with, zones) {
             None => {
                 taken.insert(key, describe(object));
-                out.registry.services.push(service);
+                accepted.push(service);
             }
             Some(problems) => {
                 out.skipped += 1;
@@ -203,6 +204,7 @@ pub fn registry_from(
             }
         }
     }
+    out.registry.services = accepted.into();
     out.registry.shrink_to_fit();
     out
 }

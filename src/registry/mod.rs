@@ -40,7 +40,7 @@ mod tests {
         let yaml = "clusters: [{name: west, gateways: [{address: 192.0.2.1}]}]\nservices:\n  - {name: a, namespace: x, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}\n";
         for text in [json, yaml] {
             let registry = load_str(text, "r", &["global".to_string()]).unwrap();
-            assert_eq!(registry.services.capacity(), 1);
+            assert_eq!(registry.services.len(), 1);
             let service = &registry.services[0];
             assert_eq!(service.exported_from.capacity(), 1);
             assert_eq!(service.ports.capacity(), 1);

@@ -17,17 +17,19 @@ pub const DEFAULT_GATEWAY_PORT: u16 = 15443;
 ///
 /// Services are shared (`Arc`): a new version of the registry that changes
 /// one service holds the same allocation for every other one as the
-/// version before it, so the file source, the shrink brake, the controller,
-/// the last-known-good writer and the sync can all hold a version for the
-/// price of a list of pointers, and tell an unchanged service by its
-/// address alone ([`Arc::ptr_eq`]) before comparing values.
+/// version before it, and tells an unchanged service by its address alone
+/// ([`Arc::ptr_eq`]) before comparing values. The list itself is shared
+/// too (`Arc<[…]>`), so that the file source, the shrink brake, the
+/// controller, the last-known-good writer and the sync can all hold one
+/// version for the price of a pointer (a list each was 0.8 MB at 100,000
+/// services); a new version is a new list.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registry {
     #[serde(default)]
     pub clusters: Vec<Cluster>,
     #[serde(default)]
-    pub services: Vec<Arc<Service>>,
+    pub services: Arc<[Arc<Service>]>,
 }
 
 /// A cluster of the mesh and the gateways through which it is reached.
@@ -274,10 +276,10 @@ impl Registry {
         for cluster in &mut self.clusters {
             cluster.gateways.shrink_to_fit();
         }
-        self.services.shrink_to_fit();
-        for service in &mut self.services {
-            // Only a service held nowhere else: a shared one was shrunk
-            // when it was decoded.
+        // Only a list and services held nowhere else: a shared service
+        // was shrunk when it was decoded.
+        let services = Arc::get_mut(&mut self.services).into_iter().flatten();
+        for service in services {
             if let Some(service) = Arc::get_mut(service) {
                 service.shrink_to_fit();
             }

@@ -91,7 +91,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
     }
     let registry = Registry {
         clusters: list(&object, "clusters", &mut problems),
-        services: list(&object, "services", &mut problems),
+        services: list(&object, "services", &mut problems).into(),
     };
     locate(text, &mut problems);
     // In the order of the file (the decoding went field by field in

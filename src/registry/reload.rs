@@ -200,7 +200,7 @@ fn decode(text: &str, origin: &str, entries: &Entries) -> Option<Registry> {
     }
     let mut registry = Registry {
         clusters: skeleton.clusters,
-        services,
+        services: services.into(),
     };
     registry.shrink_to_fit();
     Some(registry)
@@ -244,7 +244,7 @@ impl Loaded {
         }
         let mut names = HashSet::with_capacity_and_hasher(registry.services.len(), FxBuildHasher);
         let mut pins: HashSet<IpAddr, FxBuildHasher> = HashSet::default();
-        for service in &registry.services {
+        for service in registry.services.iter() {
             names.insert(name_key(service));
             pins.extend(service.addresses.iter().copied());
         }
@@ -355,7 +355,7 @@ impl Loaded {
         services.extend_from_slice(&self.registry.services[..lo]);
         services.extend(decoded);
         services.extend_from_slice(&self.registry.services[hi..]);
-        self.registry.services = services;
+        self.registry.services = services.into();
         self.entries = entries;
         self.len = bytes.len();
         Some(Some(self.registry.clone()))

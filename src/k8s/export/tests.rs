@@ -11,9 +11,9 @@ fn zones() -> Vec<String> {
 /// sorted by name, a file keeps its own order.
 fn sorted(mut registry: Registry) -> Registry {
     registry.clusters.sort_by(|a, b| a.name.cmp(&b.name));
-    registry
-        .services
-        .sort_by(|a, b| (&a.name, &a.namespace).cmp(&(&b.name, &b.namespace)));
+    let mut services = registry.services.to_vec();
+    services.sort_by(|a, b| (&a.name, &a.namespace).cmp(&(&b.name, &b.namespace)));
+    registry.services = services.into();
     registry
 }
 
@@ -99,7 +99,7 @@ services:
             "{name}"
         );
     }
-    registry.services.reverse();
+    registry.services = registry.services.iter().rev().cloned().collect();
     let reversed = object_names(&registry.services);
     assert_eq!(
         reversed,

@@ -157,7 +157,7 @@ fn unchanged_services_are_shared() {
         let shared = before
             .services
             .iter()
-            .zip(&after.services)
+            .zip(after.services.iter())
             .filter(|(a, b)| Arc::ptr_eq(a, b))
             .count();
         assert!(shared >= 27, "style {style}: {shared} shared");
