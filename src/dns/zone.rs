@@ -318,6 +318,48 @@ mod tests {
         );
     }
 
+    /// A hand-written host named like a registry host's SRV name (drop-in
+    /// mode) is one name with the data of both, found once by a lookup and
+    /// counted and listed once, as when the SRV name was a node of its own.
+    #[test]
+    fn a_stored_name_that_is_also_an_srv_name_is_one_name() {
+        let mut builder = ZoneSetBuilder::new(1, 30, 8);
+        builder.zone("global").unwrap();
+        builder
+            .add_host(&HostData {
+                host: "db.bar.global",
+                addresses: &["240.0.0.1".parse().unwrap()],
+                ports: &[("http", 80), ("grpc", 90)],
+            })
+            .unwrap();
+        builder
+            .add_shared_host(&HostData {
+                host: "_http._tcp.db.bar.global",
+                addresses: &["192.0.2.7".parse().unwrap()],
+                ports: &[],
+            })
+            .unwrap();
+        let set = builder.build();
+        let both = set.node(&key("_http._tcp.db.bar.global")).unwrap();
+        assert_eq!(both.a(), ["192.0.2.7".parse::<Ipv4Addr>().unwrap()]);
+        assert_eq!(both.srv().unwrap().0, 80);
+        // Apex, ns, bar, the host, _tcp (stored as the shared host's
+        // parent), _http and _grpc: each once.
+        assert_eq!(set.len(), 7);
+        let dump = set.dump();
+        let srv_lines: Vec<&str> = dump.lines().filter(|l| l.contains("srv=Some")).collect();
+        assert_eq!(srv_lines.len(), 2, "{dump}");
+        assert!(
+            srv_lines.iter().any(|l| l.contains("a=[192.0.2.7]")),
+            "{dump}"
+        );
+        assert_eq!(
+            dump.lines().count(),
+            7 + 1,
+            "seven names and the zone: {dump}"
+        );
+    }
+
     /// A port named `tcp` has the SRV name `_tcp._tcp.<host>`, found
     /// through the host like any other (`names.rs`), beside `_tcp.<host>`.
     #[test]

@@ -176,4 +176,26 @@ mod tests {
         let hosts = [("a.x.global", "240.0.0.1"), ("b.y.global", "fd00::2")];
         assert_eq!(set(&hosts, 1).digest(), 0x51da_ff93_1c34_1730);
     }
+
+    /// The same for a set where a hand-written host is named like a
+    /// registry host's SRV name (drop-in mode): one name, as it was.
+    #[test]
+    fn the_digest_of_a_name_both_stored_and_an_srv_name_stays_as_it_was() {
+        let mut b = ZoneSetBuilder::new(1, 30, 8);
+        b.name_server_addresses(&["192.0.2.53".parse().unwrap()]);
+        b.zone("global").unwrap();
+        b.add_host(&HostData {
+            host: "db.bar.global",
+            addresses: &["240.0.0.1".parse().unwrap()],
+            ports: &[("http", 80), ("grpc", 90)],
+        })
+        .unwrap();
+        b.add_shared_host(&HostData {
+            host: "_http._tcp.db.bar.global",
+            addresses: &["192.0.2.7".parse().unwrap()],
+            ports: &[],
+        })
+        .unwrap();
+        assert_eq!(b.build().digest(), 0xe380_f97a_ad77_2dfb);
+    }
 }

@@ -57,6 +57,10 @@ pub(super) struct Shard {
     pub(super) srv: Vec<SrvPort>,
     /// The sum of its names' digests (see `digest.rs`), set when sealed.
     pub(super) sum: u64,
+    /// Some stored name begins with a `_` label (a hand-written host, in
+    /// drop-in mode; registry hosts cannot): a name found through its host
+    /// may then be stored too, and is one name with the data of both.
+    pub(super) underscored: bool,
 }
 
 /// Index of a zone in [`super::ZoneSet::zones`]: at most 256 zones, so
@@ -228,8 +232,13 @@ impl Shard {
     }
 
     /// Names in this shard: its nodes, and for each host with ports, its
-    /// `_tcp` and SRV names.
+    /// `_tcp` and SRV names (once, when one is also stored).
     pub(super) fn names(&self) -> usize {
+        if self.underscored {
+            let mut names = 0;
+            self.each_name(|_, _| names += 1);
+            return names;
+        }
         let through: usize = self
             .nodes
             .iter()
@@ -308,6 +317,7 @@ impl Shard {
     pub(super) fn insert(&mut self, key: &[u8], hash: u64, zone: ZoneIndex) -> Result<u32, String> {
         let index = u32::try_from(self.nodes.len())
             .map_err(|_| "too many names in one snapshot".to_string())?;
+        self.underscored |= key.get(1) == Some(&b'_');
         let (key, key_len) = self.push_key(key)?;
         self.nodes.push(Node {
             key,
@@ -410,13 +420,24 @@ impl Shard {
         Arc::new(self)
     }
 
-    /// Every name of the shard: each node, then the names found through
-    /// each host, with their keys written out.
+    /// Every name of the shard once, with what is there: each node, then
+    /// the names found through each host, with their keys written out. A
+    /// name both stored and found through its host (see
+    /// [`Self::underscored`]) comes with its node, and the SRV data its
+    /// host gives it, as [`Names::find`] answers it.
     pub(super) fn each_name<'s>(&'s self, mut f: impl FnMut(&[u8], NodeRef<'s>)) {
         let mut key = Vec::new();
+        let stored = |key: &[u8]| self.underscored && self.find(key, hash_key(key)).is_some();
         for (i, node) in self.nodes.iter().enumerate() {
             let host = self.key(node);
-            f(host, self.node(i as u32));
+            let mut own = self.node(i as u32);
+            if self.underscored
+                && host.get(1) == Some(&b'_')
+                && let Some(ThroughHost::Srv { host, port }) = self.through_host(host)
+            {
+                own.srv = Some((port, host));
+            }
+            f(host, own);
             if node.srv.len == 0 {
                 continue;
             }
@@ -429,13 +450,17 @@ impl Shard {
             key.clear();
             key.extend_from_slice(TCP_LABEL);
             key.extend_from_slice(host);
-            f(&key, through(None));
+            if !stored(&key) {
+                f(&key, through(None));
+            }
             for port in self.ports(node) {
                 key.clear();
                 key.extend_from_slice(self.label(port));
                 key.extend_from_slice(TCP_LABEL);
                 key.extend_from_slice(host);
-                f(&key, through(Some((port.port, i as u32))));
+                if !stored(&key) {
+                    f(&key, through(Some((port.port, i as u32))));
+                }
             }
         }
     }
