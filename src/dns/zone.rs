@@ -318,20 +318,26 @@ mod tests {
         );
     }
 
-    /// A hand-written host named like a registry host's SRV name (drop-in
-    /// mode) is one name with the data of both, found once by a lookup and
-    /// counted and listed once, as when the SRV name was a node of its own.
-    #[test]
-    fn a_stored_name_that_is_also_an_srv_name_is_one_name() {
+    /// Zone `global` with the host `db.bar.global` (240.0.0.1) and `ports`.
+    fn db_bar_global(ports: &[(&str, u16)]) -> ZoneSetBuilder {
         let mut builder = ZoneSetBuilder::new(1, 30, 8);
         builder.zone("global").unwrap();
         builder
             .add_host(&HostData {
                 host: "db.bar.global",
                 addresses: &["240.0.0.1".parse().unwrap()],
-                ports: &[("http", 80), ("grpc", 90)],
+                ports,
             })
             .unwrap();
+        builder
+    }
+
+    /// A hand-written host named like a registry host's SRV name (drop-in
+    /// mode) is one name with the data of both, found once by a lookup and
+    /// counted and listed once, as when the SRV name was a node of its own.
+    #[test]
+    fn a_stored_name_that_is_also_an_srv_name_is_one_name() {
+        let mut builder = db_bar_global(&[("http", 80), ("grpc", 90)]);
         builder
             .add_shared_host(&HostData {
                 host: "_http._tcp.db.bar.global",
@@ -364,16 +370,7 @@ mod tests {
     /// through the host like any other (`names.rs`), beside `_tcp.<host>`.
     #[test]
     fn a_port_named_tcp_is_an_srv_name() {
-        let mut builder = ZoneSetBuilder::new(1, 30, 8);
-        builder.zone("global").unwrap();
-        builder
-            .add_host(&HostData {
-                host: "db.bar.global",
-                addresses: &["240.0.0.1".parse().unwrap()],
-                ports: &[("tcp", 5432)],
-            })
-            .unwrap();
-        let set = builder.build();
+        let set = db_bar_global(&[("tcp", 5432)]).build();
         let srv = set.node(&key("_tcp._tcp.db.bar.global")).unwrap();
         assert_eq!(srv.srv().unwrap().0, 5432);
         let ent = set.node(&key("_tcp.db.bar.global")).unwrap();

@@ -384,33 +384,31 @@ impl Loaded {
         }
         let old: Vec<Arc<Service>> = self.registry.services[replaced].to_vec();
         self.take_out(&old);
-        // Each decoded service put in, up to the first that finds its
-        // name or a pin taken.
-        let mut added = 0;
-        let clash = decoded.iter().any(|s| {
-            let name = self.names.insert(name_key(s));
-            let mut pins = 0;
-            let free = name
-                && s.addresses.iter().all(|a| {
-                    let new = self.pins.insert(*a);
-                    pins += usize::from(new);
-                    new
-                });
-            if !free {
-                // What this one put in before the clash goes back out.
-                if name {
-                    self.names.remove(&name_key(s));
-                }
-                for a in &s.addresses[..pins] {
-                    self.pins.remove(a);
-                }
-            } else {
-                added += 1;
+        // Every decoded name and pin put in; one already there (another
+        // service's, or an earlier decoded one's) is a clash, and what was
+        // put in goes back out.
+        let (mut names, mut pins) = (Vec::new(), Vec::new());
+        let mut clash = false;
+        for service in decoded {
+            let name = name_key(service);
+            match self.names.insert(name) {
+                true => names.push(name),
+                false => clash = true,
             }
-            !free
-        });
+            for addr in &service.addresses {
+                match self.pins.insert(*addr) {
+                    true => pins.push(*addr),
+                    false => clash = true,
+                }
+            }
+        }
         if clash {
-            self.take_out(&decoded[..added]);
+            for name in &names {
+                self.names.remove(name);
+            }
+            for addr in &pins {
+                self.pins.remove(addr);
+            }
             self.put_in(&old);
         }
         !clash

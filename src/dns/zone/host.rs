@@ -9,7 +9,7 @@
 //! (escapes, a label too long) goes through hickory's parser, which gives
 //! the same bytes or the error a report shows.
 
-use super::names::ZoneIndex;
+use super::names::{TCP_LABEL, ZoneIndex};
 use super::{HostData, Zone, wire};
 
 /// The names of one host.
@@ -20,8 +20,6 @@ pub(super) struct HostNames {
     pub(super) host: Box<[u8]>,
     /// The host is a wildcard (`*.suffix`).
     pub(super) wildcard: bool,
-    /// `_tcp.<host>`, when it has ports.
-    pub(super) tcp: Option<Box<[u8]>>,
     /// Each port's SRV name and number.
     pub(super) srv: Vec<(Box<[u8]>, u16)>,
     /// The names strictly between the host and its zone's apex, nearest
@@ -54,12 +52,6 @@ impl HostNames {
             .iter()
             .map(|(port, number)| Ok((srv_key(port, data.host, &host)?, *number)))
             .collect::<Result<Vec<_>, String>>()?;
-        let tcp = (!srv.is_empty()).then(|| {
-            let mut key = Vec::with_capacity(host.len() + 5);
-            key.extend_from_slice(b"\x04_tcp");
-            key.extend_from_slice(&host);
-            key.into_boxed_slice()
-        });
         let parents = label_starts(&host)
             .skip(1)
             .take_while(|&at| at < origin_at)
@@ -69,7 +61,6 @@ impl HostNames {
             zone: ZoneIndex::try_from(index).map_err(|_| "too many zones".to_string())?,
             wildcard: host.get(..2) == Some(b"\x01*"),
             host,
-            tcp,
             srv,
             parents,
         })
@@ -83,11 +74,17 @@ impl HostNames {
             .map(|(key, port)| (&key[..1 + usize::from(key[0])], *port))
     }
 
-    /// Every name the host owns alone: itself, `_tcp` and its SRV names.
-    pub(super) fn own(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(&*self.host)
-            .chain(self.tcp.as_deref())
-            .chain(self.srv.iter().map(|(key, _)| &**key))
+    /// Every name the host owns alone: itself, `_tcp` (when it has ports)
+    /// and its SRV names.
+    pub(super) fn own(&self) -> impl Iterator<Item = std::borrow::Cow<'_, [u8]>> {
+        let tcp = (!self.srv.is_empty()).then(|| [TCP_LABEL, &self.host].concat());
+        std::iter::once(std::borrow::Cow::Borrowed(&*self.host))
+            .chain(tcp.map(std::borrow::Cow::Owned))
+            .chain(
+                self.srv
+                    .iter()
+                    .map(|(key, _)| std::borrow::Cow::Borrowed(&**key)),
+            )
     }
 }
 
@@ -149,7 +146,7 @@ fn plain(text: &str, below: Option<&[u8]>) -> Option<Box<[u8]>> {
     }
     match below {
         Some(below) => {
-            out.extend_from_slice(b"\x04_tcp");
+            out.extend_from_slice(TCP_LABEL);
             out.extend_from_slice(below);
         }
         None => out.push(0),
@@ -211,7 +208,7 @@ mod tests {
         .unwrap();
         assert_eq!(*names.host, *slow("a.b.c.global").unwrap());
         assert_eq!(
-            names.tcp.as_deref(),
+            names.own().nth(1).as_deref(),
             Some(&*slow("_tcp.a.b.c.global").unwrap())
         );
         assert_eq!(*names.srv[1].0, *slow("_grpc._tcp.a.b.c.global").unwrap());

@@ -156,6 +156,13 @@ pub(super) fn shard_count(names: usize) -> usize {
 /// Bits 32 and up choose the shard: the shard's own table uses the low
 /// bits for its buckets and the top seven for its tags.
 pub(super) fn place(key: &[u8], count: usize) -> (usize, u64) {
+    let (shard, hash, _) = place_by(key, count);
+    (shard, hash)
+}
+
+/// [`place`], and the hash of the part of `key` that chose the shard: for
+/// `_tcp.<host>` and `_<port>._tcp.<host>`, the host's.
+fn place_by(key: &[u8], count: usize) -> (usize, u64, u64) {
     let hash = hash_key(key);
     let of = shard_key(key);
     let by = if of.len() == key.len() {
@@ -163,20 +170,20 @@ pub(super) fn place(key: &[u8], count: usize) -> (usize, u64) {
     } else {
         hash_key(of)
     };
-    ((by >> 32) as usize & (count - 1), hash)
+    ((by >> 32) as usize & (count - 1), hash, by)
 }
 
 impl Names {
     /// The node at `key` (a lower-case wire name), if the name exists:
     /// stored, or found through its host (`_tcp.<host>`, an SRV name).
     pub(super) fn find(&self, key: &[u8]) -> Option<NodeRef<'_>> {
-        let (shard, hash) = place(key, self.shards.len());
+        let (shard, hash, by) = place_by(key, self.shards.len());
         let shard = &self.shards[shard];
         let own = shard.find(key, hash).map(|i| &shard.nodes[i as usize]);
         // Only a name that begins with a `_` label may be found through
         // its host; the rest (every A and AAAA question) pays one test.
         let through = match key.get(1) {
-            Some(b'_') => shard.through_host(key),
+            Some(b'_') => shard.through_host(key, Some(by)),
             _ => None,
         };
         let zone = match (own, through) {
@@ -272,10 +279,16 @@ impl Shard {
     }
 
     /// `key` as `_tcp.<host>` or `_<port>._tcp.<host>` of a host in this
-    /// shard that has such a port.
-    fn through_host(&self, key: &[u8]) -> Option<ThroughHost> {
+    /// shard that has such a port. `shard_hash`, when known, is the hash of
+    /// `key` without its leading `_` labels (see [`place_by`]): the host's,
+    /// unless the host's own name begins with one.
+    fn through_host(&self, key: &[u8], shard_hash: Option<u64>) -> Option<ThroughHost> {
         let host_with_ports = |host: &[u8]| {
-            let index = self.find(host, hash_key(host))?;
+            let hash = match shard_hash {
+                Some(hash) if host.get(1) != Some(&b'_') => hash,
+                _ => hash_key(host),
+            };
+            let index = self.find(host, hash)?;
             let node = &self.nodes[index as usize];
             (node.srv.len > 0).then_some((index, node))
         };
@@ -433,7 +446,7 @@ impl Shard {
             let mut own = self.node(i as u32);
             if self.underscored
                 && host.get(1) == Some(&b'_')
-                && let Some(ThroughHost::Srv { host, port }) = self.through_host(host)
+                && let Some(ThroughHost::Srv { host, port }) = self.through_host(host, None)
             {
                 own.srv = Some((port, host));
             }

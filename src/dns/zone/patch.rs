@@ -85,10 +85,10 @@ impl ZoneSet {
         for data in removed {
             let names = HostNames::of(data, &self.zones)?;
             for key in names.own() {
-                if parents.count(key) > 0 {
+                if parents.count(&key) > 0 {
                     return Err(format!("{} shares a name with another host", data.host));
                 }
-                if self.node(key).is_none() {
+                if self.node(&key).is_none() {
                     return Err(format!("{} is not in the set", data.host));
                 }
             }
