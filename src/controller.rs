@@ -282,7 +282,7 @@ impl Controller {
             };
         }
         let reconciled = started.elapsed();
-        let (patched, saved) = if full {
+        let (zones, saved) = if full {
             // The table is written while the zones are built: on two cores
             // a first start at 100,000 services is served ~100 ms sooner.
             // Both only read what the reconcile left; nothing is served
@@ -312,22 +312,18 @@ impl Controller {
                     Duration::ZERO
                 }
             };
-            (Some(self.take_built(built)), saved)
+            (self.take_built(built), saved)
         } else {
             self.persist_table(false, &tally);
             let saved = started.elapsed() - reconciled;
             let patched = delta
                 .as_ref()
                 .and_then(|delta| self.patch(&registry, delta, &tally));
-            (patched.map(Some), saved)
+            // A change the patch cannot take is built whole.
+            (patched.or_else(|| self.build(&registry)), saved)
         };
-        let (mut zones, parents) = match patched {
-            Some(Some(patched)) => patched,
-            Some(None) => return Applied::default(),
-            None => match self.build(&registry) {
-                Some(built) => built,
-                None => return Applied::default(),
-            },
+        let Some((mut zones, parents)) = zones else {
+            return Applied::default();
         };
         // The serial moves when what is served changes, and only then (a
         // restart on the same registry keeps it); it never goes back, across
