@@ -2,6 +2,8 @@
 //! exports. The field names are a contract with users' files (design §2), so
 //! every struct refuses unknown fields and keeps the documented spelling.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -113,8 +115,12 @@ pub struct Endpoint {
     pub address: String,
     /// Service port name to the port the workload listens on; a port not
     /// listed is the service's own number.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub ports: std::collections::BTreeMap<String, u32>,
+    #[serde(
+        default,
+        deserialize_with = "unique_keys",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub ports: BTreeMap<String, u32>,
     /// Istio network name, when the workload is on another network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
@@ -122,8 +128,12 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locality: Option<String>,
     /// Labels of the workload (for subsets and policies).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(
+        default,
+        deserialize_with = "unique_keys",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub labels: BTreeMap<String, String>,
     /// Load-balancing weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
@@ -131,6 +141,49 @@ pub struct Endpoint {
     /// is then sent mTLS (`security.istio.io/tlsMode: istio`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
+}
+
+/// A mapping whose keys are all different. A decoder hands a map every
+/// entry it reads, and a map keeps the last value of a repeated key: a
+/// file with `ports: {http: 8080, http: 9090}` would serve 9090 and say
+/// nothing. JSON leaves repeated names to the reader (RFC 8259 §4) and
+/// YAML forbids them (YAML 1.2 §3.2.1.1); a registry refuses them both
+/// ways, with the key: "duplicate key `http`".
+fn unique_keys<'de, D, V>(decoder: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a mapping")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                match out.entry(key) {
+                    Entry::Vacant(entry) => {
+                        entry.insert(value);
+                    }
+                    Entry::Occupied(entry) => {
+                        let key = entry.key();
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate key `{key}`"
+                        )));
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    decoder.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 /// A list decoded without spare room. Decoders grow a list by doubling: a

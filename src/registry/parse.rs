@@ -54,8 +54,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
                 .map_err(|e| RegistryError::Syntax {
                     origin: origin.to_string(),
                     format: "YAML",
-                    // The parser calls its input `<input>`; say which file.
-                    message: e.to_string().replace("<input>", origin),
+                    // In the words meant for users, not for the parser's
+                    // developers ("set DuplicateKeyPolicy in Options");
+                    // the parser calls its input `<input>`: say which file.
+                    message: e
+                        .render_with_formatter(&serde_saphyr::UserMessageFormatter)
+                        .replace("<input>", origin),
                 })?;
             ("YAML", value)
         };
@@ -93,6 +97,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
         clusters: list(&object, "clusters", &mut problems),
         services: list(&object, "services", &mut problems).into(),
     };
+    if json && problems.is_empty() {
+        // The tree keeps one value of a name repeated in a JSON object:
+        // a repeat that the direct decode refused is found again there.
+        problems.extend(repeated_name(text));
+    }
     locate(text, &mut problems);
     // In the order of the file (the decoding went field by field in
     // alphabetical order); problems without a place come first.
@@ -115,6 +124,21 @@ pub(super) fn yaml_options() -> serde_saphyr::Options {
     budget.max_events = 2 * MAX_YAML_NODES;
     options.budget = Some(budget);
     options
+}
+
+/// The first name repeated in one JSON object of `text`, with its path:
+/// the direct decode's error when that is serde's "duplicate field" or the
+/// model's "duplicate key" (YAML's tree refuses repeats itself).
+fn repeated_name(text: &str) -> Option<Problem> {
+    let mut decoder = serde_json::Deserializer::from_str(text);
+    let error = serde_path_to_error::deserialize::<_, Registry>(&mut decoder).err()?;
+    // serde_json adds " at line L column C"; the line and column are
+    // given back from the path, like every other problem's.
+    let message = error.inner().to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    message
+        .starts_with("duplicate ")
+        .then(|| Problem::new(error.path().to_string(), message))
 }
 
 /// Decodes `object[key]` as a list, element by element, recording a problem

@@ -176,3 +176,75 @@ fn json_problems_are_located_too() {
         "{err}"
     );
 }
+
+/// A key given twice is refused, whichever the format and whatever holds
+/// it: a struct's field (serde's own check) or a mapping's key (the
+/// model's), each named. A JSON object would otherwise keep the last
+/// value unseen: `ports: {http: 8080, http: 9090}` served 9090.
+#[test]
+fn a_repeated_key_is_refused_in_json_and_yaml() {
+    let json = |endpoint: &str| {
+        format!(
+            r#"{{"clusters": [{{"name": "west", "gateways": [{{"address": "192.0.2.1"}}]}}],
+"services": [{{"name": "a", "namespace": "x", "exportedFrom": ["west"],
+  "ports": [{{"name": "http", "number": 80, "protocol": "HTTP"}}],
+  "endpoints": [{endpoint}]}}]}}"#
+        )
+    };
+    for (endpoint, want) in [
+        (
+            r#"{"address": "10.0.0.1", "ports": {"http": 8080, "http": 9090}}"#,
+            "services[0].endpoints[0].ports: duplicate key `http`",
+        ),
+        (
+            r#"{"address": "10.0.0.1", "labels": {"app": "a", "app": "b"}}"#,
+            "services[0].endpoints[0].labels: duplicate key `app`",
+        ),
+        (
+            r#"{"address": "10.0.0.1", "address": "10.0.0.2"}"#,
+            "duplicate field `address`",
+        ),
+    ] {
+        let found = problems(&json(endpoint));
+        assert!(
+            found.len() == 1 && found[0].contains(want),
+            "{endpoint}: {found:?}"
+        );
+    }
+
+    // What the direct decode refuses and the tree reads is still read: a
+    // null list is an empty one.
+    let null = r#"{"clusters": [{"name": "west", "gateways": [{"address": "192.0.2.1"}]}], "services": null}"#;
+    assert!(parse(null, "r.json").unwrap().services.is_empty());
+
+    let yaml = |service: &str| {
+        format!(
+            "clusters: [{{name: west, gateways: [{{address: 192.0.2.1}}]}}]\n\
+             services:\n  - {{name: a, namespace: x, ports: [{{name: http, number: 80, protocol: HTTP}}], {service}}}\n"
+        )
+    };
+    for (service, key) in [
+        (
+            "endpoints: [{address: 10.0.0.1, ports: {http: 1, http: 2}}]",
+            "http",
+        ),
+        (
+            "endpoints: [{address: 10.0.0.1, labels: {app: a, app: b}}]",
+            "app",
+        ),
+        ("namespace: y", "namespace"),
+    ] {
+        match parse(&yaml(service), "r.yaml") {
+            Err(RegistryError::Syntax { message, .. }) => {
+                assert!(
+                    message.contains(&format!("duplicate mapping key `{key}`"))
+                        && message.contains("r.yaml:3:"),
+                    "{service}: {message}"
+                );
+                // Words for the user, not the parser's API.
+                assert!(!message.contains("Options"), "{message}");
+            }
+            other => panic!("{service}: expected a syntax error, got {other:?}"),
+        }
+    }
+}
