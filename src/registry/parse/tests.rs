@@ -248,3 +248,29 @@ fn a_repeated_key_is_refused_in_json_and_yaml() {
         }
     }
 }
+
+/// YAML merge keys (`<<: *anchor`) are expanded: the direct decode
+/// refuses them, and the checked path reads them as YAML 1.1 says.
+#[test]
+fn yaml_merge_keys_are_expanded() {
+    let merged = "\
+clusters: [{name: west, gateways: [{address: 192.0.2.1}]}]
+services:
+  - &web {name: a, namespace: web, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}
+  - <<: *web
+    name: b
+    namespace: other
+  - {<<: *web, name: c}
+";
+    let spelled = "\
+clusters: [{name: west, gateways: [{address: 192.0.2.1}]}]
+services:
+  - {name: a, namespace: web, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}
+  - {name: b, namespace: other, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}
+  - {name: c, namespace: web, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}
+";
+    assert_eq!(
+        parse(merged, "m.yaml").unwrap(),
+        parse(spelled, "s.yaml").unwrap()
+    );
+}

@@ -164,3 +164,26 @@ fn unchanged_services_are_shared() {
         assert_eq!(after.services[10].ports[0].number, 8080);
     }
 }
+
+/// Merge keys (`<<: *anchor`) are expanded by a reload too, first and
+/// after an edit: the entries' direct decode refuses them and the whole
+/// text is then read the checked way.
+#[test]
+fn merge_keys_are_expanded_by_a_reload() {
+    let with = |extra: &str| {
+        format!(
+            "clusters: [{{name: west, gateways: [{{address: 192.0.2.1}}]}}]\n\
+             services:\n  \
+             - &web {{name: a, namespace: web, exportedFrom: [west], ports: [{{name: http, number: 80, protocol: HTTP}}]}}\n  \
+             - {{<<: *web, name: b}}\n{extra}"
+        )
+    };
+    let mut loaded = None;
+    for text in [with(""), with("  - {<<: *web, name: c}\n")] {
+        let got = reload(&mut loaded, &text, "r", &zones()).unwrap();
+        let names: Vec<_> = got.services.iter().map(|s| s.host("global")).collect();
+        let expected = &["a.web.global", "b.web.global", "c.web.global"][..got.services.len()];
+        assert_eq!(names, expected);
+        assert!(got.services.iter().all(|s| s.ports.len() == 1));
+    }
+}
