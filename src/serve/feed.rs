@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +36,7 @@ impl Feeds {
     /// registry comes once both lists are in; until then the last-known-good
     /// one serves), and, when asked for, drop-in mode's watch and the
     /// record's.
-    pub(super) fn start(
+    pub(super) async fn start(
         config: &ServeConfig,
         controller: &mut Controller,
         cluster: Option<&Cluster>,
@@ -56,7 +57,16 @@ impl Feeds {
                     config.settings.zones.clone(),
                     config.reload_interval,
                 );
-                match watcher.load_now() {
+                // On a blocking thread: DNS may be answering already (a
+                // warm start), and its TCP task, spawned on this worker,
+                // is first polled once this task lets go of the worker.
+                let (watcher, first) = tokio::task::spawn_blocking(move || {
+                    let first = watcher.load_now();
+                    (watcher, first)
+                })
+                .await
+                .context("the registry file's first read panicked")?;
+                match first {
                     Ok(first) => brake.offer(controller, first),
                     Err(e) => tracing::error!("{e}"),
                 }

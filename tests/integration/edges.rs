@@ -8,7 +8,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
 use crate::edns::{HOST, RD, ask, opt, packet, tsig};
-use crate::support::{BOTH, Options, REGISTRY, TestServer, Via, eventually, exchange, query, send};
+use crate::support::{
+    BOTH, Options, REGISTRY, TestServer, Via, eventually, exchange, free_addr, query, send,
+};
 
 /// Every request flag we may be sent in byte 2 (AA, TC, RD) and byte 3
 /// (RA, Z, AD, CD).
@@ -208,4 +210,50 @@ async fn warm_start_answers_are_marked_stale_until_the_source_delivers() {
     );
     let reply = exchange(server.addr, &query(HOST, RecordType::A, true), Via::Tcp).await;
     assert!(ede(&reply).is_empty(), "TCP too");
+}
+
+/// A restart answers from the last-known-good snapshot while the registry
+/// file's first read is still running (design §4): a large file's read
+/// (a second at 100,000 YAML services) no longer holds every query back.
+/// The file is a FIFO here, which gives its text only once the test has
+/// had its stale answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_answers_while_the_registry_file_is_read() {
+    use nix::sys::stat::Mode;
+
+    let dir = TestServer::start().await.stop().await;
+    let registry = dir.path().join("registry.yaml");
+    std::fs::remove_file(&registry).unwrap();
+    nix::unistd::mkfifo(&registry, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+    let addr = free_addr();
+    let options = Options {
+        listen: addr,
+        ..Options::default()
+    };
+    let starting = tokio::spawn(TestServer::in_dir(dir, options));
+    for via in BOTH {
+        let answered = eventually(Duration::from_secs(10), || async {
+            let reply = send(
+                addr,
+                &query(HOST, RecordType::A, true).to_vec().unwrap(),
+                via,
+            )
+            .await;
+            reply.is_some_and(|r| {
+                let reply = Message::from_vec(&r).unwrap();
+                reply.answers.len() == 1 && ede(&reply) == [vec![0, 3]]
+            })
+        })
+        .await;
+        assert!(
+            answered,
+            "a stale answer over {via:?} while the file is read"
+        );
+    }
+    assert!(!starting.is_finished(), "the file has not been read yet");
+    let writer = std::thread::spawn(move || std::fs::write(registry, REGISTRY).unwrap());
+    let server = starting.await.unwrap();
+    writer.join().unwrap();
+    let reply = exchange(server.addr, &query(HOST, RecordType::A, true), Via::Udp).await;
+    assert!(ede(&reply).is_empty(), "the read confirms the snapshot");
 }

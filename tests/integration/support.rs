@@ -58,6 +58,9 @@ pub struct TestServer {
 
 pub struct Options {
     pub registry: Option<String>,
+    /// Where to listen: 127.0.0.1:0 unless a test must know the port
+    /// before the start returns.
+    pub listen: SocketAddr,
     pub zones: Vec<String>,
     pub v6: Option<&'static str>,
     pub tcp: TcpLimits,
@@ -73,6 +76,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             registry: Some(REGISTRY.to_string()),
+            listen: "127.0.0.1:0".parse().unwrap(),
             zones: vec!["global".into()],
             v6: None,
             tcp: TcpLimits {
@@ -107,7 +111,7 @@ impl TestServer {
     pub async fn in_dir(dir: tempfile::TempDir, options: Options) -> Self {
         let config = ServeConfig {
             registry: serve::Source::File(dir.path().join("registry.yaml")),
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen: options.listen,
             state_dir: dir.path().join("state"),
             settings: Settings {
                 zones: options.zones,
@@ -251,6 +255,18 @@ pub fn replace_file(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A loopback address whose port is free for UDP and TCP now, for a test
+/// that must know it before the server's start returns.
+pub fn free_addr() -> SocketAddr {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
 }
 
 /// Polls `check` until it holds or `limit` passes.
