@@ -16,7 +16,7 @@ state directory:
   journal, patch or build), the median: the part that is not the watcher;
 - warm start: a restart on the state directory just written.
 
-Usage: scale.py BINARY [--changes N] [SIZE[:FORMAT]...]
+Usage: scale.py BINARY [--changes N] [SIZE[:FORMAT]...]  (FORMAT json or yaml)
        (default: 1000, 10000, 100000 and 1000000, JSON and YAML, but for
        1000000:yaml, which takes minutes to generate and load: ask for it)
 
@@ -212,8 +212,16 @@ def main():
         raise SystemExit(__doc__)
     binary, args = args[0], args[1:]
     changes = 5
-    if args[:1] == ["--changes"]:
-        changes, args = int(args[1]), args[2:]
+    if "--changes" in args:  # anywhere after the binary
+        at = args.index("--changes")
+        if at + 1 >= len(args) or not args[at + 1].isdigit():
+            raise SystemExit("--changes takes a number\n\n" + __doc__)
+        changes = int(args[at + 1])
+        args = args[:at] + args[at + 2:]
+    for size in args:
+        n, _, fmt = size.partition(":")
+        if not n.isdigit() or fmt not in ("", "json", "yaml"):
+            raise SystemExit(f"not a SIZE[:FORMAT]: {size!r}\n\n" + __doc__)
     sizes = args or DEFAULT_SIZES
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
