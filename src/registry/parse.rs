@@ -135,7 +135,9 @@ fn repeated_name(text: &str) -> Option<Problem> {
     // serde_json adds " at line L column C"; the line and column are
     // given back from the path, like every other problem's.
     let message = error.inner().to_string();
-    let message = message.split(" at line ").next().unwrap_or_default();
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(message, _)| message);
     message
         .starts_with("duplicate ")
         .then(|| Problem::new(error.path().to_string(), message))

@@ -166,8 +166,7 @@ fn unchanged_services_are_shared() {
 }
 
 /// Merge keys (`<<: *anchor`) are expanded by a reload too, first and
-/// after an edit: the entries' direct decode refuses them and the whole
-/// text is then read the checked way.
+/// after an edit (a text with anchors is read whole, not by entries).
 #[test]
 fn merge_keys_are_expanded_by_a_reload() {
     let with = |extra: &str| {
