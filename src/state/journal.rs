@@ -40,19 +40,20 @@ pub struct Journaled {
 }
 
 /// Applies the journal at `path`, if any, to `table`, and cuts off a last
-/// line a crash left unfinished.
-pub(super) fn replay(path: &Path, table: &mut Table) -> Result<(), StateError> {
+/// line a crash left unfinished. Returns how many lines it applied.
+pub(super) fn replay(path: &Path, table: &mut Table) -> Result<usize, StateError> {
     let read = |source| StateError::Read {
         path: path.to_path_buf(),
         source,
     };
     let file = match fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(read(e)),
     };
     let mut reader = std::io::BufReader::new(file);
     let mut whole = 0u64;
+    let mut applied = 0;
     let mut text = String::new();
     loop {
         text.clear();
@@ -64,6 +65,7 @@ pub(super) fn replay(path: &Path, table: &mut Table) -> Result<(), StateError> {
             break;
         };
         apply(table, line);
+        applied += 1;
         whole += n as u64;
     }
     let len = fs::metadata(path).map_err(read)?.len();
@@ -81,7 +83,7 @@ pub(super) fn replay(path: &Path, table: &mut Table) -> Result<(), StateError> {
             source,
         })?;
     }
-    Ok(())
+    Ok(applied)
 }
 
 fn apply(table: &mut Table, line: Line) {

@@ -72,6 +72,33 @@ fn a_table_written_by_earlier_versions_still_loads() {
     );
 }
 
+/// The host map is read whole and built at once (not host by host): a
+/// file whose hosts are out of order, or name one twice, reads as it did
+/// by inserting each in turn: every host, the last value of a repeat.
+#[test]
+fn a_table_out_of_order_or_with_a_repeat_reads_as_inserted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lease = |a: u8| format!(r#"{{"v4": {{"addr": "240.0.0.{a}", "since": {a}}}}}"#);
+    let text = format!(
+        r#"{{"hosts": {{"c.x.global": {}, "a.x.global": {}, "b.x.global": {}, "a.x.global": {}}}}}"#,
+        lease(3),
+        lease(1),
+        lease(2),
+        lease(4)
+    );
+    fs::write(dir.path().join("vips.json"), text).unwrap();
+    let table = StateDir::open(dir.path()).unwrap().load_table().unwrap();
+    let hosts: Vec<(&str, u64)> = table
+        .hosts
+        .iter()
+        .map(|(host, leases)| (host.as_str(), leases.get(Family::V4).unwrap().since))
+        .collect();
+    assert_eq!(
+        hosts,
+        [("a.x.global", 4), ("b.x.global", 2), ("c.x.global", 3)]
+    );
+}
+
 #[test]
 fn a_corrupt_file_is_moved_aside_and_reported() {
     let dir = tempfile::tempdir().unwrap();
