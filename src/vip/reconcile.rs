@@ -153,11 +153,11 @@ impl Allocator {
             .iter()
             .flat_map(|w| w.pinned.iter().map(move |a| (*a, w.host.as_str())))
             .collect();
-        {
+        let complete = {
             let wanted: HashMap<&str, &Want, FxBuildHasher> =
                 wants.iter().map(|w| (w.host.as_str(), w)).collect();
-            self.release(table, &wanted, &pinned, now, emit);
-        }
+            self.release(table, &wanted, &pinned, now, emit)
+        };
         // A pin outranks a claim held in quarantine: the host that released
         // the address may not take it back from the host that pins it now.
         table.quarantine.retain(|r| !pinned.contains_key(&r.addr));
@@ -173,24 +173,27 @@ impl Allocator {
             used.take(addr);
         }
 
-        // Hosts missing a VIP of a family, with the leases they have.
-        let lacks = |leases: &Leases, want: &Want, family: Family| {
-            self.range(family).is_some() && !want.pins(family) && leases.get(family).is_none()
+        // Hosts missing a VIP of a family, with the leases they have. None
+        // when every want's host was found complete in the table, each
+        // once (a restart: a million B-tree lookups spared).
+        let mut missing: Vec<(&Want, Leases)> = if complete == wants.len() {
+            Vec::new()
+        } else {
+            wants
+                .iter()
+                .filter_map(|want| {
+                    let leases = table
+                        .hosts
+                        .get(want.host.as_str())
+                        .copied()
+                        .unwrap_or_default();
+                    let lacking = [Family::V4, Family::V6]
+                        .into_iter()
+                        .any(|f| self.lacks(&leases, want, f));
+                    lacking.then_some((want, leases))
+                })
+                .collect()
         };
-        let mut missing: Vec<(&Want, Leases)> = wants
-            .iter()
-            .filter_map(|want| {
-                let leases = table
-                    .hosts
-                    .get(want.host.as_str())
-                    .copied()
-                    .unwrap_or_default();
-                let lacking = [Family::V4, Family::V6]
-                    .into_iter()
-                    .any(|f| lacks(&leases, want, f));
-                lacking.then_some((want, leases))
-            })
-            .collect();
         // Hosts that arrive together are placed in name order, whatever order
         // the registry lists them in; a host's families together, IPv4
         // first; a host listed twice, once.
@@ -198,7 +201,7 @@ impl Allocator {
         missing.dedup_by(|a, b| a.0.host == b.0.host);
         for (want, leases) in &mut missing {
             for family in [Family::V4, Family::V6] {
-                if lacks(leases, want, family)
+                if self.lacks(leases, want, family)
                     && let Some((addr, event)) =
                         self.pick(&mut table.quarantine, &want.host, family, &mut used, emit)
                 {
@@ -228,8 +231,17 @@ impl Allocator {
         }
     }
 
+    /// Whether `want` lacks a VIP of `family` that it should be given:
+    /// the family has a range, the host pins none of it, and `leases` has
+    /// none.
+    fn lacks(&self, leases: &Leases, want: &Want, family: Family) -> bool {
+        self.range(family).is_some() && !want.pins(family) && leases.get(family).is_none()
+    }
+
     /// Drops leases of hosts no longer wanted, of families now pinned, of
     /// addresses another host pins, and of addresses outside the ranges.
+    /// Returns how many wanted hosts the table then holds that lack
+    /// nothing.
     fn release(
         &self,
         table: &mut Table,
@@ -237,17 +249,27 @@ impl Allocator {
         pinned: &HashMap<IpAddr, &str, FxBuildHasher>,
         now: u64,
         emit: &mut dyn FnMut(Event),
-    ) {
+    ) -> usize {
         let mut quarantined = Vec::new();
+        let mut complete = 0;
         table.hosts.retain(|host, leases| {
             let want = wanted.get(host.as_str()).copied();
             leases.retain(|family, lease| {
                 let by = pinned.get(&lease.addr).copied();
                 self.keeps(host, family, lease, want, by, now, emit, &mut quarantined)
             });
+            if let Some(want) = want
+                && !leases.is_empty()
+                && [Family::V4, Family::V6]
+                    .into_iter()
+                    .all(|family| !self.lacks(leases, want, family))
+            {
+                complete += 1;
+            }
             !leases.is_empty()
         });
         table.quarantine.extend(quarantined);
+        complete
     }
 
     /// Whether `host` keeps `lease` of `family`, given what it wants now

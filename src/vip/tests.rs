@@ -612,3 +612,24 @@ fn addresses_in_use_are_exact_in_and_out_of_the_bitmap() {
         }
     }
 }
+
+/// A full reconcile of a table that already gives every wanted host all
+/// it wants (a restart: the pass that skips looking each host up) changes
+/// nothing and reports nothing; a host listed twice is still one host.
+#[test]
+fn a_reconcile_of_a_complete_table_changes_nothing() {
+    let a = alloc("240.0.0.0/16", 600);
+    let hosts = wants(&["a.ns.global", "b.ns.global"]);
+    let mut table = Table::default();
+    assert_eq!(a.reconcile(&mut table, &hosts, 0).len(), 2);
+    let before = table.clone();
+    assert!(a.reconcile(&mut table, &hosts, 10).is_empty());
+    assert_eq!(table, before);
+    let twice = wants(&["a.ns.global", "b.ns.global", "a.ns.global"]);
+    assert!(a.reconcile(&mut table, &twice, 20).is_empty());
+    assert_eq!(table, before);
+    // One host more: only it is given a VIP.
+    let more = wants(&["a.ns.global", "b.ns.global", "c.ns.global"]);
+    assert_eq!(a.reconcile(&mut table, &more, 30).len(), 1);
+    assert_eq!(table.hosts["a.ns.global"], before.hosts["a.ns.global"]);
+}
