@@ -42,6 +42,7 @@ pub mod fuzzing;
 pub mod index;
 pub mod k8s;
 pub mod logging;
+mod mapping;
 pub mod mesh;
 pub mod metrics;
 pub mod names;

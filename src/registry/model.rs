@@ -154,36 +154,21 @@ where
     D: serde::Deserializer<'de>,
     V: Deserialize<'de>,
 {
-    struct Unique<V>(std::marker::PhantomData<V>);
-    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
-        type Value = BTreeMap<String, V>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a mapping")
-        }
-
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some((key, value)) = map.next_entry::<String, V>()? {
-                match out.entry(key) {
-                    Entry::Vacant(entry) => {
-                        entry.insert(value);
-                    }
-                    Entry::Occupied(entry) => {
-                        let key = entry.key();
-                        return Err(serde::de::Error::custom(format_args!(
-                            "duplicate key `{key}`"
-                        )));
-                    }
-                }
+    let mut out = BTreeMap::new();
+    for (key, value) in crate::mapping::entries::<D, String, V>(decoder)? {
+        match out.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert(value);
             }
-            Ok(out)
+            Entry::Occupied(entry) => {
+                let key = entry.key();
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{key}`"
+                )));
+            }
         }
     }
-    decoder.deserialize_map(Unique(std::marker::PhantomData))
+    Ok(out)
 }
 
 /// A list decoded without spare room. Decoders grow a list by doubling: a

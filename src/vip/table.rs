@@ -172,26 +172,7 @@ fn bulk_built<'de, D>(decoder: D) -> Result<BTreeMap<CompactString, Leases>, D::
 where
     D: serde::Deserializer<'de>,
 {
-    struct InOrder;
-    impl<'de> serde::de::Visitor<'de> for InOrder {
-        type Value = Vec<(CompactString, Leases)>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a mapping of hosts to leases")
-        }
-
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-            while let Some(entry) = map.next_entry()? {
-                entries.push(entry);
-            }
-            Ok(entries)
-        }
-    }
-    Ok(decoder.deserialize_map(InOrder)?.into_iter().collect())
+    Ok(crate::mapping::entries(decoder)?.into_iter().collect())
 }
 
 impl Table {
