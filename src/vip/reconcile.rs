@@ -187,10 +187,7 @@ impl Allocator {
                         .get(want.host.as_str())
                         .copied()
                         .unwrap_or_default();
-                    let lacking = [Family::V4, Family::V6]
-                        .into_iter()
-                        .any(|f| self.lacks(&leases, want, f));
-                    lacking.then_some((want, leases))
+                    self.lacks_any(&leases, want).then_some((want, leases))
                 })
                 .collect()
         };
@@ -238,6 +235,13 @@ impl Allocator {
         self.range(family).is_some() && !want.pins(family) && leases.get(family).is_none()
     }
 
+    /// Whether `want` lacks a VIP of either family (see [`Self::lacks`]).
+    fn lacks_any(&self, leases: &Leases, want: &Want) -> bool {
+        [Family::V4, Family::V6]
+            .into_iter()
+            .any(|family| self.lacks(leases, want, family))
+    }
+
     /// Drops leases of hosts no longer wanted, of families now pinned, of
     /// addresses another host pins, and of addresses outside the ranges.
     /// Returns how many wanted hosts the table then holds that lack
@@ -260,9 +264,7 @@ impl Allocator {
             });
             if let Some(want) = want
                 && !leases.is_empty()
-                && [Family::V4, Family::V6]
-                    .into_iter()
-                    .all(|family| !self.lacks(leases, want, family))
+                && !self.lacks_any(leases, want)
             {
                 complete += 1;
             }
