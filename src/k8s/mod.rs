@@ -2,6 +2,7 @@
 //! from a file, [`export`]). Nothing here
 //! knows about DNS; the registry is what this module hands on.
 
+pub mod assemble;
 pub mod drift;
 pub mod dropin;
 pub mod export;

@@ -1,8 +1,8 @@
 //! One cluster's registry objects, watched: its MeshClusters and
 //! ExportedServices in one namespace, and, when the cluster serves the MCS
 //! API (`multicluster.x-k8s.io`), its ServiceExports and the Services they
-//! export. [`ClusterWatch::view`] reads the stores into a [`View`] for
-//! [`super::merge`].
+//! export. [`ClusterWatch::input`] reads the stores for
+//! [`super::assemble`], which merges the clusters' inputs.
 //!
 //! Objects are watched untyped and decoded one by one, so an object that
 //! does not decode is skipped with a warning naming it; a typed watch would
@@ -20,7 +20,8 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
-use super::merge::{McsExport, View};
+use super::assemble::ViewInput;
+use super::merge::McsExport;
 use super::resources::{ExportedService, MeshCluster};
 use super::watching::{RETRY_MAX, RETRY_MIN, retrying};
 use crate::registry::Port;
@@ -173,18 +174,17 @@ impl ClusterWatch {
         )
     }
 
-    /// What the stores say, as the view of cluster `cluster`. Objects that
-    /// do not decode are left out, with a warning each in `warnings`.
-    pub fn view(&self, cluster: &str, local: bool, warnings: &mut Vec<String>) -> View {
-        let clusters = decode_all(&self.clusters, Kind::Cluster, warnings);
-        let services = decode_all(&self.services, Kind::Service, warnings);
-        let exports = mcs_exports(&self.exports, &self.kube_services, warnings);
-        View {
+    /// What the stores say, as cluster `cluster`'s input to the registry
+    /// ([`super::assemble`]): its MeshClusters decoded (one that does not
+    /// decode is left out, with a warning in `warnings`), its MCS exports,
+    /// and its ExportedService objects as the store holds them.
+    pub fn input(&self, cluster: &str, local: bool, warnings: &mut Vec<String>) -> ViewInput {
+        ViewInput {
             cluster: cluster.to_string(),
             local,
-            clusters,
-            services,
-            exports,
+            clusters: decode_all(&self.clusters, Kind::Cluster, warnings),
+            exports: mcs_exports(&self.exports, &self.kube_services, warnings),
+            services: self.services.state(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The registry from the API servers: the local cluster's registry
 //! resources and, when it has peers, theirs (design §2, federated
 //! registry). Each cluster is watched ([`super::view`]); after a change,
-//! and once the local lists are in, the views are merged ([`super::merge`]),
-//! validated ([`super::resources::registry_from`]) and the registry is
-//! handed to the controller like a re-read registry file.
+//! and once the local lists are in, the views are merged ([`super::merge`])
+//! and validated ([`super::resources::registry_from`]), for the services
+//! that changed only ([`super::assemble`]), and the registry is handed to
+//! the controller like a re-read registry file.
 //!
 //! At start, the first registry waits (at most [`PEER_START_WAIT`]) for
 //! the peers known at start to list or fail, so that a fresh start
@@ -34,9 +35,9 @@ use kube::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::merge::{View, merge};
+use super::assemble::Assembler;
+use super::merge::View;
 use super::peers::{Peer, PeerEvent};
-use super::resources::registry_from;
 use super::view::{Changed, ClusterWatch, Kind};
 use super::watching::Debounce;
 use crate::metrics::{Metrics, PeerStatus};
@@ -171,6 +172,7 @@ pub async fn run(
     let mut peer_events_open = true;
     let mut debounce = Debounce::default();
     let mut reported = BTreeSet::new();
+    let mut assembler = Assembler::default();
     let mut staleness = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -257,7 +259,7 @@ pub async fn run(
                 && (first_sent || started.elapsed() >= PEER_START_WAIT || peers_settled(peers_known, &peers)) => {
                 first_sent = true;
                 let remember = started.elapsed() < config.peer_stale_after;
-                let registry = build(&config, &local, &peers, remember, &mut reported, &metrics);
+                let registry = build(&config, &local, &peers, remember, &mut assembler, &mut reported, &metrics);
                 report_peers(&metrics, &peers);
                 if tx.send(Ok(registry)).await.is_err() {
                     return;
@@ -283,53 +285,68 @@ fn describe(source: &Source) -> String {
     }
 }
 
-/// The registry from the local view and every current peer's. Warnings
-/// (objects left out, conflicts) are logged when they first appear.
+/// The registry from the local view and every current peer's, built by
+/// what changed since the last ([`Assembler`]). Warnings (objects left
+/// out, conflicts) are logged when they first appear.
 fn build(
     config: &WatchConfig,
     local: &Watched,
     peers: &BTreeMap<String, Watched>,
     remember: bool,
+    assembler: &mut Assembler,
     reported: &mut BTreeSet<String>,
     metrics: &Metrics,
 ) -> Registry {
+    let started = Instant::now();
     let mut warnings = Vec::new();
-    let mut views: Vec<View> = vec![local.watch.view(&config.cluster, true, &mut warnings)];
+    let mut inputs = vec![local.watch.input(&config.cluster, true, &mut warnings)];
+    let mut remembered_views = Vec::new();
     for (name, watched) in peers {
         if watched.dropped {
             continue;
         }
         if watched.awaited.is_empty() {
-            views.push(watched.watch.view(name, false, &mut warnings));
+            inputs.push(watched.watch.input(name, false, &mut warnings));
         } else if remember && let Some(registry) = &config.remembered {
-            views.push(remembered(registry, name));
+            remembered_views.push(remembered(registry, name));
         }
     }
-    let undecoded = warnings.len();
-    let merged = merge(&views);
-    let from = registry_from(&merged.clusters, &merged.services, &config.zones);
-    warnings.extend(merged.ignored.iter().cloned());
-    warnings.extend(from.warnings);
-    let conflicts: Vec<String> = merged
+    let assembled = assembler.build(inputs, remembered_views, &config.zones);
+    tracing::debug!(
+        services = assembled.registry.services.len(),
+        incremental = assembled.incremental,
+        ms = started.elapsed().as_millis() as u64,
+        "registry built from the registry resources"
+    );
+    let undecoded = warnings.len() + assembled.undecoded.len();
+    warnings.extend(assembled.undecoded);
+    warnings.extend(assembled.warnings);
+    let conflicts: Vec<String> = assembled
         .conflicts
         .iter()
         .map(|c| format!("conflict: {c}"))
         .collect();
     let gauges = [
-        (&metrics.registry_objects_skipped, undecoded + from.skipped),
-        (&metrics.registry_dangling_exports, from.dangling_exports),
-        (&metrics.registry_conflicts, merged.conflicts.len()),
+        (
+            &metrics.registry_objects_skipped,
+            undecoded + assembled.skipped,
+        ),
+        (
+            &metrics.registry_dangling_exports,
+            assembled.dangling_exports,
+        ),
+        (&metrics.registry_conflicts, assembled.conflicts.len()),
     ];
     for (gauge, value) in gauges {
         gauge.store(value as u64, Ordering::Relaxed);
     }
-    *metrics.registry_conflict_detail.lock().unwrap() = merged.conflicts;
+    *metrics.registry_conflict_detail.lock().unwrap() = assembled.conflicts;
     let current: BTreeSet<String> = warnings.into_iter().chain(conflicts).collect();
     for warning in current.difference(reported) {
         tracing::warn!("{warning}");
     }
     *reported = current;
-    from.registry
+    assembled.registry
 }
 
 /// What `registry` (the last-known-good one) says peer `name` said: its

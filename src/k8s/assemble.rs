@@ -1,0 +1,494 @@
+//! The registry from the watched clusters' objects, rebuilt by what
+//! changed: a change of one ExportedService costs the work of that one
+//! service, not of every object the clusters hold (issue: incremental
+//! updates).
+//!
+//! [`super::merge::merge`] and [`super::resources::registry_from`] stay
+//! the definition of the result. They treat each service (its objects of
+//! every view, keyed by lower-case namespace and name, as the merge keys
+//! them) apart from every other, given the clusters. So when no cluster,
+//! MCS export or view changed, the registry is the one before with the
+//! services of the *dirty* keys (the keys of the objects that changed,
+//! before and after) taken out and put back, each computed by running the
+//! same two functions on that key's objects alone. Their messages (skips,
+//! conflicts) are kept as multisets and changed the same way: a key's part
+//! before the change is computed again from its objects as they were, and
+//! taken out. Anything else (a cluster, an MCS export, a view coming or
+//! going, a remembered peer, many keys at once) is built whole.
+//!
+//! Decoding is cached too: an object is decoded again only when the store
+//! holds a new version of it (a new `Arc`), so a change decodes one object.
+//! A property test holds the incremental result to a whole build on random
+//! sequences of edits.
+//!
+//! At 100,000 ExportedServices a one-object change took 1.57 s (decode
+//! every object, merge, validate each) before; see docs/benchmarks.md.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use kube::api::DynamicObject;
+use rustc_hash::FxBuildHasher;
+
+use super::merge::{McsExport, View, merge};
+use super::resources::{ExportedService, MeshCluster, registry_from};
+use super::view::decode;
+use crate::registry::{Registry, Service};
+
+mod objects;
+
+use objects::{Change, ViewMemo, undecoded};
+
+/// A service's key, as the merge keys it: lower-case namespace and name.
+type Key = (String, String);
+
+/// More dirty keys than this (or than an eighth of the objects) and the
+/// registry is built whole: past it, the per-key runs cost more.
+const MOST_DIRTY: usize = 1024;
+
+/// What one watched cluster says, as the stores hold it.
+#[derive(Clone, Debug)]
+pub struct ViewInput {
+    /// As [`View::cluster`].
+    pub cluster: String,
+    pub local: bool,
+    pub clusters: Vec<MeshCluster>,
+    /// The MCS exports, sorted (as [`super::view`] gives them).
+    pub exports: Vec<McsExport>,
+    /// The ExportedService objects, undecoded, as the store shares them:
+    /// an object whose `Arc` is the one of the last build is not decoded
+    /// again.
+    pub services: Vec<Arc<DynamicObject>>,
+}
+
+/// The registry the objects describe, and what was said about them.
+#[derive(Debug, Default)]
+pub struct Assembled {
+    pub registry: Registry,
+    /// ExportedService objects that do not decode, one message each.
+    pub undecoded: Vec<String>,
+    /// Objects left out by the merge, and by validation (as
+    /// [`super::resources::FromResources::warnings`]).
+    pub warnings: Vec<String>,
+    /// Two views disagreeing, sorted.
+    pub conflicts: Vec<String>,
+    /// As [`super::resources::FromResources`].
+    pub skipped: usize,
+    pub dangling_exports: usize,
+    /// Built from the dirty keys only.
+    pub incremental: bool,
+}
+
+/// The last build, and what it takes to build the next by what changed.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    zones: Vec<String>,
+    /// By cluster name.
+    views: BTreeMap<String, ViewMemo>,
+    build: u64,
+    /// The last build can be changed by keys: it was built from the
+    /// `views` alone (no remembered peer).
+    keyed: bool,
+    clusters: Vec<crate::registry::Cluster>,
+    /// The services in the order [`registry_from`] gives them: by object
+    /// name, then key.
+    services: BTreeMap<(String, Key), Arc<Service>>,
+    warnings: BTreeMap<String, usize>,
+    conflicts: BTreeMap<String, usize>,
+    skipped: usize,
+    dangling_exports: usize,
+}
+
+/// How many messages of each kind a run of the clusters alone gives.
+#[derive(Debug)]
+struct Base {
+    ignored: usize,
+    warnings: usize,
+    conflicts: usize,
+    skipped: usize,
+}
+
+/// One run of the merge and validation, the clusters' part taken out.
+#[derive(Debug, Default)]
+struct Part {
+    /// The service and its object name.
+    service: Option<(String, Arc<Service>)>,
+    warnings: Vec<String>,
+    conflicts: Vec<String>,
+    skipped: usize,
+    dangling_exports: usize,
+}
+
+fn key_of(namespace: &str, name: &str) -> Key {
+    (namespace.to_ascii_lowercase(), name.to_ascii_lowercase())
+}
+
+fn service_key(service: &ExportedService) -> Key {
+    key_of(&service.spec.namespace, &service.spec.name)
+}
+
+fn export_key(export: &McsExport) -> Key {
+    key_of(&export.namespace, &export.name)
+}
+
+/// A 64-bit hash of a key, to find a key's objects in one pass.
+fn key_hash(key: &Key) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+/// The same MeshClusters, as far as the merge and validation read them.
+fn same_clusters(a: &[MeshCluster], b: &[MeshCluster]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            a.metadata.namespace == b.metadata.namespace
+                && a.metadata.name == b.metadata.name
+                && a.spec == b.spec
+        })
+}
+
+fn add(set: &mut BTreeMap<String, usize>, items: &[String]) {
+    for item in items {
+        *set.entry(item.clone()).or_default() += 1;
+    }
+}
+
+fn take(set: &mut BTreeMap<String, usize>, items: &[String]) {
+    for item in items {
+        if let Some(count) = set.get_mut(item) {
+            *count -= 1;
+            if *count == 0 {
+                set.remove(item);
+            }
+        }
+    }
+}
+
+fn listed(set: &BTreeMap<String, usize>) -> Vec<String> {
+    set.iter()
+        .flat_map(|(item, &count)| std::iter::repeat_n(item.clone(), count))
+        .collect()
+}
+
+/// Merges and validates `views` (the reference: what a whole build is).
+fn run(
+    views: &[View],
+    zones: &[String],
+) -> (super::merge::Merged, super::resources::FromResources) {
+    let merged = merge(views);
+    let from = registry_from(&merged.clusters, &merged.services, zones);
+    (merged, from)
+}
+
+impl Assembler {
+    /// The registry of `inputs` and of the `remembered` views (peers not
+    /// yet listed, from the last-known-good registry), for `zones`; built
+    /// from the keys that changed since the last call when it can be.
+    pub fn build(
+        &mut self,
+        inputs: Vec<ViewInput>,
+        remembered: Vec<View>,
+        zones: &[String],
+    ) -> Assembled {
+        let names: BTreeSet<&str> = inputs.iter().map(|i| i.cluster.as_str()).collect();
+        if names.len() != inputs.len() {
+            return Self::uncached(self, inputs, remembered, zones);
+        }
+        self.build += 1;
+        let build = self.build;
+        let mut whole = !self.keyed || !remembered.is_empty() || zones != self.zones;
+        whole |= !self
+            .views
+            .keys()
+            .map(String::as_str)
+            .eq(names.iter().copied());
+        self.views.retain(|name, _| names.contains(name.as_str()));
+        // The changed objects' services as they were and as they are, by view.
+        let mut changed: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+        for input in inputs {
+            let memo = self.views.entry(input.cluster.clone()).or_default();
+            let mut clusters = input.clusters;
+            clusters.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            whole |= memo.local != input.local || !same_clusters(&memo.clusters, &clusters);
+            whole |= memo.exports != input.exports;
+            memo.local = input.local;
+            memo.clusters = clusters;
+            memo.exports = input.exports;
+            let changes = changed.entry(input.cluster).or_default();
+            memo.update(&input.services, build, changes);
+        }
+        self.zones = zones.to_vec();
+        let undecoded = self.undecoded();
+        let dirty: BTreeSet<Key> = changed
+            .values()
+            .flatten()
+            .flat_map(|(before, now)| before.iter().chain(now))
+            .map(|s| service_key(s))
+            .collect();
+        let objects: usize = self.views.values().map(|v| v.objects.len()).sum();
+        if whole || dirty.len() > MOST_DIRTY || dirty.len() * 8 > objects.max(8) {
+            return self.whole(remembered, undecoded);
+        }
+        self.by_keys(&dirty, &changed, undecoded)
+    }
+
+    /// Two inputs for one cluster name (a peer named like the local
+    /// cluster): built as they come, every object decoded, nothing kept.
+    fn uncached(
+        &mut self,
+        inputs: Vec<ViewInput>,
+        remembered: Vec<View>,
+        zones: &[String],
+    ) -> Assembled {
+        *self = Self::default();
+        let mut undecoded = Vec::new();
+        let mut views: Vec<View> = inputs
+            .into_iter()
+            .map(|input| View {
+                services: input
+                    .services
+                    .iter()
+                    .filter_map(|object| {
+                        decode(object)
+                            .inspect_err(|e| undecoded.push(objects::undecoded(object, e)))
+                            .ok()
+                    })
+                    .collect(),
+                cluster: input.cluster,
+                local: input.local,
+                clusters: input.clusters,
+                exports: input.exports,
+            })
+            .collect();
+        views.extend(remembered);
+        let (mut merged, mut from) = run(&views, zones);
+        merged.ignored.append(&mut from.warnings);
+        merged.conflicts.sort();
+        Assembled {
+            registry: from.registry,
+            undecoded,
+            warnings: merged.ignored,
+            conflicts: merged.conflicts,
+            skipped: from.skipped,
+            dangling_exports: from.dangling_exports,
+            incremental: false,
+        }
+    }
+
+    /// Messages of the objects that do not decode, in object name order.
+    fn undecoded(&self) -> Vec<String> {
+        let mut out: Vec<(&str, &str, String)> = Vec::new();
+        for memo in self.views.values() {
+            for (name, known) in &memo.objects {
+                if let Err(e) = &known.decoded {
+                    let namespace = known.object.metadata.namespace.as_deref().unwrap_or("-");
+                    out.push((namespace, name, undecoded(&known.object, e)));
+                }
+            }
+        }
+        out.sort();
+        out.into_iter().map(|(_, _, message)| message).collect()
+    }
+
+    /// The views, with only the services and exports of the keys in
+    /// `dirty` (`None`: all of them).
+    fn views(&self, dirty: Option<&BTreeSet<Key>>) -> Vec<View> {
+        let hashes: Option<HashSet<u64, FxBuildHasher>> =
+            dirty.map(|keys| keys.iter().map(key_hash).collect());
+        let take = |hash: u64, key: &dyn Fn() -> Key| match (&hashes, dirty) {
+            (Some(hashes), Some(dirty)) => hashes.contains(&hash) && dirty.contains(&key()),
+            _ => true,
+        };
+        self.views
+            .iter()
+            .map(|(cluster, memo)| View {
+                cluster: cluster.clone(),
+                local: memo.local,
+                clusters: memo.clusters.clone(),
+                services: memo
+                    .objects
+                    .values()
+                    .filter_map(|known| Some((known.hash, known.service()?)))
+                    .filter(|(hash, s)| take(*hash, &|| service_key(s)))
+                    .map(|(_, s)| s.as_ref().clone())
+                    .collect(),
+                exports: memo
+                    .exports
+                    .iter()
+                    .filter(|e| take(key_hash(&export_key(e)), &|| export_key(e)))
+                    .cloned()
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn whole(&mut self, remembered: Vec<View>, undecoded: Vec<String>) -> Assembled {
+        let mut views = self.views(None);
+        self.keyed = remembered.is_empty();
+        views.extend(remembered);
+        let (merged, from) = run(&views, &self.zones);
+        let names: HashMap<Key, &str> = merged
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    service_key(s),
+                    s.metadata.name.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect();
+        self.services = from
+            .registry
+            .services
+            .iter()
+            .map(|s| {
+                let key = key_of(&s.namespace, &s.name);
+                let name = names.get(&key).copied().unwrap_or_default().to_string();
+                ((name, key), s.clone())
+            })
+            .collect();
+        self.clusters = from.registry.clusters.clone();
+        self.warnings.clear();
+        add(&mut self.warnings, &merged.ignored);
+        add(&mut self.warnings, &from.warnings);
+        self.conflicts.clear();
+        add(&mut self.conflicts, &merged.conflicts);
+        self.skipped = from.skipped;
+        self.dangling_exports = from.dangling_exports;
+        self.assembled(undecoded, false)
+    }
+
+    /// The last build with the dirty keys' parts replaced.
+    fn by_keys(
+        &mut self,
+        dirty: &BTreeSet<Key>,
+        changed: &BTreeMap<String, Vec<Change>>,
+        undecoded: Vec<String>,
+    ) -> Assembled {
+        // The dirty keys' objects now; before, the changed ones as they were.
+        let now = self.views(Some(dirty));
+        let before: Vec<View> = now
+            .iter()
+            .map(|view| {
+                let mut view = view.clone();
+                for (was, is) in changed.get(&view.cluster).into_iter().flatten() {
+                    if let Some(is) = is {
+                        // Object names are unique in a view (one namespace).
+                        let at = view
+                            .services
+                            .iter()
+                            .position(|s| s.metadata.name == is.metadata.name);
+                        view.services
+                            .remove(at.expect("a changed object is among its key's"));
+                    }
+                    view.services.extend(was.iter().map(|s| s.as_ref().clone()));
+                }
+                view
+            })
+            .collect();
+        let base = self.base(&now);
+        for key in dirty {
+            let was = self.part(&before, key, &base);
+            let is = self.part(&now, key, &base);
+            if let Some((name, _)) = was.service {
+                self.services.remove(&(name, key.clone()));
+            }
+            take(&mut self.warnings, &was.warnings);
+            take(&mut self.conflicts, &was.conflicts);
+            self.skipped -= was.skipped;
+            self.dangling_exports -= was.dangling_exports;
+            if let Some((name, service)) = is.service {
+                self.services.insert((name, key.clone()), service);
+            }
+            add(&mut self.warnings, &is.warnings);
+            add(&mut self.conflicts, &is.conflicts);
+            self.skipped += is.skipped;
+            self.dangling_exports += is.dangling_exports;
+        }
+        self.assembled(undecoded, true)
+    }
+
+    /// The merge and validation of the clusters of `views` alone: how many
+    /// of each kind of message every run begins with.
+    fn base(&self, views: &[View]) -> Base {
+        let clusters: Vec<View> = views
+            .iter()
+            .map(|v| View {
+                services: Vec::new(),
+                exports: Vec::new(),
+                ..v.clone()
+            })
+            .collect();
+        let (merged, from) = run(&clusters, &self.zones);
+        Base {
+            ignored: merged.ignored.len(),
+            warnings: from.warnings.len(),
+            conflicts: merged.conflicts.len(),
+            skipped: from.skipped,
+        }
+    }
+
+    /// The merge and validation of `views` restricted to `key`, without
+    /// the clusters' messages (`base`): the merge and the validation do
+    /// the clusters before the services, so theirs come first in each list.
+    fn part(&self, views: &[View], key: &Key, base: &Base) -> Part {
+        let views: Vec<View> = views
+            .iter()
+            .map(|v| View {
+                cluster: v.cluster.clone(),
+                local: v.local,
+                clusters: v.clusters.clone(),
+                services: v
+                    .services
+                    .iter()
+                    .filter(|s| service_key(s) == *key)
+                    .cloned()
+                    .collect(),
+                exports: v
+                    .exports
+                    .iter()
+                    .filter(|e| export_key(e) == *key)
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        let (merged, from) = run(&views, &self.zones);
+        let name = merged
+            .services
+            .first()
+            .and_then(|s| s.metadata.name.clone());
+        let mut warnings = merged.ignored[base.ignored..].to_vec();
+        warnings.extend_from_slice(&from.warnings[base.warnings..]);
+        Part {
+            service: from
+                .registry
+                .services
+                .first()
+                .map(|s| (name.unwrap_or_default(), s.clone())),
+            warnings,
+            conflicts: merged.conflicts[base.conflicts..].to_vec(),
+            skipped: from.skipped - base.skipped,
+            dangling_exports: from.dangling_exports,
+        }
+    }
+
+    fn assembled(&self, undecoded: Vec<String>, incremental: bool) -> Assembled {
+        let mut registry = Registry {
+            clusters: self.clusters.clone(),
+            services: self.services.values().cloned().collect(),
+        };
+        registry.shrink_to_fit();
+        Assembled {
+            registry,
+            undecoded,
+            warnings: listed(&self.warnings),
+            conflicts: listed(&self.conflicts),
+            skipped: self.skipped,
+            dangling_exports: self.dangling_exports,
+            incremental,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
