@@ -36,8 +36,10 @@ use super::resources::{ExportedService, MeshCluster, registry_from};
 use super::view::decode;
 use crate::registry::{Registry, Service};
 
+mod keys;
 mod objects;
 
+use keys::{add, listed, take};
 use objects::{Change, ViewMemo, undecoded};
 
 /// A service's key, as the merge keys it: lower-case namespace and name.
@@ -100,26 +102,6 @@ pub struct Assembler {
     dangling_exports: usize,
 }
 
-/// How many messages of each kind a run of the clusters alone gives.
-#[derive(Debug)]
-struct Base {
-    ignored: usize,
-    warnings: usize,
-    conflicts: usize,
-    skipped: usize,
-}
-
-/// One run of the merge and validation, the clusters' part taken out.
-#[derive(Debug, Default)]
-struct Part {
-    /// The service and its object name.
-    service: Option<(String, Arc<Service>)>,
-    warnings: Vec<String>,
-    conflicts: Vec<String>,
-    skipped: usize,
-    dangling_exports: usize,
-}
-
 fn key_of(namespace: &str, name: &str) -> Key {
     (namespace.to_ascii_lowercase(), name.to_ascii_lowercase())
 }
@@ -145,29 +127,6 @@ fn same_clusters(a: &[MeshCluster], b: &[MeshCluster]) -> bool {
                 && a.metadata.name == b.metadata.name
                 && a.spec == b.spec
         })
-}
-
-fn add(set: &mut BTreeMap<String, usize>, items: &[String]) {
-    for item in items {
-        *set.entry(item.clone()).or_default() += 1;
-    }
-}
-
-fn take(set: &mut BTreeMap<String, usize>, items: &[String]) {
-    for item in items {
-        if let Some(count) = set.get_mut(item) {
-            *count -= 1;
-            if *count == 0 {
-                set.remove(item);
-            }
-        }
-    }
-}
-
-fn listed(set: &BTreeMap<String, usize>) -> Vec<String> {
-    set.iter()
-        .flat_map(|(item, &count)| std::iter::repeat_n(item.clone(), count))
-        .collect()
 }
 
 /// Merges and validates `views` (the reference: what a whole build is).
@@ -386,10 +345,10 @@ impl Assembler {
                 view
             })
             .collect();
-        let base = self.base(&now);
+        let base = keys::base(&now, &self.zones);
         for key in dirty {
-            let was = self.part(&before, key, &base);
-            let is = self.part(&now, key, &base);
+            let was = keys::part(&before, key, &base, &self.zones);
+            let is = keys::part(&now, key, &base, &self.zones);
             if let Some((name, _)) = was.service {
                 self.services.remove(&(name, key.clone()));
             }
@@ -406,70 +365,6 @@ impl Assembler {
             self.dangling_exports += is.dangling_exports;
         }
         self.assembled(undecoded, true)
-    }
-
-    /// The merge and validation of the clusters of `views` alone: how many
-    /// of each kind of message every run begins with.
-    fn base(&self, views: &[View]) -> Base {
-        let clusters: Vec<View> = views
-            .iter()
-            .map(|v| View {
-                services: Vec::new(),
-                exports: Vec::new(),
-                ..v.clone()
-            })
-            .collect();
-        let (merged, from) = run(&clusters, &self.zones);
-        Base {
-            ignored: merged.ignored.len(),
-            warnings: from.warnings.len(),
-            conflicts: merged.conflicts.len(),
-            skipped: from.skipped,
-        }
-    }
-
-    /// The merge and validation of `views` restricted to `key`, without
-    /// the clusters' messages (`base`): the merge and the validation do
-    /// the clusters before the services, so theirs come first in each list.
-    fn part(&self, views: &[View], key: &Key, base: &Base) -> Part {
-        let views: Vec<View> = views
-            .iter()
-            .map(|v| View {
-                cluster: v.cluster.clone(),
-                local: v.local,
-                clusters: v.clusters.clone(),
-                services: v
-                    .services
-                    .iter()
-                    .filter(|s| service_key(s) == *key)
-                    .cloned()
-                    .collect(),
-                exports: v
-                    .exports
-                    .iter()
-                    .filter(|e| export_key(e) == *key)
-                    .cloned()
-                    .collect(),
-            })
-            .collect();
-        let (merged, from) = run(&views, &self.zones);
-        let name = merged
-            .services
-            .first()
-            .and_then(|s| s.metadata.name.clone());
-        let mut warnings = merged.ignored[base.ignored..].to_vec();
-        warnings.extend_from_slice(&from.warnings[base.warnings..]);
-        Part {
-            service: from
-                .registry
-                .services
-                .first()
-                .map(|s| (name.unwrap_or_default(), s.clone())),
-            warnings,
-            conflicts: merged.conflicts[base.conflicts..].to_vec(),
-            skipped: from.skipped - base.skipped,
-            dangling_exports: from.dangling_exports,
-        }
     }
 
     fn assembled(&self, undecoded: Vec<String>, incremental: bool) -> Assembled {
