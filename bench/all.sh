@@ -5,8 +5,14 @@
 #      core, UDP workers, TCP, and p50/p99/p99.9 at a fixed 20,000 q/s,
 #      with the ratios;
 #   2. scale (bench/scale.py): cold start, warm start, RSS and
-#      change-to-answer from 1,000 to 1,000,000 services;
-#   3. sync at scale against a real API server (bench/sync_scale.rs):
+#      change-to-answer from 1,000 to 1,000,000 services; and in
+#      Kubernetes mode (bench/k8s_change.rs), a change of one
+#      ExportedService built by what changed beside a whole build;
+#   3. Kubernetes mode end to end (bench/k8s_answer.py): change-to-answer
+#      of a new ExportedService with 100 and 10,000 objects in the cluster
+#      KUBECONFIG names (envtest's kube-up.sh will do); without KUBECONFIG
+#      the report says it was not run;
+#   4. sync at scale against a real API server (bench/sync_scale.rs):
 #      10,000 new ServiceEntries from cold at concurrency 8 and 32, and a
 #      steady-state pass, with the requests each made (audit log). Needs
 #      KUBEBUILDER_ASSETS (kube-apiserver, etcd) and GLOBALDNS_ISTIO_CRDS;
@@ -23,8 +29,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
-  --quick) run_args=(10000 2 1); scale_args=(1000:json 10000:json 10000:yaml); sync_args=(1000 8 32) ;;
-  "") run_args=(10000 5 3); scale_args=(); sync_args=(10000 8 32) ;;
+  --quick) run_args=(10000 2 1); scale_args=(1000:json 10000:json 10000:yaml); k8s_args=(1000 10000); k8s_answer_args=(--changes 3 100 1000); sync_args=(1000 8 32) ;;
+  "") run_args=(10000 5 3); scale_args=(); k8s_args=(1000 10000 100000); k8s_answer_args=(100 10000); sync_args=(10000 8 32) ;;
   *) echo "usage: bench/all.sh [--quick]" >&2; exit 2 ;;
 esac
 
@@ -39,7 +45,19 @@ echo "## 2. Scale (bench/scale.py ${scale_args[*]:-default sizes})"
 echo
 python3 bench/scale.py target/release/globaldns "${scale_args[@]}"
 echo
-echo "## 3. Sync at scale (sync-scale ${sync_args[*]})"
+cargo build --release --locked --example k8s-change 2>&1 | tail -n1
+target/release/examples/k8s-change "${k8s_args[@]}"
+echo
+echo "## 3. Kubernetes mode, end to end (bench/k8s_answer.py ${k8s_answer_args[*]})"
+echo
+if [ -n "${KUBECONFIG:-}" ]; then
+  python3 bench/k8s_answer.py target/release/globaldns "${k8s_answer_args[@]}"
+else
+  echo "not run: set KUBECONFIG to a cluster it may create namespaces and CRDs in"
+  echo "(../shared/envtest/kube-up.sh starts one)."
+fi
+echo
+echo "## 4. Sync at scale (sync-scale ${sync_args[*]})"
 echo
 if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -n "${GLOBALDNS_ISTIO_CRDS:-}" ]; then
   cargo build --release --locked --example sync-scale 2>&1 | tail -n1
