@@ -202,3 +202,31 @@ fn the_last_good_writer_writes_the_newest_version() {
     drop(writer);
     assert_eq!(state.load_last_good().unwrap().unwrap().serial, 3);
 }
+
+/// After a write the writer rests (here an hour) before it takes the next
+/// version: one handed over meanwhile waits, and `flush` or dropping the
+/// writer cuts the rest short and writes it.
+#[test]
+fn the_last_good_writer_rests_between_writes_unless_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    let version = |serial| LastGood {
+        serial,
+        digest: None,
+        zones: Vec::new(),
+        registry: Registry::default(),
+    };
+    let serial = || state.load_last_good().unwrap().unwrap().serial;
+    let writer = LastGoodWriter::resting(state.clone(), |_| std::time::Duration::from_secs(3600));
+    writer.submit(version(1));
+    writer.flush();
+    assert_eq!(serial(), 1, "the first version is written at once");
+    writer.submit(version(2));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(serial(), 1, "the next waits while the writer rests");
+    writer.flush();
+    assert_eq!(serial(), 2);
+    writer.submit(version(3));
+    drop(writer);
+    assert_eq!(serial(), 3, "dropping the writer writes what waits");
+}
