@@ -141,6 +141,25 @@ fn the_kubernetes_code_knows_nothing_of_hickory() {
     }
 }
 
+/// Files stay short enough to read whole: every source file has at most
+/// 400 lines of code, comments and unit tests left out. Files of unit
+/// tests (`tests.rs`) are left out.
+#[test]
+fn no_source_file_has_more_than_400_lines_of_code() {
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    assert!(files.len() > 50, "{files:?}");
+    let long: Vec<String> = files
+        .iter()
+        .filter(|path| !path.ends_with("tests.rs"))
+        .filter_map(|path| {
+            let lines = code(path).lines().count();
+            (lines > 400).then(|| format!("{} ({lines})", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over 400 lines of code: {long:?}");
+}
+
 /// The checker itself finds a cycle where there is one.
 #[test]
 fn a_cycle_is_found() {

@@ -14,15 +14,20 @@
 //! shard is chosen by the name without its leading `_` labels, so that
 //! host is in the shard the lookup is already in. At 100,000 hosts this is
 //! 62 bytes a host less than a node for each of the three names.
+//!
+//! Reading a shard is here; writing one (placing hosts, sealing it) is in
+//! `names/write.rs`.
 
 use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 use rustc_hash::FxBuildHasher;
+
+mod write;
 
 /// Names a shard holds at most on average when a set is built: a patch
 /// copies a shard of about this many names (tens of microseconds).
@@ -303,134 +308,6 @@ impl Shard {
             host: index,
             port: port.port,
         })
-    }
-
-    /// The node at `key`, created (in `zone`, with no data) if new.
-    pub(super) fn find_or_insert(
-        &mut self,
-        key: &[u8],
-        hash: u64,
-        zone: ZoneIndex,
-    ) -> Result<u32, String> {
-        match self.find(key, hash) {
-            Some(index) => Ok(index),
-            None => self.insert(key, hash, zone),
-        }
-    }
-
-    /// Puts `bytes` in the key arena: where they start, and their length.
-    fn push_key(&mut self, bytes: &[u8]) -> Result<(u32, u8), String> {
-        let len = u8::try_from(bytes.len()).map_err(|_| "a name longer than 255 bytes")?;
-        let start = u32::try_from(self.keys.len()).map_err(|_| "too many names in one snapshot")?;
-        self.keys.extend_from_slice(bytes);
-        Ok((start, len))
-    }
-
-    /// A new node at `key`, which must not be there yet.
-    pub(super) fn insert(&mut self, key: &[u8], hash: u64, zone: ZoneIndex) -> Result<u32, String> {
-        let index = u32::try_from(self.nodes.len())
-            .map_err(|_| "too many names in one snapshot".to_string())?;
-        self.underscored |= key.get(1) == Some(&b'_');
-        let (key, key_len) = self.push_key(key)?;
-        self.nodes.push(Node {
-            key,
-            key_len,
-            zone,
-            a: Span::default(),
-            aaaa: Span::default(),
-            srv: Span::default(),
-        });
-        let Self {
-            table, nodes, keys, ..
-        } = self;
-        table.insert_unique(hash, index, |&i| {
-            let node = &nodes[i as usize];
-            hash_key(&keys[node.key as usize..][..usize::from(node.key_len)])
-        });
-        Ok(index)
-    }
-
-    pub(super) fn set_addresses(&mut self, index: u32, addresses: &[IpAddr]) -> Result<(), String> {
-        let v4 = addresses.iter().filter_map(|a| match a {
-            IpAddr::V4(v4) => Some(*v4),
-            IpAddr::V6(_) => None,
-        });
-        let v6 = addresses.iter().filter_map(|a| match a {
-            IpAddr::V6(v6) => Some(*v6),
-            IpAddr::V4(_) => None,
-        });
-        self.set_split_addresses(index, v4, v6)
-    }
-
-    /// Sets the node's addresses, IPv4 and IPv6 given apart.
-    pub(super) fn set_split_addresses(
-        &mut self,
-        index: u32,
-        v4: impl IntoIterator<Item = Ipv4Addr>,
-        v6: impl IntoIterator<Item = Ipv6Addr>,
-    ) -> Result<(), String> {
-        let start = self.v4.len();
-        self.v4.extend(v4);
-        let a = Span::of(start, self.v4.len())?;
-        let start = self.v6.len();
-        self.v6.extend(v6);
-        let aaaa = Span::of(start, self.v6.len())?;
-        let node = &mut self.nodes[index as usize];
-        node.a = a;
-        node.aaaa = aaaa;
-        Ok(())
-    }
-
-    /// Gives the host at `index` the SRV names `ports`: each one's first
-    /// label (`_<port>`, wire form) and port. A host placed twice (drop-in
-    /// mode's hand-written hosts) keeps the SRV names of its first placing
-    /// that the second does not give again, as their own nodes did.
-    pub(super) fn set_ports<'p>(
-        &mut self,
-        index: u32,
-        ports: impl IntoIterator<Item = (&'p [u8], u16)> + Clone,
-    ) -> Result<(), String> {
-        let start = self.srv.len();
-        let before = self.nodes[index as usize].srv;
-        for i in before.range() {
-            let kept = self.srv[i];
-            let label = self.label(&kept);
-            if !ports.clone().into_iter().any(|(l, _)| l == label) {
-                self.srv.push(kept);
-            }
-        }
-        for (label, port) in ports {
-            let (label, label_len) = self.push_key(label)?;
-            self.srv.push(SrvPort {
-                label,
-                label_len,
-                port,
-            });
-        }
-        self.nodes[index as usize].srv = Span::of(start, self.srv.len())?;
-        Ok(())
-    }
-
-    pub(super) fn shrink_to_fit(&mut self) {
-        let Self {
-            table, nodes, keys, ..
-        } = self;
-        table.shrink_to_fit(|&i| {
-            let node = &nodes[i as usize];
-            hash_key(&keys[node.key as usize..][..usize::from(node.key_len)])
-        });
-        nodes.shrink_to_fit();
-        keys.shrink_to_fit();
-        self.v4.shrink_to_fit();
-        self.v6.shrink_to_fit();
-        self.srv.shrink_to_fit();
-    }
-
-    /// Shrunk to its contents, its digest sum taken: ready to publish.
-    pub(super) fn seal(mut self) -> Arc<Self> {
-        self.shrink_to_fit();
-        self.sum = super::digest::sum(&self);
-        Arc::new(self)
     }
 
     /// Every name of the shard once, with what is there: each node, then
