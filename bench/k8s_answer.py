@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale import free_port, rcode_and_answers, wait_answer  # noqa: E402
+from scale import free_port, log_fields, rcode_and_answers, wait_answer  # noqa: E402
 
 CLUSTERS = ["east", "west", "north"]
 
@@ -64,16 +64,8 @@ def apply_services(binary, namespace, first, count, work):
 
 def builds(log_path, skip):
     """ms of each registry build from the resources after the first `skip`."""
-    out = []
-    with open(log_path) as f:
-        for line in f:
-            try:
-                fields = json.loads(line).get("fields", {})
-            except ValueError:
-                continue
-            if fields.get("message") == "registry built from the registry resources":
-                out.append(fields.get("ms", 0))
-    return out[skip:]
+    return [fields.get("ms", 0) for fields in log_fields(log_path)
+            if fields.get("message") == "registry built from the registry resources"][skip:]
 
 
 def measure(binary, namespace, size, changes, work):

@@ -138,22 +138,27 @@ def serve(binary, registry, state, port, log):
     )
 
 
+def log_fields(log_path):
+    """The `fields` of each line of a JSON log (GLOBALDNS_LOG_FORMAT=json)."""
+    with open(log_path) as f:
+        for line in f:
+            try:
+                yield json.loads(line).get("fields", {})
+            except ValueError:
+                continue
+
+
 def server_work(log_path, skip):
     """Per publish after the first `skip`: ms from reading the file to
     publishing, from the server's log (parse + reconcile + save + build)."""
     parsed, works = [], []
-    with open(log_path) as f:
-        for line in f:
-            try:
-                fields = json.loads(line).get("fields", {})
-            except ValueError:
-                continue
-            message = fields.get("message", "")
-            if message == "registry parsed and validated":
-                parsed.append(fields.get("ms", 0))
-            elif message == "registry published" and parsed:
-                works.append(parsed[-1] + fields.get("reconcile_ms", 0)
-                             + fields.get("save_table_ms", 0) + fields.get("build_ms", 0))
+    for fields in log_fields(log_path):
+        message = fields.get("message", "")
+        if message == "registry parsed and validated":
+            parsed.append(fields.get("ms", 0))
+        elif message == "registry published" and parsed:
+            works.append(parsed[-1] + fields.get("reconcile_ms", 0)
+                         + fields.get("save_table_ms", 0) + fields.get("build_ms", 0))
     return works[skip:]
 
 

@@ -180,6 +180,16 @@ fn the_journal_replays_over_the_table_and_a_torn_line_is_dropped() {
     assert_eq!(state.load_table().unwrap(), t);
 }
 
+/// An empty last-known-good registry of SOA serial `serial`.
+fn version(serial: u32) -> LastGood {
+    LastGood {
+        serial,
+        digest: None,
+        zones: Vec::new(),
+        registry: Registry::default(),
+    }
+}
+
 /// The last-known-good registry is written by a thread of its own; a
 /// version waiting is replaced by a newer one, and what waits is written
 /// when the writer is flushed or dropped.
@@ -187,12 +197,6 @@ fn the_journal_replays_over_the_table_and_a_torn_line_is_dropped() {
 fn the_last_good_writer_writes_the_newest_version() {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
-    let version = |serial| LastGood {
-        serial,
-        digest: None,
-        zones: Vec::new(),
-        registry: Registry::default(),
-    };
     let writer = LastGoodWriter::start(state.clone());
     writer.submit(version(1));
     writer.submit(version(2));
@@ -210,12 +214,6 @@ fn the_last_good_writer_writes_the_newest_version() {
 fn the_last_good_writer_rests_between_writes_unless_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
-    let version = |serial| LastGood {
-        serial,
-        digest: None,
-        zones: Vec::new(),
-        registry: Registry::default(),
-    };
     let serial = || state.load_last_good().unwrap().unwrap().serial;
     let writer = LastGoodWriter::resting(state.clone(), |_| std::time::Duration::from_secs(3600));
     writer.submit(version(1));
