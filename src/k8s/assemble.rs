@@ -337,14 +337,14 @@ impl Assembler {
             .map(|view| {
                 let mut view = view.clone();
                 for (was, is) in changed.get(&view.cluster).into_iter().flatten() {
-                    if let Some(is) = is {
-                        // Object names are unique in a view (one namespace).
-                        let at = view
-                            .services
-                            .iter()
-                            .position(|s| s.metadata.name == is.metadata.name);
-                        view.services
-                            .remove(at.expect("a changed object is among its key's"));
+                    // Object names are unique in a view (one namespace); a
+                    // changed object's key is dirty, so it is among them.
+                    let at = is.as_ref().and_then(|is| {
+                        let name = &is.metadata.name;
+                        view.services.iter().position(|s| s.metadata.name == *name)
+                    });
+                    if let Some(at) = at {
+                        view.services.remove(at);
                     }
                     view.services.extend(was.iter().map(|s| s.as_ref().clone()));
                 }
@@ -360,8 +360,8 @@ impl Assembler {
             }
             take(&mut self.warnings, &was.warnings);
             take(&mut self.conflicts, &was.conflicts);
-            self.skipped -= was.skipped;
-            self.dangling_exports -= was.dangling_exports;
+            self.skipped = self.skipped.saturating_sub(was.skipped);
+            self.dangling_exports = self.dangling_exports.saturating_sub(was.dangling_exports);
             if let Some((name, service)) = is.service {
                 self.services.insert((name, key.clone()), service);
             }

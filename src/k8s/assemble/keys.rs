@@ -79,8 +79,11 @@ pub(super) fn part(views: &[View], key: &Key, base: &Base, zones: &[String]) -> 
         .services
         .first()
         .and_then(|s| s.metadata.name.clone());
-    let mut warnings = merged.ignored[base.ignored..].to_vec();
-    warnings.extend_from_slice(&from.warnings[base.warnings..]);
+    // Every run has the same clusters as `base`, so its lists begin with
+    // at least as many messages.
+    let after = |list: &[String], count: usize| list.get(count..).unwrap_or_default().to_vec();
+    let mut warnings = after(&merged.ignored, base.ignored);
+    warnings.extend(after(&from.warnings, base.warnings));
     Part {
         service: from
             .registry
@@ -88,8 +91,8 @@ pub(super) fn part(views: &[View], key: &Key, base: &Base, zones: &[String]) -> 
             .first()
             .map(|s| (name.unwrap_or_default(), s.clone())),
         warnings,
-        conflicts: merged.conflicts[base.conflicts..].to_vec(),
-        skipped: from.skipped - base.skipped,
+        conflicts: after(&merged.conflicts, base.conflicts),
+        skipped: from.skipped.saturating_sub(base.skipped),
         dangling_exports: from.dangling_exports,
     }
 }
