@@ -258,11 +258,12 @@ impl Assembler {
     /// The views, with only the services and exports of the keys in
     /// `dirty` (`None`: all of them).
     fn views(&self, dirty: Option<&BTreeSet<Key>>) -> Vec<View> {
-        let hashes: Option<HashSet<u64, FxBuildHasher>> =
-            dirty.map(|keys| keys.iter().map(key_hash).collect());
-        let take = |hash: u64, key: &dyn Fn() -> Key| match (&hashes, dirty) {
-            (Some(hashes), Some(dirty)) => hashes.contains(&hash) && dirty.contains(&key()),
-            _ => true,
+        // The hashes first: an object's key is made (lower-cased) only when
+        // its hash is a dirty key's.
+        let hashes: HashSet<u64, FxBuildHasher> =
+            dirty.into_iter().flatten().map(key_hash).collect();
+        let take = |hash: u64, key: &dyn Fn() -> Key| {
+            dirty.is_none_or(|dirty| hashes.contains(&hash) && dirty.contains(&key()))
         };
         self.views
             .iter()

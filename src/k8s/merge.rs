@@ -293,4 +293,4 @@ fn describe(view: &View) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -36,6 +36,12 @@ impl Decoded {
         }
     }
 
+    /// Takes `object`, a new version of this one, and says what changed.
+    fn replace(&mut self, object: Arc<DynamicObject>, build: u64, changes: &mut Vec<Change>) {
+        let before = std::mem::replace(self, Self::new(object, build));
+        changes.push((before.service().cloned(), self.service().cloned()));
+    }
+
     pub(super) fn service(&self) -> Option<&Arc<ExportedService>> {
         self.decoded.as_ref().ok()
     }
@@ -103,8 +109,7 @@ impl ViewMemo {
                 let object = services[i].clone();
                 let name = object.metadata.name.as_deref().unwrap_or_default();
                 if let Some(known) = self.objects.get_mut(name) {
-                    let before = std::mem::replace(known, Decoded::new(object, build));
-                    changes.push((before.service().cloned(), known.service().cloned()));
+                    known.replace(object, build, changes);
                 }
                 self.order[i] = address(&services[i]);
             }
@@ -114,10 +119,7 @@ impl ViewMemo {
             let name = object.metadata.name.as_deref().unwrap_or_default();
             match self.objects.get_mut(name) {
                 Some(known) if Arc::ptr_eq(&known.object, object) => known.seen = build,
-                Some(known) => {
-                    let before = std::mem::replace(known, Decoded::new(object.clone(), build));
-                    changes.push((before.service().cloned(), known.service().cloned()));
-                }
+                Some(known) => known.replace(object.clone(), build, changes),
                 None => {
                     let now = Decoded::new(object.clone(), build);
                     changes.push((None, now.service().cloned()));

@@ -3,29 +3,13 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::k8s::merge::McsExport;
-use crate::k8s::resources::MeshClusterSpec;
-use crate::registry::{Gateway, Port};
+use crate::k8s::merge::tests::cluster;
+use crate::registry::Port;
 
 const VIEWS: [(&str, bool); 3] = [("east", true), ("west", false), ("north", false)];
 
 fn zones() -> Vec<String> {
     vec!["global".to_string()]
-}
-
-fn cluster(name: &str, gateway: &str) -> MeshCluster {
-    let mut c = MeshCluster::new(
-        name,
-        MeshClusterSpec {
-            network: None,
-            locality: None,
-            gateways: vec![Gateway {
-                address: gateway.to_string(),
-                port: 15443,
-            }],
-        },
-    );
-    c.metadata.namespace = Some("globaldns".into());
-    c
 }
 
 fn object(name: &str, spec: Value) -> Arc<DynamicObject> {

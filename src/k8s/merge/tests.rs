@@ -2,7 +2,8 @@ use super::*;
 use crate::k8s::resources::MeshClusterSpec;
 use crate::registry::Gateway;
 
-fn cluster(name: &str, gateway: &str) -> MeshCluster {
+/// A MeshCluster with one gateway (also for `k8s::assemble`'s tests).
+pub(crate) fn cluster(name: &str, gateway: &str) -> MeshCluster {
     MeshCluster::new(
         name,
         MeshClusterSpec {
