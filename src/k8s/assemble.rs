@@ -217,6 +217,7 @@ impl Assembler {
                         decode(object)
                             .inspect_err(|e| undecoded.push(objects::undecoded(object, e)))
                             .ok()
+                            .map(Arc::new)
                     })
                     .collect(),
                 cluster: input.cluster,
@@ -276,7 +277,7 @@ impl Assembler {
                     .values()
                     .filter_map(|known| Some((known.hash, known.service()?)))
                     .filter(|(hash, s)| take(*hash, &|| service_key(s)))
-                    .map(|(_, s)| s.as_ref().clone())
+                    .map(|(_, s)| s.clone())
                     .collect(),
                 exports: memo
                     .exports
@@ -347,7 +348,7 @@ impl Assembler {
                     if let Some(at) = at {
                         view.services.remove(at);
                     }
-                    view.services.extend(was.iter().map(|s| s.as_ref().clone()));
+                    view.services.extend(was.iter().cloned());
                 }
                 view
             })

@@ -33,6 +33,7 @@
 //!    name sorts first wins (as without federation).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -48,7 +49,9 @@ pub struct View {
     /// The local cluster's view (which may describe other clusters).
     pub local: bool,
     pub clusters: Vec<MeshCluster>,
-    pub services: Vec<ExportedService>,
+    /// Shared with whoever decoded them (the watch's memo of decoded
+    /// objects), so that making a view copies no object.
+    pub services: Vec<Arc<ExportedService>>,
     /// MCS exports: Services exported with a `ServiceExport`.
     pub exports: Vec<McsExport>,
 }
@@ -152,7 +155,7 @@ fn merge_clusters(
 fn claims_of(view: &View, ignored: &mut Vec<String>) -> Vec<((String, String), Claim)> {
     let mut out = Vec::new();
     let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut objects: Vec<&ExportedService> = view.services.iter().collect();
+    let mut objects: Vec<&ExportedService> = view.services.iter().map(|s| &**s).collect();
     objects.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     for object in objects {
         let spec = &object.spec;

@@ -375,7 +375,7 @@ fn remembered(registry: &Registry, name: &str) -> View {
         cluster: name.to_string(),
         local: false,
         clusters,
-        services,
+        services: services.into_iter().map(std::sync::Arc::new).collect(),
         exports: Vec::new(),
     }
 }

@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
+use std::sync::Arc;
 
 use globaldns::index::wants;
 use globaldns::k8s::merge::{View, merge};
@@ -82,7 +83,7 @@ fn view(index: usize, local: bool) -> View {
         cluster: CLUSTERS[index].to_string(),
         local,
         clusters,
-        services,
+        services: services.into_iter().map(Arc::new).collect(),
         exports: Vec::new(),
     }
 }

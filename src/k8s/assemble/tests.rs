@@ -342,7 +342,11 @@ fn two_inputs_of_one_name_are_both_merged() {
             local: i.local,
             clusters: i.clusters.clone(),
             exports: Vec::new(),
-            services: i.services.iter().map(|o| decode(o).unwrap()).collect(),
+            services: i
+                .services
+                .iter()
+                .map(|o| Arc::new(decode(o).unwrap()))
+                .collect(),
         })
         .collect();
     let (_, want) = run(&views, &zones());

@@ -45,7 +45,7 @@ fn view(
         cluster: name.to_string(),
         local,
         clusters,
-        services,
+        services: services.into_iter().map(Arc::new).collect(),
         exports: Vec::new(),
     }
 }
