@@ -32,6 +32,7 @@
 //! 4. Within one view, two objects for one service: the one whose object
 //!    name sorts first wins (as without federation).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -75,15 +76,16 @@ pub struct Merged {
     pub ignored: Vec<String>,
 }
 
-/// One view's word on one service from one cluster.
+/// One view's word on one service from one cluster: the object as the
+/// view holds it (copied only if it wins), or made from an MCS export.
 #[derive(Clone, Debug)]
-struct Claim {
+struct Claim<'a> {
     cluster: String,
     /// The cluster said it of itself.
     own: bool,
     /// The object's name and namespace (for the messages of validation).
-    metadata: ObjectMeta,
-    spec: ExportedServiceSpec,
+    metadata: Cow<'a, ObjectMeta>,
+    spec: Cow<'a, ExportedServiceSpec>,
 }
 
 /// Merges `views` by the rule of the module documentation.
@@ -152,7 +154,7 @@ fn merge_clusters(
 }
 
 /// Each (namespace, name) a view exports, with the view's definition.
-fn claims_of(view: &View, ignored: &mut Vec<String>) -> Vec<((String, String), Claim)> {
+fn claims_of<'a>(view: &'a View, ignored: &mut Vec<String>) -> Vec<((String, String), Claim<'a>)> {
     let mut out = Vec::new();
     let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut objects: Vec<&ExportedService> = view.services.iter().map(|s| &**s).collect();
@@ -197,8 +199,8 @@ fn claims_of(view: &View, ignored: &mut Vec<String>) -> Vec<((String, String), C
                 Claim {
                     cluster: String::new(),
                     own: view.local,
-                    metadata: object.metadata.clone(),
-                    spec: spec.clone(),
+                    metadata: Cow::Borrowed(&object.metadata),
+                    spec: Cow::Borrowed(spec),
                 },
             ));
             continue;
@@ -209,8 +211,8 @@ fn claims_of(view: &View, ignored: &mut Vec<String>) -> Vec<((String, String), C
                 Claim {
                     own: cluster == view.cluster,
                     cluster,
-                    metadata: object.metadata.clone(),
-                    spec: spec.clone(),
+                    metadata: Cow::Borrowed(&object.metadata),
+                    spec: Cow::Borrowed(spec),
                 },
             ));
         }
@@ -230,19 +232,19 @@ fn claims_of(view: &View, ignored: &mut Vec<String>) -> Vec<((String, String), C
                 cluster: view.cluster.clone(),
                 own: true,
                 // Named as the ServiceExport is.
-                metadata: ObjectMeta {
+                metadata: Cow::Owned(ObjectMeta {
                     name: Some(export.name.clone()),
                     namespace: Some(export.namespace.clone()),
                     ..Default::default()
-                },
-                spec: ExportedServiceSpec {
+                }),
+                spec: Cow::Owned(ExportedServiceSpec {
                     name: export.name.clone(),
                     namespace: export.namespace.clone(),
                     exported_from: vec![view.cluster.clone()],
                     ports: export.ports.clone(),
                     addresses: Vec::new(),
                     endpoints: Vec::new(),
-                },
+                }),
             },
         ));
     }
@@ -258,7 +260,7 @@ fn settle(
 ) -> Option<(ObjectMeta, ExportedServiceSpec)> {
     // A cluster's word on its own export first, then by cluster name.
     claims.sort_by(|a, b| (!a.own, &a.cluster).cmp(&(!b.own, &b.cluster)));
-    let winner = claims.first()?.clone();
+    let winner = claims.first()?;
     let mut exporters = BTreeSet::new();
     let mut said: BTreeSet<String> = BTreeSet::new();
     for claim in &claims {
@@ -282,9 +284,10 @@ fn settle(
         }
         exporters.insert(claim.cluster.clone());
     }
-    let mut spec = winner.spec;
+    let winner = claims.swap_remove(0);
+    let mut spec = winner.spec.into_owned();
     spec.exported_from = exporters.into_iter().collect();
-    Some((winner.metadata, spec))
+    Some((winner.metadata.into_owned(), spec))
 }
 
 fn describe(view: &View) -> String {
