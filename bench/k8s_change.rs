@@ -10,9 +10,11 @@
 //! side: the way the Kubernetes source builds it (`k8s::assemble`: decode
 //! what changed, merge and validate that service), and whole (every object
 //! decoded, merged and validated, as before the assembler), each applied
-//! to a controller of its own (reconcile, journal, snapshot). Prints, as
-//! medians, the two and their ratio. In process, no API server: what the
-//! API server and the watch add is in the end-to-end suite, not here.
+//! to a controller of its own (reconcile, journal, snapshot). After each,
+//! a new MCS export (a ServiceExport of a Service with one port) is built
+//! the assembler's way too. Prints, as medians, the three and the ratio of
+//! the first two. In process, no API server: what the API server and the
+//! watch add is in the end-to-end suite, not here.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -20,8 +22,9 @@ use std::time::{Instant, SystemTime};
 use globaldns::controller::{Controller, Settings};
 use globaldns::k8s::assemble::{Assembler, ViewInput};
 use globaldns::k8s::export;
+use globaldns::k8s::merge::McsExport;
 use globaldns::metrics::Metrics;
-use globaldns::registry::load_str;
+use globaldns::registry::{Port, load_str};
 use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, VipRange};
 use kube::api::DynamicObject;
 
@@ -68,7 +71,7 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-fn measure(n: usize) -> (f64, f64, f64) {
+fn measure(n: usize) -> (f64, f64, f64, f64) {
     let zones = vec!["global".to_string()];
     let registry = load_str(&registry_text(n), "generated", &zones).expect("a valid registry");
     let (clusters, services) = export::resources(&registry, "globaldns");
@@ -76,11 +79,12 @@ fn measure(n: usize) -> (f64, f64, f64) {
     let mut objects: Vec<Arc<DynamicObject>> =
         services.iter().map(|s| Arc::new(untyped(s))).collect();
     drop(services);
-    let input = |objects: &[Arc<DynamicObject>]| ViewInput {
+    let mut exports: Vec<McsExport> = Vec::new();
+    let input = |objects: &[Arc<DynamicObject>], exports: &[McsExport]| ViewInput {
         cluster: "east".into(),
         local: true,
         clusters: clusters.clone(),
-        exports: Vec::new(),
+        exports: exports.to_vec(),
         services: objects.to_vec(),
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -108,7 +112,7 @@ fn measure(n: usize) -> (f64, f64, f64) {
     let mut reference = start(reference_dir.path());
     let mut assembler = Assembler::default();
     let started = Instant::now();
-    let built = assembler.build(vec![input(&objects)], Vec::new(), &zones);
+    let built = assembler.build(vec![input(&objects, &exports)], Vec::new(), &zones);
     assert!(!built.incremental);
     reference.apply(built.registry.clone(), SystemTime::now());
     controller.apply(built.registry, SystemTime::now());
@@ -116,14 +120,14 @@ fn measure(n: usize) -> (f64, f64, f64) {
     controller.flush();
     reference.flush();
 
-    let (mut changes, mut wholes) = (Vec::new(), Vec::new());
+    let (mut changes, mut wholes, mut mcs) = (Vec::new(), Vec::new(), Vec::new());
     for k in 1..=CHANGES {
         let at = k * n / (CHANGES + 1);
         let mut value = serde_json::to_value(&*objects[at]).expect("serializes");
         value["spec"]["ports"][0]["number"] = serde_json::json!(9000 + k);
         objects[at] = Arc::new(serde_json::from_value(value).expect("an object"));
         let started = Instant::now();
-        let built = assembler.build(vec![input(&objects)], Vec::new(), &zones);
+        let built = assembler.build(vec![input(&objects, &exports)], Vec::new(), &zones);
         assert!(built.incremental, "a one-object change is built by keys");
         controller.apply(built.registry, SystemTime::now());
         changes.push(ms(started));
@@ -132,12 +136,25 @@ fn measure(n: usize) -> (f64, f64, f64) {
         controller.flush();
 
         let started = Instant::now();
-        let built = Assembler::default().build(vec![input(&objects)], Vec::new(), &zones);
+        let built = Assembler::default().build(vec![input(&objects, &exports)], Vec::new(), &zones);
         reference.apply(built.registry, SystemTime::now());
         wholes.push(ms(started));
         reference.flush();
+
+        // The watch gives the exports sorted by namespace and name.
+        exports.push(McsExport {
+            name: format!("mcs-{k}"),
+            namespace: "team-0".into(),
+            ports: vec![Port::new("http", 8080, "HTTP")],
+        });
+        let started = Instant::now();
+        let built = assembler.build(vec![input(&objects, &exports)], Vec::new(), &zones);
+        assert!(built.incremental, "a new MCS export is built by keys");
+        controller.apply(built.registry, SystemTime::now());
+        mcs.push(ms(started));
+        controller.flush();
     }
-    (first, median(wholes), median(changes))
+    (first, median(wholes), median(changes), median(mcs))
 }
 
 fn main() {
@@ -155,13 +172,13 @@ fn main() {
     };
     println!("`cargo run --release --example k8s-change` ({CHANGES} changes, median)\n");
     println!(
-        "| ExportedServices | first build | a change, built whole | a change, by keys | ratio |"
+        "| ExportedServices | first build | a change, built whole | a change, by keys | ratio | a new MCS export, by keys |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for n in sizes {
-        let (first, whole, change) = measure(n);
+        let (first, whole, change, mcs) = measure(n);
         println!(
-            "| {n} | {first:.0} ms | {whole:.1} ms | {change:.1} ms | {:.0}× |",
+            "| {n} | {first:.0} ms | {whole:.1} ms | {change:.1} ms | {:.0}× | {mcs:.1} ms |",
             whole / change
         );
     }

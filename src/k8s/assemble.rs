@@ -5,15 +5,17 @@
 //! [`super::merge::merge`] and [`super::resources::registry_from`] stay
 //! the definition of the result. They treat each service (its objects of
 //! every view, keyed by lower-case namespace and name, as the merge keys
-//! them) apart from every other, given the clusters. So when no cluster,
-//! MCS export or view changed, the registry is the one before with the
+//! them) apart from every other, given the clusters. So when no cluster
+//! or view changed, the registry is the one before with the
 //! services of the *dirty* keys (the keys of the objects that changed,
 //! before and after) taken out and put back, each computed by running the
-//! same two functions on that key's objects alone. Their messages (skips,
+//! same two functions on that key's objects alone. An MCS export is keyed
+//! the same way (it is a claim on one service), so an export that comes,
+//! goes or changes its ports is a dirty key too. Their messages (skips,
 //! conflicts) are kept as multisets and changed the same way: a key's part
 //! before the change is computed again from its objects as they were, and
-//! taken out. Anything else (a cluster, an MCS export, a view coming or
-//! going, a remembered peer, many keys at once) is built whole.
+//! taken out. Anything else (a cluster, a view coming or going, a
+//! remembered peer, many keys at once) is built whole.
 //!
 //! Decoding is cached too: an object is decoded again only when the store
 //! holds a new version of it (a new `Arc`), so a change decodes one object.
@@ -42,7 +44,7 @@ mod keys;
 mod objects;
 
 use keys::{add, listed, take};
-use objects::{Change, ViewMemo, undecoded};
+use objects::{Changes, ViewMemo, undecoded};
 
 /// A service's key, as the merge keys it: lower-case namespace and name.
 type Key = (String, String);
@@ -58,7 +60,8 @@ pub struct ViewInput {
     pub cluster: String,
     pub local: bool,
     pub clusters: Vec<MeshCluster>,
-    /// The MCS exports, sorted (as [`super::view`] gives them).
+    /// The MCS exports (by namespace and name, as [`super::view`] gives
+    /// them; sorted again if not).
     pub exports: Vec<McsExport>,
     /// The ExportedService objects, undecoded, as the store shares them:
     /// an object whose `Arc` is the one of the last build is not decoded
@@ -167,28 +170,23 @@ impl Assembler {
             .map(String::as_str)
             .eq(names.iter().copied());
         self.views.retain(|name, _| names.contains(name.as_str()));
-        // The changed objects' services as they were and as they are, by view.
-        let mut changed: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+        // The changed objects' services and exports as they were and as
+        // they are, by view.
+        let mut changed: BTreeMap<String, Changes> = BTreeMap::new();
         for input in inputs {
             let memo = self.views.entry(input.cluster.clone()).or_default();
             let mut clusters = input.clusters;
             clusters.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
             whole |= memo.local != input.local || !same_clusters(&memo.clusters, &clusters);
-            whole |= memo.exports != input.exports;
             memo.local = input.local;
             memo.clusters = clusters;
-            memo.exports = input.exports;
             let changes = changed.entry(input.cluster).or_default();
-            memo.update(&input.services, build, changes);
+            memo.update_exports(input.exports, &mut changes.exports);
+            memo.update(&input.services, build, &mut changes.services);
         }
         self.zones = zones.to_vec();
         let undecoded = self.undecoded();
-        let dirty: BTreeSet<Key> = changed
-            .values()
-            .flatten()
-            .flat_map(|(before, now)| before.iter().chain(now))
-            .map(|s| service_key(s))
-            .collect();
+        let dirty: BTreeSet<Key> = changed.values().flat_map(Changes::keys).collect();
         let objects: usize = self.views.values().map(|v| v.objects.len()).sum();
         let many = dirty.len() > MOST_DIRTY || dirty.len() * 8 > objects.max(8);
         if whole || (many && !self.by_keys_always) {
@@ -329,7 +327,7 @@ impl Assembler {
     fn by_keys(
         &mut self,
         dirty: &BTreeSet<Key>,
-        changed: &BTreeMap<String, Vec<Change>>,
+        changed: &BTreeMap<String, Changes>,
         undecoded: Vec<String>,
     ) -> Assembled {
         // The dirty keys' objects now; before, the changed ones as they were.
@@ -338,17 +336,8 @@ impl Assembler {
             .iter()
             .map(|view| {
                 let mut view = view.clone();
-                for (was, is) in changed.get(&view.cluster).into_iter().flatten() {
-                    // Object names are unique in a view (one namespace); a
-                    // changed object's key is dirty, so it is among them.
-                    let at = is.as_ref().and_then(|is| {
-                        let name = &is.metadata.name;
-                        view.services.iter().position(|s| s.metadata.name == *name)
-                    });
-                    if let Some(at) = at {
-                        view.services.remove(at);
-                    }
-                    view.services.extend(was.iter().cloned());
+                if let Some(changes) = changed.get(&view.cluster) {
+                    changes.undo(&mut view);
                 }
                 view
             })

@@ -1,15 +1,16 @@
 //! The objects of one view as [`super::Assembler`] keeps them: each
-//! ExportedService decoded once per version, and what changed between one
-//! listing of the store and the next.
+//! ExportedService decoded once per version, its MCS exports, and what
+//! changed between one listing of the stores and the next.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use kube::api::DynamicObject;
 use rustc_hash::FxBuildHasher;
 
-use super::{key_hash, service_key};
-use crate::k8s::merge::McsExport;
+use super::{Key, export_key, key_hash, service_key};
+use crate::k8s::merge::{McsExport, View};
 use crate::k8s::resources::{ExportedService, MeshCluster};
 use crate::k8s::view::decode;
 
@@ -79,7 +80,96 @@ fn address(object: &Arc<DynamicObject>) -> usize {
 /// or it does not decode).
 pub(super) type Change = (Option<Arc<ExportedService>>, Option<Arc<ExportedService>>);
 
+/// One MCS export as it was and as it is (`None`: there was none).
+pub(super) type ExportChange = (Option<McsExport>, Option<McsExport>);
+
+/// What changed in one view since the last build.
+#[derive(Debug, Default)]
+pub(super) struct Changes {
+    pub(super) services: Vec<Change>,
+    pub(super) exports: Vec<ExportChange>,
+}
+
+impl Changes {
+    /// The keys of what changed, as it was and as it is: the dirty keys.
+    pub(super) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        let services = self
+            .services
+            .iter()
+            .flat_map(|(was, is)| was.iter().chain(is));
+        let exports = self
+            .exports
+            .iter()
+            .flat_map(|(was, is)| was.iter().chain(is));
+        services
+            .map(|s| service_key(s))
+            .chain(exports.map(export_key))
+    }
+
+    /// `view`, which holds at least the dirty keys' objects as they are,
+    /// as it was before these changes.
+    pub(super) fn undo(&self, view: &mut View) {
+        for (was, is) in &self.services {
+            // Object names are unique in a view (one namespace); a changed
+            // object's key is dirty, so it is among them.
+            let at = is.as_ref().and_then(|is| {
+                let name = &is.metadata.name;
+                view.services.iter().position(|s| s.metadata.name == *name)
+            });
+            if let Some(at) = at {
+                view.services.remove(at);
+            }
+            view.services.extend(was.iter().cloned());
+        }
+        for (was, is) in &self.exports {
+            if let Some(is) = is {
+                view.exports.retain(|e| e != is);
+            }
+            view.exports.extend(was.iter().cloned());
+        }
+    }
+}
+
+/// The order a view's MCS exports are kept in (and
+/// [`super::ViewInput::exports`] given in): by namespace, then name.
+fn by_name(a: &McsExport, b: &McsExport) -> Ordering {
+    (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+}
+
 impl ViewMemo {
+    /// Takes the view's MCS exports as they are now, and says which
+    /// changed in `changes`: one walk of the two sorted lists. (Exports are
+    /// named after their Service, so a view has one of a namespace and
+    /// name.)
+    pub(super) fn update_exports(
+        &mut self,
+        mut exports: Vec<McsExport>,
+        changes: &mut Vec<ExportChange>,
+    ) {
+        // Nearly free when they come sorted, as they do.
+        exports.sort_by(by_name);
+        let was = std::mem::replace(&mut self.exports, exports);
+        let (mut was, mut is) = (was.into_iter().peekable(), self.exports.iter().peekable());
+        loop {
+            let order = match (was.peek(), is.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(a), Some(b)) => by_name(a, b),
+            };
+            match order {
+                Ordering::Less => changes.push((was.next(), None)),
+                Ordering::Greater => changes.push((None, is.next().cloned())),
+                Ordering::Equal => {
+                    let (a, b) = (was.next(), is.next());
+                    if a.as_ref() != b {
+                        changes.push((a, b.cloned()));
+                    }
+                }
+            }
+        }
+    }
+
     /// Takes the store's objects as they are now, decoding those that are
     /// new or changed, and says what changed in `changes`.
     pub(super) fn update(

@@ -41,15 +41,21 @@ struct Edit {
     reorder: bool,
     /// Made together with the next edit, before the registry is built.
     together: bool,
+    /// 0: the view's MCS export of this edit's service is gone; 1: it is
+    /// there, with this edit's port; otherwise untouched.
+    mcs: u8,
 }
 
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
     let edit = (
-        (0..3usize, 0..10usize, 0..8u8, 0..4usize),
+        (0..3usize, 0..10usize, 0..8u8, 0..4usize, 0..6u8),
         (0..2usize, 0..3u32, 0..30u8, 0..10u8, 0..4u8),
     )
         .prop_map(
-            |((view, slot, what, service), (namespace, port, move_west, reorder, together))| Edit {
+            |(
+                (view, slot, what, service, mcs),
+                (namespace, port, move_west, reorder, together),
+            )| Edit {
                 view,
                 slot,
                 what,
@@ -59,6 +65,7 @@ fn edits() -> impl Strategy<Value = Vec<Edit>> {
                 move_west: move_west == 0,
                 reorder: reorder == 0,
                 together: together == 0,
+                mcs,
             },
         );
     proptest::collection::vec(edit, 1..40)
@@ -89,6 +96,8 @@ fn spec(edit: &Edit) -> Value {
 
 struct World {
     objects: [BTreeMap<usize, Arc<DynamicObject>>; 3],
+    /// Each view's MCS exports, by namespace and name.
+    exports: [BTreeMap<(String, String), McsExport>; 3],
     west_gateway: &'static str,
     /// The stores' order: their objects rotated by this much.
     rotation: usize,
@@ -99,7 +108,8 @@ impl World {
         VIEWS
             .iter()
             .zip(&self.objects)
-            .map(|(&(name, local), objects)| ViewInput {
+            .zip(&self.exports)
+            .map(|((&(name, local), objects), exports)| ViewInput {
                 cluster: name.to_string(),
                 local,
                 clusters: match name {
@@ -111,14 +121,13 @@ impl World {
                     // A peer describing another cluster: ignored, reported.
                     _ => vec![cluster("north", "192.0.2.3"), cluster("east", "192.0.2.9")],
                 },
-                exports: if name == "west" {
-                    vec![McsExport {
-                        name: "ratings".into(),
-                        namespace: "bar".into(),
-                        ports: vec![Port::new("http", 8080, "HTTP")],
-                    }]
-                } else {
-                    Vec::new()
+                exports: {
+                    let mut listed: Vec<_> = exports.values().cloned().collect();
+                    // Not in the order the view gives them: sorted again.
+                    if self.rotation % 2 == 1 {
+                        listed.reverse();
+                    }
+                    listed
                 },
                 services: {
                     let mut listed: Vec<_> = objects.values().cloned().collect();
@@ -139,6 +148,21 @@ impl World {
                 "192.0.2.2"
             };
         }
+        // A ServiceExport is named after its Service: lower case.
+        let service = ["httpbin", "httpbin", "reviews", "ratings"][edit.service];
+        let namespace = ["bar", "foo"][edit.namespace];
+        let key = (namespace.to_string(), service.to_string());
+        match edit.mcs {
+            0 => {
+                self.exports[edit.view].remove(&key);
+            }
+            1 => {
+                let number = [8080, 9090, 0][edit.port as usize];
+                let export = mcs(service, namespace, number);
+                self.exports[edit.view].insert(key, export);
+            }
+            _ => {}
+        }
         let objects = &mut self.objects[edit.view];
         let name = format!("object-{}", edit.slot);
         match edit.what {
@@ -155,6 +179,14 @@ impl World {
     }
 }
 
+fn mcs(name: &str, namespace: &str, port: u32) -> McsExport {
+    McsExport {
+        name: name.into(),
+        namespace: namespace.into(),
+        ports: vec![Port::new("http", port, "HTTP")],
+    }
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -168,7 +200,9 @@ proptest! {
     /// services in the same order, the same messages and counts.
     #[test]
     fn a_build_by_keys_is_a_whole_build(edits in edits()) {
-        let mut world = World { objects: Default::default(), west_gateway: "192.0.2.2", rotation: 0 };
+        let mut exports: [BTreeMap<_, _>; 3] = Default::default();
+        exports[1].insert(("bar".into(), "ratings".into()), mcs("ratings", "bar", 8080));
+        let mut world = World { objects: Default::default(), exports, west_gateway: "192.0.2.2", rotation: 0 };
         let mut assembler = Assembler { by_keys_always: true, ..Default::default() };
         let (mut by_keys, mut expected, mut gateway) = (0, 0, None);
         for edit in &edits {
