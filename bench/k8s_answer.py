@@ -4,8 +4,9 @@ against a real API server, with few objects and with many in the same run.
 
 For each size (default 100, then 10000), in one namespace of the cluster
 KUBECONFIG names: the registry resources of that many services are applied
-(`globaldns export-resources | kubectl apply --server-side`), globaldns is
-started on them (`serve --registry kubernetes`, an empty state directory)
+(`globaldns export-resources | kubectl apply --server-side`, or as the
+README does with --client-side), globaldns is started on them
+(`serve --registry kubernetes`, an empty state directory)
 and waited for until the last host answers; then CHANGES times a new
 ExportedService is applied and the time is taken from kubectl's return (the
 object is stored) until its host answers; RSS is taken once the last host
@@ -15,7 +16,10 @@ for 200 ms). `server build` is what the server's log says building the
 registry from the resources took for those changes. The few-objects row is
 the reference: what a change costs apart from the number of objects.
 
-Usage: k8s_answer.py BINARY [--changes N] [SIZE...]
+Usage: k8s_answer.py BINARY [--changes N] [--client-side] [SIZE...]
+--client-side applies with plain `kubectl apply` (as the README shows),
+which keeps each object's last applied configuration in an annotation,
+instead of `kubectl apply --server-side`.
 Needs KUBECONFIG (any cluster: envtest's kube-up.sh, kind, ...) with the
 right to create namespaces, CRDs and registry resources. Creates the
 namespace globaldns-bench-<random> and deletes it at the end; the CRDs are
@@ -47,6 +51,10 @@ def registry_json(first, count):
     return json.dumps({"clusters": clusters, "services": services})
 
 
+# `kubectl apply` arguments: server-side unless --client-side is given.
+APPLY = ["apply", "--server-side", "--field-manager=bench"]
+
+
 def kubectl(*args, stdin=None):
     subprocess.run(["kubectl", *args], input=stdin, check=True, text=True,
                    stdout=subprocess.DEVNULL)
@@ -60,7 +68,7 @@ def apply_services(binary, namespace, first, count, work):
     yaml = subprocess.run([binary, "export-resources", "--registry", path,
                            "--namespace", namespace],
                           check=True, text=True, capture_output=True).stdout
-    kubectl("apply", "--server-side", "--field-manager=bench", "-f", "-", stdin=yaml)
+    kubectl(*APPLY, "-f", "-", stdin=yaml)
 
 
 def builds(log_path, skip):
@@ -91,7 +99,7 @@ def measure(binary, namespace, size, changes, work):
             times = []
             for k in range(changes):
                 name = f"added-{size}-{k}"
-                kubectl("apply", "--server-side", "--field-manager=bench", "-f", "-", stdin=json.dumps({
+                kubectl(*APPLY, "-f", "-", stdin=json.dumps({
                     "apiVersion": "globaldns.io/v1alpha1", "kind": "ExportedService",
                     "metadata": {"name": name, "namespace": namespace},
                     "spec": {"name": name, "namespace": "bench", "exportedFrom": ["west"],
@@ -117,6 +125,9 @@ def main():
         at = args.index("--changes")
         changes = int(args[at + 1])
         del args[at:at + 2]
+    if "--client-side" in args:
+        args.remove("--client-side")
+        APPLY[:] = ["apply"]
     try:
         sizes = sorted(int(a) for a in args) or [100, 10000]
     except ValueError:

@@ -199,18 +199,27 @@ where
         .boxed()
 }
 
+/// The annotation `kubectl apply` (client-side, the way the README applies
+/// `export-resources`) writes: the whole object again, as one JSON string.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// The watch of `api`, retried, with each object's
-/// `metadata.managedFields` dropped before the store keeps it: nothing
-/// here reads them, and they are most of a server-side-applied object's
-/// metadata.
+/// `metadata.managedFields` and [`LAST_APPLIED`] annotation dropped before
+/// the store keeps it: nothing here reads them, and they are most of an
+/// applied object's metadata (the first, server-side; the second,
+/// client-side).
 fn lean<K>(
     api: Api<K>,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    retrying(watcher(api, watcher::Config::default()))
-        .modify(|object| object.managed_fields_mut().clear())
+    retrying(watcher(api, watcher::Config::default())).modify(|object| {
+        object.managed_fields_mut().clear();
+        if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+            annotations.remove(LAST_APPLIED);
+        }
+    })
 }
 
 /// A store of `K` objects of `namespace` (undecoded) and the stream that
@@ -355,7 +364,8 @@ mod tests {
     /// The stores keep the watched objects without
     /// `metadata.managedFields`: at 10,000 server-side-applied
     /// ExportedServices that halved the resident memory (143 → 74 MiB,
-    /// bench/k8s_answer.py).
+    /// bench/k8s_answer.py); nor kubectl's last-applied annotation, and
+    /// other annotations are kept.
     #[tokio::test]
     async fn watched_objects_are_kept_without_managed_fields() {
         use http::{Request, Response};
@@ -381,6 +391,8 @@ mod tests {
                     "kind": "ExportedService",
                     "metadata": {
                         "name": "httpbin", "namespace": "mesh", "resourceVersion": "1",
+                        "annotations": {LAST_APPLIED: "{\"kind\":\"ExportedService\"}",
+                                        "team": "payments"},
                         "managedFields": [{"manager": "kubectl", "operation": "Apply",
                                            "apiVersion": "globaldns.io/v1alpha1",
                                            "fieldsType": "FieldsV1",
@@ -405,6 +417,12 @@ mod tests {
         };
         assert_eq!(object.name_any(), "httpbin");
         assert!(object.managed_fields().is_empty(), "{:?}", object.metadata);
+        let annotations: Vec<_> = object.annotations().keys().collect();
+        assert_eq!(
+            annotations,
+            ["team"],
+            "only kubectl's last-applied is dropped"
+        );
         assert_eq!(object.data["spec"]["name"], "httpbin", "the rest is kept");
     }
 

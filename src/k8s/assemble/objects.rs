@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
 use rustc_hash::FxBuildHasher;
 
@@ -27,7 +28,17 @@ pub(super) struct Decoded {
 
 impl Decoded {
     fn new(object: Arc<DynamicObject>, seen: u64) -> Self {
-        let decoded = decode::<ExportedService>(&object).map(Arc::new);
+        let decoded = decode::<ExportedService>(&object).map(|mut service| {
+            // The merge and validation read an object's name and namespace
+            // (to order and to name it in messages), nothing else of its
+            // metadata; the store keeps the object whole.
+            service.metadata = ObjectMeta {
+                name: service.metadata.name.take(),
+                namespace: service.metadata.namespace.take(),
+                ..ObjectMeta::default()
+            };
+            Arc::new(service)
+        });
         let hash = decoded.as_ref().map_or(0, |s| key_hash(&service_key(s)));
         Self {
             object,
