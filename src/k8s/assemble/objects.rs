@@ -31,7 +31,7 @@ impl Decoded {
         let decoded = decode::<ExportedService>(&object).map(|mut service| {
             // The merge and validation read an object's name and namespace
             // (to order and to name it in messages), nothing else of its
-            // metadata; the store keeps the object whole.
+            // metadata, which the store keeps.
             service.metadata = ObjectMeta {
                 name: service.metadata.name.take(),
                 namespace: service.metadata.namespace.take(),
