@@ -39,7 +39,10 @@ echo
 echo "## 1. DNS beside Knot DNS (bench/run.sh ${run_args[*]})"
 echo
 # run.sh builds the release binary; its per-run lines are left out here.
+# Its tables are plain text: fenced, to read as they print.
+echo '```'
 bash bench/run.sh "${run_args[@]}" | sed -n '/^services:/p; /^== /,$p'
+echo '```'
 echo
 echo "## 2. Scale (bench/scale.py ${scale_args[*]:-default sizes})"
 echo

@@ -22,11 +22,12 @@
 //! A property test holds the incremental result to a whole build on random
 //! sequences of edits.
 //!
-//! At 100,000 ExportedServices a change of one object took 2.1 s built
-//! whole (every object decoded, merged and validated) and takes 34 ms
-//! (`cargo run --release --example k8s-change`; docs/benchmarks.md). What
-//! is left is linear but small: comparing the store's list with the last
-//! one by address, and the registry's list of shared services.
+//! At 100,000 ExportedServices a change of one object takes 1.7–2.1 s
+//! built whole (every object decoded, merged and validated) and 7–17 ms
+//! by keys (`cargo run --release --example k8s-change`;
+//! docs/benchmarks.md). What is left is linear but small: comparing the
+//! store's list with the last one by address, and the registry's list of
+//! shared services.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
