@@ -38,7 +38,6 @@ use rustc_hash::FxBuildHasher;
 
 use super::merge::{McsExport, View, merge};
 use super::resources::{ExportedService, MeshCluster, registry_from};
-use super::view::decode;
 use crate::registry::{Registry, Service};
 
 mod keys;
@@ -61,8 +60,8 @@ pub struct ViewInput {
     pub cluster: String,
     pub local: bool,
     pub clusters: Vec<MeshCluster>,
-    /// The MCS exports (by namespace and name, as [`super::view`] gives
-    /// them; sorted again if not).
+    /// The MCS exports, in any order (the assembler keeps them sorted by
+    /// namespace and name).
     pub exports: Vec<McsExport>,
     /// The ExportedService objects, undecoded, as the store shares them:
     /// an object whose `Arc` is the one of the last build is not decoded
@@ -213,10 +212,9 @@ impl Assembler {
                     .services
                     .iter()
                     .filter_map(|object| {
-                        decode(object)
+                        objects::decode_service(object)
                             .inspect_err(|e| undecoded.push(objects::undecoded(object, e)))
                             .ok()
-                            .map(Arc::new)
                     })
                     .collect(),
                 cluster: input.cluster,

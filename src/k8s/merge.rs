@@ -78,7 +78,7 @@ pub struct Merged {
 
 /// One view's word on one service from one cluster: the object as the
 /// view holds it (copied only if it wins), or made from an MCS export.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Claim<'a> {
     cluster: String,
     /// The cluster said it of itself.

@@ -297,7 +297,6 @@ fn mcs_exports(
             Err(e) => warnings.push(format!("ServiceExport {namespace}/{name}: {e}")),
         }
     }
-    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     out
 }
 
@@ -367,7 +366,7 @@ mod tests {
     /// bench/k8s_answer.py); nor kubectl's last-applied annotation, and
     /// other annotations are kept.
     #[tokio::test]
-    async fn watched_objects_are_kept_without_managed_fields() {
+    async fn watched_objects_are_kept_without_managed_fields_or_last_applied() {
         use http::{Request, Response};
         use kube::client::Body;
         let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();

@@ -28,17 +28,7 @@ pub(super) struct Decoded {
 
 impl Decoded {
     fn new(object: Arc<DynamicObject>, seen: u64) -> Self {
-        let decoded = decode::<ExportedService>(&object).map(|mut service| {
-            // The merge and validation read an object's name and namespace
-            // (to order and to name it in messages), nothing else of its
-            // metadata, which the store keeps.
-            service.metadata = ObjectMeta {
-                name: service.metadata.name.take(),
-                namespace: service.metadata.namespace.take(),
-                ..ObjectMeta::default()
-            };
-            Arc::new(service)
-        });
+        let decoded = decode_service(&object);
         let hash = decoded.as_ref().map_or(0, |s| key_hash(&service_key(s)));
         Self {
             object,
@@ -57,6 +47,19 @@ impl Decoded {
     pub(super) fn service(&self) -> Option<&Arc<ExportedService>> {
         self.decoded.as_ref().ok()
     }
+}
+
+/// An ExportedService object decoded as the assembler keeps it: with its
+/// name and namespace, the only metadata the merge and validation read (to
+/// order it and to name it in messages); the store keeps the rest.
+pub(super) fn decode_service(object: &DynamicObject) -> Result<Arc<ExportedService>, String> {
+    let mut service = decode::<ExportedService>(object)?;
+    service.metadata = ObjectMeta {
+        name: service.metadata.name.take(),
+        namespace: service.metadata.namespace.take(),
+        ..ObjectMeta::default()
+    };
+    Ok(Arc::new(service))
 }
 
 /// What a view said at the last build.
@@ -141,8 +144,7 @@ impl Changes {
     }
 }
 
-/// The order a view's MCS exports are kept in (and
-/// [`super::ViewInput::exports`] given in): by namespace, then name.
+/// The order a view's MCS exports are kept in: by namespace, then name.
 fn by_name(a: &McsExport, b: &McsExport) -> Ordering {
     (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
 }
@@ -157,7 +159,6 @@ impl ViewMemo {
         mut exports: Vec<McsExport>,
         changes: &mut Vec<ExportChange>,
     ) {
-        // Nearly free when they come sorted, as they do.
         exports.sort_by(by_name);
         let was = std::mem::replace(&mut self.exports, exports);
         let (mut was, mut is) = (was.into_iter().peekable(), self.exports.iter().peekable());

@@ -379,7 +379,7 @@ fn two_inputs_of_one_name_are_both_merged() {
             services: i
                 .services
                 .iter()
-                .map(|o| Arc::new(decode(o).unwrap()))
+                .map(|o| objects::decode_service(o).unwrap())
                 .collect(),
         })
         .collect();
