@@ -2,7 +2,7 @@
 //! apply, judged on the fields globaldns owns only.
 //!
 //! Comparing the whole spec never settled when another field manager added
-//! a field (an `exportTo` set by hand or by a policy engine): the object
+//! a field (`subjectAltNames` set by hand or by a policy engine): the object
 //! always differed, and every pass applied it again. Server-side apply
 //! (Kubernetes "Server-Side Apply", field management) merges what each
 //! manager sets; globaldns must re-apply only when
@@ -183,13 +183,14 @@ mod tests {
         assert!(!drifted(&spec(), &labels(), &observed(spec(), labels())));
     }
 
-    /// Issue 10: another field manager added `exportTo` (and a label, and a
-    /// port of its own); every pass re-applied, forever. Fields of other
+    /// Issue 10: another field manager added a field (then `exportTo`,
+    /// which globaldns now sets itself; here `subjectAltNames`), a label, and
+    /// a port of its own; every pass re-applied, forever. Fields of other
     /// managers are not drift.
     #[test]
     fn fields_of_other_managers_are_not_drift() {
         let mut theirs = spec();
-        theirs["exportTo"] = json!(["."]);
+        theirs["subjectAltNames"] = json!(["spiffe://example.com/ns/bar/sa/httpbin"]);
         theirs["ports"]
             .as_array_mut()
             .unwrap()

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Target;
-use super::meta::{API_VERSION, Metadata};
+use super::meta::{API_VERSION, Metadata, export_to_all};
 
 pub const KIND: &str = "DestinationRule";
 
@@ -28,6 +28,9 @@ pub struct DestinationRule {
 pub struct DestinationRuleSpec {
     pub host: String,
     pub traffic_policy: TrafficPolicy,
+    /// Always [`super::meta::EXPORT_TO_ALL`]: see [`export_to_all`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export_to: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,7 @@ pub fn destination_rules(zones: &[String], target: &Target) -> Vec<DestinationRu
                         mode: "ISTIO_MUTUAL".to_string(),
                     },
                 },
+                export_to: export_to_all(),
             },
         })
         .collect()

@@ -13,6 +13,18 @@ pub const API_VERSION: &str = "networking.istio.io/v1";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "globaldns";
 
+/// `exportTo` of every ServiceEntry and DestinationRule globaldns writes:
+/// every namespace. Istio applies the mesh's `defaultServiceExportTo` /
+/// `defaultDestinationRuleExportTo` to objects that set none (push_context.go
+/// `initServiceRegistry`); a mesh whose default is `["."]` would then show
+/// the objects in `istio-system` to no application sidecar.
+pub const EXPORT_TO_ALL: &str = "*";
+
+/// [`EXPORT_TO_ALL`] as the list an object carries.
+pub fn export_to_all() -> Vec<String> {
+    vec![EXPORT_TO_ALL.to_string()]
+}
+
 /// The metadata globaldns sets: name, namespace, and the ownership label.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {

@@ -7,7 +7,7 @@
 //! - endpoints: every gateway of every exporting cluster other than the
 //!   local one, each service port mapped to the gateway port; the local
 //!   service `<name>.<namespace>.svc.<cluster domain>` when the local
-//!   cluster exports it too. All of them labelled
+//!   cluster exports it too, without a `network`. All of them labelled
 //!   `security.istio.io/tlsMode: istio`: Istio sends mTLS to an endpoint
 //!   only when it says so (or names a service account), and the east-west
 //!   gateway's port 15443 routes on the TLS SNI, so plaintext is reset.
@@ -15,6 +15,15 @@
 //!   endpoints in every cluster, on their own addresses and ports; one
 //!   with a service account runs a sidecar and gets the label too. Host
 //!   names are written absolute ([`super::meta::absolute`]).
+//! - The local endpoint carries no `network`, gateway and VM endpoints
+//!   carry theirs. The exporting cluster's east-west gateway builds the
+//!   sni-dnat cluster for a host from this entry, and keeps only endpoints
+//!   in its network view (`ISTIO_META_REQUESTED_NETWORK_VIEW`, Istio's
+//!   pilot/pkg/model/proxy_view.go): an endpoint of a network it does not
+//!   view is dropped, one without a network is always kept. The registry's
+//!   network name for the local cluster need not equal the cluster's
+//!   `topology.istio.io/network`; were it written here, a mismatch would
+//!   empty the cluster and reset every cross-cluster call.
 //! - `resolution` is DNS when any endpoint address is a host name, STATIC
 //!   otherwise; `addresses` are the host's VIPs (none if the pool had no
 //!   room for it).
@@ -30,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Target;
-use super::meta::{API_VERSION, Metadata, absolute};
+use super::meta::{API_VERSION, Metadata, absolute, export_to_all};
 use crate::index;
 use crate::registry::{Cluster, Endpoint, Registry, Service};
 use crate::vip::{Allocator, Table};
@@ -62,6 +71,10 @@ pub struct ServiceEntrySpec {
     pub addresses: Vec<String>,
     pub ports: Vec<ServicePort>,
     pub endpoints: Vec<WorkloadEntry>,
+    /// Which namespaces see the entry: always [`EXPORT_TO_ALL`]
+    /// (see [`super::meta::export_to_all`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export_to: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +177,7 @@ pub fn service_entries(
                     })
                     .collect(),
                 endpoints,
+                export_to: export_to_all(),
             },
         });
     }
@@ -209,7 +223,7 @@ fn endpoints(
                 "{}.{}.svc.{cluster_domain}",
                 service.name, service.namespace
             )),
-            network: local.network.clone(),
+            // No `network`: see the module's header.
             locality: local.locality.clone(),
             labels: mutual_tls(),
             ..WorkloadEntry::default()

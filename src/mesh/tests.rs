@@ -108,6 +108,33 @@ fn destination_rules_only_when_asked_for() {
     );
 }
 
+/// Issue 24 / design §5: every ServiceEntry and DestinationRule says
+/// `exportTo: ["*"]`, so a mesh whose `defaultServiceExportTo` is `["."]`
+/// still shows them to the application sidecars of every namespace.
+#[test]
+fn every_service_entry_and_destination_rule_is_exported_to_all_namespaces() {
+    let mut target = Target::new("east", "istio-system");
+    target.destination_rules = true;
+    let all = objects(EXAMPLE, &["global"], &target);
+    let mut checked = 0;
+    for object in &all {
+        let value = object.to_value();
+        match object.kind() {
+            Kind::ServiceEntry | Kind::DestinationRule => {
+                assert_eq!(
+                    value["spec"]["exportTo"],
+                    serde_json::json!(["*"]),
+                    "{value}"
+                );
+                checked += 1;
+            }
+            // Istio's Gateway has no `exportTo`.
+            Kind::Gateway => assert!(value["spec"].get("exportTo").is_none()),
+        }
+    }
+    assert_eq!(checked, 3, "two ServiceEntries and one DestinationRule");
+}
+
 #[test]
 fn names_given_to_a_resolver_are_absolute() {
     assert_eq!(meta::absolute("gw.example.com"), "gw.example.com.");

@@ -198,8 +198,10 @@ async fn replicas_and_failover(suite: &Suite) {
     );
 }
 
-/// Issue 10: another field manager added `exportTo` to an owned
-/// ServiceEntry, and the drift check re-applied it on every pass, forever.
+/// Issue 10: another field manager added a field to an owned ServiceEntry
+/// (then `exportTo`, which globaldns now sets itself; here
+/// `subjectAltNames`), and the drift check re-applied it on every pass,
+/// forever.
 /// With a pass every second, the apply count stays put; a value globaldns
 /// owns changed by hand is still applied back.
 async fn another_field_manager(suite: &Suite) {
@@ -219,7 +221,7 @@ async fn another_field_manager(suite: &Suite) {
     let theirs = serde_json::json!({
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
         "metadata": {"name": "httpbin-bar-global", "namespace": crate::suite::SE_NAMESPACE},
-        "spec": {"exportTo": ["."]},
+        "spec": {"subjectAltNames": ["spiffe://example.com/ns/bar/sa/httpbin"]},
     });
     api.patch(
         "httpbin-bar-global",
@@ -247,8 +249,8 @@ async fn another_field_manager(suite: &Suite) {
     );
     let now = suite.owned_entries().await;
     assert_eq!(
-        now["httpbin-bar-global"]["exportTo"],
-        serde_json::json!(["."])
+        now["httpbin-bar-global"]["subjectAltNames"],
+        serde_json::json!(["spiffe://example.com/ns/bar/sa/httpbin"])
     );
 
     // A value of globaldns' own, changed by hand, is applied back.

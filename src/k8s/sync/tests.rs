@@ -42,6 +42,7 @@ fn entry(name: &str, vip: &str) -> ServiceEntry {
                 ports: BTreeMap::from([("http".to_string(), 15443)]),
                 ..WorkloadEntry::default()
             }],
+            export_to: vec!["*".to_string()],
         },
     }
 }
@@ -701,19 +702,20 @@ async fn losing_the_lease_mid_pass_stops_the_writes() {
     shutdown.cancel();
 }
 
-/// Issue 10: another field manager added `exportTo` to an owned
-/// ServiceEntry, and the drift check (the whole spec) re-applied it on
-/// every pass, forever. Only the fields globaldns owns count.
+/// Issue 10: another field manager added a field to an owned ServiceEntry
+/// (then `exportTo`, which globaldns now sets itself; here
+/// `subjectAltNames`), and the drift check (the whole spec) re-applied it
+/// on every pass, forever. Only the fields globaldns owns count.
 #[test]
 fn fields_another_manager_added_do_not_make_a_pass_apply() {
     let a = entry("a-global", "240.0.0.1");
     let mut listed = as_listed("a-global", true, &a);
-    listed["spec"]["exportTo"] = json!(["."]);
+    listed["spec"]["subjectAltNames"] = json!(["spiffe://example.com/ns/a/sa/a"]);
     listed["metadata"]["managedFields"]
         .as_array_mut()
         .unwrap()
         .push(json!({"manager": "kubectl-edit", "operation": "Update",
-                     "fieldsV1": {"f:spec": {"f:exportTo": {}}}}));
+                     "fieldsV1": {"f:spec": {"f:subjectAltNames": {}}}}));
     let cluster = [Existing::from_object(
         Kind::ServiceEntry,
         &serde_json::from_value(listed).unwrap(),
