@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 
 use crate::controller::Settings;
 use crate::names;
@@ -91,11 +92,21 @@ pub struct ServingArgs {
     #[command(flatten)]
     pub zones: ZoneArgs,
     /// IPv4 range VIPs are allocated from.
-    #[arg(long, env = "GLOBALDNS_VIP_RANGE", value_name = "CIDR", default_value = vip::DEFAULT_V4_RANGE, value_parser = parse_v4_range)]
-    pub vip_range: VipRange,
+    #[arg(long, env = "GLOBALDNS_VIP_RANGE", value_name = "CIDR", default_value = vip::DEFAULT_V4_RANGE, value_parser = parse_v4_cidr)]
+    pub vip_range: IpNet,
     /// IPv6 range VIPs are allocated from; without it, no IPv6 VIPs.
-    #[arg(long, env = "GLOBALDNS_VIP_RANGE_V6", value_name = "CIDR", value_parser = parse_v6_range)]
-    pub vip_range_v6: Option<VipRange>,
+    #[arg(long, env = "GLOBALDNS_VIP_RANGE_V6", value_name = "CIDR", value_parser = parse_v6_cidr)]
+    pub vip_range_v6: Option<IpNet>,
+    /// The IPv4 range the mesh's Istio auto-allocates ServiceEntry
+    /// addresses from: istiod's `PILOT_IP_AUTOALLOCATE_IPV4_PREFIX` (Istio
+    /// 1.27+). No VIP is handed out inside it; a --vip-range inside it is
+    /// refused.
+    #[arg(long, env = "GLOBALDNS_ISTIO_IP_AUTOALLOCATE_IPV4_PREFIX", value_name = "CIDR", default_value = "240.240.0.0/16", value_parser = parse_v4_cidr)]
+    pub istio_ip_autoallocate_ipv4_prefix: IpNet,
+    /// The IPv6 range the mesh's Istio auto-allocates from: istiod's
+    /// `PILOT_IP_AUTOALLOCATE_IPV6_PREFIX` (Istio 1.27+).
+    #[arg(long, env = "GLOBALDNS_ISTIO_IP_AUTOALLOCATE_IPV6_PREFIX", value_name = "CIDR", default_value = "2001:2::/48", value_parser = parse_v6_cidr)]
+    pub istio_ip_autoallocate_ipv6_prefix: IpNet,
     /// TTL of answers, and of negative answers (the SOA minimum), in seconds.
     #[arg(
         long,
@@ -173,19 +184,22 @@ fn parse_zone(s: &str) -> Result<String, String> {
     names::zone(s).map_err(|e| format!("`{s}` is not a valid zone: {e}"))
 }
 
-fn parse_v4_range(s: &str) -> Result<VipRange, String> {
-    parse_range(s, Family::V4)
+fn parse_v4_cidr(s: &str) -> Result<IpNet, String> {
+    parse_cidr(s, Family::V4)
 }
 
-fn parse_v6_range(s: &str) -> Result<VipRange, String> {
-    parse_range(s, Family::V6)
+fn parse_v6_cidr(s: &str) -> Result<IpNet, String> {
+    parse_cidr(s, Family::V6)
 }
 
-fn parse_range(s: &str, family: Family) -> Result<VipRange, String> {
-    let net = s
+fn parse_cidr(s: &str, family: Family) -> Result<IpNet, String> {
+    let net: IpNet = s
         .parse()
         .map_err(|_| format!("`{s}` is not a CIDR range"))?;
-    VipRange::new(net, family).map_err(|e| e.to_string())
+    if Family::of(&net.network()) != family {
+        return Err(format!("`{s}` is not an {family} range"));
+    }
+    Ok(net)
 }
 
 /// Zones must be distinct and must not nest: a host of one would otherwise
@@ -239,12 +253,31 @@ impl ServingArgs {
         Ok(Settings {
             zones: self.zones.checked()?,
             ttl: self.ttl,
-            allocator: Allocator {
-                v4: self.vip_range,
-                v6: self.vip_range_v6,
-                quarantine: self.quarantine.0.as_secs(),
-            },
+            allocator: self.allocator()?,
             ns_addresses,
+        })
+    }
+
+    /// The VIP ranges, each checked beside the range Istio uses for its
+    /// family; an error names the flag.
+    fn allocator(&self) -> Result<Allocator, String> {
+        let v4 = VipRange::beside_istio(
+            self.vip_range,
+            Family::V4,
+            self.istio_ip_autoallocate_ipv4_prefix,
+        )
+        .map_err(|e| format!("--vip-range {}: {e}", self.vip_range))?;
+        let v6 = self
+            .vip_range_v6
+            .map(|net| {
+                VipRange::beside_istio(net, Family::V6, self.istio_ip_autoallocate_ipv6_prefix)
+                    .map_err(|e| format!("--vip-range-v6 {net}: {e}"))
+            })
+            .transpose()?;
+        Ok(Allocator {
+            v4,
+            v6,
+            quarantine: self.quarantine.0.as_secs(),
         })
     }
 }

@@ -9,7 +9,8 @@
 //! number of addresses in the range and slot `k` is the range's network
 //! address plus `k`. On collision the probe goes on to slots `k+1, k+2, …`
 //! (wrapping), skipping addresses that are never handed out (the range's
-//! first address, Istio's `240.240.0.0/16`, `255.255.255.255`), addresses in
+//! first address, the range Istio's own auto-allocation uses for the family
+//! (default `240.240.0.0/16` and `2001:2::/48`), `255.255.255.255`), addresses in
 //! use or pinned, and addresses in quarantine. Hosts that arrive together are
 //! placed in order of their names, so two clusters given the same registry
 //! make the same choices without talking to each other.
@@ -23,9 +24,9 @@
 //! configured time; only the host that released it may take it back then.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 mod change;
@@ -42,11 +43,31 @@ pub use reconcile::{Allocator, Placement};
 pub use record::Record;
 pub use table::{Lease, Leases, Released, Table, Want};
 
-/// The range Istio's own VIP auto-allocation uses; never handed out here.
-pub const ISTIO_AUTO_ALLOCATION: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(240, 240, 0, 0), 16) {
+/// The IPv4 range Istio's own VIP auto-allocation uses by default
+/// (istiod's `PILOT_IP_AUTOALLOCATE_IPV4_PREFIX`, pilot/pkg/features/pilot.go;
+/// fixed before Istio 1.27); never handed out here.
+pub const ISTIO_AUTO_ALLOCATION_V4: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(240, 240, 0, 0), 16)
+{
     Ok(net) => net,
     Err(_) => unreachable!(),
 };
+
+/// The IPv6 range Istio's own VIP auto-allocation uses by default
+/// (`PILOT_IP_AUTOALLOCATE_IPV6_PREFIX`: the benchmarking range of RFC 5180);
+/// never handed out here.
+pub const ISTIO_AUTO_ALLOCATION_V6: Ipv6Net =
+    match Ipv6Net::new(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 48) {
+        Ok(net) => net,
+        Err(_) => unreachable!(),
+    };
+
+/// Istio's default auto-allocation range of `family`.
+pub fn istio_auto_allocation(family: Family) -> IpNet {
+    match family {
+        Family::V4 => IpNet::V4(ISTIO_AUTO_ALLOCATION_V4),
+        Family::V6 => IpNet::V6(ISTIO_AUTO_ALLOCATION_V6),
+    }
+}
 
 /// The default IPv4 range: about a million addresses of class E.
 pub const DEFAULT_V4_RANGE: &str = "240.0.0.0/12";

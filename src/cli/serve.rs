@@ -284,6 +284,53 @@ mod tests {
         assert_eq!(config.registry, Source::File(PathBuf::from("dir/r.yaml")));
     }
 
+    fn config_error(flags: &[&str]) -> String {
+        let mut argv = vec!["globaldns", "serve", "--registry", "r"];
+        argv.extend_from_slice(flags);
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!()
+        };
+        args.config().unwrap_err()
+    }
+
+    /// Issue 24: a VIP range inside the range Istio auto-allocates from,
+    /// its IPv4 or IPv6 default or the one the operator says it uses
+    /// (Istio 1.27+), is refused with the flag named.
+    #[test]
+    fn vip_ranges_inside_istios_own_are_refused() {
+        let err = config_error(&["--vip-range", "240.240.0.0/24"]);
+        assert!(
+            err.contains("--vip-range") && err.contains("240.240.0.0/24") && err.contains("Istio"),
+            "{err}"
+        );
+        let err = config_error(&["--vip-range-v6", "2001:2::/64"]);
+        assert!(
+            err.contains("--vip-range-v6") && err.contains("2001:2::/48"),
+            "{err}"
+        );
+        let moved = "--istio-ip-autoallocate-ipv4-prefix";
+        let err = config_error(&[moved, "240.0.0.0/8"]);
+        assert!(
+            err.contains("--vip-range 240.0.0.0/12") && err.contains("lies inside 240.0.0.0/8"),
+            "{err}"
+        );
+        // A range that holds Istio's is taken; Istio's addresses are
+        // skipped (see vip's tests).
+        let cli = Cli::try_parse_from([
+            "globaldns",
+            "serve",
+            "--registry",
+            "r",
+            moved,
+            "240.0.0.0/16",
+        ]);
+        let Command::Serve(args) = cli.unwrap().command else {
+            panic!()
+        };
+        let v4 = args.config().unwrap().settings.allocator.v4;
+        assert_eq!(v4.istio().to_string(), "240.0.0.0/16");
+    }
+
     #[test]
     fn bad_flags_name_the_flag_and_the_value() {
         let err = Cli::try_parse_from([
@@ -292,12 +339,12 @@ mod tests {
             "--registry",
             "r",
             "--vip-range",
-            "240.240.0.0/24",
+            "2001:db8::/64",
         ])
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("--vip-range") && err.contains("240.240.0.0/24") && err.contains("Istio"),
+            err.contains("--vip-range") && err.contains("2001:db8::/64") && err.contains("IPv4"),
             "{err}"
         );
         let err = Cli::try_parse_from(["globaldns", "serve", "--registry", "r", "--zone", "a..b"])

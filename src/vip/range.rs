@@ -6,30 +6,51 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use super::{Family, ISTIO_AUTO_ALLOCATION, MAX_PROBES};
+use super::{Family, MAX_PROBES, istio_auto_allocation};
 
 /// Why a VIP range cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RangeError {
     #[error("VIP range {0} is too small: it needs at least 2 usable addresses")]
     TooSmall(IpNet),
-    #[error("VIP range {0} lies inside 240.240.0.0/16, which Istio's own VIP auto-allocation uses")]
-    IstioRange(IpNet),
+    #[error(
+        "VIP range {0} lies inside {1}, which Istio's own VIP auto-allocation uses \
+         (istiod's PILOT_IP_AUTOALLOCATE_IPV{v}_PREFIX): take a range outside it",
+        v = if matches!(.1, IpNet::V4(_)) { 4 } else { 6 }
+    )]
+    IstioRange(IpNet, IpNet),
     #[error("VIP range {0} is not an {1} range")]
     WrongFamily(IpNet, Family),
 }
 
-/// A CIDR range VIPs are allocated from.
+/// A CIDR range VIPs are allocated from, and the range of the same family
+/// that Istio's own auto-allocation uses (never handed out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VipRange {
     net: IpNet,
     size: u128,
+    istio: IpNet,
 }
 
 impl VipRange {
-    /// Checks `net` for use as the range of `family`.
+    /// Checks `net` for use as the range of `family`, beside Istio's
+    /// default auto-allocation range of that family.
     pub fn new(net: IpNet, family: Family) -> Result<Self, RangeError> {
+        Self::beside_istio(net, family, istio_auto_allocation(family))
+    }
+
+    /// Checks `net` for use as the range of `family`, beside `istio`, the
+    /// range the mesh's Istio auto-allocates from (Istio 1.27+:
+    /// `PILOT_IP_AUTOALLOCATE_IPV4_PREFIX` / `_IPV6_PREFIX`). Errors: `net`
+    /// (or `istio`) of the other family, `net` inside `istio`, `net` of
+    /// fewer than 4 addresses. A `net` that contains `istio` is accepted;
+    /// `istio`'s addresses are skipped.
+    pub fn beside_istio(net: IpNet, family: Family, istio: IpNet) -> Result<Self, RangeError> {
         let net = net.trunc();
+        let istio = istio.trunc();
+        if Family::of(&istio.network()) != family {
+            return Err(RangeError::WrongFamily(istio, family));
+        }
         let (bits, actual) = match net {
             IpNet::V4(n) => (32 - u32::from(n.prefix_len()), Family::V4),
             IpNet::V6(n) => (128 - u32::from(n.prefix_len()), Family::V6),
@@ -37,10 +58,8 @@ impl VipRange {
         if actual != family {
             return Err(RangeError::WrongFamily(net, family));
         }
-        if let IpNet::V4(n) = net
-            && ISTIO_AUTO_ALLOCATION.contains(&n)
-        {
-            return Err(RangeError::IstioRange(net));
+        if istio.contains(&net) {
+            return Err(RangeError::IstioRange(net, istio));
         }
         // The first address is never used, so a /31 or /32 leaves too little.
         if bits < 2 {
@@ -51,11 +70,17 @@ impl VipRange {
         } else {
             1u128 << bits
         };
-        Ok(Self { net, size })
+        Ok(Self { net, size, istio })
     }
 
     pub fn net(&self) -> IpNet {
         self.net
+    }
+
+    /// The range Istio's own auto-allocation uses, whose addresses are
+    /// never handed out.
+    pub fn istio(&self) -> IpNet {
+        self.istio
     }
 
     /// Addresses in the range (a few of which are never handed out).
@@ -79,10 +104,7 @@ impl VipRange {
         if *addr == self.net.network() {
             return true;
         }
-        match addr {
-            IpAddr::V4(v4) => ISTIO_AUTO_ALLOCATION.contains(v4) || v4.is_broadcast(),
-            IpAddr::V6(_) => false,
-        }
+        self.istio.contains(addr) || matches!(addr, IpAddr::V4(v4) if v4.is_broadcast())
     }
 
     /// The slot a host tries first (see the module documentation).

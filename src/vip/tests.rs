@@ -52,7 +52,26 @@ fn ranges_are_checked() {
     assert!(r("240.0.0.0/12", Family::V4).is_ok());
     assert_eq!(
         r("240.240.1.0/24", Family::V4),
-        Err(RangeError::IstioRange("240.240.1.0/24".parse().unwrap()))
+        Err(RangeError::IstioRange(
+            "240.240.1.0/24".parse().unwrap(),
+            "240.240.0.0/16".parse().unwrap()
+        ))
+    );
+    // Issue 24: Istio's IPv6 default too (2001:2::/48, RFC 5180's range).
+    assert_eq!(
+        r("2001:2::f0f0:0/112", Family::V6),
+        Err(RangeError::IstioRange(
+            "2001:2::f0f0:0/112".parse().unwrap(),
+            "2001:2::/48".parse().unwrap()
+        ))
+    );
+    assert!(
+        RangeError::IstioRange(
+            "2001:2::/64".parse().unwrap(),
+            "2001:2::/48".parse().unwrap()
+        )
+        .to_string()
+        .contains("PILOT_IP_AUTOALLOCATE_IPV6_PREFIX")
     );
     assert!(matches!(
         r("192.0.2.0/31", Family::V4),
@@ -67,6 +86,43 @@ fn ranges_are_checked() {
         r("::/0", Family::V6).is_ok(),
         "the whole space is a (silly) valid range"
     );
+}
+
+/// Issue 24: Istio 1.27+ lets the operator move its auto-allocation range
+/// (`PILOT_IP_AUTOALLOCATE_IPV4_PREFIX`, `_IPV6_PREFIX`); the range it says
+/// Istio uses is refused and skipped like the defaults, and the defaults
+/// are then free.
+#[test]
+fn the_range_the_operator_says_istio_uses_is_avoided() {
+    let istio: IpNet = "240.4.0.0/16".parse().unwrap();
+    assert_eq!(
+        VipRange::beside_istio("240.4.1.0/24".parse().unwrap(), Family::V4, istio),
+        Err(RangeError::IstioRange(
+            "240.4.1.0/24".parse().unwrap(),
+            istio
+        ))
+    );
+    let r = VipRange::beside_istio("240.0.0.0/12".parse().unwrap(), Family::V4, istio).unwrap();
+    assert!(r.excluded(&"240.4.0.7".parse().unwrap()));
+    assert!(!r.excluded(&"240.5.0.7".parse().unwrap()));
+    let wide = VipRange::beside_istio("240.0.0.0/4".parse().unwrap(), Family::V4, istio).unwrap();
+    assert!(
+        !wide.excluded(&"240.240.0.7".parse().unwrap()),
+        "Istio no longer uses its default"
+    );
+    // IPv6: a range containing Istio's skips its addresses.
+    let v6 = VipRange::new("2001::/16".parse().unwrap(), Family::V6).unwrap();
+    assert!(v6.excluded(&"2001:2::f0f0:1".parse().unwrap()));
+    assert!(!v6.excluded(&"2001:3::1".parse().unwrap()));
+    // An Istio range of the other family is a mistake, said as such.
+    assert!(matches!(
+        VipRange::beside_istio(
+            "240.0.0.0/12".parse().unwrap(),
+            Family::V4,
+            "2001:2::/48".parse().unwrap()
+        ),
+        Err(RangeError::WrongFamily(..))
+    ));
 }
 
 #[test]
