@@ -161,9 +161,17 @@ async fn main() {
         let audit = envtest.audit_log();
         let before = requests(&audit);
         let started = Instant::now();
-        let cold = sync_once(&client, &namespace, &desired, 0.5, &limits, &|| true)
-            .await
-            .expect("the cold pass");
+        let cold = sync_once(
+            &client,
+            &namespace,
+            target.api_version,
+            &desired,
+            0.5,
+            &limits,
+            &|| true,
+        )
+        .await
+        .expect("the cold pass");
         let cold_time = started.elapsed().as_secs_f64();
         assert!(
             cold.failures.is_empty(),
@@ -174,9 +182,17 @@ async fn main() {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         let after_cold = requests(&audit);
         let started = Instant::now();
-        let steady = sync_once(&client, &namespace, &desired, 0.5, &limits, &|| true)
-            .await
-            .expect("the steady pass");
+        let steady = sync_once(
+            &client,
+            &namespace,
+            target.api_version,
+            &desired,
+            0.5,
+            &limits,
+            &|| true,
+        )
+        .await
+        .expect("the steady pass");
         let steady_time = started.elapsed().as_secs_f64();
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         let after_steady = requests(&audit);

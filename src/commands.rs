@@ -228,9 +228,10 @@ fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
 
 fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
     let (settings, registry, table) = snapshot(&args.snapshot)?;
-    let target = args
+    let mut target = args
         .mesh
         .target(&args.cluster, &args.service_entry_namespace);
+    target.api_version = args.istio_api_version;
     let entries = crate::mesh::render(
         &registry,
         &settings.zones,

@@ -59,6 +59,22 @@ pub struct HandWritten {
     pub addresses: Vec<IpAddr>,
     /// `namespace/name` of the ServiceEntry, for reports.
     pub source: String,
+    /// When globaldns's own ServiceEntry claims the host too: which of the
+    /// two Istio routes by. `None` when globaldns has none for it.
+    pub beside_ours: Option<IstioPicks>,
+}
+
+/// Which of two ServiceEntries for one host Istio's sidecars route by:
+/// since Istio 1.30 the older (by `creationTimestamp`, then name, then
+/// namespace: pilot/pkg/model/sidecar.go `appendSidecarServices` over
+/// services sorted by `SortServicesByCreationTime`), so a hand-written entry
+/// made before globaldns's wins until it is deleted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IstioPicks {
+    /// The hand-written entry, the older one.
+    HandWritten,
+    /// globaldns's own entry, `namespace/name`, the older one.
+    Ours(String),
 }
 
 /// How many names the snapshot of `registry` stores, how many bytes their
@@ -163,6 +179,7 @@ pub fn zones(
         }
     }
     let mut conflicts = Vec::new();
+    let mut istio_prefers_hand_written = 0;
     let mut hand_written: Vec<&HandWritten> = hand_written
         .iter()
         .filter(|h| zones.iter().any(|z| in_zone(&h.host, z)))
@@ -171,8 +188,21 @@ pub fn zones(
     let mut by_hand = std::collections::HashMap::new();
     for entry in hand_written {
         if taken.contains(entry.host.as_str()) {
+            let istio = match &entry.beside_ours {
+                Some(IstioPicks::HandWritten) => {
+                    istio_prefers_hand_written += 1;
+                    format!(
+                        "; Istio 1.30+ routes by ServiceEntry {} (the older) until it is deleted",
+                        entry.source
+                    )
+                }
+                Some(IstioPicks::Ours(ours)) => {
+                    format!("; Istio routes by globaldns's ServiceEntry {ours} (the older)")
+                }
+                None => String::new(),
+            };
             conflicts.push(format!(
-                "{} of ServiceEntry {} is in the registry too: the registry's answer is served",
+                "{} of ServiceEntry {} is in the registry too: the registry's answer is served{istio}",
                 entry.host, entry.source
             ));
             continue;
@@ -202,6 +232,7 @@ pub fn zones(
         zones,
         parents,
         conflicts,
+        istio_prefers_hand_written,
         left_out,
     })
 }
@@ -301,6 +332,9 @@ pub struct Built {
     /// Hand-written hosts left out: the registry or another entry has them,
     /// or they are not DNS names.
     pub conflicts: Vec<String>,
+    /// Registry hosts that Istio 1.30+ routes by a hand-written
+    /// ServiceEntry, older than globaldns's own ([`IstioPicks`]).
+    pub istio_prefers_hand_written: usize,
     /// Registry hosts left out because their names could not be built
     /// (validation should make this empty; each is reported as an error).
     pub left_out: Vec<String>,

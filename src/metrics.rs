@@ -100,6 +100,7 @@ pub struct Metrics {
     pub sync_throttled: AtomicU64,
     pub sync_lease_lost: AtomicU64,
     pub dropin_conflicts: AtomicU64,
+    pub dropin_istio_prefers_hand_written: AtomicU64,
 }
 
 impl Metrics {
@@ -315,6 +316,12 @@ impl Metrics {
                 "gauge",
                 "Hosts claimed by the registry and a hand-written ServiceEntry, or by two hand-written ones.",
                 &self.dropin_conflicts,
+            ),
+            (
+                "globaldns_dropin_istio_prefers_hand_written",
+                "gauge",
+                "Registry hosts a hand-written ServiceEntry claims too, older than globaldns's own, so Istio 1.30+ routes by the hand-written one until it is deleted (shown by explain).",
+                &self.dropin_istio_prefers_hand_written,
             ),
         ] {
             if !kind.is_empty() {

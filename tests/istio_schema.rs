@@ -1,6 +1,6 @@
 //! Every object `render` prints (ServiceEntries, the Gateway,
 //! DestinationRules) is valid against Istio's own CRD of its kind
-//! (version v1, from the file of Istio's CRDs that `GLOBALDNS_ISTIO_CRDS`
+//! (in the version the object says, v1, v1beta1 or v1alpha3, from the file of Istio's CRDs that `GLOBALDNS_ISTIO_CRDS`
 //! names: upstream's `manifests/charts/base/files/crd-all.gen.yaml`): the
 //! structural OpenAPI schema (types, required fields, enums, lengths and
 //! counts, no unknown fields) and its CEL rules (`x-kubernetes-validations`,
@@ -44,6 +44,12 @@ fn read_istio_crds() -> Vec<Value> {
 
 /// The `spec` schema of version `v1` of `kind`'s CRD, and the API group.
 fn v1_spec_schema(kind: &str) -> (Value, String) {
+    spec_schema(kind, "v1").expect("the CRD serves v1")
+}
+
+/// The `spec` schema of `version` of `kind`'s CRD, and the API group;
+/// `None` when the CRD does not serve that version.
+fn spec_schema(kind: &str, version: &str) -> Option<(Value, String)> {
     let plural = match kind {
         "ServiceEntry" => "serviceentries",
         "Gateway" => "gateways",
@@ -56,12 +62,11 @@ fn v1_spec_schema(kind: &str) -> (Value, String) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "v1")
-        .expect("the CRD serves v1")
+        .find(|v| v["name"] == version && v["served"] == true)?
         .clone();
     let spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"].clone();
     assert!(spec.is_object());
-    (spec, group)
+    Some((spec, group))
 }
 
 /// Checks `value` against `schema`; returns every violation with its path.
@@ -211,11 +216,14 @@ fn cel_holds(source: &str, value: &Value) -> Result<bool, String> {
 /// is valid.
 fn violations(object: &Value) -> Vec<String> {
     let kind = object["kind"].as_str().unwrap_or_default();
-    let (schema, group) = v1_spec_schema(kind);
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let version = api_version
+        .strip_prefix("networking.istio.io/")
+        .unwrap_or_default();
+    let Some((schema, _)) = spec_schema(kind, version) else {
+        return vec![format!("{api_version} {kind}: not served by Istio's CRD")];
+    };
     let mut errors = Vec::new();
-    if object["apiVersion"] != format!("{group}/v1").as_str() {
-        errors.push(format!("{} {kind}", object["apiVersion"]));
-    }
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     if name.len() > 253
         || !name.split('.').all(|label| {
@@ -241,9 +249,16 @@ fn entry_violations(entry: &ServiceEntry) -> Vec<String> {
 }
 
 fn render_cli(example: &str, cluster: &str) -> Vec<Value> {
+    render_cli_in(example, cluster, "v1")
+}
+
+/// `render` of `example` for `cluster`, in `networking.istio.io/<version>`.
+fn render_cli_in(example: &str, cluster: &str, version: &str) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_globaldns"))
         .args([
             "render",
+            "--istio-api-version",
+            version,
             "--destination-rules",
             "--registry",
             &format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR")),
@@ -267,25 +282,35 @@ fn render_cli(example: &str, cluster: &str) -> Vec<Value> {
 }
 
 #[test]
+/// Every example, every cluster, in each version `render
+/// --istio-api-version` writes (issue 24: v1 is served only from Istio
+/// 1.22; v1beta1 from 1.5, v1alpha3 from 1.1): each object says the
+/// version asked for and validates against that version's schema.
 fn rendered_objects_validate_against_istios_crds() {
-    let mut checked = std::collections::BTreeMap::new();
-    for (example, clusters) in [
-        ("registry.yaml", ["east", "west"]),
-        ("bookinfo.yaml", ["cluster1", "cluster2"]),
-        ("vm.yaml", ["east", "west"]),
-    ] {
-        for cluster in clusters {
-            for object in render_cli(example, cluster) {
-                assert_eq!(violations(&object), Vec::<String>::new(), "{object:#}");
-                *checked
-                    .entry(object["kind"].as_str().unwrap().to_string())
-                    .or_insert(0) += 1;
+    for version in ["v1", "v1beta1", "v1alpha3"] {
+        let mut checked = std::collections::BTreeMap::new();
+        for (example, clusters) in [
+            ("registry.yaml", ["east", "west"]),
+            ("bookinfo.yaml", ["cluster1", "cluster2"]),
+            ("vm.yaml", ["east", "west"]),
+        ] {
+            for cluster in clusters {
+                for object in render_cli_in(example, cluster, version) {
+                    assert_eq!(
+                        object["apiVersion"],
+                        format!("networking.istio.io/{version}").as_str()
+                    );
+                    assert_eq!(violations(&object), Vec::<String>::new(), "{object:#}");
+                    *checked
+                        .entry(object["kind"].as_str().unwrap().to_string())
+                        .or_insert(0) += 1;
+                }
             }
         }
+        assert!(checked["ServiceEntry"] >= 8, "{version}: {checked:?}");
+        assert!(checked["Gateway"] >= 3, "{version}: {checked:?}");
+        assert!(checked["DestinationRule"] >= 8, "{version}: {checked:?}");
     }
-    assert!(checked["ServiceEntry"] >= 8, "{checked:?}");
-    assert!(checked["Gateway"] >= 3, "{checked:?}");
-    assert!(checked["DestinationRule"] >= 8, "{checked:?}");
 }
 
 #[test]

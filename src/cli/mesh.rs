@@ -69,6 +69,7 @@ impl MeshArgs {
             cluster_domain: self.cluster_domain.clone(),
             gateway_selector: self.gateway_selector.0.clone(),
             destination_rules: self.destination_rules,
+            api_version: Default::default(),
         }
     }
 }

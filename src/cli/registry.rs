@@ -70,6 +70,16 @@ pub struct RenderArgs {
     pub service_entry_namespace: String,
     #[command(flatten)]
     pub mesh: super::MeshArgs,
+    /// The `networking.istio.io` version to write: `v1` (Istio 1.22+),
+    /// `v1beta1` (1.5+) or `v1alpha3` (1.1+). `serve` asks the API server
+    /// instead.
+    #[arg(
+        long,
+        env = "GLOBALDNS_ISTIO_API_VERSION",
+        value_name = "VERSION",
+        default_value = "v1"
+    )]
+    pub istio_api_version: crate::mesh::IstioApiVersion,
 }
 
 #[derive(Debug, Args)]

@@ -228,6 +228,9 @@ impl Controller {
     ) -> Option<(ZoneSet, Parents)> {
         match built {
             Ok(built) => {
+                self.metrics
+                    .dropin_istio_prefers_hand_written
+                    .store(built.istio_prefers_hand_written as u64, Relaxed);
                 self.reported_conflicts = report_new(
                     built.conflicts,
                     &self.reported_conflicts,

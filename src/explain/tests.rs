@@ -13,11 +13,20 @@ fn setup() -> (ZoneSet, Allocated, Allocator) {
     };
     let mut table = Table::default();
     allocator.reconcile(&mut table, &index::wants(&registry, &zones), 1_795_392_000);
-    let hand_written = vec![HandWritten {
-        host: "*.ext.global".to_string(),
-        addresses: vec!["240.1.0.2".parse().unwrap()],
-        source: "istio-system/ext".to_string(),
-    }];
+    let hand_written = vec![
+        HandWritten {
+            host: "*.ext.global".to_string(),
+            addresses: vec!["240.1.0.2".parse().unwrap()],
+            source: "istio-system/ext".to_string(),
+            beside_ours: None,
+        },
+        HandWritten {
+            host: "httpbin.bar.global".to_string(),
+            addresses: vec!["240.1.0.3".parse().unwrap()],
+            source: "istio-system/old-httpbin".to_string(),
+            beside_ours: Some(index::IstioPicks::HandWritten),
+        },
+    ];
     let built = index::zones(
         &registry,
         &zones,
@@ -56,6 +65,10 @@ fn a_served_host_is_explained_end_to_end() {
         "  west: gateway 198.51.100.20:15443, network network-west, locality us-west1/us-west1-a",
         "VIP IPv4: 240.0.195.86 since 2026-11-23T00:00:00Z (its first choice: every cluster on this registry computes the same)",
         "ServiceEntry: httpbin-bar-global",
+        // Issue 24: which of two entries for the host Istio 1.30+ uses.
+        "conflict: httpbin.bar.global of ServiceEntry istio-system/old-httpbin is in the \
+         registry too: the registry's answer is served; Istio 1.30+ routes by ServiceEntry \
+         istio-system/old-httpbin (the older) until it is deleted",
     ] {
         assert!(
             text.contains(expected),

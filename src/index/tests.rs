@@ -8,6 +8,7 @@ fn hand(host: &str, addr: &str, source: &str) -> HandWritten {
         host: host.to_string(),
         addresses: vec![addr.parse().unwrap()],
         source: source.to_string(),
+        beside_ours: None,
     }
 }
 
@@ -121,6 +122,48 @@ fn hand_written_hosts_join_the_zones_and_the_registry_wins() {
             "legacy.db.global of ServiceEntry team/z-copy is also claimed by ServiceEntry istio-system/legacy, whose answer is served",
         ]
     );
+}
+
+/// Issue 24: since Istio 1.30 the older of two ServiceEntries for one host
+/// is the one sidecars route by, so during a drop-in migration a
+/// hand-written entry beats globaldns's until it is deleted. The conflict
+/// says which one Istio uses, and the older hand-written ones are counted.
+#[test]
+fn a_registry_host_says_which_serviceentry_istio_routes_by() {
+    let zone_names = vec!["global".to_string()];
+    let (registry, allocator, table) =
+        allocated(include_str!("../../examples/registry.yaml"), &zone_names);
+    let mut older = hand(
+        "httpbin.bar.global",
+        "240.1.0.3",
+        "istio-system/old-httpbin",
+    );
+    older.beside_ours = Some(IstioPicks::HandWritten);
+    let mut newer = hand("sleep.foo.global", "240.1.0.4", "foo/new-sleep");
+    newer.beside_ours = Some(IstioPicks::Ours("istio-system/sleep-foo-global".into()));
+    let built = zones(
+        &registry,
+        &zone_names,
+        &allocator,
+        &table,
+        &[older, newer],
+        30,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        built.conflicts,
+        [
+            // In the order of the hand-written entries' names.
+            "sleep.foo.global of ServiceEntry foo/new-sleep is in the registry too: the registry's \
+             answer is served; Istio routes by globaldns's ServiceEntry \
+             istio-system/sleep-foo-global (the older)",
+            "httpbin.bar.global of ServiceEntry istio-system/old-httpbin is in the registry too: \
+             the registry's answer is served; Istio 1.30+ routes by ServiceEntry \
+             istio-system/old-httpbin (the older) until it is deleted",
+        ]
+    );
+    assert_eq!(built.istio_prefers_hand_written, 1);
 }
 
 /// The name table is sized from [`sizes`] once; a count short by one name

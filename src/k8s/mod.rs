@@ -3,6 +3,7 @@
 //! knows about DNS; the registry is what this module hands on.
 
 pub mod assemble;
+pub mod discovery;
 pub mod drift;
 pub mod dropin;
 pub mod export;

@@ -12,6 +12,7 @@ use kube::runtime::watcher;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::discovery::istio_api_version_until;
 use super::drift::managed_by;
 use super::sync::{FIELD_MANAGER, service_entries_resource};
 use super::watching::Settled;
@@ -74,10 +75,13 @@ pub async fn run(
     tx: mpsc::Sender<Vec<Recorded>>,
     shutdown: CancellationToken,
 ) {
-    let resource = service_entries_resource();
+    let what = format!("the owned ServiceEntries in {namespace}");
+    let Some(version) = istio_api_version_until(&client, &shutdown, &what).await else {
+        return;
+    };
+    let resource = service_entries_resource(version);
     let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
     let config = watcher::Config::default().labels(&owned());
-    let what = format!("the owned ServiceEntries in {namespace}");
     let mut settled = Settled::new(api, config, resource, what);
     while let Some(store) = settled.next(&shutdown).await {
         let record = store.state().iter().filter_map(|o| recorded(o)).collect();

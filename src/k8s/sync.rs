@@ -18,7 +18,7 @@ use kube::core::GroupVersionKind;
 use serde_json::Value;
 
 use super::drift::{Observed, drifted, managed_by};
-use crate::mesh::{Kind, MANAGED_BY, MANAGED_BY_LABEL, Object};
+use crate::mesh::{GROUP, IstioApiVersion, Kind, MANAGED_BY, MANAGED_BY_LABEL, Object};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "globaldns";
@@ -152,23 +152,28 @@ pub struct Report {
     pub throttled: usize,
 }
 
-/// The API resource of `kind` (`networking.istio.io/v1`).
-pub fn resource(kind: Kind) -> ApiResource {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", kind.name());
+/// The API resource of `kind` in `networking.istio.io/<version>`.
+pub fn resource(kind: Kind, version: IstioApiVersion) -> ApiResource {
+    let gvk = GroupVersionKind::gvk(GROUP, version.version(), kind.name());
     ApiResource::from_gvk_with_plural(&gvk, kind.plural())
 }
 
-/// Istio's ServiceEntry, `networking.istio.io/v1`.
-pub fn service_entries_resource() -> ApiResource {
-    resource(Kind::ServiceEntry)
+/// Istio's ServiceEntry in `networking.istio.io/<version>`.
+pub fn service_entries_resource(version: IstioApiVersion) -> ApiResource {
+    resource(Kind::ServiceEntry, version)
 }
 
-/// The API of ServiceEntries in `namespace`.
-pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client, namespace, &service_entries_resource())
+/// The API of ServiceEntries in `namespace`, in `version`.
+pub fn service_entries(
+    client: kube::Client,
+    namespace: &str,
+    version: IstioApiVersion,
+) -> Api<DynamicObject> {
+    Api::namespaced_with(client, namespace, &service_entries_resource(version))
 }
 
-/// One pass against the cluster, in `namespace`. Listing failing fails the
+/// One pass against the cluster, in `namespace`, every kind read and
+/// written in `version` (the objects of `desired` must say it too). Listing failing fails the
 /// pass (nothing is written blind); a failed apply or delete is reported
 /// with its reason, and the others go on (the caller logs, counts and
 /// retries). Writes go out `limits.concurrency` at a time, at most
@@ -178,13 +183,14 @@ pub fn service_entries(client: kube::Client, namespace: &str) -> Api<DynamicObje
 pub async fn sync_once(
     client: &kube::Client,
     namespace: &str,
+    version: IstioApiVersion,
     desired: &[Object],
     brake: f64,
     limits: &Limits,
     holds: &(dyn Fn() -> bool + Sync),
 ) -> Result<Report, kube::Error> {
     let api = |kind: Kind| -> Api<DynamicObject> {
-        Api::namespaced_with(client.clone(), namespace, &resource(kind))
+        Api::namespaced_with(client.clone(), namespace, &resource(kind, version))
     };
     let mut existing = Vec::new();
     for kind in Kind::ALL {
@@ -211,7 +217,7 @@ pub async fn sync_once(
             names.join(", ")
         );
     }
-    let writer = Writer::new(client, namespace, limits);
+    let writer = Writer::new(client, namespace, version, limits);
     writer.apply_all(&plan.apply, holds, &mut report).await;
     if !report.lease_lost {
         writer.delete_all(&plan.delete, holds, &mut report).await;

@@ -1,4 +1,4 @@
-//! `networking.istio.io/v1` DestinationRule `*.<zone>` with `ISTIO_MUTUAL`
+//! Istio's DestinationRule `*.<zone>` with `ISTIO_MUTUAL`
 //! TLS, one per served zone, when asked for (`--destination-rules`).
 //!
 //! With Istio's auto mTLS (the default since 1.5) the tlsMode label on the
@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Target;
-use super::meta::{API_VERSION, Metadata, export_to_all};
+use super::meta::{Metadata, export_to_all};
 
 pub const KIND: &str = "DestinationRule";
 
@@ -52,7 +52,7 @@ pub fn destination_rules(zones: &[String], target: &Target) -> Vec<DestinationRu
     zones
         .iter()
         .map(|zone| DestinationRule {
-            api_version: API_VERSION.to_string(),
+            api_version: target.api_version.api_version().to_string(),
             kind: KIND.to_string(),
             metadata: Metadata::owned(
                 format!("globaldns-{}", zone.replace('.', "-")),

@@ -1,4 +1,4 @@
-//! `networking.istio.io/v1` Gateway: what lets other clusters reach the
+//! Istio's Gateway: what lets other clusters reach the
 //! services this cluster exports under the served zones (design §5).
 //!
 //! Istio 1.1–1.7 multicluster installs shipped a Gateway for `*.global`
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::Target;
-use super::meta::{API_VERSION, Metadata};
+use super::meta::Metadata;
 use crate::registry::Registry;
 
 pub const KIND: &str = "Gateway";
@@ -89,7 +89,7 @@ pub fn gateway(
         })
         .collect();
     Ok(Some(Gateway {
-        api_version: API_VERSION.to_string(),
+        api_version: target.api_version.api_version().to_string(),
         kind: KIND.to_string(),
         metadata: Metadata::owned(NAME.to_string(), &target.namespace),
         spec: GatewaySpec {

@@ -2,12 +2,87 @@
 //! version, the ownership label, and the metadata it sets.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Every kind globaldns writes is served in `networking.istio.io/v1`
-/// (since Istio 1.22; v1beta1 and v1alpha3 carry the same fields).
-pub const API_VERSION: &str = "networking.istio.io/v1";
+/// The API group of every kind globaldns writes.
+pub const GROUP: &str = "networking.istio.io";
+
+/// A version of `networking.istio.io` the objects are written in. The
+/// three carry the same fields (Istio's CRDs give them one schema); which
+/// an API server serves depends on the Istio release whose CRDs it holds
+/// (manifests/charts/base/files/crd-all.gen.yaml of each release):
+///
+/// | version | served by Istio |
+/// |---|---|
+/// | `v1` | 1.22 and later |
+/// | `v1beta1` | 1.5 and later |
+/// | `v1alpha3` | 1.1 and later |
+///
+/// `render` takes one as `--istio-api-version`; `sync` asks the API
+/// server's discovery and writes the newest it serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IstioApiVersion {
+    #[default]
+    V1,
+    V1beta1,
+    V1alpha3,
+}
+
+impl IstioApiVersion {
+    /// Every version, the newest first: the order discovery prefers them in.
+    pub const NEWEST_FIRST: [Self; 3] = [Self::V1, Self::V1beta1, Self::V1alpha3];
+
+    /// The version alone, as in a URL: `v1beta1`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V1beta1 => "v1beta1",
+            Self::V1alpha3 => "v1alpha3",
+        }
+    }
+
+    /// Group and version, as in `apiVersion:`: `networking.istio.io/v1beta1`.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Self::V1 => "networking.istio.io/v1",
+            Self::V1beta1 => "networking.istio.io/v1beta1",
+            Self::V1alpha3 => "networking.istio.io/v1alpha3",
+        }
+    }
+
+    /// The oldest Istio release that serves this version.
+    pub fn since(self) -> &'static str {
+        match self {
+            Self::V1 => "1.22",
+            Self::V1beta1 => "1.5",
+            Self::V1alpha3 => "1.1",
+        }
+    }
+}
+
+impl fmt::Display for IstioApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.version())
+    }
+}
+
+impl FromStr for IstioApiVersion {
+    type Err = String;
+
+    /// `v1`, `v1beta1` or `v1alpha3`, with or without the group.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let version = s.strip_prefix("networking.istio.io/").unwrap_or(s);
+        Self::NEWEST_FIRST
+            .into_iter()
+            .find(|v| v.version() == version)
+            .ok_or_else(|| {
+                format!("`{s}` is not a networking.istio.io version (v1, v1beta1, v1alpha3)")
+            })
+    }
+}
 /// The label that marks the objects globaldns owns: only these are ever
 /// updated or deleted by it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 pub use destination_rule::DestinationRule;
 pub use gateway::Gateway;
-pub use meta::{API_VERSION, MANAGED_BY, MANAGED_BY_LABEL, Metadata};
+pub use meta::{GROUP, IstioApiVersion, MANAGED_BY, MANAGED_BY_LABEL, Metadata};
 pub use service_entry::ServiceEntry;
 
 use crate::registry::{Cluster, Registry};
@@ -47,6 +47,9 @@ pub struct Target {
     pub gateway_selector: BTreeMap<String, String>,
     /// Render the `*.<zone>` DestinationRules (`--destination-rules`).
     pub destination_rules: bool,
+    /// The `networking.istio.io` version the objects are written in
+    /// (`render --istio-api-version`; the sync's discovery).
+    pub api_version: IstioApiVersion,
 }
 
 /// The default of `--cluster-domain`.
@@ -65,6 +68,7 @@ impl Target {
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_string(),
             gateway_selector: BTreeMap::from([(key.to_string(), value.to_string())]),
             destination_rules: false,
+            api_version: IstioApiVersion::default(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! `networking.istio.io/v1` ServiceEntry: the type, by hand, with only the
+//! Istio's ServiceEntry: the type, by hand, with only the
 //! fields globaldns sets (field names and enum spellings are Istio's API),
 //! and what a cluster's ServiceEntries are (design §5).
 //!
@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Target;
-use super::meta::{API_VERSION, Metadata, absolute, export_to_all};
+use super::meta::{Metadata, absolute, export_to_all};
 use crate::index;
 use crate::registry::{Cluster, Endpoint, Registry, Service};
 use crate::vip::{Allocator, Table};
@@ -155,7 +155,7 @@ pub fn service_entries(
             Resolution::Dns
         };
         entries.push(ServiceEntry {
-            api_version: API_VERSION.to_string(),
+            api_version: target.api_version.api_version().to_string(),
             kind: KIND.to_string(),
             metadata: Metadata::owned(want.host.replace('.', "-"), &target.namespace),
             spec: ServiceEntrySpec {

@@ -52,8 +52,13 @@ impl Cluster {
         let Some(sync) = &config.sync else {
             return Vec::new();
         };
-        let api = k8s::sync::service_entries(self.client.clone(), &sync.target.namespace);
-        k8s::record::owned_addresses(&api).await.unwrap_or_else(|e| {
+        let read = async {
+            let version = k8s::discovery::istio_api_version(&self.client).await?;
+            let api =
+                k8s::sync::service_entries(self.client.clone(), &sync.target.namespace, version);
+            anyhow::Ok(k8s::record::owned_addresses(&api).await?)
+        };
+        read.await.unwrap_or_else(|e| {
             tracing::warn!(
                 "owned ServiceEntries not read yet, VIPs come from the state directory and the hash until they are: {e}"
             );

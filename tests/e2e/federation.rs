@@ -7,14 +7,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use serde_json::Value;
 
-use crate::cluster::{Env, kubectl};
-use crate::envtest::Envtest;
+use crate::cluster::kubectl;
 use crate::process::{Globaldns, eventually};
 use crate::suite::{NAMESPACE, Suite};
 
@@ -42,34 +40,7 @@ struct West {
 
 impl West {
     async fn start(east: &Suite) -> Self {
-        let assets = std::env::var_os("KUBEBUILDER_ASSETS").expect(
-            "a second cluster is started from KUBEBUILDER_ASSETS: run with it, not KUBECONFIG",
-        );
-        let (repo, istio_crds) = (east.env.repo.clone(), east.env.istio_crds.clone());
-        let dir = east.dir().join("west");
-        std::fs::create_dir_all(&dir).unwrap();
-        let started = Instant::now();
-        // Suite::set_up runs a runtime of its own: on a thread of its own.
-        let suite = tokio::task::block_in_place(|| {
-            std::thread::spawn(move || -> Result<Suite, String> {
-                let envtest = Envtest::start(Path::new(&assets))?;
-                let env = Arc::new(Env {
-                    kubeconfig: envtest.kubeconfig(),
-                    envtest: Some(Mutex::new(envtest)),
-                    repo,
-                    istio_crds,
-                });
-                Suite::set_up(&env)
-            })
-            .join()
-            .expect("the set-up thread")
-        })
-        .unwrap_or_else(|e| panic!("west: {e}"));
-        suite.use_dir(dir);
-        eprintln!(
-            "federation: west's control plane and manifests ready in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let suite = east.second_cluster("west", None).await;
         let mut docs = suite.docs.clone();
         for doc in &mut docs {
             if doc["kind"] == "ConfigMap" && doc["metadata"]["name"] == "globaldns-config" {

@@ -57,7 +57,8 @@ fn tests() -> Vec<(&'static str, Test)> {
 
 /// Tests that need an API server the suite started (they stop it, or read
 /// its audit log): ignored, and said so, against a cluster from KUBECONFIG.
-const ENVTEST_ONLY: [&str; 5] = [
+const ENVTEST_ONLY: [&str; 6] = [
+    "mesh::an_istio_serving_only_v1beta1_gets_its_objects_in_v1beta1",
     "watch::the_watch_resumes_within_seconds_after_an_api_server_outage",
     "federation::each_cluster_s_exports_are_answered_in_every_cluster",
     "federation::a_quiet_peer_keeps_its_exports_then_is_dropped_through_the_brake",

@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use futures::FutureExt;
-use globaldns::mesh::Kind;
+use globaldns::mesh::{IstioApiVersion, Kind};
 use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::suite::{MANAGED, Suite};
 
-pub const TESTS: [(&str, crate::Test); 2] = [
+pub const TESTS: [(&str, crate::Test); 3] = [
     (
         "mesh::every_kind_is_applied_for_real_and_pruned_when_no_longer_wanted",
         |s| every_kind(s).boxed(),
@@ -20,6 +20,10 @@ pub const TESTS: [(&str, crate::Test); 2] = [
     ("mesh::the_vm_example_is_answered_and_synced", |s| {
         vm_example(s).boxed()
     }),
+    (
+        "mesh::an_istio_serving_only_v1beta1_gets_its_objects_in_v1beta1",
+        |s| only_v1beta1(s).boxed(),
+    ),
 ];
 
 /// The owned objects of `kind` now: name → object.
@@ -170,5 +174,93 @@ async fn vm_example(suite: &Suite) {
         crate::process::eventually(Duration::from_secs(20), "catalog answers its VIP", || {
             (globaldns.resolve("catalog.shop.global") == Ok(Some(vip))).then_some(())
         })
+    });
+}
+
+/// Istio's CRDs as Istio 1.5–1.21 serve them: `networking.istio.io` in
+/// v1beta1 and v1alpha3, no v1 (v1beta1 the storage version), derived from
+/// the suite's `crd-all.gen.yaml` into `dir`.
+fn crds_without_v1(suite: &Suite, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = suite
+        .env
+        .istio_crds
+        .as_ref()
+        .expect("GLOBALDNS_ISTIO_CRDS: Istio's CRDs, to derive the old ones from");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut changed = 0;
+    for doc in &mut docs {
+        if doc["spec"]["group"] != "networking.istio.io" {
+            continue;
+        }
+        let versions = doc["spec"]["versions"].as_array_mut().unwrap();
+        versions.retain(|v| v["name"] != "v1");
+        for version in versions.iter_mut() {
+            version["storage"] = Value::Bool(version["name"] == "v1beta1");
+        }
+        changed += 1;
+    }
+    assert!(changed >= 3, "Istio's networking CRDs found: {changed}");
+    let out = dir.join("istio-crds-v1beta1.yaml");
+    std::fs::write(&out, serde_saphyr::to_string_multiple(&docs).unwrap()).unwrap();
+    out
+}
+
+/// Issue 24: `networking.istio.io/v1` is served only from Istio 1.22, and
+/// globaldns wrote nothing else, so no object could be applied on 1.5–1.21.
+/// On a control plane of its own whose Istio CRDs serve v1beta1 and
+/// v1alpha3 only, the sync discovers that, and writes and reads (the VIP
+/// record) every kind in v1beta1.
+async fn only_v1beta1(suite: &Suite) {
+    let crds = crds_without_v1(suite, &suite.dir());
+    let old = suite.second_cluster("istio-1-21", Some(crds)).await;
+    assert_eq!(old.istio_version, IstioApiVersion::V1beta1);
+    let v1 = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        old.admin().await,
+        crate::suite::SE_NAMESPACE,
+        &globaldns::k8s::sync::resource(Kind::ServiceEntry, IstioApiVersion::V1),
+    );
+    let refused = v1.list(&ListParams::default()).await.unwrap_err();
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 404),
+        "v1 is not served here: {refused}"
+    );
+
+    old.mesh_cluster("east", "192.0.2.10").await;
+    old.mesh_cluster("west", "198.51.100.20").await;
+    old.exported_service("httpbin", "bar", &["west"]).await;
+    old.exported_service("sleep", "foo", &["east"]).await;
+    let globaldns = old.start(&old.docs, "globaldns-0", "state-0", &[]).await;
+    let entries = wait_for(
+        &old,
+        Kind::ServiceEntry,
+        &["httpbin-bar-global", "sleep-foo-global"],
+    )
+    .await;
+    for entry in entries.values() {
+        assert_eq!(entry["apiVersion"], "networking.istio.io/v1beta1");
+    }
+    let gateways = wait_for(&old, Kind::Gateway, &["globaldns-cross-network"]).await;
+    assert_eq!(
+        gateways["globaldns-cross-network"]["spec"]["servers"][0]["tls"]["mode"],
+        "AUTO_PASSTHROUGH"
+    );
+    // The pass went through as a whole, and the VIP record (read in the
+    // served version) agrees with the answers.
+    let vip: std::net::IpAddr = entries["httpbin-bar-global"]["spec"]["addresses"][0]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        crate::process::eventually(Duration::from_secs(30), "httpbin answers its VIP", || {
+            (globaldns.resolve("httpbin.bar.global") == Ok(Some(vip))).then_some(())
+        });
+        assert_eq!(
+            globaldns.metric("globaldns_sync_failing"),
+            0.0,
+            "{}",
+            globaldns.log()
+        );
     });
 }

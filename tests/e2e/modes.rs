@@ -74,7 +74,8 @@ async fn drop_in(suite: &Suite) {
                  "ports": [{"name": "tcp", "number": 5432, "protocol": "TCP"}],
                  "endpoints": [{"address": "192.0.2.77"}]},
     });
-    let entries = globaldns::k8s::sync::service_entries(client.clone(), "default");
+    let entries =
+        globaldns::k8s::sync::service_entries(client.clone(), "default", suite.istio_version);
     entries
         .patch(
             "legacy-db",

@@ -11,7 +11,7 @@ use futures::FutureExt;
 use globaldns::k8s::resources::{
     ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec,
 };
-use globaldns::mesh::Kind;
+use globaldns::mesh::{IstioApiVersion, Kind};
 use globaldns::registry::{Gateway, Port};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -48,6 +48,9 @@ pub struct Suite {
     /// files): fresh for each test, so no test starts from another's
     /// last-known-good registry.
     test_dir: Mutex<PathBuf>,
+    /// The `networking.istio.io` version the cluster serves newest, asked
+    /// as globaldns asks it: the suite reads Istio objects in it.
+    pub istio_version: IstioApiVersion,
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -64,6 +67,9 @@ impl Suite {
         runtime().block_on(async {
             env.ensure_istio_crds().await?;
             let client = env.admin().await;
+            let istio_version = globaldns::k8s::discovery::istio_api_version(&client)
+                .await
+                .map_err(|e| e.to_string())?;
             for ns in [NAMESPACE, SE_NAMESPACE] {
                 wait_not_terminating(&client, ns).await?;
             }
@@ -97,8 +103,47 @@ impl Suite {
                 docs,
                 work: tempfile::tempdir().map_err(|e| e.to_string())?,
                 test_dir: Mutex::new(PathBuf::new()),
+                istio_version,
             })
         })
+    }
+
+    /// A second cluster beside this one: a control plane of its own from
+    /// `KUBEBUILDER_ASSETS`, set up as [`Suite::set_up`] does (Istio's CRDs
+    /// from `istio_crds`, else the suite's own; the manifests as shipped),
+    /// working in `<this test's directory>/<name>`. It is stopped when
+    /// dropped.
+    pub async fn second_cluster(&self, name: &str, istio_crds: Option<PathBuf>) -> Suite {
+        let assets = std::env::var_os("KUBEBUILDER_ASSETS").expect(
+            "a second cluster is started from KUBEBUILDER_ASSETS: run with it, not KUBECONFIG",
+        );
+        let repo = self.env.repo.clone();
+        let istio_crds = istio_crds.or_else(|| self.env.istio_crds.clone());
+        let dir = self.dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let started = std::time::Instant::now();
+        // Suite::set_up runs a runtime of its own: on a thread of its own.
+        let suite = tokio::task::block_in_place(|| {
+            std::thread::spawn(move || -> Result<Suite, String> {
+                let envtest = crate::envtest::Envtest::start(std::path::Path::new(&assets))?;
+                let env = Arc::new(Env {
+                    kubeconfig: envtest.kubeconfig(),
+                    envtest: Some(Mutex::new(envtest)),
+                    repo,
+                    istio_crds,
+                });
+                Suite::set_up(&env)
+            })
+            .join()
+            .expect("the set-up thread")
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        suite.use_dir(dir);
+        eprintln!(
+            "{name}: a control plane and the manifests ready in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        suite
     }
 
     /// Applies `kubectl kustomize manifests/<variant>` as an admin; what it
@@ -342,13 +387,13 @@ impl Suite {
         Api::namespaced_with(
             self.admin().await,
             SE_NAMESPACE,
-            &globaldns::k8s::sync::resource(kind),
+            &globaldns::k8s::sync::resource(kind, self.istio_version),
         )
     }
 
     /// The ServiceEntries of istio-system, untyped.
     pub async fn service_entries(&self) -> Api<DynamicObject> {
-        globaldns::k8s::sync::service_entries(self.admin().await, SE_NAMESPACE)
+        globaldns::k8s::sync::service_entries(self.admin().await, SE_NAMESPACE, self.istio_version)
     }
 
     /// Applies a MeshCluster `name` with one gateway, as the registry's

@@ -5,6 +5,7 @@ use kube::client::Body;
 use serde_json::json;
 
 use super::*;
+use crate::index::IstioPicks;
 use crate::k8s::mock::{hold_open, ok};
 
 fn entry(namespace: &str, name: &str, spec: Value) -> Value {
@@ -36,8 +37,8 @@ fn hosts_with_addresses_are_taken_the_rest_left_out() {
     assert!(hosts_of(&no_addresses).is_empty());
 }
 
-/// The watch lists ServiceEntries of all namespaces, excluding ours by
-/// label selector, and sends their hosts.
+/// The watch lists ServiceEntries of all namespaces, in the version the
+/// API server serves, and sends the hand-written hosts.
 #[tokio::test]
 async fn the_watch_sends_hand_written_hosts() {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -48,15 +49,21 @@ async fn the_watch_sends_hand_written_hosts() {
         tx,
         shutdown.clone(),
     ));
+    // Asked which version to read in first: only v1beta1 here.
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.uri().path(), "/apis/networking.istio.io");
+    send.send_response(ok(&json!({"kind": "APIGroup", "apiVersion": "v1",
+        "name": "networking.istio.io",
+        "versions": [{"groupVersion": "networking.istio.io/v1beta1", "version": "v1beta1"}]})));
     let (request, send) = handle.next_request().await.unwrap();
     assert_eq!(
         request.uri().path(),
-        "/apis/networking.istio.io/v1/serviceentries"
+        "/apis/networking.istio.io/v1beta1/serviceentries"
     );
     let query = request.uri().query().unwrap_or_default().to_string();
     assert!(
-        query.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%21%3Dglobaldns"),
-        "{query}"
+        !query.contains("labelSelector"),
+        "every entry, globaldns's own too: {query}"
     );
     let list = json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntryList",
         "metadata": {"resourceVersion": "3"},
@@ -75,4 +82,102 @@ async fn the_watch_sends_hand_written_hosts() {
     assert_eq!(hosts.len(), 1);
     assert_eq!(hosts[0].host, "legacy.db.global");
     shutdown.cancel();
+}
+
+fn at(
+    namespace: &str,
+    name: &str,
+    created: &str,
+    owned: bool,
+    hosts: &[&str],
+) -> Arc<DynamicObject> {
+    let mut value = entry(
+        namespace,
+        name,
+        json!({"hosts": hosts, "addresses": ["240.1.0.9"]}),
+    );
+    value["metadata"]["creationTimestamp"] = json!(created);
+    if owned {
+        value["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "globaldns"});
+    }
+    Arc::new(serde_json::from_value(value).unwrap())
+}
+
+/// Issue 24: Istio 1.30+ routes a host two ServiceEntries claim by the
+/// older one (creation time, then name, then namespace). globaldns's own
+/// entries are not answered as hand-written; a hand-written one beside
+/// them says which of the two Istio uses.
+#[test]
+fn each_hand_written_host_says_whether_istio_prefers_it_to_ours() {
+    let objects = [
+        at(
+            "istio-system",
+            "httpbin-bar-global",
+            "2026-12-01T10:00:00Z",
+            true,
+            &["httpbin.bar.global"],
+        ),
+        at(
+            "istio-system",
+            "sleep-foo-global",
+            "2026-12-01T10:00:00Z",
+            true,
+            &["sleep.foo.global"],
+        ),
+        at(
+            "istio-system",
+            "tie-global",
+            "2026-12-01T10:00:00Z",
+            true,
+            &["tie.global"],
+        ),
+        // Made before globaldns's: Istio routes by it.
+        at(
+            "bar",
+            "legacy-httpbin",
+            "2026-11-01T00:00:00Z",
+            false,
+            &["HTTPBIN.bar.global."],
+        ),
+        // Made after: Istio routes by globaldns's.
+        at(
+            "foo",
+            "late-sleep",
+            "2026-12-02T00:00:00Z",
+            false,
+            &["sleep.foo.global"],
+        ),
+        // The same second: the name decides (`a-tie` < `tie-global`).
+        at(
+            "team",
+            "a-tie",
+            "2026-12-01T10:00:00Z",
+            false,
+            &["tie.global"],
+        ),
+        at(
+            "team",
+            "alone",
+            "2026-12-02T00:00:00Z",
+            false,
+            &["alone.global"],
+        ),
+    ];
+    let hosts = hand_written(&objects);
+    let picks: Vec<(&str, Option<IstioPicks>)> = hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.beside_ours.clone()))
+        .collect();
+    assert_eq!(
+        picks,
+        [
+            ("httpbin.bar.global", Some(IstioPicks::HandWritten)),
+            (
+                "sleep.foo.global",
+                Some(IstioPicks::Ours("istio-system/sleep-foo-global".into()))
+            ),
+            ("tie.global", Some(IstioPicks::HandWritten)),
+            ("alone.global", None),
+        ]
+    );
 }

@@ -69,6 +69,24 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A pass that could not start: which version of Istio's API to write
+    /// was not found out (`write` is `discover`, the object the group).
+    pub fn discovery(error: &crate::k8s::discovery::DiscoveryError) -> Self {
+        use crate::k8s::discovery::DiscoveryError;
+        let reason = match error {
+            DiscoveryError::Api { source, .. } => Reason::of(source),
+            DiscoveryError::NotServed { .. } | DiscoveryError::NoKnownVersion { .. } => {
+                Reason::Other
+            }
+        };
+        Self {
+            write: "discover",
+            name: crate::mesh::GROUP.to_string(),
+            reason,
+            message: error.to_string(),
+        }
+    }
+
     pub fn new(write: &'static str, object: &impl fmt::Display, error: &kube::Error) -> Self {
         let message = match error {
             kube::Error::Api(status) => {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::failure::{Failure, summary};
 use super::{Report, sync_once};
 use crate::controller::{Allocated, Settings};
+use crate::k8s::discovery;
 use crate::k8s::lease::Elector;
 use crate::mesh::{Target, render};
 use crate::metrics::Metrics;
@@ -148,12 +149,27 @@ pub async fn run(
         let Some(current) = changes.borrow_and_update().clone() else {
             continue; // nothing published yet
         };
+        // Asked every pass: an Istio upgrade may add a version (1.22: v1)
+        // or take one away while globaldns runs.
+        let version = match discovery::istio_api_version(&client).await {
+            Ok(version) => version,
+            Err(e) => {
+                pending = false;
+                last_pass = Some(Instant::now());
+                pass_failed(&metrics, &mut retry, Failure::discovery(&e));
+                continue;
+            }
+        };
+        let target = Target {
+            api_version: version,
+            ..config.target.clone()
+        };
         let desired = match render(
             &current.registry,
             &settings.zones,
             &settings.allocator,
             &current.table,
-            &config.target,
+            &target,
         ) {
             Ok(desired) => desired,
             Err(e) => {
@@ -168,6 +184,7 @@ pub async fn run(
         let pass = sync_once(
             &client,
             &config.target.namespace,
+            version,
             &desired,
             config.brake,
             &config.limits,
@@ -224,18 +241,11 @@ pub async fn run(
                     report.failures.len()
                 );
             }
-            Err(e) => {
-                let wait = retry.failed();
-                let failure = Failure::new("list", &config.target.namespace, &e);
-                metrics.sync_failures[failure.reason.index()].fetch_add(1, Relaxed);
-                metrics.sync_failing.store(1, Relaxed);
-                *metrics.sync_detail.lock().unwrap() =
-                    format!("the last sync pass failed: {failure}");
-                tracing::warn!(
-                    retry_in_seconds = wait.as_secs_f64(),
-                    "sync pass failed: {failure}"
-                );
-            }
+            Err(e) => pass_failed(
+                &metrics,
+                &mut retry,
+                Failure::new("list", &config.target.namespace, &e),
+            ),
         }
     }
     if elector.holds() {
@@ -246,6 +256,19 @@ pub async fn run(
             Err(_) => tracing::warn!("lease {lease} not released in time, it will expire"),
         }
     }
+}
+
+/// A pass that failed as a whole (nothing written): counted, shown as the
+/// health detail, logged, and retried on the retry schedule.
+fn pass_failed(metrics: &Metrics, retry: &mut Retry, failure: Failure) {
+    let wait = retry.failed();
+    metrics.sync_failures[failure.reason.index()].fetch_add(1, Relaxed);
+    metrics.sync_failing.store(1, Relaxed);
+    *metrics.sync_detail.lock().unwrap() = format!("the last sync pass failed: {failure}");
+    tracing::warn!(
+        retry_in_seconds = wait.as_secs_f64(),
+        "sync pass failed: {failure}"
+    );
 }
 
 /// Waits until a pass is due by `resync` after the last one (none yet: not

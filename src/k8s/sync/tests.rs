@@ -11,7 +11,7 @@ use crate::k8s::mock::{echo, next, ok, status};
 use crate::mesh::service_entry::{
     Location, Resolution, ServiceEntry, ServiceEntrySpec, ServicePort, WorkloadEntry,
 };
-use crate::mesh::{Metadata, Target};
+use crate::mesh::{IstioApiVersion, Metadata, Target};
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -65,6 +65,27 @@ fn plan_entries(desired: &[ServiceEntry], existing: &[Existing], brake: f64) -> 
 
 fn names(refs: &[Ref]) -> Vec<&str> {
     refs.iter().map(|r| r.name.as_str()).collect()
+}
+
+/// The API server's discovery of `networking.istio.io`, serving `versions`.
+fn istio_group(versions: &[&str]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("networking.istio.io/{v}"), "version": v}))
+        .collect();
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": "networking.istio.io",
+           "versions": versions, "preferredVersion": versions[0]})
+}
+
+/// Answers a pass's discovery of `networking.istio.io` with `versions`.
+async fn discovery(handle: &mut crate::k8s::mock::ApiHandle, versions: &[&str]) {
+    let (request, send) = next(handle).await;
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        ("GET", "/apis/networking.istio.io"),
+        "a pass starts by asking which versions are served"
+    );
+    send.send_response(ok(&istio_group(versions)));
 }
 
 /// Answers the lists of the kinds after ServiceEntries (Gateways, then
@@ -220,6 +241,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
         sync_once(
             &client,
             "istio-system",
+            IstioApiVersion::V1,
             &objects(&desired),
             0.5,
             &SEQUENTIAL,
@@ -284,6 +306,7 @@ async fn a_pass_lists_applies_with_one_field_manager_and_prunes() {
         sync_once(
             &client,
             "istio-system",
+            IstioApiVersion::V1,
             &objects(&desired),
             0.75,
             &SEQUENTIAL,
@@ -416,6 +439,7 @@ async fn the_lease_holder_applies_the_rendered_entries() {
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::POST, "the lease is created");
     send.send_response(echo(request).await);
+    discovery(&mut handle, &["v1", "v1beta1", "v1alpha3"]).await;
     let (request, send) = next(&mut handle).await;
     assert_eq!(
         (request.method(), request.uri().path()),
@@ -496,7 +520,11 @@ async fn a_follower_writes_nothing() {
 #[tokio::test]
 async fn owned_addresses_are_read_by_label() {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let api = service_entries(kube::Client::new(mock, "default"), "istio-system");
+    let api = service_entries(
+        kube::Client::new(mock, "default"),
+        "istio-system",
+        IstioApiVersion::V1,
+    );
     let read = tokio::spawn(async move { crate::k8s::record::owned_addresses(&api).await });
     let (request, send) = next(&mut handle).await;
     assert_eq!(request.uri().path(), BASE);
@@ -543,6 +571,7 @@ async fn a_conflict_on_one_apply_does_not_stop_the_others() {
         sync_once(
             &client,
             "istio-system",
+            IstioApiVersion::V1,
             &objects(&desired),
             0.5,
             &SEQUENTIAL,
@@ -593,6 +622,7 @@ async fn a_pass_stops_writing_when_the_lease_is_lost() {
             sync_once(
                 &client,
                 "istio-system",
+                IstioApiVersion::V1,
                 &objects(&desired),
                 1.0,
                 &SEQUENTIAL,
@@ -671,8 +701,11 @@ async fn losing_the_lease_mid_pass_stops_the_writes() {
     } = start_loop();
     let (request, send) = answer_lease_until_other(&mut handle, "pod-a")
         .await
-        .expect("the pass lists");
+        .expect("the pass starts");
     let won = tokio::time::Instant::now();
+    assert_eq!(request.uri().path(), "/apis/networking.istio.io");
+    send.send_response(ok(&istio_group(&["v1"])));
+    let (request, send) = next(&mut handle).await;
     assert_eq!(request.method(), http::Method::GET);
     assert_eq!(request.uri().path(), BASE);
     send.send_response(listed(vec![]));
@@ -765,6 +798,9 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
         match request.method().as_str() {
             "GET" if path.ends_with("/leases/globaldns") => send.send_response(ok(&lease("1"))),
             "PUT" | "POST" => send.send_response(echo(request).await),
+            "GET" if path == "/apis/networking.istio.io" => {
+                send.send_response(ok(&istio_group(&["v1"])))
+            }
             "GET" if path == BASE => {
                 lists.push(tokio::time::Instant::now());
                 send.send_response(listed(vec![]));
@@ -904,6 +940,7 @@ async fn writes_go_out_concurrently_up_to_the_limit() {
         sync_once(
             &client,
             "istio-system",
+            IstioApiVersion::V1,
             &objects(&desired),
             0.5,
             &limits,
@@ -947,6 +984,7 @@ async fn a_429_is_waited_out_as_the_api_server_asks() {
         sync_once(
             &client,
             "istio-system",
+            IstioApiVersion::V1,
             &objects(&desired),
             0.5,
             &SEQUENTIAL,
@@ -981,4 +1019,104 @@ async fn a_429_is_waited_out_as_the_api_server_asks() {
     assert_eq!(report.applied, 1);
     assert_eq!(report.throttled, 1);
     assert!(report.failures.is_empty());
+}
+
+/// Takes the Lease for the loop (a 404, then the create).
+async fn take_lease(handle: &mut crate::k8s::mock::ApiHandle) {
+    let (request, send) = next(handle).await;
+    assert!(request.uri().path().ends_with("/leases/globaldns"));
+    send.send_response(status(404, "NotFound"));
+    let (request, send) = next(handle).await;
+    assert_eq!(request.method(), http::Method::POST, "the lease is created");
+    send.send_response(echo(request).await);
+}
+
+/// Issue 24: Istio 1.5–1.21 serve `networking.istio.io` in v1beta1 and
+/// v1alpha3, not v1. The pass asks discovery, then lists, applies (URL and
+/// body) and would prune in the newest version served.
+#[tokio::test]
+async fn a_pass_writes_the_newest_version_the_api_server_serves() {
+    let Looping {
+        mut handle,
+        shutdown,
+        _registry,
+        ..
+    } = start_loop();
+    take_lease(&mut handle).await;
+    discovery(&mut handle, &["v1alpha3", "v1beta1"]).await;
+    for kind in ["serviceentries", "gateways", "destinationrules"] {
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(
+            request.uri().path(),
+            format!("/apis/networking.istio.io/v1beta1/namespaces/istio-system/{kind}")
+        );
+        send.send_response(ok(&json!({"items": [], "metadata": {}})));
+    }
+    for _ in 0..3 {
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert!(
+            request
+                .uri()
+                .path()
+                .starts_with("/apis/networking.istio.io/v1beta1/"),
+            "{}",
+            request.uri()
+        );
+        let body: Value =
+            serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+        assert_eq!(body["apiVersion"], "networking.istio.io/v1beta1");
+        send.send_response(ok(&body));
+    }
+    shutdown.cancel();
+}
+
+/// Issue 24: a cluster without Istio's CRDs: the pass writes nothing, says
+/// why (counted, in /readyz's detail), and asks again on the retry
+/// schedule, so installing Istio afterwards needs no restart.
+#[tokio::test(start_paused = true)]
+async fn a_cluster_without_istio_fails_the_pass_with_the_reason_and_retries() {
+    let Looping {
+        mut handle,
+        metrics,
+        shutdown,
+        _registry,
+        ..
+    } = start_loop();
+    take_lease(&mut handle).await;
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.uri().path(), "/apis/networking.istio.io");
+    send.send_response(status(404, "NotFound"));
+    let asked = tokio::time::Instant::now();
+    // Lease renewals may come first; the next pass asks again.
+    loop {
+        let (request, send) = next(&mut handle).await;
+        let path = request.uri().path().to_string();
+        if path.ends_with("/leases/globaldns") {
+            let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": "2"},
+                "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15,
+                         "renewTime": k8s_openapi::jiff::Timestamp::now().to_string()}});
+            match request.method().as_str() {
+                "GET" => send.send_response(ok(&lease)),
+                _ => send.send_response(echo(request).await),
+            }
+            continue;
+        }
+        assert_eq!(
+            path, "/apis/networking.istio.io",
+            "nothing listed or written"
+        );
+        assert!(asked.elapsed() <= Duration::from_secs(2), "retried at once");
+        let detail = metrics.sync_detail.lock().unwrap().clone();
+        assert!(
+            detail.contains("discover networking.istio.io")
+                && detail.contains("install Istio (its CRDs)"),
+            "{detail}"
+        );
+        assert_eq!(metrics.sync_failing.load(Relaxed), 1);
+        send.send_response(status(404, "NotFound"));
+        break;
+    }
+    shutdown.cancel();
 }

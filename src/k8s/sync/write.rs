@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::failure::Failure;
 use super::{FIELD_MANAGER, Ref, Report, resource};
-use crate::mesh::{Kind, Object};
+use crate::mesh::{IstioApiVersion, Kind, Object};
 
 /// How many times a write waits out a 429 before it counts as failed.
 pub const THROTTLE_RETRIES: usize = 5;
@@ -81,6 +81,8 @@ impl Pacer {
 pub(super) struct Writer {
     client: kube::Client,
     namespace: String,
+    /// The `networking.istio.io` version every request is made in.
+    version: IstioApiVersion,
     concurrency: usize,
     pacer: Pacer,
 }
@@ -93,17 +95,27 @@ enum Outcome {
 }
 
 impl Writer {
-    pub(super) fn new(client: &kube::Client, namespace: &str, limits: &Limits) -> Self {
+    pub(super) fn new(
+        client: &kube::Client,
+        namespace: &str,
+        version: IstioApiVersion,
+        limits: &Limits,
+    ) -> Self {
         Self {
             client: client.clone(),
             namespace: namespace.to_string(),
+            version,
             concurrency: limits.concurrency.max(1),
             pacer: Pacer::new(limits.qps),
         }
     }
 
     fn api(&self, kind: Kind) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), &self.namespace, &resource(kind))
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.namespace,
+            &resource(kind, self.version),
+        )
     }
 
     /// Applies every object (server-side apply, field manager `globaldns`,
