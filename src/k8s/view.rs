@@ -72,37 +72,42 @@ pub struct ClusterWatch {
     kube_services: Store<KubeService>,
 }
 
-/// The MCS `ServiceExport` (KEP-1645), `multicluster.x-k8s.io/v1alpha1`.
-pub fn service_exports_resource() -> ApiResource {
-    let gvk = GroupVersionKind::gvk("multicluster.x-k8s.io", "v1alpha1", "ServiceExport");
+/// The Multi-Cluster Services API's group (KEP-1645, `sigs.k8s.io/mcs-api`).
+pub const MCS_GROUP: &str = "multicluster.x-k8s.io";
+
+/// The MCS API versions ServiceExports are read in, the newest first:
+/// `v1beta1` (mcs-api v0.5.0, April 2026, its storage version since) and
+/// `v1alpha1`. What globaldns reads of a ServiceExport (its name and
+/// namespace) is the same in both.
+pub const MCS_VERSIONS: [&str; 2] = ["v1beta1", "v1alpha1"];
+
+/// The MCS `ServiceExport` in `multicluster.x-k8s.io/<version>`.
+pub fn service_exports_resource(version: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk(MCS_GROUP, version, "ServiceExport");
     ApiResource::from_gvk_with_plural(&gvk, "serviceexports")
 }
 
-/// Whether the cluster serves ServiceExports (the MCS CRD is installed):
-/// its discovery document for the group version exists (404: it does
-/// not). Any other failure is an error, to be retried: an unreachable
-/// cluster is not a cluster without MCS.
-async fn serves_mcs(client: &Client) -> Result<bool, String> {
-    let request = http::Request::get("/apis/multicluster.x-k8s.io/v1alpha1")
-        .body(Vec::new())
-        .expect("a request");
-    match client.request_text(request).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(e) => Err(format!("discovering the MCS API: {e}")),
-    }
+/// The newest MCS version the cluster serves ([`MCS_VERSIONS`]), `None`
+/// when it serves neither (the MCS CRD is not installed, or is of a
+/// version globaldns does not know). Any failure to ask is an error, to be
+/// retried: an unreachable cluster is not a cluster without MCS.
+async fn mcs_version(client: &Client) -> Result<Option<&'static str>, String> {
+    let served = super::discovery::served_versions(client, MCS_GROUP)
+        .await
+        .map_err(|e| format!("discovering the MCS API: {e}"))?;
+    Ok(super::discovery::newest(&MCS_VERSIONS, &served, |v| v))
 }
 
 /// Discovery of the MCS API, retried as the watches are (from
 /// [`RETRY_MIN`], at most [`RETRY_MAX`] apart) until it answers.
-fn discover_mcs(client: Client) -> BoxStream<'static, Result<bool, String>> {
+fn discover_mcs(client: Client) -> BoxStream<'static, Result<Option<&'static str>, String>> {
     futures::stream::unfold(
         (client, Some(Duration::ZERO)),
         |(client, wait)| async move {
             let wait = wait?;
             tokio::time::sleep(wait).await;
-            match serves_mcs(&client).await {
-                Ok(serves) => Some((Ok(serves), (client, None))),
+            match mcs_version(&client).await {
+                Ok(version) => Some((Ok(version), (client, None))),
                 Err(e) => {
                     let next = (wait * 2).clamp(RETRY_MIN, RETRY_MAX);
                     Some((Err(e), (client, Some(next))))
@@ -123,8 +128,11 @@ impl ClusterWatch {
             watch_untyped::<MeshCluster>(client, namespace, Kind::Cluster);
         let (services, service_events) =
             watch_untyped::<ExportedService>(client, namespace, Kind::Service);
-        let resource = service_exports_resource();
-        let export_writer = reflector::store::Writer::new(resource.clone());
+        // The store is made before discovery says which version the
+        // cluster serves; it keys objects by name and namespace, which do
+        // not depend on the version they are read in.
+        let export_writer =
+            reflector::store::Writer::new(service_exports_resource(MCS_VERSIONS[0]));
         let exports = export_writer.as_reader();
         let service_writer = reflector::store::Writer::<KubeService>::default();
         let kube_services = service_writer.as_reader();
@@ -133,10 +141,12 @@ impl ClusterWatch {
             Err(e) => {
                 futures::stream::once(async move { Changed::Error(Kind::ServiceExport, e) }).boxed()
             }
-            Ok(serves) => {
+            Ok(version) => {
+                let serves = version.is_some();
                 let announce = futures::stream::once(async move { Changed::Mcs(serves) });
-                match writers.take() {
-                    Some((client, export_writer, service_writer)) if serves => {
+                match (writers.take(), version) {
+                    (Some((client, export_writer, service_writer)), Some(version)) => {
+                        let resource = service_exports_resource(version);
                         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
                         let exports = tagged(
                             reflector::reflector(export_writer, lean(api)),

@@ -41,8 +41,9 @@ fn used(log: &str, account: &str) -> BTreeSet<Grant> {
         }
         let object = &event["objectRef"];
         if object["resource"].is_null() {
-            // A non-resource URL: the discovery of the MCS API
-            // (`/apis/multicluster.x-k8s.io/v1alpha1`), which every
+            // A non-resource URL: the discovery of the MCS API and of
+            // Istio's (`/apis/multicluster.x-k8s.io`,
+            // `/apis/networking.istio.io`), which every
             // authenticated user may read (the default ClusterRole
             // system:discovery). Nothing of ours grants or needs it.
             let uri = event["requestURI"].as_str().unwrap_or_default();

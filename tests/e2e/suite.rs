@@ -295,12 +295,14 @@ impl Suite {
         *self.test_dir.lock().unwrap() = dir;
     }
 
-    /// The ServiceExports of `globaldns` (the MCS API), untyped.
+    /// The ServiceExports of `globaldns` (the MCS API), untyped, in
+    /// v1alpha1: as a client of the older API writes them, while the
+    /// suite's CRD stores v1beta1 and globaldns reads that.
     pub async fn service_exports(&self) -> Api<DynamicObject> {
         Api::namespaced_with(
             self.admin().await,
             NAMESPACE,
-            &globaldns::k8s::view::service_exports_resource(),
+            &globaldns::k8s::view::service_exports_resource("v1alpha1"),
         )
     }
 

@@ -30,7 +30,7 @@ fn config() -> WatchConfig {
 
 /// The answer of an API server without the MCS API to its discovery.
 fn no_mcs(path: &str) -> Option<Response<Body>> {
-    (path == "/apis/multicluster.x-k8s.io/v1alpha1").then(|| status(404, "NotFound"))
+    (path == "/apis/multicluster.x-k8s.io").then(|| status(404, "NotFound"))
 }
 
 fn object(kind: &str, name: &str, spec: Value) -> Value {
@@ -364,6 +364,22 @@ async fn retries_stay_within_seconds_and_a_410_relists_at_once() {
 /// ServiceExport without its Service is left out.
 #[tokio::test]
 async fn a_service_export_exports_its_service_with_its_ports() {
+    service_export_read_in(&["v1alpha1"], "v1alpha1").await;
+}
+
+/// Issue 24: the MCS API's storage version is v1beta1 since mcs-api
+/// v0.5.0 (April 2026); a cluster that serves it has its ServiceExports
+/// read in it, and one that serves only v1alpha1 (above) in that.
+#[tokio::test]
+async fn service_exports_are_read_in_the_newest_mcs_version_served() {
+    service_export_read_in(&["v1beta1", "v1alpha1"], "v1beta1").await;
+    service_export_read_in(&["v1beta1"], "v1beta1").await;
+}
+
+/// The MCS export test against an API server whose discovery lists
+/// `served` versions of the MCS API; the ServiceExports must be listed in
+/// `read_in`.
+async fn service_export_read_in(served: &'static [&'static str], read_in: &'static str) {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let (tx, mut rx) = mpsc::channel(4);
     let shutdown = CancellationToken::new();
@@ -389,14 +405,19 @@ async fn a_service_export_exports_its_service_with_its_ports() {
                 hold_open(send);
                 continue;
             }
+            let exports_path = format!("/apis/multicluster.x-k8s.io/{read_in}/serviceexports");
             let body = match path.as_str() {
-                "/apis/multicluster.x-k8s.io/v1alpha1" => {
+                "/apis/multicluster.x-k8s.io" => {
                     if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
                         send.send_response(status(503, "ServiceUnavailable"));
                         continue;
                     }
-                    json!({"kind": "APIResourceList", "apiVersion": "v1",
-                           "groupVersion": "multicluster.x-k8s.io/v1alpha1", "resources": []})
+                    let versions: Vec<Value> = served
+                        .iter()
+                        .map(|v| json!({"groupVersion": format!("multicluster.x-k8s.io/{v}"), "version": v}))
+                        .collect();
+                    json!({"kind": "APIGroup", "apiVersion": "v1",
+                           "name": "multicluster.x-k8s.io", "versions": versions})
                 }
                 "/apis/globaldns.io/v1alpha1/namespaces/mesh/meshclusters" => json!({
                     "kind": "MeshClusterList", "apiVersion": "globaldns.io/v1alpha1",
@@ -407,8 +428,8 @@ async fn a_service_export_exports_its_service_with_its_ports() {
                     "kind": "ExportedServiceList", "apiVersion": "globaldns.io/v1alpha1",
                     "metadata": {"resourceVersion": "1"}, "items": [],
                 }),
-                "/apis/multicluster.x-k8s.io/v1alpha1/serviceexports" => json!({
-                    "kind": "ServiceExportList", "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+                p if p == exports_path => json!({
+                    "kind": "ServiceExportList", "apiVersion": format!("multicluster.x-k8s.io/{read_in}"),
                     "metadata": {"resourceVersion": "1"},
                     "items": [
                         {"metadata": {"name": "reviews", "namespace": "bookinfo", "resourceVersion": "1"}},
