@@ -111,7 +111,9 @@ start_globaldns() {
   SMOKE_PIDS+=("$GD_PID")
   local ip=${listen%:*}
   for _ in $(seq 100); do
-    GD_PORT=$(sed -n "s/.*\"addr\":\"${ip//./\\.}:\\([0-9]*\\)\".*/\\1/p" "$log" | head -n1)
+    # The DNS line: with --grpc or --admin, other addresses are logged too.
+    GD_PORT=$(grep -F '"message":"serving DNS on UDP and TCP' "$log" \
+      | sed -n "s/.*\"addr\":\"${ip//./\\.}:\\([0-9]*\\)\".*/\\1/p" | head -n1)
     [ -n "$GD_PORT" ] && return 0
     kill -0 "$GD_PID" 2>/dev/null || break
     sleep 0.1
