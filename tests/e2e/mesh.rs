@@ -195,8 +195,15 @@ fn crds_without_v1(suite: &Suite, dir: &std::path::Path) -> std::path::PathBuf {
         }
         let versions = doc["spec"]["versions"].as_array_mut().unwrap();
         versions.retain(|v| v["name"] != "v1");
+        // v1beta1 stores where the kind has it (the three globaldns
+        // writes); a kind of v1alpha3 alone (EnvoyFilter) keeps that.
+        let storage = if versions.iter().any(|v| v["name"] == "v1beta1") {
+            "v1beta1".to_string()
+        } else {
+            versions[0]["name"].as_str().unwrap().to_string()
+        };
         for version in versions.iter_mut() {
-            version["storage"] = Value::Bool(version["name"] == "v1beta1");
+            version["storage"] = Value::Bool(version["name"] == storage.as_str());
         }
         changed += 1;
     }
