@@ -26,7 +26,12 @@ pub struct Federation {
 pub fn federation(name: &str, federation: &Federation) -> String {
     let mut out = String::new();
     for (peer, status) in &federation.peers {
-        let state = if status.dropped {
+        let mut state = if status.namespace.is_empty() {
+            format!(
+                "not read: {}",
+                status.error.as_deref().unwrap_or("no client for it")
+            )
+        } else if status.dropped {
             "unreachable too long: its exports are dropped".to_string()
         } else if let Some(for_) = status.unreachable_for {
             format!(
@@ -35,9 +40,26 @@ pub fn federation(name: &str, federation: &Federation) -> String {
             )
         } else if !status.listed {
             "not listed yet: its exports are not known yet".to_string()
+        } else if !status.mesh_cluster {
+            format!(
+                "answers, but holds no MeshCluster `{peer}` in namespace {}: its own exports are \
+                 not served (does its kubeconfig's context name the namespace its globaldns \
+                 objects are in?)",
+                status.namespace
+            )
         } else {
-            "answers: its exports are current".to_string()
+            format!(
+                "answers (namespace {}): its exports are current",
+                status.namespace
+            )
         };
+        if let Some(error) = status
+            .error
+            .as_ref()
+            .filter(|_| !status.namespace.is_empty())
+        {
+            state.push_str(&format!("; last error: {error}"));
+        }
         let _ = writeln!(out, "peer {peer}: {state}");
     }
     let host = name.trim_end_matches('.').to_ascii_lowercase();

@@ -47,8 +47,16 @@ pub const SYNC_FAILURE_REASONS: [&str; 5] =
 /// A peer cluster's state, as the registry watch last saw it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerStatus {
+    /// The namespace its registry resources are read in.
+    pub namespace: String,
     /// Its registry resources have been listed (its exports are known).
     pub listed: bool,
+    /// Once listed: it holds the MeshCluster of its own name (without it,
+    /// its own exports have no gateway and are not served).
+    pub mesh_cluster: bool,
+    /// What the last failed request to it said, while it fails (or why no
+    /// client could be made for it).
+    pub error: Option<String>,
     /// How long its API server has not answered, while it does not.
     pub unreachable_for: Option<Duration>,
     /// Unreachable too long: its exports are no longer served.
@@ -374,6 +382,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "globaldns_peer_unreachable_seconds{{peer=\"{name}\"}} {seconds:.0}"
+            );
+        }
+        header(
+            out,
+            "globaldns_peer_mesh_cluster",
+            "gauge",
+            "1 when a listed peer holds the MeshCluster of its own name, 0 when it does not (its exports are not served: is its namespace right?).",
+        );
+        for (name, status) in peers.iter().filter(|(_, s)| s.listed) {
+            let _ = writeln!(
+                out,
+                "globaldns_peer_mesh_cluster{{peer=\"{name}\"}} {}",
+                u8::from(status.mesh_cluster)
             );
         }
     }

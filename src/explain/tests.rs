@@ -239,17 +239,20 @@ fn peers_and_conflicts_are_explained() {
             (
                 "north".to_string(),
                 PeerStatus {
+                    namespace: "globaldns".to_string(),
                     listed: true,
+                    mesh_cluster: true,
                     unreachable_for: Some(std::time::Duration::from_secs(90)),
-                    dropped: false,
+                    ..PeerStatus::default()
                 },
             ),
             (
                 "west".to_string(),
                 PeerStatus {
+                    namespace: "globaldns".to_string(),
                     listed: true,
-                    unreachable_for: None,
-                    dropped: false,
+                    mesh_cluster: true,
+                    ..PeerStatus::default()
                 },
             ),
         ]
@@ -270,4 +273,56 @@ fn peers_and_conflicts_are_explained() {
         "{text}"
     );
     assert!(!text.contains("other.bar"), "{text}");
+}
+
+/// Issue 24: a peer read in a namespace that holds no MeshCluster of its
+/// name, one that refuses the list, and one no client could be made for
+/// are each said in explain, never a silent empty registry.
+#[test]
+fn peers_that_give_nothing_say_why() {
+    use crate::metrics::PeerStatus;
+    let state = Federation {
+        peers: [
+            (
+                "west".to_string(),
+                PeerStatus {
+                    namespace: "default".to_string(),
+                    listed: true,
+                    mesh_cluster: false,
+                    ..PeerStatus::default()
+                },
+            ),
+            (
+                "south".to_string(),
+                PeerStatus {
+                    namespace: "globaldns".to_string(),
+                    error: Some("watching MeshClusters: 403 Forbidden".to_string()),
+                    unreachable_for: Some(std::time::Duration::from_secs(4)),
+                    ..PeerStatus::default()
+                },
+            ),
+            (
+                "north".to_string(),
+                PeerStatus {
+                    error: Some(
+                        "Secret globaldns/north: the kubeconfig does not parse".to_string(),
+                    ),
+                    ..PeerStatus::default()
+                },
+            ),
+        ]
+        .into(),
+        conflicts: Vec::new(),
+    };
+    let text = federation("httpbin.bar.global", &state);
+    for expected in [
+        "peer west: answers, but holds no MeshCluster `west` in namespace default: its own exports are not served",
+        "peer south: unreachable for 4s: its last exports keep serving; last error: watching MeshClusters: 403 Forbidden",
+        "peer north: not read: Secret globaldns/north: the kubeconfig does not parse",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from:\n{text}"
+        );
+    }
 }

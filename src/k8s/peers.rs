@@ -74,8 +74,25 @@ impl Peer {
         })
     }
 
-    /// A client for the peer's API server; its default namespace is the
-    /// kubeconfig context's (where its registry resources live).
+    /// The namespace the kubeconfig's current context names, if it names
+    /// one: where the peer's registry resources are read. A context without
+    /// one is read in the local `--kube-namespace` (see
+    /// [`super::watch::WatchConfig`]), not in `default`, where a peer's
+    /// globaldns objects never are.
+    pub fn namespace(&self) -> Option<String> {
+        let current = self.kubeconfig.current_context.as_deref()?;
+        self.kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == current)?
+            .context
+            .as_ref()?
+            .namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+    }
+
+    /// A client for the peer's API server.
     pub async fn client(&self) -> Result<kube::Client, String> {
         let config = kube::Config::from_custom_kubeconfig(
             self.kubeconfig.clone(),

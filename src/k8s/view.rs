@@ -178,6 +178,14 @@ impl ClusterWatch {
         )
     }
 
+    /// Whether the cluster holds a MeshCluster object named `name`.
+    pub fn holds_cluster(&self, name: &str) -> bool {
+        self.clusters
+            .state()
+            .iter()
+            .any(|o| o.metadata.name.as_deref() == Some(name))
+    }
+
     /// What the stores say, as cluster `cluster`'s input to the registry
     /// ([`super::assemble`]): its MeshClusters decoded (one that does not
     /// decode is left out, with a warning in `warnings`), its MCS exports,

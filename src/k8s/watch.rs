@@ -78,6 +78,13 @@ enum Source {
 /// it answers.
 struct Watched {
     watch: ClusterWatch,
+    /// The namespace its registry resources are read in.
+    namespace: String,
+    /// What its last failed request said, while it fails.
+    error: Option<String>,
+    /// A peer's missing MeshCluster has been warned about (once per time
+    /// it goes missing).
+    warned_no_cluster: bool,
     /// The kinds whose first list has not come yet.
     awaited: BTreeSet<&'static str>,
     /// When it stopped answering, while it does not.
@@ -92,9 +99,12 @@ struct Watched {
 const MCS_DISCOVERY: &str = "MCS discovery";
 
 impl Watched {
-    fn new(watch: ClusterWatch) -> Self {
+    fn new(watch: ClusterWatch, namespace: &str) -> Self {
         Self {
             watch,
+            namespace: namespace.to_string(),
+            error: None,
+            warned_no_cluster: false,
             // The registry resources, and discovery's answer on MCS (then
             // the lists of ServiceExports and Services, if it serves it):
             // a view without them would drop every MCS export for a moment.
@@ -108,6 +118,9 @@ impl Watched {
     /// Notes what a watch said; true when the registry may have changed.
     /// Any answer means the cluster is reachable (and current again).
     fn note(&mut self, changed: &Changed) -> bool {
+        if !matches!(changed, Changed::Error(..) | Changed::Relisting) {
+            self.error = None;
+        }
         match changed {
             Changed::Listed(kind) => {
                 self.awaited.remove(kind.name());
@@ -130,8 +143,9 @@ impl Watched {
                 self.dropped = false;
                 true
             }
-            Changed::Error(..) => {
+            Changed::Error(kind, e) => {
                 self.failing_since.get_or_insert_with(Instant::now);
+                self.error = Some(format!("watching {}s: {e}", kind.name()));
                 false
             }
         }
@@ -149,10 +163,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let (watch, stream) = ClusterWatch::start(&client, &config.namespace);
-    let mut local = Watched::new(watch);
+    let mut local = Watched::new(watch, &config.namespace);
     let mut events: SelectAll<BoxStream<'static, (Source, Changed)>> = SelectAll::new();
     events.push(stream.map(|c| (Source::Local, c)).boxed());
     let mut peers: BTreeMap<String, Watched> = BTreeMap::new();
+    // Peers no client could be made for, and why: reported beside the rest.
+    let mut unusable: BTreeMap<String, String> = BTreeMap::new();
     let (peer_tx, mut peer_rx) = mpsc::channel(16);
     for peer in &config.peer_files {
         let _ = peer_tx.send(PeerEvent::Up(Box::new(peer.clone()))).await;
@@ -198,18 +214,22 @@ pub async fn run(
                     if let Some(old) = peers.remove(&peer.name) {
                         old.stop.cancel();
                     }
+                    unusable.remove(&peer.name);
                     match peer.client().await {
                         Ok(peer_client) => {
-                            let namespace = peer_client.default_namespace().to_string();
+                            let namespace = peer.namespace().unwrap_or_else(|| config.namespace.clone());
                             let (watch, stream) = ClusterWatch::start(&peer_client, &namespace);
-                            let watched = Watched::new(watch);
+                            let watched = Watched::new(watch, &namespace);
                             let stop = watched.stop.clone();
                             let name = peer.name.clone();
                             events.push(stream.take_until(stop.cancelled_owned()).map(move |c| (Source::Peer(name.clone()), c)).boxed());
-                            tracing::info!(peer = %peer.name, source = %peer.source, "reading peer cluster");
+                            tracing::info!(peer = %peer.name, source = %peer.source, %namespace, "reading peer cluster");
                             peers.insert(peer.name.clone(), watched);
                         }
-                        Err(e) => tracing::warn!("peer {} not read: {e}", peer.name),
+                        Err(e) => {
+                            tracing::warn!("peer {} not read: {e}", peer.name);
+                            unusable.insert(peer.name.clone(), e);
+                        }
                     }
                     debounce.touch();
                 }
@@ -222,6 +242,7 @@ pub async fn run(
                         old.stop.cancel();
                         tracing::info!(peer = %name, "peer removed: its exports go");
                     }
+                    unusable.remove(&name);
                     debounce.touch();
                 }
                 None => {
@@ -240,7 +261,8 @@ pub async fn run(
                         debounce.touch();
                     }
                 }
-                report_peers(&metrics, &peers);
+                warn_clusterless(&mut peers);
+                report_peers(&metrics, &peers, &unusable);
                 if !first_sent && started.elapsed() >= Duration::from_secs(1) {
                     let waiting: Vec<String> = peers
                         .iter()
@@ -260,7 +282,8 @@ pub async fn run(
                 first_sent = true;
                 let remember = started.elapsed() < config.peer_stale_after;
                 let registry = build(&config, &local, &peers, remember, &mut assembler, &mut reported, &metrics);
-                report_peers(&metrics, &peers);
+                warn_clusterless(&mut peers);
+                report_peers(&metrics, &peers, &unusable);
                 if tx.send(Ok(registry)).await.is_err() {
                     return;
                 }
@@ -380,21 +403,56 @@ fn remembered(registry: &Registry, name: &str) -> View {
     }
 }
 
-/// The peers' state, for the metrics and explain.
-fn report_peers(metrics: &Metrics, peers: &BTreeMap<String, Watched>) {
-    let status: BTreeMap<String, PeerStatus> = peers
+/// Warns once about each listed peer that holds no MeshCluster of its own
+/// name: its own exports then have no gateway and are not served, which
+/// is most often a kubeconfig read in the wrong namespace.
+fn warn_clusterless(peers: &mut BTreeMap<String, Watched>) {
+    for (name, watched) in peers.iter_mut() {
+        let missing = watched.awaited.is_empty() && !watched.watch.holds_cluster(name);
+        if missing && !watched.warned_no_cluster {
+            tracing::warn!(
+                peer = %name,
+                "peer {name} holds no MeshCluster `{name}` in namespace {}: its own exports are not served (does its kubeconfig's context name the namespace its globaldns objects are in?)",
+                watched.namespace
+            );
+        }
+        watched.warned_no_cluster = missing;
+    }
+}
+
+/// The peers' state, for the metrics and explain: those read, and those
+/// no client could be made for (`unusable`, with why).
+fn report_peers(
+    metrics: &Metrics,
+    peers: &BTreeMap<String, Watched>,
+    unusable: &BTreeMap<String, String>,
+) {
+    let mut status: BTreeMap<String, PeerStatus> = peers
         .iter()
         .map(|(name, watched)| {
+            let listed = watched.awaited.is_empty();
             (
                 name.clone(),
                 PeerStatus {
-                    listed: watched.awaited.is_empty(),
+                    namespace: watched.namespace.clone(),
+                    listed,
+                    mesh_cluster: listed && watched.watch.holds_cluster(name),
+                    error: watched.error.clone(),
                     unreachable_for: watched.failing_since.map(|s| s.elapsed()),
                     dropped: watched.dropped,
                 },
             )
         })
         .collect();
+    for (name, error) in unusable {
+        status.insert(
+            name.clone(),
+            PeerStatus {
+                error: Some(error.clone()),
+                ..PeerStatus::default()
+            },
+        );
+    }
     *metrics.peers.lock().unwrap() = status;
 }
 

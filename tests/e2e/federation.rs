@@ -70,6 +70,11 @@ impl West {
 /// -f -`: the Secret made against the cluster at `read` (its admin
 /// kubeconfig, whose context is `envtest`), applied in the one at `into`.
 fn join_peer(read: &Path, cluster: &str, into: &Path) {
+    join_peer_edited(read, cluster, into, |yaml| yaml);
+}
+
+/// [`join_peer`], the Secret edited by `edit` before it is applied.
+fn join_peer_edited(read: &Path, cluster: &str, into: &Path, edit: impl FnOnce(String) -> String) {
     let output = Command::new(env!("CARGO_BIN_EXE_globaldns"))
         .env("KUBECONFIG", read)
         .args(["peer-secret", "--context", "envtest", "--cluster", cluster])
@@ -92,8 +97,24 @@ fn join_peer(read: &Path, cluster: &str, into: &Path) {
         "{}",
         yaml.lines().take(12).collect::<Vec<_>>().join("\n")
     );
-    kubectl(into, &["apply", "-f", "-"], Some(&yaml))
+    kubectl(into, &["apply", "-f", "-"], Some(&edit(yaml)))
         .unwrap_or_else(|e| panic!("kubectl apply of the peer Secret: {e}"));
+}
+
+/// A peer Secret whose kubeconfig's context names no namespace, as a
+/// kubeconfig written by hand often does.
+fn without_namespace(yaml: String) -> String {
+    let mut secret: Value = serde_saphyr::from_str(&yaml).unwrap();
+    let kubeconfig = secret["stringData"]["kubeconfig"].as_str().unwrap();
+    let mut config: Value = serde_saphyr::from_str(kubeconfig).unwrap();
+    for context in config["contexts"].as_array_mut().unwrap() {
+        context["context"]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespace");
+    }
+    secret["stringData"]["kubeconfig"] = serde_saphyr::to_string(&config).unwrap().into();
+    serde_saphyr::to_string(&secret).unwrap()
 }
 
 fn peer_up(globaldns: &Globaldns, peer: &str) -> f64 {
@@ -131,7 +152,14 @@ async fn answered_everywhere(suite: &Suite) {
     suite.mesh_cluster("east", "192.0.2.10").await;
     west.suite.mesh_cluster("west", "198.51.100.20").await;
     tokio::task::block_in_place(|| {
-        join_peer(west.kubeconfig(), "west", &suite.env.kubeconfig);
+        // Issue 24: east reads west through a kubeconfig that names no
+        // namespace: read in east's own, not in `default`.
+        join_peer_edited(
+            west.kubeconfig(),
+            "west",
+            &suite.env.kubeconfig,
+            without_namespace,
+        );
         join_peer(&suite.env.kubeconfig, "east", west.kubeconfig());
     });
     let east_dns = suite
@@ -144,6 +172,12 @@ async fn answered_everywhere(suite: &Suite) {
     tokio::task::block_in_place(|| {
         wait_peer_up(&east_dns, "west");
         wait_peer_up(&west_dns, "east");
+        // Each holds the MeshCluster of its own name where it is read.
+        eventually(
+            Duration::from_secs(10),
+            "west's MeshCluster is seen",
+            || (east_dns.metric("globaldns_peer_mesh_cluster{peer=\"west\"}") == 1.0).then_some(()),
+        );
     });
 
     let mut took = Vec::new();

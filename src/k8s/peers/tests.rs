@@ -127,3 +127,18 @@ async fn a_peer_s_client_talks_to_its_server_in_its_namespace() {
     let client = peer.client().await.unwrap();
     assert_eq!(client.default_namespace(), "globaldns");
 }
+
+/// Issue 24: a peer kubeconfig whose context names no namespace was read
+/// in `default` (kube's fallback), found nothing, and said nothing. Its
+/// namespace is now the context's when it names one; none means the
+/// caller reads it in the local namespace.
+#[test]
+fn a_peer_s_namespace_is_its_context_s_or_none() {
+    let peer = Peer::new("west", KUBECONFIG, "test").unwrap();
+    assert_eq!(peer.namespace().as_deref(), Some("globaldns"));
+    let without = KUBECONFIG.replace("    namespace: globaldns\n", "");
+    let peer = Peer::new("west", &without, "test").unwrap();
+    assert_eq!(peer.namespace(), None);
+    let empty = KUBECONFIG.replace("namespace: globaldns", "namespace: \"\"");
+    assert_eq!(Peer::new("west", &empty, "test").unwrap().namespace(), None);
+}
