@@ -76,6 +76,20 @@ fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -
         for (j, gateway) in cluster.gateways.iter().enumerate() {
             let at = format!("{at}.gateways[{j}]");
             let address = gateway.address.as_str();
+            // The same gateway twice would be two identical ServiceEntry
+            // endpoints: a double share of the traffic for the cluster.
+            if let Some(first) = cluster.gateways[..j]
+                .iter()
+                .position(|g| same_gateway(g, gateway))
+            {
+                problems.push(Problem::new(
+                    at.clone(),
+                    format!(
+                        "gateway {address}:{} is listed twice (first at gateways[{first}])",
+                        gateway.port
+                    ),
+                ));
+            }
             if address.parse::<IpAddr>().is_err()
                 && names::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
             {
@@ -90,6 +104,16 @@ fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -
         }
     }
     seen.into_keys().collect()
+}
+
+/// Whether two gateways are one: the same port, and the same address (an
+/// IP however written, a name in any case).
+fn same_gateway(a: &crate::registry::Gateway, b: &crate::registry::Gateway) -> bool {
+    let key = |address: &str| match address.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.to_ascii_lowercase(),
+    };
+    a.port == b.port && key(&a.address) == key(&b.address)
 }
 
 /// `region/zone[/subzone]`, no empty part.

@@ -37,7 +37,7 @@ fn check_lists_every_problem_and_fails() {
     let path = dir.path().join("bad.yaml");
     std::fs::write(
         &path,
-        "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.1}]\nservices:\n  - {name: a, namespace: n, exportedFrom: [west], ports: [{name: p, number: 99999, protocol: TCP}]}\n",
+        "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.1}, {address: 192.0.2.1}]\nservices:\n  - {name: a, namespace: n, exportedFrom: [west], ports: [{name: p, number: 99999, protocol: TCP}]}\n",
     )
     .unwrap();
     let out = globaldns().arg("check").arg(&path).output().unwrap();
@@ -50,6 +50,11 @@ fn check_lists_every_problem_and_fails() {
     );
     assert!(
         stderr.contains("services[0].ports[0].number: 99999 is not a port number"),
+        "{stderr}"
+    );
+    // Issue 25: a gateway repeated in one cluster, like every other repeat.
+    assert!(
+        stderr.contains("clusters[0].gateways[1]: gateway 192.0.2.1:15443 is listed twice"),
         "{stderr}"
     );
 

@@ -179,3 +179,30 @@ fn the_crds_name_the_group_and_both_kinds() {
     assert!(yaml.contains("name: exportedservices.globaldns.io"));
     assert!(yaml.contains("exportedFrom"));
 }
+
+/// Issue 25: a MeshCluster that lists one gateway twice is skipped with
+/// the path of the repeat, like a bad registry file is refused.
+#[test]
+fn a_mesh_cluster_with_a_repeated_gateway_is_skipped_and_named() {
+    let from = registry_from(
+        &[
+            cluster("west", &["192.0.2.1", "192.0.2.1"]),
+            cluster("east", &["192.0.2.2"]),
+        ],
+        &[service("a", "a", &["east"])],
+        &zones(),
+    );
+    let names: Vec<&str> = from
+        .registry
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["east"]);
+    assert_eq!(
+        from.warnings,
+        [
+            "skipped MeshCluster -/west: spec.gateways[1]: gateway 192.0.2.1:15443 is listed twice (first at gateways[0])"
+        ]
+    );
+}

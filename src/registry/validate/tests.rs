@@ -190,3 +190,31 @@ fn hosts_longer_than_a_dns_name_are_refused() {
     assert_eq!(found.len(), 1);
     assert!(found[0].message.contains("longer than 253"));
 }
+
+/// Issue 25: a gateway listed twice in one cluster passed and became two
+/// identical ServiceEntry endpoints, a double share of the traffic. Every
+/// other repeat was refused with its path; so is this one, however the
+/// address is written. The same address on another port is another
+/// gateway.
+#[test]
+fn a_gateway_listed_twice_is_refused() {
+    let yaml = "clusters:
+  - name: east
+    gateways:
+      - {address: 192.0.2.10}
+      - {address: 192.0.2.10, port: 15443}
+      - {address: 192.0.2.10, port: 15444}
+  - name: west
+    gateways: [{address: gw.west.example.com}, {address: GW.West.Example.com}, {address: '2001:db8::1'}, {address: '2001:DB8:0::1'}]
+services:
+  - {name: a, namespace: n, exportedFrom: [east, west], ports: [{name: http, number: 80, protocol: HTTP}]}
+";
+    assert_eq!(
+        problems(yaml),
+        [
+            "clusters[0].gateways[1]: gateway 192.0.2.10:15443 is listed twice (first at gateways[0])",
+            "clusters[1].gateways[1]: gateway GW.West.Example.com:15443 is listed twice (first at gateways[0])",
+            "clusters[1].gateways[3]: gateway 2001:DB8:0::1:15443 is listed twice (first at gateways[2])",
+        ]
+    );
+}
