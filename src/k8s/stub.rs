@@ -18,6 +18,25 @@ use kube::Api;
 pub mod merge;
 pub use merge::MergeError;
 
+/// Why the wiring cannot be printed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WiringError {
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    /// kube-dns (k8s.io/dns) cannot reach an IPv6 server on a port other
+    /// than 53: its ConfigMap validation takes `[addr]:port` only, and its
+    /// dnsmasq-nanny (pkg/dnsmasq/nanny.go) turns that into
+    /// `--server=/zone/[addr]#port`, brackets kept, which dnsmasq refuses,
+    /// so kube-dns' dnsmasq would not start.
+    #[error(
+        "kube-dns cannot forward to {0}: it passes an IPv6 server with a port to dnsmasq as \
+         `[address]#port`, which dnsmasq refuses (and refuses `address#port` in its ConfigMap); \
+         reach globaldns on port 53 of an IPv6 address (the manifests' Service maps 53 to the \
+         container's 5353), give an IPv4 address, or wire CoreDNS (--for coredns)"
+    )]
+    KubeDnsIpv6Port(SocketAddr),
+}
+
 /// The namespace of the cluster DNS' ConfigMaps.
 pub const DNS_NAMESPACE: &str = "kube-system";
 /// The kube-dns ConfigMap (its `stubDomains`).
@@ -46,10 +65,10 @@ pub enum Target {
 }
 
 /// The kube-dns ConfigMap forwarding every zone to `server` (kube-dns
-/// takes `IP` or `IP:port` in stubDomains).
-pub fn kube_dns(zones: &[String], server: SocketAddr) -> String {
+/// takes `IP` or `IP:port` in stubDomains). Fails for an IPv6 `server` on
+/// a port other than 53 ([`WiringError::KubeDnsIpv6Port`]).
+pub fn kube_dns(zones: &[String], server: SocketAddr) -> Result<String, WiringError> {
     kube_dns_merged(&ConfigMap::default(), zones, server)
-        .expect("an empty ConfigMap has nothing to refuse")
 }
 
 /// `existing` (ConfigMap kube-system/kube-dns) with every zone added to its
@@ -58,12 +77,12 @@ pub fn kube_dns_merged(
     existing: &ConfigMap,
     zones: &[String],
     server: SocketAddr,
-) -> Result<String, MergeError> {
+) -> Result<String, WiringError> {
     let mut data = existing.data.clone().unwrap_or_default();
     let stub = merge::stub_domains(
         data.get("stubDomains").map(String::as_str),
         zones,
-        &upstream(server),
+        &kube_dns_server(server)?,
     )?;
     data.insert("stubDomains".to_string(), format!("{stub}\n"));
     Ok(configmap_yaml(KUBE_DNS, &data))
@@ -140,7 +159,12 @@ fn data_entry(key: &str, value: &str) -> String {
 
 /// A CoreDNS server block per zone, forwarding it to `server`.
 pub fn coredns(zones: &[String], server: SocketAddr) -> String {
-    let upstream = upstream(server);
+    // CoreDNS' forward takes `IP`, `IP:port` and `[IPv6]:port` alike.
+    let upstream = if server.port() == 53 {
+        server.ip().to_string()
+    } else {
+        server.to_string()
+    };
     let mut out = String::new();
     for zone in zones {
         let _ = write!(
@@ -158,17 +182,17 @@ pub fn render(
     zones: &[String],
     server: SocketAddr,
     existing: Option<&Existing>,
-) -> Result<String, MergeError> {
-    let kube_dns_part = || -> Result<String, MergeError> {
+) -> Result<String, WiringError> {
+    let kube_dns_part = || -> Result<String, WiringError> {
         Ok(match existing {
-            None => kube_dns(zones, server),
+            None => kube_dns(zones, server)?,
             Some(Existing {
                 kube_dns: Some(map),
                 ..
             }) => kube_dns_merged(map, zones, server)?,
             Some(Existing { kube_dns: None, .. }) => format!(
                 "# {DNS_NAMESPACE}/{KUBE_DNS} does not exist: this creates it (only kube-dns reads it)\n{}",
-                kube_dns(zones, server)
+                kube_dns(zones, server)?
             ),
         })
     };
@@ -241,12 +265,15 @@ pub fn dnssec_note(zones: &[String]) -> String {
     )
 }
 
-/// `IP` for port 53, else `IP:port` (`[IPv6]:port`).
-fn upstream(server: SocketAddr) -> String {
-    if server.port() == 53 {
-        server.ip().to_string()
-    } else {
-        server.to_string()
+/// A kube-dns stubDomains server: `IP` for port 53, else `IPv4:port`
+/// (which kube-dns' nanny passes to dnsmasq as `IPv4#port`). An IPv6
+/// address with another port has no form both kube-dns and its dnsmasq
+/// take ([`WiringError::KubeDnsIpv6Port`]).
+fn kube_dns_server(server: SocketAddr) -> Result<String, WiringError> {
+    match server {
+        _ if server.port() == 53 => Ok(server.ip().to_string()),
+        SocketAddr::V4(v4) => Ok(v4.to_string()),
+        SocketAddr::V6(_) => Err(WiringError::KubeDnsIpv6Port(server)),
     }
 }
 

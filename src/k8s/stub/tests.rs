@@ -11,7 +11,7 @@ fn zones() -> Vec<String> {
 
 #[test]
 fn kube_dns_stub_domains_name_every_zone() {
-    let yaml = kube_dns(&zones(), "10.96.0.53:53".parse().unwrap());
+    let yaml = kube_dns(&zones(), "10.96.0.53:53".parse().unwrap()).unwrap();
     let map: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
     assert_eq!(map["metadata"]["name"], "kube-dns");
     assert_eq!(map["metadata"]["namespace"], "kube-system");
@@ -21,10 +21,35 @@ fn kube_dns_stub_domains_name_every_zone() {
         stub,
         json!({"global": ["10.96.0.53"], "region": ["10.96.0.53"]})
     );
-    let yaml = kube_dns(&zones()[..1], "[fd00::53]:5353".parse().unwrap());
+    let yaml = kube_dns(&zones()[..1], "10.96.0.53:5353".parse().unwrap()).unwrap();
     assert!(
-        yaml.contains(r#"{"global": ["[fd00::53]:5353"]}"#),
+        yaml.contains(r#"{"global": ["10.96.0.53:5353"]}"#),
         "{yaml}"
+    );
+    let yaml = kube_dns(&zones()[..1], "[fd00::53]:53".parse().unwrap()).unwrap();
+    assert!(yaml.contains(r#"{"global": ["fd00::53"]}"#), "{yaml}");
+}
+
+/// Issue 25: for an IPv6 address on a port other than 53, stub-config
+/// printed `"[fd00:10:96::a]:5353"`, which kube-dns' nanny hands dnsmasq as
+/// `[fd00:10:96::a]#5353`; dnsmasq refuses the brackets and kube-dns' DNS
+/// would not start. There is no form both take: refused, saying what to
+/// do instead. CoreDNS takes the bracketed form.
+#[test]
+fn kube_dns_cannot_take_ipv6_on_another_port_and_says_so() {
+    let server: SocketAddr = "[fd00:10:96::a]:5353".parse().unwrap();
+    let err = kube_dns(&zones(), server).unwrap_err();
+    assert_eq!(err, WiringError::KubeDnsIpv6Port(server));
+    let text = err.to_string();
+    assert!(
+        text.contains("[fd00:10:96::a]:5353") && text.contains("--for coredns"),
+        "{text}"
+    );
+    assert!(render(Target::Both, &zones(), server, None).is_err());
+    let blocks = render(Target::Coredns, &zones(), server, None).unwrap();
+    assert!(
+        blocks.contains("forward . [fd00:10:96::a]:5353"),
+        "{blocks}"
     );
 }
 
@@ -165,7 +190,7 @@ fn a_configmap_the_cluster_lacks_is_said() {
         text.contains("# kube-system/kube-dns does not exist: this creates it"),
         "{text}"
     );
-    assert!(text.ends_with(&kube_dns(&zones(), server)));
+    assert!(text.ends_with(&kube_dns(&zones(), server).unwrap()));
     let text = render(Target::Coredns, &zones(), server, Some(&none)).unwrap();
     assert!(
         text.contains("# CoreDNS: kube-system/coredns does not exist"),
