@@ -9,7 +9,7 @@ use rustc_hash::FxBuildHasher;
 use std::net::IpAddr;
 
 use super::error::Problem;
-use super::model::{Cluster, Registry, Service};
+use super::model::{Registry, Service};
 use crate::names::{self, MAX_NAME_LEN};
 
 /// Port protocols Istio accepts on a ServiceEntry port, upper-case.
@@ -37,83 +37,9 @@ pub const MAX_PINNED: usize = 1000;
 /// Validates `registry` for serving in `zones`.
 pub fn validate(registry: &Registry, zones: &[String]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let clusters = validate_clusters(&registry.clusters, &mut problems);
+    let clusters = clusters::validate_clusters(&registry.clusters, &mut problems);
     validate_services(registry, &clusters, zones, &mut problems);
     problems
-}
-
-fn validate_clusters<'r>(clusters: &'r [Cluster], problems: &mut Vec<Problem>) -> ClusterNames<'r> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, cluster) in clusters.iter().enumerate() {
-        let at = format!("clusters[{i}]");
-        if let Err(e) = names::dns1123_label(&cluster.name) {
-            problems.push(Problem::new(
-                format!("{at}.name"),
-                format!("`{}` is not a valid cluster name: {e}", cluster.name),
-            ));
-        }
-        if let Some(first) = seen.insert(&cluster.name, i) {
-            problems.push(Problem::new(
-                format!("{at}.name"),
-                format!(
-                    "duplicate cluster `{}` (first at clusters[{first}])",
-                    cluster.name
-                ),
-            ));
-        }
-        if cluster.network.as_deref() == Some("") {
-            problems.push(Problem::new(format!("{at}.network"), "must not be empty"));
-        }
-        if let Some(locality) = &cluster.locality {
-            check_locality(locality, &format!("{at}.locality"), problems);
-        }
-        if cluster.gateways.is_empty() {
-            problems.push(Problem::new(
-                format!("{at}.gateways"),
-                "a cluster needs at least one gateway to be reached through",
-            ));
-        }
-        for (j, gateway) in cluster.gateways.iter().enumerate() {
-            let at = format!("{at}.gateways[{j}]");
-            let address = gateway.address.as_str();
-            // The same gateway twice would be two identical ServiceEntry
-            // endpoints: a double share of the traffic for the cluster.
-            if let Some(first) = cluster.gateways[..j]
-                .iter()
-                .position(|g| same_gateway(g, gateway))
-            {
-                problems.push(Problem::new(
-                    at.clone(),
-                    format!(
-                        "gateway {address}:{} is listed twice (first at gateways[{first}])",
-                        gateway.port
-                    ),
-                ));
-            }
-            if address.parse::<IpAddr>().is_err()
-                && names::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
-            {
-                problems.push(Problem::new(
-                    format!("{at}.address"),
-                    format!("`{address}` is neither an IP address nor a DNS name"),
-                ));
-            }
-            if gateway.port == 0 {
-                problems.push(Problem::new(format!("{at}.port"), "port 0 is not a port"));
-            }
-        }
-    }
-    seen.into_keys().collect()
-}
-
-/// Whether two gateways are one: the same port, and the same address (an
-/// IP however written, a name in any case).
-fn same_gateway(a: &crate::registry::Gateway, b: &crate::registry::Gateway) -> bool {
-    let key = |address: &str| match address.parse::<IpAddr>() {
-        Ok(ip) => ip.to_string(),
-        Err(_) => address.to_ascii_lowercase(),
-    };
-    a.port == b.port && key(&a.address) == key(&b.address)
 }
 
 /// `region/zone[/subzone]`, no empty part.
@@ -442,6 +368,7 @@ impl fmt::Display for Item<'_> {
     }
 }
 
+mod clusters;
 mod endpoints;
 
 pub use endpoints::MAX_ENDPOINTS;
