@@ -28,7 +28,7 @@ mod serve;
 
 pub use cluster::{ExplainArgs, PeerSecretArgs, StubConfigArgs};
 pub use mesh::{MeshArgs, Selector};
-pub use registry::{CheckArgs, ExportResourcesArgs, RenderArgs, SnapshotArgs};
+pub use registry::{CheckArgs, ExportResourcesArgs, RenderArgs, SnapshotArgs, ZonefileArgs};
 pub use serve::{BrakeArgs, ServeArgs};
 
 #[derive(Debug, Parser)]
@@ -48,9 +48,10 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Validate a registry file and summarise it; exit 1 listing every problem.
     Check(CheckArgs),
-    /// Print the zones as a master file (RFC 1035 §5), with the VIPs a server
-    /// on the same state directory would give; for other DNS servers and diffs.
-    Zonefile(SnapshotArgs),
+    /// Print the zones as a master file (RFC 1035 §5), with the VIPs and the
+    /// SOA serial a server on the same state directory would give; for
+    /// other DNS servers and diffs.
+    Zonefile(ZonefileArgs),
     /// Print the Istio ServiceEntries a cluster needs, as YAML documents
     /// ready for `kubectl apply -f -` or a GitOps repository.
     Render(RenderArgs),

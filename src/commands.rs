@@ -10,9 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
     CheckArgs, Cli, Command, ExplainArgs, ExportResourcesArgs, RenderArgs, ServeArgs, SnapshotArgs,
-    StubConfigArgs,
+    StubConfigArgs, ZonefileArgs,
 };
 use crate::controller::Settings;
+use crate::dns::ZoneSet;
+use crate::dns::zone::master::{self, master_file};
 use crate::registry::{Registry, file};
 use crate::state::StateDir;
 use crate::vip::Table;
@@ -193,10 +195,9 @@ fn snapshot(args: &SnapshotArgs) -> anyhow::Result<(Settings, Registry, Table)> 
     Ok((settings, registry, table))
 }
 
-fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
-    let (settings, registry, table) = snapshot(&args)?;
-    let serial = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as u32;
-    let zones = index::zones(
+fn zonefile(args: ZonefileArgs) -> anyhow::Result<()> {
+    let (settings, registry, table) = snapshot(&args.snapshot)?;
+    let built = index::zones(
         &registry,
         &settings.zones,
         &settings.allocator,
@@ -206,24 +207,41 @@ fn zonefile(args: SnapshotArgs) -> anyhow::Result<()> {
         &settings.ns_addresses,
     )
     .map_err(|e| anyhow!(e))?;
-    for problem in &zones.left_out {
+    for problem in &built.left_out {
         eprintln!("warning: {problem}");
     }
-    let mut zones = zones.zones;
-    zones.set_serial(serial);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for zone in zones.zones() {
-        writeln!(out, "; zone {}", zone.origin)?;
-        writeln!(out, "{}", zone.soa)?;
-        for ns in &zone.ns {
-            writeln!(out, "{ns}")?;
-        }
-        for record in zones.records(zone) {
-            writeln!(out, "{record}")?;
-        }
-    }
+    let mut zones = built.zones;
+    let digest = zones.digest();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    zones.set_serial(ZoneSet::next_serial(last_serial(&args)?, digest, now));
+    let mut out = std::io::stdout().lock();
+    out.write_all(master_file(&zones, digest).as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// What a zone file's serial follows: the later of the server's on
+/// `--state-dir` (what it serves) and `--previous`'s (what was printed),
+/// with its digest; none without either.
+fn last_serial(args: &ZonefileArgs) -> anyhow::Result<Option<(u32, Option<u64>)>> {
+    let mut known: Vec<(u32, Option<u64>)> = Vec::new();
+    if let Some(dir) = &args.snapshot.state_dir
+        && let Some(last) = StateDir::open(dir)?.load_last_good()?
+    {
+        known.push((last.serial, last.digest));
+    }
+    if let Some(path) = &args.previous {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--previous {}", path.display()))?;
+        let (serial, digest) = master::recorded(&text).ok_or_else(|| {
+            anyhow!(
+                "--previous {}: no `; globaldns zonefile: serial N, digest D` line: not printed by globaldns zonefile",
+                path.display()
+            )
+        })?;
+        known.push((serial, Some(digest)));
+    }
+    Ok(known.into_iter().max_by_key(|(serial, _)| *serial))
 }
 
 fn render_entries(args: RenderArgs) -> anyhow::Result<()> {

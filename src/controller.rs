@@ -330,11 +330,7 @@ impl Controller {
         // restarts too: the current time in seconds, or one more than the
         // last serial if that is already ahead.
         let digest = zones.digest();
-        let serial = if self.digest == Some(digest) {
-            self.serial
-        } else {
-            self.serial.wrapping_add(1).max(now as u32)
-        };
+        let serial = ZoneSet::next_serial(Some((self.serial, self.digest)), digest, now);
         zones.set_serial(serial);
         zones.set_stale(!self.confirmed);
         let zones = Arc::new(zones);

@@ -51,6 +51,18 @@ pub struct SnapshotArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ZonefileArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// A zone file printed before (by `zonefile`): the new serial follows
+    /// its serial and digest as the server's does (the same content keeps
+    /// it, other content gets a greater one). With `--state-dir`, the
+    /// server's last served serial counts too.
+    #[arg(long, value_name = "FILE")]
+    pub previous: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
     pub snapshot: SnapshotArgs,

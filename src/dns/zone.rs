@@ -21,6 +21,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record};
 mod builder;
 mod digest;
 mod host;
+pub mod master;
 mod names;
 mod patch;
 mod soa;
@@ -99,6 +100,23 @@ impl ZoneSet {
     /// The zones' SOA serial.
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// The SOA serial of what is served now, with digest `digest`
+    /// ([`ZoneSet::digest`]), after `last` (the serial of what was served
+    /// or printed before, and its digest where known) at `now` (seconds
+    /// since the epoch). Design §4: the serial moves on every change, and only then:
+    /// the same digest keeps the last serial (a restart on an unchanged
+    /// registry, a zone file printed again); another takes the current time
+    /// or, if the last serial is already there or ahead, one more than it,
+    /// so it never goes back and two changes within a second still differ.
+    /// Used by the server and by `zonefile` alike.
+    pub fn next_serial(last: Option<(u32, Option<u64>)>, digest: u64, now: u64) -> u32 {
+        match last {
+            Some((serial, Some(last_digest))) if last_digest == digest => serial,
+            Some((serial, _)) => serial.wrapping_add(1).max(now as u32),
+            None => now as u32,
+        }
     }
 
     /// Gives every zone's SOA `serial`. The controller decides the serial

@@ -173,3 +173,92 @@ async fn the_serial_survives_a_restart_on_an_unchanged_registry() {
     let changed = TestServer::in_dir(dir, Options::default()).await;
     assert!(serial(changed.addr).await > first, "changed registry");
 }
+
+/// The SOA serial a server answers for `zone`.
+async fn served_serial(addr: SocketAddr, zone: &str) -> u32 {
+    let reply = exchange(addr, &query(zone, RecordType::SOA, false), Via::Udp).await;
+    match reply.answers.first().map(|r| &r.data) {
+        Some(RData::SOA(soa)) => soa.serial,
+        other => panic!("no SOA for {zone}: {other:?}"),
+    }
+}
+
+/// `globaldns zonefile` of the server's registry with `extra` flags: its
+/// output.
+fn zonefile(server: &TestServer, extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_globaldns"))
+        .args(["zonefile", "--registry"])
+        .arg(server.registry_path())
+        .args(["--ns-address", "192.0.2.53"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn serial_of(master: &str) -> u32 {
+    let soa = master.lines().find(|l| l.contains(" IN SOA ")).unwrap();
+    soa.split_whitespace().nth(6).unwrap().parse().unwrap()
+}
+
+/// Issue 25: `zonefile`'s SOA serial was the current second: two different
+/// registries printed within one second got the same one (a secondary of
+/// the printed zone kept the old zone), and it was not the serial the
+/// server serves for the same data. With the server's state directory it
+/// now prints the served serial; with `--previous` it follows the content.
+#[tokio::test]
+async fn zonefile_serials_follow_the_content_and_the_server() {
+    let server = TestServer::start().await;
+    let state = server.dir.path().join("state");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let state = state.clone();
+            async move { state.join("last-good.json").exists() }
+        })
+        .await,
+        "the server wrote its last-known-good registry"
+    );
+    let served = served_serial(server.addr, "global.").await;
+    // A second later, so that the clock's serial is not the served one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let state_flag = state.to_string_lossy().to_string();
+    let printed = zonefile(&server, &["--state-dir", &state_flag]);
+    assert_eq!(serial_of(&printed), served, "{printed}");
+
+    // Printed again with nothing changed: the same serial, whatever the
+    // clock says; then a change in the same second gets a greater one.
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.zone");
+    std::fs::write(&first, &printed).unwrap();
+    let first_flag = first.to_string_lossy().to_string();
+    let again = zonefile(
+        &server,
+        &["--state-dir", &state_flag, "--previous", &first_flag],
+    );
+    assert_eq!(serial_of(&again), served);
+    replace_file(
+        &server.registry_path(),
+        &REGISTRY.replace("name: reviews", "name: ratings"),
+    );
+    let changed = zonefile(&server, &["--previous", &first_flag]);
+    assert!(serial_of(&changed) > served, "{changed}");
+    assert!(changed.contains("ratings.default.global."));
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_globaldns"))
+        .args(["zonefile", "--registry"])
+        .arg(server.registry_path())
+        .args(["--previous", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--previous /dev/null: no `; globaldns zonefile"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
