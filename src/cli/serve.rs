@@ -44,6 +44,16 @@ pub struct ServeArgs {
         default_value = "250ms"
     )]
     pub reload_interval: Interval,
+    /// How long a registry file rewritten in place (not renamed over) must
+    /// stay unchanged before a version that removes a service or a port is
+    /// used: a writer that stalled half-way leaves a valid, shorter file.
+    #[arg(
+        long,
+        env = "GLOBALDNS_IN_PLACE_SETTLE",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    pub in_place_settle: Interval,
     /// TCP connections served at once; more are closed on accept.
     #[arg(long, env = "GLOBALDNS_TCP_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub tcp_max_connections: u32,
@@ -245,6 +255,7 @@ impl ServeArgs {
                 hold: self.brake.shrink_hold.0,
             },
             reload_interval: self.reload_interval.0.max(Duration::from_millis(10)),
+            in_place_settle: self.in_place_settle.0,
             tcp: TcpLimits {
                 max_connections: self.tcp_max_connections as usize,
                 idle_timeout: self.tcp_idle_timeout.0,

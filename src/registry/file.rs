@@ -15,6 +15,17 @@
 //! anyway half-written is refused by validation, and a half-written file
 //! that parses as a much smaller registry is held by the shrink brake
 //! ([`super::brake`]); the last good registry keeps serving.
+//!
+//! A rename (a ConfigMap's `..data` swap, an editor's write-and-rename)
+//! gives the path a new inode holding the whole new version at once: it is
+//! sent as soon as read. An in-place rewrite keeps the inode, and a writer
+//! that stalls at a line boundary (curl, scp, a pipeline) leaves a valid,
+//! shorter registry on disk, which the brake lets through when it removes
+//! less than its share. So a version rewritten in place that removes any
+//! service, or any port of one, from what was last sent waits until the
+//! file has stayed unchanged for the in-place settle window
+//! (`--in-place-settle`, [`IN_PLACE_SETTLE`]), then goes on to the brake;
+//! the complete file, once written, is sent at once.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::reload::{Loaded, reload};
-use super::{Registry, RegistryError};
+use super::{Registry, RegistryError, Service};
 
 /// Reads and validates the registry file at `path`.
 pub fn read(path: &Path, zones: &[String]) -> Result<Registry, RegistryError> {
@@ -79,6 +90,19 @@ fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
 /// at least this often (at least every second poll with a longer interval).
 pub const MAX_WAIT: Duration = Duration::from_secs(1);
 
+/// The default of `--in-place-settle`: how long an in-place rewrite that
+/// removes something must stay unchanged before it is sent. Longer than a
+/// network copy or a pipeline usually pauses, short enough that an
+/// intended removal written in place is served within seconds.
+pub const IN_PLACE_SETTLE: Duration = Duration::from_secs(10);
+
+/// An in-place rewrite that removes something, waiting to settle.
+struct Settling {
+    fingerprint: Fingerprint,
+    registry: Registry,
+    since: Instant,
+}
+
 /// Watches a registry file and sends each new version, loaded and validated,
 /// or the error that kept it from loading.
 pub struct FileWatcher {
@@ -93,10 +117,25 @@ pub struct FileWatcher {
     changing_since: Option<Instant>,
     /// The last version that loaded, to load the next by what changed.
     loaded: Option<Loaded>,
+    /// How long an in-place rewrite that removes something must stay
+    /// unchanged before it is sent.
+    in_place_settle: Duration,
+    /// The last registry sent: what an in-place rewrite is compared with.
+    served: Option<Registry>,
+    /// An in-place rewrite that removes something, until it settles or the
+    /// file changes again.
+    settling: Option<Settling>,
 }
 
 impl FileWatcher {
-    pub fn new(path: PathBuf, zones: Vec<String>, interval: Duration) -> Self {
+    /// A watcher of `path` polling every `interval`; an in-place rewrite
+    /// that removes a service or a port waits `in_place_settle`.
+    pub fn new(
+        path: PathBuf,
+        zones: Vec<String>,
+        interval: Duration,
+        in_place_settle: Duration,
+    ) -> Self {
         Self {
             path,
             zones,
@@ -105,6 +144,9 @@ impl FileWatcher {
             pending: None,
             changing_since: None,
             loaded: None,
+            in_place_settle,
+            served: None,
+            settling: None,
         }
     }
 
@@ -113,7 +155,9 @@ impl FileWatcher {
         match fingerprint(&self.path) {
             Ok(fp) => {
                 self.sent = Some(Ok(fp));
-                read_next(&self.path, &self.zones, &mut self.loaded)
+                let loaded = read_next(&self.path, &self.zones, &mut self.loaded);
+                self.served = loaded.as_ref().ok().cloned();
+                loaded
             }
             Err(source) => {
                 self.sent = Some(Err(source.to_string()));
@@ -132,10 +176,28 @@ impl FileWatcher {
 
     /// [`Self::poll`] as of `now`: a new version is read once it is seen
     /// unchanged on a second poll, or once the file has kept changing for
-    /// [`MAX_WAIT`] (at least two intervals).
+    /// [`MAX_WAIT`] (at least two intervals); one rewritten in place that
+    /// removes something is sent once unchanged for the settle window.
     pub fn poll_at(&mut self, now: Instant) -> Option<Result<Registry, RegistryError>> {
         match fingerprint(&self.path) {
             Ok(fp) => {
+                if let Some(settling) = &self.settling {
+                    if settling.fingerprint != fp {
+                        // The writer went on: the next version decides.
+                        self.settling = None;
+                    } else if now.duration_since(settling.since) < self.in_place_settle {
+                        return None;
+                    } else {
+                        let registry = self.settling.take()?.registry;
+                        tracing::info!(
+                            path = %self.path.display(),
+                            "the in-place rewrite stayed unchanged for {:?}: sent on",
+                            self.in_place_settle
+                        );
+                        self.served = Some(registry.clone());
+                        return Some(Ok(registry));
+                    }
+                }
                 if self.sent.as_ref() == Some(&Ok(fp)) {
                     self.pending = None;
                     self.changing_since = None;
@@ -149,8 +211,32 @@ impl FileWatcher {
                 }
                 self.pending = None;
                 self.changing_since = None;
+                let in_place =
+                    matches!(self.sent, Some(Ok(last)) if (last.dev, last.ino) == (fp.dev, fp.ino));
                 self.sent = Some(Ok(fp));
-                Some(read_next(&self.path, &self.zones, &mut self.loaded))
+                let registry = match read_next(&self.path, &self.zones, &mut self.loaded) {
+                    Ok(registry) => registry,
+                    Err(e) => return Some(Err(e)),
+                };
+                if in_place
+                    && let Some(dropped) = self.served.as_ref().and_then(|s| dropped(s, &registry))
+                {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "the file was rewritten in place and this version removes {dropped}: \
+                         it is sent once unchanged for {:?} (--in-place-settle), as a writer may \
+                         have stalled half-way",
+                        self.in_place_settle
+                    );
+                    self.settling = Some(Settling {
+                        fingerprint: fp,
+                        registry,
+                        since: now,
+                    });
+                    return None;
+                }
+                self.served = Some(registry.clone());
+                Some(Ok(registry))
             }
             Err(source) => {
                 self.pending = None;
@@ -190,6 +276,48 @@ impl FileWatcher {
     }
 }
 
+/// What `next` drops of `served`: a service it no longer lists, or a port
+/// (name and number) a service no longer has; the first and how many in
+/// all, `None` when it drops nothing. Services `next` shares with `served`
+/// (the same `Arc`, as a reload keeps unchanged entries) are passed by.
+fn dropped(served: &Registry, next: &Registry) -> Option<String> {
+    let by_key: std::collections::HashMap<(&str, &str), &Service> = next
+        .services
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s.as_ref()))
+        .collect();
+    let mut first = None;
+    let mut count = 0usize;
+    for service in served.services.iter() {
+        let key = (service.namespace.as_str(), service.name.as_str());
+        match by_key.get(&key) {
+            None => {
+                count += 1;
+                first.get_or_insert_with(|| format!("service {}.{}", key.1, key.0));
+            }
+            Some(kept) if std::ptr::eq(*kept, service.as_ref()) => {}
+            Some(kept) => {
+                for port in &service.ports {
+                    let still = kept
+                        .ports
+                        .iter()
+                        .any(|p| p.name() == port.name() && p.number == port.number);
+                    if !still {
+                        count += 1;
+                        first.get_or_insert_with(|| {
+                            format!("port {} of service {}.{}", port.name(), key.1, key.0)
+                        });
+                    }
+                }
+            }
+        }
+    }
+    first.map(|first| match count {
+        1 => first,
+        n => format!("{first} and {} more", n - 1),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,16 +329,131 @@ mod tests {
         vec!["global".into()]
     }
 
+    /// Writes `text` to `path` by rename, as editors and ConfigMaps do.
+    fn rename_over(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, path).unwrap();
+    }
+
+    /// Writes `text` into `path` in place: the same inode, truncated.
+    fn in_place(path: &Path, text: &str) {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
+    const TWO: &str = "clusters:\n  - name: west\n    gateways: [{address: 192.0.2.1}]\nservices:\n  - name: httpbin\n    namespace: bar\n    exportedFrom: [west]\n    ports:\n      - {name: http, number: 80, protocol: HTTP}\n      - {name: grpc, number: 90, protocol: GRPC}\n  - {name: reviews, namespace: bar, exportedFrom: [west], ports: [{name: http, number: 9080, protocol: HTTP}]}\n";
+
+    /// The names (and port counts) a result holds.
+    fn held(result: Option<Result<Registry, RegistryError>>) -> Option<Vec<(String, usize)>> {
+        let registry = result?.unwrap();
+        Some(
+            registry
+                .services
+                .iter()
+                .map(|s| (s.name.to_string(), s.ports.len()))
+                .collect(),
+        )
+    }
+
+    /// Issue 25: a file rewritten in place that stalls at a line boundary
+    /// is a valid, shorter registry; it was sent, and the brake let a
+    /// small cut through. A version rewritten in place that removes a
+    /// service, or a port, waits until the file has been unchanged for the
+    /// settle window; the complete file, once written, is sent at once and
+    /// the cut one never is.
+    #[test]
+    fn an_in_place_rewrite_that_removes_something_waits_to_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        fs::write(&path, TWO).unwrap();
+        let settle = Duration::from_secs(5);
+        let mut w = FileWatcher::new(path.clone(), zones(), Duration::from_millis(100), settle);
+        w.load_now().unwrap();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+
+        // Cut after the first port of httpbin: reviews and a port gone.
+        let cut = TWO.find("      - {name: grpc").unwrap();
+        in_place(&path, &TWO[..cut]);
+        assert!(w.poll_at(ms(0)).is_none(), "first sight waits a poll");
+        assert!(w.poll_at(ms(100)).is_none(), "removes: waits to settle");
+        assert!(w.poll_at(ms(4000)).is_none(), "still within the window");
+        // The writer goes on: the complete file is sent at once.
+        in_place(&path, TWO);
+        assert!(w.poll_at(ms(4100)).is_none());
+        assert_eq!(
+            held(w.poll_at(ms(4200))),
+            Some(vec![("httpbin".into(), 2), ("reviews".into(), 1)])
+        );
+        assert!(w.poll_at(ms(20_000)).is_none(), "the cut version never is");
+
+        // A removal of one port alone, left as it is: sent after the window.
+        in_place(
+            &path,
+            &TWO.replace("      - {name: grpc, number: 90, protocol: GRPC}\n", ""),
+        );
+        assert!(w.poll_at(ms(20_100)).is_none());
+        assert!(w.poll_at(ms(20_200)).is_none(), "a port removed: waits");
+        assert!(w.poll_at(ms(25_100)).is_none());
+        assert_eq!(
+            held(w.poll_at(ms(25_200))),
+            Some(vec![("httpbin".into(), 1), ("reviews".into(), 1)]),
+            "unchanged for the window: sent"
+        );
+    }
+
+    /// What removes nothing, and anything renamed over the file (a whole
+    /// new version at once), is sent as soon as it is read.
+    #[test]
+    fn additions_in_place_and_renames_are_sent_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        fs::write(&path, GOOD).unwrap();
+        let mut w = FileWatcher::new(
+            path.clone(),
+            zones(),
+            Duration::from_millis(100),
+            IN_PLACE_SETTLE,
+        );
+        w.load_now().unwrap();
+        let t0 = Instant::now();
+        in_place(&path, TWO);
+        assert!(w.poll_at(t0).is_none());
+        assert_eq!(
+            held(w.poll_at(t0)).map(|s| s.len()),
+            Some(2),
+            "an addition in place"
+        );
+        rename_over(&path, GOOD);
+        assert!(w.poll_at(t0).is_none());
+        assert_eq!(
+            held(w.poll_at(t0)).map(|s| s.len()),
+            Some(1),
+            "a removal by rename"
+        );
+    }
+
     #[test]
     fn a_change_is_read_once_it_has_settled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.yaml");
         fs::write(&path, GOOD).unwrap();
-        let mut w = FileWatcher::new(path.clone(), zones(), Duration::from_millis(10));
+        let mut w = FileWatcher::new(
+            path.clone(),
+            zones(),
+            Duration::from_millis(10),
+            IN_PLACE_SETTLE,
+        );
         assert!(w.load_now().is_ok());
         assert!(w.poll().is_none(), "unchanged file");
 
-        fs::write(&path, GOOD.replace("httpbin", "httpbin2")).unwrap();
+        rename_over(&path, &GOOD.replace("httpbin", "httpbin2"));
         assert!(w.poll().is_none(), "first sight of a change waits");
         let r = w.poll().expect("settled change is read").unwrap();
         assert_eq!(r.services[0].name, "httpbin2");
@@ -222,7 +465,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.yaml");
         fs::write(&path, GOOD).unwrap();
-        let mut w = FileWatcher::new(path.clone(), zones(), Duration::from_millis(10));
+        let mut w = FileWatcher::new(
+            path.clone(),
+            zones(),
+            Duration::from_millis(10),
+            IN_PLACE_SETTLE,
+        );
         w.load_now().unwrap();
 
         fs::remove_file(&path).unwrap();
@@ -247,14 +495,14 @@ mod tests {
         let path = dir.path().join("registry.yaml");
         fs::write(&path, GOOD).unwrap();
         let interval = Duration::from_millis(250);
-        let mut w = FileWatcher::new(path.clone(), zones(), interval);
+        let mut w = FileWatcher::new(path.clone(), zones(), interval, IN_PLACE_SETTLE);
         w.load_now().unwrap();
         let t0 = Instant::now();
         let mut read_at = Vec::new();
         for i in 0..12u32 {
             // A new size every time: a different version on every poll.
             let text = GOOD.replace("httpbin", &format!("httpbin{}", "x".repeat(i as usize + 1)));
-            fs::write(&path, &text).unwrap();
+            rename_over(&path, &text);
             if let Some(result) = w.poll_at(t0 + interval * i) {
                 assert!(result.is_ok());
                 read_at.push(i);
@@ -284,6 +532,7 @@ mod tests {
             root.join("registry.yaml"),
             zones(),
             Duration::from_millis(10),
+            IN_PLACE_SETTLE,
         );
         assert_eq!(w.load_now().unwrap().services[0].name, "httpbin");
 

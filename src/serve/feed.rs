@@ -56,6 +56,7 @@ impl Feeds {
                     path.clone(),
                     config.settings.zones.clone(),
                     config.reload_interval,
+                    config.in_place_settle,
                 );
                 // On a blocking thread: DNS may be answering already (a
                 // warm start), and its TCP task, spawned on this worker,

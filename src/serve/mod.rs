@@ -38,6 +38,10 @@ pub struct ServeConfig {
     pub state_dir: PathBuf,
     pub settings: Settings,
     pub reload_interval: Duration,
+    /// How long a registry file rewritten in place that removes a service
+    /// or a port must stay unchanged before it is used
+    /// ([`crate::registry::file`]).
+    pub in_place_settle: Duration,
     pub tcp: TcpLimits,
     /// UDP sockets and threads; more than one share the port with
     /// `SO_REUSEPORT`.

@@ -36,6 +36,9 @@ async fn server(hold: Duration) -> TestServer {
         registry: Some(format!("{CLUSTERS}{}", services(0..20))),
         admin: Some("127.0.0.1:0".parse().unwrap()),
         brake: BrakeConfig { share: 0.5, hold },
+        // An in-place rewrite that stalls longer than this goes on to the
+        // brake, which these tests are about.
+        in_place_settle: Duration::from_millis(100),
         ..Default::default()
     })
     .await

@@ -172,3 +172,105 @@ async fn bad_writes_under_load_never_fail_a_known_name() {
     assert!(asked > 100, "the load ran ({asked} queries)");
     assert_eq!(failed, 0, "{failed} of {asked} queries failed");
 }
+
+/// A registry of `n` services `s0`..`s{n-1}` in namespace `bar`, each with
+/// two ports on lines of their own, so that a cut at any line is valid.
+fn blocks(n: usize) -> String {
+    let mut text = String::from(
+        "clusters:\n  - name: west\n    gateways: [{address: 192.0.2.1}]\nservices:\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "  - name: s{i}\n    namespace: bar\n    exportedFrom: [west]\n    ports:\n      - {{name: http, number: 80, protocol: HTTP}}\n      - {{name: grpc, number: 90, protocol: GRPC}}\n"
+        ));
+    }
+    text
+}
+
+/// How a probe of the last service went: its A record, and the SRV record
+/// of its last port.
+async fn last_service_whole(addr: SocketAddr, last: usize) -> bool {
+    let a = exchange(
+        addr,
+        &query(&format!("s{last}.bar.global."), RecordType::A, false),
+        Via::Udp,
+    )
+    .await;
+    let srv = exchange(
+        addr,
+        &query(
+            &format!("_grpc._tcp.s{last}.bar.global."),
+            RecordType::SRV,
+            false,
+        ),
+        Via::Udp,
+    )
+    .await;
+    a.metadata.response_code == ResponseCode::NoError
+        && a.answers.len() == 1
+        && srv.metadata.response_code == ResponseCode::NoError
+        && srv.answers.len() == 1
+}
+
+/// Issue 25: an in-place writer (curl, scp, a pipeline) that stalls at a
+/// line boundary leaves a valid, shorter registry; cut after 5, 6 or 8 of
+/// 10 services, the brake (which holds only removals of more than half)
+/// let it through and a cut name answered NXDOMAIN for as long as the
+/// stall lasted, cached downstream. Removed ports were not counted at all.
+/// Now the file is cut after every service and after every first port, in
+/// place, and stalls there longer than the poll and settle-to-read waits:
+/// the last service and its last port answer all the while, and the
+/// complete file (here with one more service) is served once written.
+#[tokio::test]
+async fn a_stalled_in_place_writer_never_publishes_its_prefix() {
+    const N: usize = 6;
+    let full = blocks(N);
+    let server = TestServer::with(Options {
+        registry: Some(full.clone()),
+        ..Options::default()
+    })
+    .await;
+    let path = server.registry_path();
+    assert!(last_service_whole(server.addr, N - 1).await);
+    // Every line boundary that ends a service or its first port.
+    let cuts: Vec<usize> = full
+        .match_indices("\n")
+        .map(|(i, _)| i + 1)
+        .filter(|&i| {
+            let rest = &full[i..];
+            rest.starts_with("  - name: s") || rest.starts_with("      - {name: grpc")
+        })
+        .collect();
+    assert_eq!(cuts.len(), 2 * N);
+    for (round, &cut) in cuts.iter().enumerate() {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(&full.as_bytes()[..cut]).unwrap();
+        file.flush().unwrap();
+        // The writer stalls: the server polls every 20 ms and reads a
+        // version unchanged for one poll, so this is 15 chances to publish.
+        let stalled = tokio::time::Instant::now();
+        while stalled.elapsed() < Duration::from_millis(300) {
+            assert!(
+                last_service_whole(server.addr, N - 1).await,
+                "cut {round} at byte {cut}: a cut name or port went missing"
+            );
+        }
+        file.write_all(&full.as_bytes()[cut..]).unwrap();
+        drop(file);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    // The complete file, one more service in it, written in place: served
+    // at once (it removes nothing), not after the settle window.
+    std::fs::write(&path, blocks(N + 1)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            rcode(server.addr, &format!("s{N}.bar.global.")).await == ResponseCode::NoError
+        })
+        .await,
+        "the complete file is served once written"
+    );
+}

@@ -65,6 +65,8 @@ pub struct Options {
     pub v6: Option<&'static str>,
     pub tcp: TcpLimits,
     pub reload_interval: Duration,
+    /// `--in-place-settle`.
+    pub in_place_settle: Duration,
     /// Serve the admin endpoint (on 127.0.0.1:0).
     pub admin: Option<std::net::SocketAddr>,
     /// The name server's addresses (`ns.<zone>` A/AAAA).
@@ -84,6 +86,7 @@ impl Default for Options {
                 idle_timeout: Duration::from_secs(5),
             },
             reload_interval: Duration::from_millis(20),
+            in_place_settle: Duration::from_secs(10),
             admin: None,
             ns_addresses: vec!["192.0.2.53".parse().unwrap()],
             brake: BrakeConfig {
@@ -126,6 +129,7 @@ impl TestServer {
                 ns_addresses: options.ns_addresses,
             },
             reload_interval: options.reload_interval,
+            in_place_settle: options.in_place_settle,
             tcp: options.tcp,
             // Two, so every test also runs the SO_REUSEPORT group.
             udp_workers: 2,
