@@ -3,11 +3,15 @@
 //! the text exposition is written here on scrape.
 //!
 //! Not prometheus-client: its `Histogram` takes a mutex on every
-//! observation, which the query path must not.
+//! observation, which the query path must not. The peers' series are in
+//! [`peers`].
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+mod peers;
+pub use peers::PeerStatus;
 
 /// How a message arrived, for the `transport` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,29 +48,12 @@ const BUCKETS: [f64; 12] = [
 pub const SYNC_FAILURE_REASONS: [&str; 5] =
     ["forbidden", "conflict", "invalid", "unavailable", "other"];
 
-/// A peer cluster's state, as the registry watch last saw it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PeerStatus {
-    /// The namespace its registry resources are read in.
-    pub namespace: String,
-    /// Its registry resources have been listed (its exports are known).
-    pub listed: bool,
-    /// Once listed: it holds the MeshCluster of its own name (without it,
-    /// its own exports have no gateway and are not served).
-    pub mesh_cluster: bool,
-    /// What the last failed request to it said, while it fails (or why no
-    /// client could be made for it).
-    pub error: Option<String>,
-    /// How long its API server has not answered, while it does not.
-    pub unreachable_for: Option<Duration>,
-    /// Unreachable too long: its exports are no longer served.
-    pub dropped: bool,
-}
-
 /// Every series globaldns exports.
 #[derive(Default)]
 pub struct Metrics {
     queries: [[[AtomicU64; RCODE_SLOTS]; QTYPES.len()]; VIAS.len()],
+    /// Connections closed as soon as accepted, at the cap, by transport.
+    connections_refused: [AtomicU64; VIAS.len()],
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_ns: AtomicU64,
@@ -112,6 +99,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The counter of connections of `via` closed at the connection cap.
+    pub fn connections_refused(&self, via: Via) -> &AtomicU64 {
+        &self.connections_refused[via as usize]
+    }
+
     /// Counts one answered message: its question type (from `query`), its
     /// response code (from `response`), and how long answering took.
     pub fn query(&self, via: Via, query: &[u8], response: &[u8], took: Duration) {
@@ -150,6 +142,20 @@ impl Metrics {
                     }
                 }
             }
+        }
+        header(
+            &mut out,
+            "globaldns_dns_connections_refused_total",
+            "counter",
+            "TCP and gRPC connections closed as soon as accepted because --tcp-max-connections were open.",
+        );
+        for via in [Via::Tcp, Via::Grpc] {
+            let _ = writeln!(
+                out,
+                "globaldns_dns_connections_refused_total{{transport=\"{}\"}} {}",
+                VIAS[via as usize],
+                self.connections_refused(via).load(Relaxed)
+            );
         }
         header(
             &mut out,
@@ -356,51 +362,7 @@ impl Metrics {
     }
 }
 
-impl Metrics {
-    /// One series per peer cluster: whether it answers, and for how long
-    /// it has not.
-    fn render_peers(&self, out: &mut String) {
-        let peers = self.peers.lock().unwrap().clone();
-        header(
-            out,
-            "globaldns_peer_up",
-            "gauge",
-            "1 while a peer cluster's API server answers and its exports are served, 0 otherwise.",
-        );
-        for (name, status) in &peers {
-            let up = status.listed && status.unreachable_for.is_none() && !status.dropped;
-            let _ = writeln!(out, "globaldns_peer_up{{peer=\"{name}\"}} {}", u8::from(up));
-        }
-        header(
-            out,
-            "globaldns_peer_unreachable_seconds",
-            "gauge",
-            "How long a peer cluster's API server has not answered (0 while it does); its last exports keep serving until --peer-stale-after.",
-        );
-        for (name, status) in &peers {
-            let seconds = status.unreachable_for.map_or(0.0, |d| d.as_secs_f64());
-            let _ = writeln!(
-                out,
-                "globaldns_peer_unreachable_seconds{{peer=\"{name}\"}} {seconds:.0}"
-            );
-        }
-        header(
-            out,
-            "globaldns_peer_mesh_cluster",
-            "gauge",
-            "1 when a listed peer holds the MeshCluster of its own name, 0 when it does not (its exports are not served: is its namespace right?).",
-        );
-        for (name, status) in peers.iter().filter(|(_, s)| s.listed) {
-            let _ = writeln!(
-                out,
-                "globaldns_peer_mesh_cluster{{peer=\"{name}\"}} {}",
-                u8::from(status.mesh_cluster)
-            );
-        }
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }

@@ -113,10 +113,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let stop = shutdown.clone();
+    let counted = metrics.clone();
     accept(
         listener,
-        "gRPC",
-        limits.max_connections,
+        Via::Grpc,
+        (limits.max_connections, &counted),
         stop,
         move |stream, peer| {
             let (zones, metrics, shutdown) = (zones.clone(), metrics.clone(), shutdown.clone());

@@ -49,10 +49,11 @@ pub async fn serve_tcp(
     shutdown: CancellationToken,
 ) {
     let stop = shutdown.clone();
+    let counted = metrics.clone();
     accept(
         listener,
-        "TCP",
-        limits.max_connections,
+        Via::Tcp,
+        (limits.max_connections, &counted),
         stop,
         move |stream, peer| {
             let (zones, metrics, shutdown) = (zones.clone(), metrics.clone(), shutdown.clone());
@@ -67,21 +68,24 @@ pub async fn serve_tcp(
     .await;
 }
 
-/// The accept loop shared by DNS over TCP and the gRPC endpoint: runs
-/// `serve_one` for each connection, at most `max` at once (more are closed
-/// as soon as accepted). On `shutdown` it stops accepting and gives the
+/// The accept loop shared by DNS over TCP and the gRPC endpoint (`via`):
+/// runs `serve_one` for each connection, at most `cap.0` at once (more are
+/// closed as soon as accepted, and counted in `cap.1`'s
+/// `globaldns_dns_connections_refused_total`). On `shutdown` it stops accepting and gives the
 /// open connections [`TCP_DRAIN_DEADLINE`] to end (each watches `shutdown`
 /// itself); the stragglers are then cut.
 pub async fn accept<F, Fut>(
     listener: TcpListener,
-    what: &'static str,
-    max: usize,
+    via: Via,
+    cap: (usize, &Metrics),
     shutdown: CancellationToken,
     mut serve_one: F,
 ) where
     F: FnMut(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let (max, metrics) = cap;
+    let what = if via == Via::Grpc { "gRPC" } else { "TCP" };
     let slots = Arc::new(Semaphore::new(max));
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -102,6 +106,9 @@ pub async fn accept<F, Fut>(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "{what} connection cap reached; closing");
+            metrics
+                .connections_refused(via)
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             continue; // the stream is dropped: closed
         };
         let served = serve_one(stream, peer);

@@ -182,6 +182,17 @@ async fn connections_beyond_the_cap_are_closed() {
         read_framed(&mut extra).await.is_none(),
         "third connection refused"
     );
+    // Counted, so that an operator sees the cap is too low (NodeLocal
+    // DNSCache forwards over TCP only).
+    assert!(
+        server
+            .running()
+            .metrics
+            .render()
+            .contains("globaldns_dns_connections_refused_total{transport=\"tcp\"} 1"),
+        "{}",
+        server.running().metrics.render()
+    );
     assert_eq!(
         exchange(
             server.addr,
