@@ -1,7 +1,8 @@
 //! The README's claims that the code can check: every command and every
 //! flag of `serve` has its row, every metric the server exports is listed
-//! with its type, the two commands at the top are what they say, and every
-//! relative link leads to a file.
+//! with its type, every metric and flag named anywhere exists, the two
+//! commands at the top are what they say, and every relative link leads to
+//! a file.
 
 use std::path::Path;
 
@@ -125,6 +126,68 @@ fn every_metric_is_documented() {
         count,
         "the table lists a metric no longer exported"
     );
+}
+
+/// The words of `text` that start with `prefix` and go on with lower-case
+/// letters, digits and `sep`.
+fn words_starting(text: &str, prefix: &str, sep: char) -> std::collections::BTreeSet<String> {
+    text.match_indices(prefix)
+        .map(|(at, _)| {
+            let rest = &text[at + prefix.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == sep))
+                .unwrap_or(rest.len());
+            format!("{prefix}{}", rest[..end].trim_end_matches(sep))
+        })
+        .filter(|w| w.len() > prefix.len())
+        .collect()
+}
+
+/// Every metric the README names anywhere (its prose too, e.g. the client
+/// notes) is a series the server exports.
+#[test]
+fn every_metric_the_readme_names_is_exported() {
+    let exported = globaldns::metrics::Metrics::default().render();
+    let names: Vec<&str> = exported
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for name in words_starting(&readme(), "globaldns_", '_') {
+        assert!(
+            names.contains(&name.as_str()),
+            "the README names {name}, which is not exported"
+        );
+    }
+}
+
+/// Every `--flag` the README names anywhere is a flag of some globaldns
+/// command, but for the other programs' flags it quotes.
+#[test]
+fn every_flag_the_readme_names_exists() {
+    const OTHERS: [&str; 4] = ["--dnssec", "--nocapture", "--release", "--test"];
+    fn longs(command: &clap::Command, into: &mut std::collections::BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            into.extend(arg.get_long().map(|l| format!("--{l}")));
+            into.extend(
+                arg.get_all_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| format!("--{a}")),
+            );
+        }
+        for sub in command.get_subcommands() {
+            longs(sub, into);
+        }
+    }
+    let mut flags = std::collections::BTreeSet::new();
+    longs(&Cli::command(), &mut flags);
+    for flag in words_starting(&readme(), "--", '-') {
+        assert!(
+            flags.contains(&flag) || OTHERS.contains(&flag.as_str()),
+            "the README names {flag}, which no globaldns command takes"
+        );
+    }
 }
 
 /// The first command of the README serves the example on 127.0.0.1:5353,
