@@ -1089,34 +1089,22 @@ async fn a_cluster_without_istio_fails_the_pass_with_the_reason_and_retries() {
     send.send_response(status(404, "NotFound"));
     let asked = tokio::time::Instant::now();
     // Lease renewals may come first; the next pass asks again.
-    loop {
-        let (request, send) = next(&mut handle).await;
-        let path = request.uri().path().to_string();
-        if path.ends_with("/leases/globaldns") {
-            let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": "globaldns", "namespace": "mesh", "resourceVersion": "2"},
-                "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15,
-                         "renewTime": k8s_openapi::jiff::Timestamp::now().to_string()}});
-            match request.method().as_str() {
-                "GET" => send.send_response(ok(&lease)),
-                _ => send.send_response(echo(request).await),
-            }
-            continue;
-        }
-        assert_eq!(
-            path, "/apis/networking.istio.io",
-            "nothing listed or written"
-        );
-        assert!(asked.elapsed() <= Duration::from_secs(2), "retried at once");
-        let detail = metrics.sync_detail.lock().unwrap().clone();
-        assert!(
-            detail.contains("discover networking.istio.io")
-                && detail.contains("install Istio (its CRDs)"),
-            "{detail}"
-        );
-        assert_eq!(metrics.sync_failing.load(Relaxed), 1);
-        send.send_response(status(404, "NotFound"));
-        break;
-    }
+    let (request, send) = answer_lease_until_other(&mut handle, "pod-a")
+        .await
+        .expect("another pass");
+    assert_eq!(
+        request.uri().path(),
+        "/apis/networking.istio.io",
+        "nothing listed or written"
+    );
+    assert!(asked.elapsed() <= Duration::from_secs(2), "retried at once");
+    let detail = metrics.sync_detail.lock().unwrap().clone();
+    assert!(
+        detail.contains("discover networking.istio.io")
+            && detail.contains("install Istio (its CRDs)"),
+        "{detail}"
+    );
+    assert_eq!(metrics.sync_failing.load(Relaxed), 1);
+    send.send_response(status(404, "NotFound"));
     shutdown.cancel();
 }
