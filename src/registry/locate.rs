@@ -49,7 +49,7 @@ pub fn locate(text: &str, problems: &mut [Problem]) {
         }
     });
     // A repeated key is a problem to be located, not a reason to give up.
-    let mut options = super::parse::yaml_options();
+    let mut options = super::yaml::options();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::FirstWins;
     let tree = serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options);
     SEARCH.with_borrow_mut(|search| *search = Search::default());

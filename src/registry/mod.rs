@@ -12,6 +12,7 @@ pub mod model;
 pub mod parse;
 pub mod reload;
 pub mod validate;
+mod yaml;
 
 pub use error::{Problem, RegistryError};
 pub use model::{Cluster, Endpoint, Gateway, Port, Registry, Service};

@@ -10,14 +10,12 @@ use serde_json::Value;
 use super::error::{Problem, RegistryError};
 use super::locate::locate;
 use super::model::Registry;
+use super::yaml;
 
 mod focused;
 mod isolate;
+mod path;
 mod poison;
-
-/// Nodes (maps, lists, scalars) a YAML registry may hold: about 15 per
-/// service, so room for well over a million services.
-const MAX_YAML_NODES: usize = 32 << 20;
 
 /// The top-level keys a registry may have.
 const TOP_LEVEL_KEYS: [&str; 2] = ["clusters", "services"];
@@ -36,7 +34,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
     let direct = if json {
         serde_json::from_str::<Registry>(text).ok()
     } else {
-        serde_saphyr::from_str_with_options::<Registry>(text, direct_yaml_options(text)).ok()
+        serde_saphyr::from_str_with_options::<Registry>(text, yaml::direct_options(text)).ok()
     };
     if let Some(registry) = direct.filter(|r| !r.clusters.is_empty() || !r.services.is_empty()) {
         return Ok(registry);
@@ -50,7 +48,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
             })?;
             ("JSON", value)
         } else {
-            let value = serde_saphyr::from_str_with_options::<Value>(text, yaml_options())
+            let value = serde_saphyr::from_str_with_options::<Value>(text, yaml::options())
                 .map_err(|e| RegistryError::Syntax {
                     origin: origin.to_string(),
                     format: "YAML",
@@ -109,23 +107,6 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
     RegistryError::unless_problems(origin, problems, registry)
 }
 
-/// The YAML parser's options for registries.
-pub(super) fn yaml_options() -> serde_saphyr::Options {
-    // YAML 1.2 booleans only: under YAML 1.1 rules a namespace called `no`
-    // or `n` would silently become `false`.
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    // The parser's default budget stops at 250,000 nodes, about 17,000
-    // services. Every node costs at least a byte of input, which the budget
-    // already caps (256 MiB), and aliases, the one way to make many nodes
-    // from few bytes, keep their default caps.
-    let mut budget = serde_saphyr::budget::Budget::default();
-    budget.max_nodes = MAX_YAML_NODES;
-    budget.max_events = 2 * MAX_YAML_NODES;
-    options.budget = Some(budget);
-    options
-}
-
 /// The first name repeated in one JSON object of `text`, with its path:
 /// the direct decode's error when that is serde's "duplicate field" or the
 /// model's "duplicate key" (YAML's tree refuses repeats itself).
@@ -141,27 +122,6 @@ fn repeated_name(text: &str) -> Option<Problem> {
     message
         .starts_with("duplicate ")
         .then(|| Problem::new(error.path().to_string(), message))
-}
-
-/// The YAML parser's options for the direct decode of `text` into the
-/// model, the fast path that any failure sends to the checked one.
-///
-/// Text without merge keys (`<<`, the common case) is read leaving
-/// repeated keys to the model, whose structs and mappings refuse them
-/// themselves (serde's "duplicate field", [`super::model`]'s "duplicate
-/// key"): the parser then keeps no set of the keys of every mapping, and a
-/// registry is read ~6% faster (100,000 services: 1,350 → 1,270 ms of
-/// parsing on one core). Merge keys need that set, so text with a `<<`
-/// anywhere (in a string too: that only costs the 6%) keeps the parser's
-/// own checks.
-pub(super) fn direct_yaml_options(text: &str) -> serde_saphyr::Options {
-    let mut options = yaml_options();
-    if !text.contains("<<") {
-        options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
-        // Cannot happen without a `<<`; says so if it ever did.
-        options.merge_keys = serde_saphyr::MergeKeyPolicy::Error;
-    }
-    options
 }
 
 /// Decodes `object[key]` as a list, element by element, recording a problem
@@ -188,7 +148,7 @@ fn list<T: DeserializeOwned>(
             Ok(value) => decoded.push(value),
             Err(_) => {
                 for found in isolate::problems::<T>(item) {
-                    let inner = isolate::render(&found.path);
+                    let inner = path::render(&found.path);
                     let path = if inner.is_empty() {
                         format!("{key}[{i}]")
                     } else if inner.starts_with('[') {

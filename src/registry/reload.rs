@@ -27,8 +27,9 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 
 use super::entries::{self, Entries, Format};
-use super::parse::{direct_yaml_options, parse};
+use super::parse::parse;
 use super::validate::{service_problems, validate};
+use super::yaml::direct_options;
 use super::{Registry, RegistryError, Service, load_str};
 
 /// A registry as loaded, and what it takes to load its next version by
@@ -162,7 +163,7 @@ fn decode_one(text: &str, format: Format) -> Option<Service> {
         Format::Json => serde_json::from_str(text).ok(),
         Format::Yaml { .. } => {
             let list: Vec<Service> =
-                serde_saphyr::from_str_with_options(text, direct_yaml_options(text)).ok()?;
+                serde_saphyr::from_str_with_options(text, direct_options(text)).ok()?;
             let [one] = <[Service; 1]>::try_from(list).ok()?;
             Some(one)
         }
@@ -220,11 +221,9 @@ fn decode_run(text: &str, spans: &[(usize, usize)], format: Format) -> Option<Ve
             for batch in spans.chunks(256) {
                 let (start, end) = (batch[0].0, batch[batch.len() - 1].1);
                 let batch_text = &text[start..end];
-                let list: Vec<Service> = serde_saphyr::from_str_with_options(
-                    batch_text,
-                    direct_yaml_options(batch_text),
-                )
-                .ok()?;
+                let list: Vec<Service> =
+                    serde_saphyr::from_str_with_options(batch_text, direct_options(batch_text))
+                        .ok()?;
                 if list.len() != batch.len() {
                     return None;
                 }

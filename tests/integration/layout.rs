@@ -105,6 +105,166 @@ fn the_top_level_modules_import_no_cycle() {
     assert_eq!(cycle(&graph), None, "an import cycle between modules");
 }
 
+/// The module path of a source file below `root`: `registry/parse/path.rs`
+/// is `registry::parse::path`, a `mod.rs` names its folder, and `lib.rs`
+/// (`main.rs`) the crate.
+fn module_of(root: &Path, file: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(root).unwrap().with_extension("");
+    let mut path: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    if path.last().is_some_and(|last| last == "mod") {
+        path.pop();
+    }
+    if path == ["lib"] || path == ["main"] {
+        path.clear();
+    }
+    path
+}
+
+/// The file of the deepest module along `segments` (a path from the crate
+/// root, module names then perhaps an item): where what it names lives.
+fn file_along(root: &Path, segments: &[String]) -> PathBuf {
+    let mut found = root.join("lib.rs");
+    let mut dir = root.to_path_buf();
+    for segment in segments {
+        let own = dir.join(format!("{segment}.rs"));
+        let folder = dir.join(segment).join("mod.rs");
+        if own.is_file() {
+            found = own;
+        } else if folder.is_file() {
+            found = folder;
+        } else {
+            break;
+        }
+        dir = dir.join(segment);
+    }
+    found
+}
+
+/// The paths `text` names, braces expanded: `a::{b, c::d}` is `a::b` and
+/// `a::c::d`. Stops at the first character that cannot continue a path.
+fn expand(text: &str) -> Vec<Vec<String>> {
+    fn path(text: &str, mut at: usize, prefix: &[String], out: &mut Vec<Vec<String>>) -> usize {
+        let bytes = text.as_bytes();
+        let mut segments = prefix.to_vec();
+        loop {
+            let start = at;
+            while at < bytes.len() && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'_') {
+                at += 1;
+            }
+            if at > start {
+                segments.push(text[start..at].to_string());
+            }
+            if text[at..].starts_with("::{") {
+                at += 3;
+                loop {
+                    while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+                        at += 1;
+                    }
+                    if at >= bytes.len() || bytes[at] == b'}' {
+                        return at + 1;
+                    }
+                    at = path(text, at, &segments, out);
+                    // Past `as name`, to the next item or the end.
+                    while at < bytes.len() && bytes[at] != b',' && bytes[at] != b'}' {
+                        at += 1;
+                    }
+                    if at < bytes.len() && bytes[at] == b',' {
+                        at += 1;
+                    }
+                }
+            }
+            if text[at..].starts_with("::") && at > start {
+                at += 2;
+                continue;
+            }
+            out.push(segments);
+            return at;
+        }
+    }
+    let mut out = Vec::new();
+    path(text, 0, &[], &mut out);
+    out
+}
+
+/// The files `file` (of module `module`) imports from: every `crate::` and
+/// `super::` path it names, resolved to the file of the deepest module on
+/// it. Its own children (named without a prefix) are not counted: a
+/// module and the files below it are one unit.
+fn imports(root: &Path, file: &Path) -> BTreeSet<PathBuf> {
+    let module = module_of(root, file);
+    let code = code(file);
+    let mut out = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        for path in expand(&code[at + "crate::".len()..]) {
+            out.insert(file_along(root, &path));
+        }
+    }
+    for (at, _) in code.match_indices("super::") {
+        if code[..at].ends_with("::") {
+            continue; // a later `super::` of a chain
+        }
+        let mut rest = &code[at..];
+        let mut base = module.clone();
+        while let Some(after) = rest.strip_prefix("super::") {
+            base.pop();
+            rest = after;
+        }
+        for path in expand(rest) {
+            let mut full = base.clone();
+            full.extend(path);
+            out.insert(file_along(root, &full));
+        }
+    }
+    out.remove(file);
+    out
+}
+
+/// Issue 26: no circle of imports between any two files of `src/`, at any
+/// depth (the module test above sees only the top level).
+#[test]
+fn no_files_import_each_other_in_a_circle() {
+    let root = src();
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let graph: BTreeMap<String, BTreeSet<String>> = files
+        .iter()
+        .filter(|f| !f.ends_with("tests.rs"))
+        .map(|f| {
+            let name = |p: &Path| p.strip_prefix(&root).unwrap().display().to_string();
+            (name(f), imports(&root, f).iter().map(|p| name(p)).collect())
+        })
+        .collect();
+    let edges: usize = graph.values().map(BTreeSet::len).sum();
+    assert!(edges > 200, "{edges} imports found: the reader is broken");
+    assert_eq!(
+        cycle(&graph),
+        None,
+        "files that import each other in a circle"
+    );
+}
+
+/// The import reader resolves what the circle test relies on.
+#[test]
+fn imports_are_resolved_to_files() {
+    let root = src();
+    let paths = expand("a::{b, c::{d, e as f}}, x");
+    let strings: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
+    assert_eq!(strings, ["a::b", "a::c::d", "a::c::e"]);
+    let isolate = root.join("registry/parse/isolate.rs");
+    let found = imports(&root, &isolate);
+    assert!(
+        found.contains(&root.join("registry/parse/path.rs")),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&root.join("registry/parse/focused.rs")),
+        "{found:?}"
+    );
+}
+
 #[test]
 fn the_files_of_dns_import_no_cycle_and_nothing_of_kubernetes() {
     let dir = src().join("dns");
@@ -125,6 +285,17 @@ fn the_files_of_dns_import_no_cycle_and_nothing_of_kubernetes() {
     }
     assert!(graph.len() >= 8, "{graph:?}");
     assert_eq!(cycle(&graph), None, "an import cycle inside dns/");
+    // Every file below dns/ too (zone/, zone/names/...).
+    let mut below = Vec::new();
+    sources(&dir, &mut below);
+    assert!(below.len() > graph.len(), "{below:?}");
+    for file in below {
+        assert!(
+            !code(&file).contains("kube::"),
+            "{} uses kube",
+            file.display()
+        );
+    }
 }
 
 #[test]

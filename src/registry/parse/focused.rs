@@ -7,7 +7,7 @@ use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{self, DeserializeSeed, Visitor};
 use serde_json::Value;
 
-use super::isolate::{Mode, Step};
+use super::path::{Mode, Step};
 use super::poison::{DecodeError, Poison};
 
 /// A node of the entry on the way to the node under test (`rest` is the

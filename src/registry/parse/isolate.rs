@@ -17,37 +17,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::focused::Focused;
+use super::path::{Mode, Step};
 use super::poison::DecodeError;
-
-/// One step of a path into a document.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    Key(String),
-    Index(usize),
-}
 
 /// A problem found, at a path relative to the entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
     pub path: Vec<Step>,
     pub message: String,
-}
-
-/// The path written the way problems show it: `ports[1].number`.
-pub fn render(path: &[Step]) -> String {
-    let mut out = String::new();
-    for step in path {
-        match step {
-            Step::Key(key) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Step::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
 }
 
 /// Every problem keeping `entry` from decoding as a `T`; empty if it does.
@@ -125,16 +102,6 @@ fn at<'a>(mut node: &'a Value, path: &[Step]) -> Option<&'a Value> {
         };
     }
     Some(node)
-}
-
-/// How the node under test is decoded.
-#[derive(Clone, Copy)]
-pub enum Mode<'f> {
-    /// As it is.
-    Whole,
-    /// Its fields replaced by stand-ins, and the given fields added as
-    /// stand-ins too: what fails is a field it lacks.
-    Shape(&'f [&'static str]),
 }
 
 /// What a failed decode says: where, what, and the field it lacks if that

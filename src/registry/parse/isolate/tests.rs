@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::*;
+use crate::registry::parse::path::render;
 
 /// A shape with what the registry's model has and may grow: nested
 /// structs in lists, a map, an option, defaults, addresses.
