@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::controller::Settings;
-use crate::names;
+use crate::naming;
 use crate::vip::{self, Allocator, Family, VipRange};
 
 mod cluster;
@@ -177,12 +177,12 @@ impl FromStr for Interval {
 }
 
 fn parse_cluster_name(s: &str) -> Result<String, String> {
-    names::dns1123_label(s).map_err(|e| format!("`{s}` is not a cluster name: {e}"))?;
+    naming::dns1123_label(s).map_err(|e| format!("`{s}` is not a cluster name: {e}"))?;
     Ok(s.to_string())
 }
 
 fn parse_zone(s: &str) -> Result<String, String> {
-    names::zone(s).map_err(|e| format!("`{s}` is not a valid zone: {e}"))
+    naming::zone(s).map_err(|e| format!("`{s}` is not a valid zone: {e}"))
 }
 
 fn parse_v4_cidr(s: &str) -> Result<IpNet, String> {

@@ -45,7 +45,7 @@ pub mod logging;
 mod mapping;
 pub mod mesh;
 pub mod metrics;
-pub mod names;
+pub mod naming;
 pub mod registry;
 pub mod serve;
 pub mod state;

@@ -4,14 +4,14 @@
 //!
 //! Not prometheus-client: its `Histogram` takes a mutex on every
 //! observation, which the query path must not. The peers' series are in
-//! [`peers`].
+//! [`federation`].
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-mod peers;
-pub use peers::PeerStatus;
+mod federation;
+pub use federation::PeerStatus;
 
 /// How a message arrived, for the `transport` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

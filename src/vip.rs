@@ -31,16 +31,16 @@ use serde::{Deserialize, Serialize};
 
 mod change;
 mod event;
+mod follow;
 mod range;
 mod reconcile;
-mod record;
 mod table;
 
 pub use change::{Change, Leased, Unsure};
 pub use event::Event;
+pub use follow::Record;
 pub use range::{RangeError, VipRange};
 pub use reconcile::{Allocator, Placement};
-pub use record::Record;
 pub use table::{Lease, Leases, Released, Table, Want};
 
 /// The IPv4 range Istio's own VIP auto-allocation uses by default

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 
-use crate::names;
+use crate::naming;
 
 /// The flags of [`crate::mesh::Target`] beside the cluster and namespace.
 #[derive(Debug, Args)]
@@ -47,8 +47,8 @@ fn parse_selector(text: &str) -> Result<Selector, String> {
         let Some((key, value)) = pair.split_once('=') else {
             return Err(format!("`{pair}` is not key=value"));
         };
-        names::label_key(key).map_err(|e| format!("`{key}` is not a label key: {e}"))?;
-        names::label_value(value).map_err(|e| format!("`{value}` is not a label value: {e}"))?;
+        naming::label_key(key).map_err(|e| format!("`{key}` is not a label key: {e}"))?;
+        naming::label_value(value).map_err(|e| format!("`{value}` is not a label value: {e}"))?;
         labels.insert(key.to_string(), value.to_string());
     }
     Ok(Selector(labels))
@@ -56,7 +56,7 @@ fn parse_selector(text: &str) -> Result<Selector, String> {
 
 fn parse_cluster_domain(text: &str) -> Result<String, String> {
     let domain = text.trim_end_matches('.').to_ascii_lowercase();
-    names::dns1123_subdomain(&domain).map_err(|e| format!("`{text}` is not a DNS domain: {e}"))?;
+    naming::dns1123_subdomain(&domain).map_err(|e| format!("`{text}` is not a DNS domain: {e}"))?;
     Ok(domain)
 }
 

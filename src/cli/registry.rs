@@ -109,6 +109,6 @@ pub struct ExportResourcesArgs {
 }
 
 fn parse_namespace(s: &str) -> Result<String, String> {
-    crate::names::dns1123_label(s).map_err(|e| format!("`{s}` is not a namespace name: {e}"))?;
+    crate::naming::dns1123_label(s).map_err(|e| format!("`{s}` is not a namespace name: {e}"))?;
     Ok(s.to_string())
 }

@@ -61,7 +61,7 @@ impl Eq for Peer {}
 impl Peer {
     /// A peer named `name` with the kubeconfig `text`, from `source`.
     pub fn new(name: &str, text: &str, source: &str) -> Result<Self, String> {
-        crate::names::dns1123_label(name)
+        crate::naming::dns1123_label(name)
             .map_err(|e| format!("{source}: `{name}` is not a cluster name: {e}"))?;
         let kubeconfig = Kubeconfig::from_yaml(text)
             .map_err(|_| format!("{source}: the kubeconfig does not parse"))?;

@@ -1,7 +1,7 @@
 //! `globaldns stub-config`: the cluster DNS wiring that points the served
 //! zones at globaldns' Service (design §6), printed so that nobody pastes a
 //! ClusterIP by hand, and merged into the configuration the cluster DNS
-//! already has ([`merge`]) so that applying it replaces nothing else.
+//! already has ([`splice`]) so that applying it replaces nothing else.
 //!
 //! The existing ConfigMaps (`kube-system/kube-dns`, `kube-system/coredns`)
 //! are read with the user's kubeconfig, an administrator's at install time:
@@ -15,8 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
 
-pub mod merge;
-pub use merge::MergeError;
+pub mod splice;
+pub use splice::MergeError;
 
 /// Why the wiring cannot be printed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub fn kube_dns_merged(
     server: SocketAddr,
 ) -> Result<String, WiringError> {
     let mut data = existing.data.clone().unwrap_or_default();
-    let stub = merge::stub_domains(
+    let stub = splice::stub_domains(
         data.get("stubDomains").map(String::as_str),
         zones,
         &kube_dns_server(server)?,
@@ -96,7 +96,7 @@ pub fn coredns_merged(
     server: SocketAddr,
 ) -> Result<String, MergeError> {
     let mut data = existing.data.clone().unwrap_or_default();
-    let corefile = merge::corefile(
+    let corefile = splice::corefile(
         data.get("Corefile").map_or("", String::as_str),
         zones,
         &coredns(zones, server),

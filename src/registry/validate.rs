@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use super::error::Problem;
 use super::model::{Registry, Service};
-use crate::names::{self, MAX_NAME_LEN};
+use crate::naming::{self, MAX_NAME_LEN};
 
 /// Port protocols Istio accepts on a ServiceEntry port, upper-case.
 pub const PROTOCOLS: [&str; 10] = [
@@ -113,13 +113,13 @@ fn validate_service<'r>(
         field: "services",
         index: i,
     };
-    if let Err(e) = names::dns1035_label(&service.name) {
+    if let Err(e) = naming::dns1035_label(&service.name) {
         problems.push(Problem::new(
             format!("{at}.name"),
             format!("`{}` is not a valid service name: {e}", service.name),
         ));
     }
-    if let Err(e) = names::dns1123_label(&service.namespace) {
+    if let Err(e) = naming::dns1123_label(&service.namespace) {
         problems.push(Problem::new(
             format!("{at}.namespace"),
             format!("`{}` is not a valid namespace: {e}", service.namespace),
@@ -261,7 +261,7 @@ fn validate_ports(service: &Service, at: &dyn fmt::Display, problems: &mut Vec<P
         // Port names become SRV owner labels (`_<name>`, at most 63 bytes)
         // and the keys of ServiceEntry endpoint ports (Istio's CRD: fewer
         // than 63 characters): DNS labels of at most 62 characters.
-        if let Err(e) = names::dns1123_label(port.name()) {
+        if let Err(e) = naming::dns1123_label(port.name()) {
             problems.push(Problem::new(
                 format!("{at}.name"),
                 format!("`{}` is not a valid port name: {e}", port.name()),

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::cluster::Cluster;
+use super::kubernetes::Cluster;
 use super::{ServeConfig, Source};
 use crate::controller::Controller;
 use crate::index::HandWritten;

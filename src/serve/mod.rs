@@ -24,11 +24,11 @@ use crate::k8s::sync::SyncConfig;
 use crate::metrics::Metrics;
 use crate::registry::brake::BrakeConfig;
 
-mod cluster;
 mod feed;
+mod kubernetes;
 
-use cluster::Cluster;
 use feed::Feeds;
+use kubernetes::Cluster;
 
 /// Everything `serve` needs, typed and checked.
 #[derive(Clone, Debug)]

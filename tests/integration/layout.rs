@@ -331,6 +331,26 @@ fn no_source_file_has_more_than_400_lines_of_code() {
     assert!(long.is_empty(), "files over 400 lines of code: {long:?}");
 }
 
+/// Issue 26: one name, one file: no two source files of `src/` share a
+/// name (`tests.rs` and `mod.rs` aside), so a file's name says which it is.
+#[test]
+fn no_two_source_files_share_a_name() {
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if name != "tests.rs" && name != "mod.rs" {
+            by_name
+                .entry(name)
+                .or_default()
+                .push(file.display().to_string());
+        }
+    }
+    let shared: Vec<&Vec<String>> = by_name.values().filter(|f| f.len() > 1).collect();
+    assert!(shared.is_empty(), "files that share a name: {shared:?}");
+}
+
 /// The checker itself finds a cycle where there is one.
 #[test]
 fn a_cycle_is_found() {

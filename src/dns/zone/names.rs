@@ -16,7 +16,7 @@
 //! 62 bytes a host less than a node for each of the three names.
 //!
 //! Reading a shard is here; writing one (placing hosts, sealing it) is in
-//! `names/write.rs`.
+//! `names/shard.rs`.
 
 use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -27,7 +27,7 @@ use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 use rustc_hash::FxBuildHasher;
 
-mod write;
+mod shard;
 
 /// Names a shard holds at most on average when a set is built: a patch
 /// copies a shard of about this many names (tens of microseconds).

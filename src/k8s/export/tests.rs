@@ -1,6 +1,6 @@
 use super::*;
 use crate::k8s::resources::registry_from;
-use crate::names::dns1123_subdomain;
+use crate::naming::dns1123_subdomain;
 use crate::registry::load_str;
 
 fn zones() -> Vec<String> {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{ClusterNames, check_locality};
-use crate::names;
+use crate::naming;
 use crate::registry::error::Problem;
 use crate::registry::model::{Cluster, Gateway};
 
@@ -15,7 +15,7 @@ pub(super) fn validate_clusters<'r>(
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, cluster) in clusters.iter().enumerate() {
         let at = format!("clusters[{i}]");
-        if let Err(e) = names::dns1123_label(&cluster.name) {
+        if let Err(e) = naming::dns1123_label(&cluster.name) {
             problems.push(Problem::new(
                 format!("{at}.name"),
                 format!("`{}` is not a valid cluster name: {e}", cluster.name),
@@ -60,7 +60,7 @@ pub(super) fn validate_clusters<'r>(
                 ));
             }
             if address.parse::<IpAddr>().is_err()
-                && names::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
+                && naming::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
             {
                 problems.push(Problem::new(
                     format!("{at}.address"),

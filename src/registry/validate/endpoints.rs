@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use super::check_locality;
-use crate::names;
+use crate::naming;
 use crate::registry::error::Problem;
 use crate::registry::model::Service;
 
@@ -31,7 +31,7 @@ pub(super) fn validate_endpoints(
         let at = format!("{at}.endpoints[{j}]");
         let address = endpoint.address.trim_end_matches('.');
         if address.parse::<IpAddr>().is_err()
-            && names::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
+            && naming::dns1123_subdomain(&address.to_ascii_lowercase()).is_err()
         {
             problems.push(Problem::new(
                 format!("{at}.address"),
@@ -68,13 +68,13 @@ pub(super) fn validate_endpoints(
             ));
         }
         for (key, value) in &endpoint.labels {
-            if let Err(e) = names::label_key(key) {
+            if let Err(e) = naming::label_key(key) {
                 problems.push(Problem::new(
                     format!("{at}.labels"),
                     format!("`{key}` is not a label key: {e}"),
                 ));
             }
-            if let Err(e) = names::label_value(value) {
+            if let Err(e) = naming::label_value(value) {
                 problems.push(Problem::new(
                     format!("{at}.labels.{key}"),
                     format!("`{value}` is not a label value: {e}"),
@@ -88,7 +88,7 @@ pub(super) fn validate_endpoints(
             ));
         }
         if let Some(account) = &endpoint.service_account
-            && let Err(e) = names::dns1123_subdomain(account)
+            && let Err(e) = naming::dns1123_subdomain(account)
         {
             problems.push(Problem::new(
                 format!("{at}.serviceAccount"),
