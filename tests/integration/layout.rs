@@ -365,3 +365,41 @@ fn a_cycle_is_found() {
     .collect();
     assert_eq!(cycle(&graph).unwrap().len(), 4);
 }
+
+/// Issue 26: the module map of docs/development.md cannot go stale: every
+/// `src/` entry it lists exists, and every module of `src/` (a file or a
+/// folder at the top) is listed.
+#[test]
+fn the_module_map_matches_the_source_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("docs/development.md")).unwrap();
+    let start = page.find("## Layout").expect("a Layout section");
+    let block = &page[start..];
+    let block = &block[block.find("```\n").unwrap() + 4..];
+    let block = &block[..block.find("```").unwrap()];
+    let listed: BTreeSet<String> = block
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with("src/"))
+        .map(|w| w.trim_end_matches(',').to_string())
+        .collect();
+    for entry in &listed {
+        assert!(
+            root.join(entry).exists(),
+            "docs/development.md lists {entry}, which is gone"
+        );
+    }
+    for entry in std::fs::read_dir(src()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let shown = if path.is_dir() {
+            format!("src/{name}/")
+        } else {
+            format!("src/{name}")
+        };
+        assert!(
+            listed.contains(&shown),
+            "{shown} is missing from docs/development.md's map"
+        );
+    }
+}

@@ -1,8 +1,9 @@
-//! The README's claims that the code can check: every command and every
-//! flag of `serve` has its row, every metric the server exports is listed
-//! with its type, every metric and flag named anywhere exists, the two
-//! commands at the top are what they say, and every relative link leads to
-//! a file.
+//! The README's claims, and those of its reference (docs/reference.md),
+//! that the code can check: every command and every flag of `serve` has its
+//! row, every metric the server exports is listed with its type, every
+//! metric and flag named on either page exists, the two commands at the
+//! top are what they say, and every relative link leads to a file and a
+//! heading.
 
 use std::path::Path;
 
@@ -11,6 +12,12 @@ use globaldns::cli::{Cli, Command};
 
 fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// docs/reference.md, where the README's reference tables live.
+fn reference() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
+    std::fs::read_to_string(path).unwrap()
 }
 
 /// The rows of the Markdown table under `heading`.
@@ -29,8 +36,8 @@ fn table(text: &str, heading: &str) -> Vec<String> {
 
 #[test]
 fn every_command_has_its_row() {
-    let text = readme();
-    let rows = table(&text, "### Commands");
+    let text = reference();
+    let rows = table(&text, "## Commands");
     let mut names: Vec<String> = Cli::command()
         .get_subcommands()
         .map(|c| c.get_name().to_string())
@@ -54,8 +61,8 @@ fn every_command_has_its_row() {
 /// it has one, its default; and every row is a flag that exists.
 #[test]
 fn every_serve_flag_has_its_row() {
-    let text = readme();
-    let rows = table(&text, "### Flags of `serve`");
+    let text = reference();
+    let rows = table(&text, "## Flags of `serve`");
     let cli = Cli::command();
     let serve = cli.find_subcommand("serve").unwrap();
     let mut flags = Vec::new();
@@ -101,8 +108,8 @@ fn every_serve_flag_has_its_row() {
 /// Every series `/metrics` exports is in the metrics table, with its type.
 #[test]
 fn every_metric_is_documented() {
-    let text = readme();
-    let rows = table(&text, "### Metrics");
+    let text = reference();
+    let rows = table(&text, "## Metrics");
     let exported = globaldns::metrics::Metrics::default().render();
     let mut count = 0;
     for line in exported.lines().filter(|l| l.starts_with("# TYPE ")) {
@@ -153,7 +160,7 @@ fn every_metric_the_readme_names_is_exported() {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    for name in words_starting(&readme(), "globaldns_", '_') {
+    for name in words_starting(&(readme() + &reference()), "globaldns_", '_') {
         assert!(
             names.contains(&name.as_str()),
             "the README names {name}, which is not exported"
@@ -182,7 +189,7 @@ fn every_flag_the_readme_names_exists() {
     }
     let mut flags = std::collections::BTreeSet::new();
     longs(&Cli::command(), &mut flags);
-    for flag in words_starting(&readme(), "--", '-') {
+    for flag in words_starting(&(readme() + &reference()), "--", '-') {
         assert!(
             flags.contains(&flag) || OTHERS.contains(&flag.as_str()),
             "the README names {flag}, which no globaldns command takes"
@@ -268,15 +275,72 @@ fn every_relative_link_resolves() {
             if target.contains("://") {
                 continue;
             }
-            let path = target.split('#').next().unwrap();
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
             let resolved = page.parent().unwrap().join(path);
             assert!(
                 resolved.exists(),
                 "{}: link to {target} leads nowhere",
                 page.display()
             );
+            if !anchor.is_empty() {
+                let other = std::fs::read_to_string(&resolved).unwrap();
+                assert!(
+                    anchors(&other).contains(&anchor.to_string()),
+                    "{}: {} has no heading for #{anchor}",
+                    page.display(),
+                    resolved.display()
+                );
+            }
             links += 1;
         }
     }
     assert!(links >= 8, "{links} links checked");
+}
+
+/// Issue 26: no page of the repository points at a file a user's clone
+/// does not have (the development machine's `../shared/`, say): every
+/// Markdown page's relative links stay inside the repository, and none
+/// names `../shared`.
+#[test]
+fn no_page_names_a_file_outside_the_repository() {
+    fn pages(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() && !name.starts_with('.') && name != "target" {
+                pages(&path, out);
+            } else if name.ends_with(".md") {
+                out.push(path);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .canonicalize()
+        .unwrap();
+    let mut found = Vec::new();
+    pages(&root, &mut found);
+    assert!(found.len() >= 8, "{found:?}");
+    for page in found {
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert!(
+            !text.contains("../shared"),
+            "{} names ../shared",
+            page.display()
+        );
+        for (i, _) in text.match_indices("](") {
+            let target = &text[i + 2..];
+            let target = &target[..target.find(')').unwrap_or(0)];
+            let path = target.split('#').next().unwrap();
+            if path.is_empty() || target.contains("://") {
+                continue;
+            }
+            if let Ok(resolved) = page.parent().unwrap().join(path).canonicalize() {
+                assert!(
+                    resolved.starts_with(&root),
+                    "{}: {target} is outside the repository",
+                    page.display()
+                );
+            }
+        }
+    }
 }
