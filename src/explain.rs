@@ -11,6 +11,7 @@ use crate::controller::Allocated;
 use crate::dns::ZoneSet;
 use crate::dns::lookup::{Outcome, lookup};
 use crate::registry::brake::HeldBack;
+use crate::registry::{Cluster, Service};
 use crate::vip::{Allocator, Family, Placement};
 
 /// The peers' state and the merge's conflicts, for [`federation`].
@@ -105,9 +106,44 @@ pub fn explain(
         return out;
     };
     let lower = LowerName::new(&parsed);
+    let Some(nxdomain) = answers(&mut out, zones, &lower) else {
+        return out; // outside every zone: said, and nothing more to say
+    };
+    let Some(allocated) = allocated else {
+        return out;
+    };
+    let service = allocated
+        .registry
+        .services
+        .iter()
+        .find(|s| zone_suffix(&host, &s.name, &s.namespace).is_some());
+    match service {
+        Some(service) => {
+            registry_lines(&mut out, service, &allocated.registry.clusters);
+            vip_lines(&mut out, &host, service, allocated, allocator);
+            let _ = writeln!(
+                out,
+                "ServiceEntry: {} (as `globaldns render` names it; applied with --sync-service-entries)",
+                host.replace('.', "-")
+            );
+        }
+        None => {
+            let _ = writeln!(out, "registry: no service has this host");
+        }
+    }
+    hand_written_lines(&mut out, &host, allocated);
+    if nxdomain && service.is_none() {
+        let _ = writeln!(out, "why NXDOMAIN: {}", why_missing(&host, allocated));
+    }
+    out
+}
+
+/// The A and AAAA answers for `name`, a line each; whether either was
+/// NXDOMAIN, or `None` when the name is outside every zone (said as such).
+fn answers(out: &mut String, zones: &ZoneSet, name: &LowerName) -> Option<bool> {
     let mut nxdomain = false;
     for qtype in [RecordType::A, RecordType::AAAA] {
-        let answer = match lookup(zones, &lower, qtype) {
+        let answer = match lookup(zones, name, qtype) {
             Outcome::Refused => {
                 let served: Vec<String> =
                     zones.zones().iter().map(|z| z.origin.to_string()).collect();
@@ -116,7 +152,7 @@ pub fn explain(
                     "not served: outside every zone ({}), so REFUSED",
                     served.join(", ")
                 );
-                return out;
+                return None;
             }
             Outcome::Answer { answers, .. } => {
                 let data: Vec<String> = answers.iter().map(|r| r.data.to_string()).collect();
@@ -132,120 +168,119 @@ pub fn explain(
         };
         let _ = writeln!(out, "{qtype}: {answer}");
     }
-    let Some(allocated) = allocated else {
-        return out;
-    };
+    Some(nxdomain)
+}
 
-    let service = allocated
-        .registry
-        .services
-        .iter()
-        .find(|s| zone_suffix(&host, &s.name, &s.namespace).is_some());
-    match service {
-        Some(service) => {
-            let from = if service.exported_from.is_empty() {
-                "no cluster".to_string()
-            } else {
-                service.exported_from.join(", ")
-            };
-            let _ = writeln!(
-                out,
-                "registry: service {} in namespace {}, exported from {from}",
-                service.name, service.namespace,
-            );
-            for cluster in &allocated.registry.clusters {
-                if !service.exported_from.iter().any(|c| *c == cluster.name) {
-                    continue;
-                }
-                for gateway in &cluster.gateways {
-                    let _ = writeln!(
-                        out,
-                        "  {}: gateway {}:{}{}{}",
-                        cluster.name,
-                        gateway.address,
-                        gateway.port,
-                        cluster
-                            .network
-                            .as_deref()
-                            .map(|n| format!(", network {n}"))
-                            .unwrap_or_default(),
-                        cluster
-                            .locality
-                            .as_deref()
-                            .map(|l| format!(", locality {l}"))
-                            .unwrap_or_default(),
-                    );
-                }
-            }
-            for workload in &service.endpoints {
-                let ports: Vec<String> = workload
-                    .ports
-                    .iter()
-                    .map(|(name, number)| format!("{name}:{number}"))
-                    .collect();
-                let mut facts = Vec::new();
-                if !ports.is_empty() {
-                    facts.push(format!("ports {}", ports.join(" ")));
-                }
-                if let Some(network) = &workload.network {
-                    facts.push(format!("network {network}"));
-                }
-                if let Some(account) = &workload.service_account {
-                    facts.push(format!("service account {account}, sidecar: mTLS"));
-                }
-                let _ = writeln!(
-                    out,
-                    "  outside Kubernetes: {}{}",
-                    workload.address,
-                    if facts.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", facts.join(", "))
-                    }
-                );
-            }
-            for pinned in &service.addresses {
-                let _ = writeln!(out, "pinned in the registry: {pinned}");
-            }
-            for family in [Family::V4, Family::V6] {
-                if let Some(lease) = allocated.table.lease(&host, family) {
-                    let since = k8s_openapi::jiff::Timestamp::from_second(lease.since as i64)
-                        .map(|t| t.to_string())
-                        .unwrap_or_else(|_| lease.since.to_string());
-                    let pinned = service.addresses.contains(&lease.addr);
-                    let placement = match allocator.placement(&host, lease.addr, pinned) {
-                        Placement::Pinned => "pinned".to_string(),
-                        Placement::FirstChoice => {
-                            "its first choice: every cluster on this registry computes the same"
-                                .to_string()
-                        }
-                        Placement::Probed { first } => format!(
-                            "not its first choice {first}, which was taken when it arrived: \
-                             another cluster may have given it a different VIP"
-                        ),
-                        Placement::OutOfRange => {
-                            "outside the configured range, kept from before".to_string()
-                        }
-                    };
-                    let _ = writeln!(
-                        out,
-                        "VIP {family}: {} since {since} ({placement})",
-                        lease.addr
-                    );
-                }
-            }
-            let _ = writeln!(
-                out,
-                "ServiceEntry: {} (as `globaldns render` names it; applied with --sync-service-entries)",
-                host.replace('.', "-")
-            );
+/// What the registry says of `service`: who exports it, through which
+/// gateways, its workloads outside Kubernetes and its pinned addresses.
+fn registry_lines(out: &mut String, service: &Service, clusters: &[Cluster]) {
+    let from = if service.exported_from.is_empty() {
+        "no cluster".to_string()
+    } else {
+        service.exported_from.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "registry: service {} in namespace {}, exported from {from}",
+        service.name, service.namespace,
+    );
+    for cluster in clusters {
+        if !service.exported_from.iter().any(|c| *c == cluster.name) {
+            continue;
         }
-        None => {
-            let _ = writeln!(out, "registry: no service has this host");
+        for gateway in &cluster.gateways {
+            let _ = writeln!(
+                out,
+                "  {}: gateway {}:{}{}{}",
+                cluster.name,
+                gateway.address,
+                gateway.port,
+                cluster
+                    .network
+                    .as_deref()
+                    .map(|n| format!(", network {n}"))
+                    .unwrap_or_default(),
+                cluster
+                    .locality
+                    .as_deref()
+                    .map(|l| format!(", locality {l}"))
+                    .unwrap_or_default(),
+            );
         }
     }
+    for workload in &service.endpoints {
+        let ports: Vec<String> = workload
+            .ports
+            .iter()
+            .map(|(name, number)| format!("{name}:{number}"))
+            .collect();
+        let mut facts = Vec::new();
+        if !ports.is_empty() {
+            facts.push(format!("ports {}", ports.join(" ")));
+        }
+        if let Some(network) = &workload.network {
+            facts.push(format!("network {network}"));
+        }
+        if let Some(account) = &workload.service_account {
+            facts.push(format!("service account {account}, sidecar: mTLS"));
+        }
+        let _ = writeln!(
+            out,
+            "  outside Kubernetes: {}{}",
+            workload.address,
+            if facts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", facts.join(", "))
+            }
+        );
+    }
+    for pinned in &service.addresses {
+        let _ = writeln!(out, "pinned in the registry: {pinned}");
+    }
+}
+
+/// The VIP `host` holds of each family, since when, and how it was placed
+/// (design §3: where clusters may disagree is visible).
+fn vip_lines(
+    out: &mut String,
+    host: &str,
+    service: &Service,
+    allocated: &Allocated,
+    allocator: &Allocator,
+) {
+    for family in [Family::V4, Family::V6] {
+        let Some(lease) = allocated.table.lease(host, family) else {
+            continue;
+        };
+        let since = k8s_openapi::jiff::Timestamp::from_second(lease.since as i64)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| lease.since.to_string());
+        let pinned = service.addresses.contains(&lease.addr);
+        let placement = match allocator.placement(host, lease.addr, pinned) {
+            Placement::Pinned => "pinned".to_string(),
+            Placement::FirstChoice => {
+                "its first choice: every cluster on this registry computes the same".to_string()
+            }
+            Placement::Probed { first } => format!(
+                "not its first choice {first}, which was taken when it arrived: \
+                 another cluster may have given it a different VIP"
+            ),
+            Placement::OutOfRange => "outside the configured range, kept from before".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "VIP {family}: {} since {since} ({placement})",
+            lease.addr
+        );
+    }
+}
+
+/// The hand-written ServiceEntries that claim `host` (drop-in mode), and
+/// the conflicts about it.
+fn hand_written_lines(out: &mut String, host: &str, allocated: &Allocated) {
     for entry in &allocated.hand_written {
-        if entry.host == host || covers(&entry.host, &host) {
+        if entry.host == host || covers(&entry.host, host) {
             let _ = writeln!(
                 out,
                 "hand-written: ServiceEntry {} claims {} with {}",
@@ -265,10 +300,6 @@ pub fn explain(
             let _ = writeln!(out, "conflict: {conflict}");
         }
     }
-    if nxdomain && service.is_none() {
-        let _ = writeln!(out, "why NXDOMAIN: {}", why_missing(&host, allocated));
-    }
-    out
 }
 
 /// `Some(zone)` when `host` is `<name>.<namespace>.<zone>`.
