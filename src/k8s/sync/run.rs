@@ -15,7 +15,7 @@ use super::{Report, sync_once};
 use crate::controller::{Allocated, Settings};
 use crate::k8s::discovery;
 use crate::k8s::lease::Elector;
-use crate::mesh::{Target, render};
+use crate::mesh::{IstioApiVersion, Object, Target, render};
 use crate::metrics::Metrics;
 
 /// How the sync runs (`serve --sync-service-entries`).
@@ -149,30 +149,15 @@ pub async fn run(
         let Some(current) = changes.borrow_and_update().clone() else {
             continue; // nothing published yet
         };
-        // Asked every pass: an Istio upgrade may add a version (1.22: v1)
-        // or take one away while globaldns runs.
-        let version = match discovery::istio_api_version(&client).await {
-            Ok(version) => version,
-            Err(e) => {
+        let (version, desired) = match prepare(&client, &config, &settings, &current).await {
+            Ok(prepared) => prepared,
+            Err(Unprepared::Discovery(failure)) => {
                 pending = false;
                 last_pass = Some(Instant::now());
-                pass_failed(&metrics, &mut retry, Failure::discovery(&e));
+                pass_failed(&metrics, &mut retry, failure);
                 continue;
             }
-        };
-        let target = Target {
-            api_version: version,
-            ..config.target.clone()
-        };
-        let desired = match render(
-            &current.registry,
-            &settings.zones,
-            &settings.allocator,
-            &current.table,
-            &target,
-        ) {
-            Ok(desired) => desired,
-            Err(e) => {
+            Err(Unprepared::Render(e)) => {
                 tracing::error!("Istio objects not rendered: {e}");
                 pending = false;
                 continue;
@@ -197,56 +182,13 @@ pub async fn run(
         };
         pending = false;
         last_pass = Some(Instant::now());
-        match outcome {
-            Ok(report) if report.lease_lost => {
-                count(&metrics, &report);
-                metrics.sync_lease_lost.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    applied = report.applied,
-                    deleted = report.deleted,
-                    "lease {lease} lost during a sync pass: stopped writing"
-                );
-                // The next round finds out who holds it now.
-            }
-            Ok(report) if report.failures.is_empty() => {
-                count(&metrics, &report);
-                retry.succeeded();
-                metrics.sync_failing.store(0, Relaxed);
-                *metrics.sync_detail.lock().unwrap() = String::new();
-                tracing::info!(
-                    applied = report.applied,
-                    deleted = report.deleted,
-                    held_back = report.held_back,
-                    conflicts = report.conflicts,
-                    "Istio objects synced"
-                );
-            }
-            Ok(report) => {
-                count(&metrics, &report);
-                let wait = retry.failed();
-                let line = summary(&report.failures);
-                metrics
-                    .sync_failing
-                    .store(report.failures.len() as u64, Relaxed);
-                *metrics.sync_detail.lock().unwrap() = format!(
-                    "{} write(s) failed in the last sync pass: {line}",
-                    report.failures.len()
-                );
-                tracing::warn!(
-                    applied = report.applied,
-                    deleted = report.deleted,
-                    failed = report.failures.len(),
-                    retry_in_seconds = wait.as_secs_f64(),
-                    "sync pass: {} write(s) failed: {line}",
-                    report.failures.len()
-                );
-            }
-            Err(e) => pass_failed(
-                &metrics,
-                &mut retry,
-                Failure::new("list", &config.target.namespace, &e),
-            ),
-        }
+        settle(
+            outcome,
+            &metrics,
+            &mut retry,
+            &lease,
+            &config.target.namespace,
+        );
     }
     if elector.holds() {
         // Bounded: an unreachable API server must not hold up shutdown.
@@ -255,6 +197,98 @@ pub async fn run(
             Ok(Err(e)) => tracing::warn!("lease {lease} not released, it will expire: {e}"),
             Err(_) => tracing::warn!("lease {lease} not released in time, it will expire"),
         }
+    }
+}
+
+/// Why a pass could not start.
+enum Unprepared {
+    /// Which version of Istio's API to write was not found out.
+    Discovery(Failure),
+    /// The objects could not be rendered (the cluster is not in the registry).
+    Render(String),
+}
+
+/// What a pass writes, and in which `networking.istio.io` version: asked
+/// of the API server every pass, as an Istio upgrade may add a version
+/// (1.22: v1) or take one away while globaldns runs.
+async fn prepare(
+    client: &kube::Client,
+    config: &SyncConfig,
+    settings: &Settings,
+    current: &Allocated,
+) -> Result<(IstioApiVersion, Vec<Object>), Unprepared> {
+    let version = discovery::istio_api_version(client)
+        .await
+        .map_err(|e| Unprepared::Discovery(Failure::discovery(&e)))?;
+    let target = Target {
+        api_version: version,
+        ..config.target.clone()
+    };
+    let desired = render(
+        &current.registry,
+        &settings.zones,
+        &settings.allocator,
+        &current.table,
+        &target,
+    )
+    .map_err(Unprepared::Render)?;
+    Ok((version, desired))
+}
+
+/// What a pass's outcome does: the counts, the health detail, the log
+/// line, and the retry schedule.
+fn settle(
+    outcome: Result<Report, kube::Error>,
+    metrics: &Metrics,
+    retry: &mut Retry,
+    lease: &str,
+    namespace: &str,
+) {
+    match outcome {
+        Ok(report) if report.lease_lost => {
+            count(metrics, &report);
+            metrics.sync_lease_lost.fetch_add(1, Relaxed);
+            tracing::warn!(
+                applied = report.applied,
+                deleted = report.deleted,
+                "lease {lease} lost during a sync pass: stopped writing"
+            );
+            // The next round finds out who holds it now.
+        }
+        Ok(report) if report.failures.is_empty() => {
+            count(metrics, &report);
+            retry.succeeded();
+            metrics.sync_failing.store(0, Relaxed);
+            *metrics.sync_detail.lock().unwrap() = String::new();
+            tracing::info!(
+                applied = report.applied,
+                deleted = report.deleted,
+                held_back = report.held_back,
+                conflicts = report.conflicts,
+                "Istio objects synced"
+            );
+        }
+        Ok(report) => {
+            count(metrics, &report);
+            let wait = retry.failed();
+            let line = summary(&report.failures);
+            metrics
+                .sync_failing
+                .store(report.failures.len() as u64, Relaxed);
+            *metrics.sync_detail.lock().unwrap() = format!(
+                "{} write(s) failed in the last sync pass: {line}",
+                report.failures.len()
+            );
+            tracing::warn!(
+                applied = report.applied,
+                deleted = report.deleted,
+                failed = report.failures.len(),
+                retry_in_seconds = wait.as_secs_f64(),
+                "sync pass: {} write(s) failed: {line}",
+                report.failures.len()
+            );
+        }
+        Err(e) => pass_failed(metrics, retry, Failure::new("list", &namespace, &e)),
     }
 }
 
