@@ -329,6 +329,17 @@ mod tests {
         vec!["global".into()]
     }
 
+    /// A watcher of `path` polling every `ms` milliseconds, its in-place
+    /// settle window `settle`.
+    fn watcher(path: &Path, ms: u64, settle: Duration) -> FileWatcher {
+        FileWatcher::new(
+            path.to_path_buf(),
+            zones(),
+            Duration::from_millis(ms),
+            settle,
+        )
+    }
+
     /// Writes `text` to `path` by rename, as editors and ConfigMaps do.
     fn rename_over(path: &Path, text: &str) {
         let tmp = path.with_extension("tmp");
@@ -373,7 +384,7 @@ mod tests {
         let path = dir.path().join("registry.yaml");
         fs::write(&path, TWO).unwrap();
         let settle = Duration::from_secs(5);
-        let mut w = FileWatcher::new(path.clone(), zones(), Duration::from_millis(100), settle);
+        let mut w = watcher(&path, 100, settle);
         w.load_now().unwrap();
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
@@ -415,12 +426,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.yaml");
         fs::write(&path, GOOD).unwrap();
-        let mut w = FileWatcher::new(
-            path.clone(),
-            zones(),
-            Duration::from_millis(100),
-            IN_PLACE_SETTLE,
-        );
+        let mut w = watcher(&path, 100, IN_PLACE_SETTLE);
         w.load_now().unwrap();
         let t0 = Instant::now();
         in_place(&path, TWO);
@@ -444,12 +450,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.yaml");
         fs::write(&path, GOOD).unwrap();
-        let mut w = FileWatcher::new(
-            path.clone(),
-            zones(),
-            Duration::from_millis(10),
-            IN_PLACE_SETTLE,
-        );
+        let mut w = watcher(&path, 10, IN_PLACE_SETTLE);
         assert!(w.load_now().is_ok());
         assert!(w.poll().is_none(), "unchanged file");
 
@@ -465,12 +466,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.yaml");
         fs::write(&path, GOOD).unwrap();
-        let mut w = FileWatcher::new(
-            path.clone(),
-            zones(),
-            Duration::from_millis(10),
-            IN_PLACE_SETTLE,
-        );
+        let mut w = watcher(&path, 10, IN_PLACE_SETTLE);
         w.load_now().unwrap();
 
         fs::remove_file(&path).unwrap();

@@ -1,17 +1,7 @@
 //! The binary's command line: `check`, `zonefile`, `render`, flag errors,
 //! and a port in use.
 
-use std::process::Command;
-
-fn globaldns() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_globaldns"));
-    cmd.env_remove("GLOBALDNS_LOG");
-    cmd
-}
-
-fn example(name: &str) -> String {
-    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{example, globaldns};
 
 #[test]
 fn check_summarises_a_valid_registry() {

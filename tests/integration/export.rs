@@ -1,18 +1,7 @@
 //! `globaldns export-resources`: the registry file as registry resources,
 //! and the example that is its output.
 
-use std::process::Command;
-
-fn globaldns() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_globaldns"));
-    cmd.env_remove("GLOBALDNS_LOG")
-        .env_remove("GLOBALDNS_REGISTRY");
-    cmd
-}
-
-fn example(name: &str) -> String {
-    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{example, globaldns};
 
 /// `examples/registry-resources.yaml` is what the command prints for
 /// `examples/registry.yaml`, byte for byte (as manifests/crds.yaml is

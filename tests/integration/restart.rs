@@ -186,7 +186,7 @@ async fn served_serial(addr: SocketAddr, zone: &str) -> u32 {
 /// `globaldns zonefile` of the server's registry with `extra` flags: its
 /// output.
 fn zonefile(server: &TestServer, extra: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_globaldns"))
+    let out = crate::support::globaldns()
         .args(["zonefile", "--registry"])
         .arg(server.registry_path())
         .args(["--ns-address", "192.0.2.53"])
@@ -248,7 +248,7 @@ async fn zonefile_serials_follow_the_content_and_the_server() {
     let changed = zonefile(&server, &["--previous", &first_flag]);
     assert!(serial_of(&changed) > served, "{changed}");
     assert!(changed.contains("ratings.default.global."));
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_globaldns"))
+    let bad = crate::support::globaldns()
         .args(["zonefile", "--registry"])
         .arg(server.registry_path())
         .args(["--previous", "/dev/null"])

@@ -288,3 +288,17 @@ where
     }
     false
 }
+
+/// The binary, run with none of the environment variables that would
+/// change its defaults (a developer's `GLOBALDNS_REGISTRY`, say).
+pub fn globaldns() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_globaldns"));
+    cmd.env_remove("GLOBALDNS_LOG")
+        .env_remove("GLOBALDNS_REGISTRY");
+    cmd
+}
+
+/// The path of `examples/<name>`.
+pub fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
