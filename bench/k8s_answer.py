@@ -83,7 +83,7 @@ def measure(binary, namespace, size, changes, work):
     port = free_port()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(0.05)
-    env = dict(os.environ, GLOBALDNS_LOG="info,globaldns::k8s::watch=debug",
+    env = dict(os.environ, GLOBALDNS_LOG="info,globaldns::registry::kube::source=debug",
                GLOBALDNS_LOG_FORMAT="json")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

@@ -7,7 +7,7 @@
 //! watch's store holds them (untyped `DynamicObject`s in `Arc`s; three
 //! MeshClusters), built once whole, and then one object at a time gets a
 //! new port number, CHANGES times. Each change is built twice, side by
-//! side: the way the Kubernetes source builds it (`k8s::assemble`: decode
+//! side: the way the Kubernetes source builds it (`registry::kube::assemble`: decode
 //! what changed, merge and validate that service), and whole (every object
 //! decoded, merged and validated, as before the assembler), each applied
 //! to a controller of its own (reconcile, journal, snapshot). After each,
@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use globaldns::controller::{Controller, Settings};
-use globaldns::k8s::assemble::{Assembler, ViewInput};
-use globaldns::k8s::export;
-use globaldns::k8s::merge::McsExport;
 use globaldns::metrics::Metrics;
+use globaldns::registry::kube::assemble::{Assembler, ViewInput};
+use globaldns::registry::kube::export;
+use globaldns::registry::kube::merge::McsExport;
 use globaldns::registry::{Port, load_str};
 use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, VipRange};
 use kube::api::DynamicObject;

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use globaldns::k8s::sync::{Limits, sync_once};
+use globaldns::mesh::sync::{Limits, sync_once};
 use globaldns::mesh::{Target, render};
 use globaldns::registry::{Cluster, Gateway, Port, Registry, Service};
 use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};

@@ -26,7 +26,7 @@ mod mesh;
 mod registry;
 mod serve;
 
-pub use cluster::{ExplainArgs, PeerSecretArgs, StubConfigArgs};
+pub use cluster::{ExplainArgs, PeerSecretArgs, StubConfigArgs, StubTarget};
 pub use mesh::{MeshArgs, Selector};
 pub use registry::{CheckArgs, ExportResourcesArgs, RenderArgs, SnapshotArgs, ZonefileArgs};
 pub use serve::{BrakeArgs, ServeArgs};

@@ -1,6 +1,9 @@
 //! The commands behind the command line, each one short: they wire the
 //! library together and print.
 
+pub mod peer_secret;
+pub mod stub;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,14 +43,14 @@ pub fn report(error: &anyhow::Error) -> String {
 
 /// Prints the peer Secret of `args.cluster`.
 fn peer_secret(args: crate::cli::PeerSecretArgs) -> anyhow::Result<()> {
-    let request = crate::k8s::peer_secret::Request {
+    let request = crate::commands::peer_secret::Request {
         cluster: args.cluster,
         context: args.context,
         namespace: args.namespace,
         server: args.server,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let yaml = runtime.block_on(crate::k8s::peer_secret::peer_secret(&request))?;
+    let yaml = runtime.block_on(crate::commands::peer_secret::peer_secret(&request))?;
     std::io::stdout().lock().write_all(yaml.as_bytes())?;
     Ok(())
 }
@@ -64,7 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => explain(args),
         Command::PeerSecret(args) => peer_secret(args),
         Command::Crds => {
-            let yaml = crate::k8s::resources::crds_yaml().context("cannot write YAML")?;
+            let yaml =
+                crate::registry::kube::resources::crds_yaml().context("cannot write YAML")?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
@@ -268,7 +272,8 @@ fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
 fn export_resources(args: ExportResourcesArgs) -> anyhow::Result<()> {
     let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
     let registry = file::read(&args.registry, &zones)?;
-    let yaml = crate::k8s::export::yaml(&registry, &args.namespace).context("cannot write YAML")?;
+    let yaml = crate::registry::kube::export::yaml(&registry, &args.namespace)
+        .context("cannot write YAML")?;
     let mut out = std::io::stdout().lock();
     out.write_all(yaml.as_bytes())?;
     out.flush()?;
@@ -276,7 +281,7 @@ fn export_resources(args: ExportResourcesArgs) -> anyhow::Result<()> {
 }
 
 fn stub_config(args: StubConfigArgs) -> anyhow::Result<()> {
-    use crate::k8s::stub::{self, COREDNS, Existing, KUBE_DNS, Target};
+    use crate::commands::stub::{self, COREDNS, Existing, KUBE_DNS, Target};
     let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
     let service = match args.ip {
         Some(_) => None,

@@ -4,27 +4,30 @@
 //! How data flows:
 //!
 //! ```text
-//! registry file ──▶ registry::file (parse, validate, watch)
-//!                        │ Registry
-//!                        ▼
+//! registry file ──▶ registry::file ─┐
+//! API servers ───▶ registry::kube ─┤ Registry (through registry::brake)
+//!                                   ▼
 //!                   controller ──▶ vip (allocate) ──▶ state (persist table)
-//!                        │ index::zones
-//!                        ▼
-//!                   dns::ZoneSet (immutable, swapped atomically)
-//!                        │
-//!                        ▼
-//!                   dns::udp, dns::server ──▶ dns::fast (common queries, bytes only)
-//!                                          └─▶ dns::respond ──▶ dns::lookup (the rest)
+//!                    │ index::zones                └─▶ Table (VIPs)
+//!                    ▼                                  │
+//!     dns::ZoneSet (immutable, swapped atomically)      ▼
+//!                    │                 mesh::render ──▶ mesh::sync ──▶ API server
+//!                    ▼                 (ServiceEntries, Gateway, DestinationRules)
+//!     dns::udp, dns::server ──▶ dns::fast (common queries, bytes only)
+//!                           └─▶ dns::respond ──▶ dns::lookup (the rest)
 //! ```
 //!
-//! - [`registry`]: the model, strict validation with field paths, the file source.
+//! - [`registry`]: the model, strict validation with field paths, and its two
+//!   sources: the file ([`registry::file`]) and the API servers
+//!   ([`registry::kube`]).
 //! - [`vip`]: the allocator, pure: hash-preferred slots, quarantine, pins.
 //! - [`state`]: the state directory, written atomically.
 //! - [`index`]: registry + allocations → the hosts wanted and their zones.
 //! - [`controller`]: the single owner of mutable state; publishes snapshots.
-//! - [`k8s`]: the registry as custom resources, watched.
 //! - [`mesh`]: registry + allocations → the Istio objects a cluster needs
-//!   (ServiceEntries, its Gateway, DestinationRules), one file per kind.
+//!   (ServiceEntries, its Gateway, DestinationRules), one file per kind,
+//!   and the one writer that keeps the cluster's in step ([`mesh::sync`]).
+//! - [`watch`]: what every Kubernetes watch shares.
 //! - [`dns`]: zones, lookup, wire-format responder, fast path, UDP and TCP servers.
 //! - [`serve`], [`cli`], [`commands`]: the process around them.
 //!
@@ -36,17 +39,20 @@ pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod controller;
+pub mod discovery;
 pub mod dns;
 pub mod explain;
 pub mod fuzzing;
 pub mod index;
-pub mod k8s;
 pub mod logging;
 mod mapping;
 pub mod mesh;
 pub mod metrics;
+#[cfg(test)]
+mod mock_api;
 pub mod naming;
 pub mod registry;
 pub mod serve;
 pub mod state;
 pub mod vip;
+pub mod watch;

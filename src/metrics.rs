@@ -44,7 +44,7 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// The reasons a sync write fails, as `globaldns_sync_failures_total`
-/// labels them (the order of [`crate::k8s::sync::Reason::ALL`]).
+/// labels them (the order of [`crate::mesh::sync::Reason::ALL`]).
 pub const SYNC_FAILURE_REASONS: [&str; 5] =
     ["forbidden", "conflict", "invalid", "unavailable", "other"];
 

@@ -41,7 +41,7 @@ pub struct StubConfigArgs {
     pub port: u16,
     /// Which wiring to print.
     #[arg(long = "for", value_enum, default_value = "both")]
-    pub target: crate::k8s::stub::Target,
+    pub target: StubTarget,
     /// Merge into this kube-dns ConfigMap (`kubectl -n kube-system get
     /// configmap kube-dns -o yaml`) instead of the one read from the API
     /// server.
@@ -75,4 +75,16 @@ pub struct PeerSecretArgs {
     /// load balancer in front of the API server).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+}
+
+/// Which wiring to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StubTarget {
+    /// The kube-dns ConfigMap with `stubDomains` (YAML, for kubectl apply).
+    KubeDns,
+    /// The CoreDNS ConfigMap with the server blocks merged into its Corefile
+    /// (YAML, for kubectl apply); the blocks alone with --no-merge.
+    Coredns,
+    /// Both, each under a comment saying where it goes.
+    Both,
 }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{Interval, KUBERNETES, MeshArgs, ServingArgs, default_state_dir};
 use crate::dns::server::TcpLimits;
-use crate::k8s::sync::SyncConfig;
+use crate::mesh::sync::SyncConfig;
 use crate::registry::brake::BrakeConfig;
 use crate::serve::{PeerOptions, ServeConfig, Source};
 
@@ -218,7 +218,7 @@ impl ServeArgs {
                 .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
                 .unwrap_or_else(|| format!("globaldns-{}", std::process::id())),
             resync: self.resync_interval.0,
-            limits: crate::k8s::sync::Limits {
+            limits: crate::mesh::sync::Limits {
                 concurrency: usize::from(self.sync_concurrency),
                 qps: (self.sync_qps > 0.0).then_some(self.sync_qps),
             },
@@ -236,7 +236,7 @@ impl ServeArgs {
                         files: self
                             .peer_kubeconfig
                             .iter()
-                            .map(|spec| crate::k8s::peers::Peer::from_file(spec))
+                            .map(|spec| crate::registry::kube::peers::Peer::from_file(spec))
                             .collect::<Result<_, _>>()
                             .map_err(|e| format!("--peer-kubeconfig: {e}"))?,
                         secrets: self.peer_secrets,

@@ -8,13 +8,27 @@
 //! - [`destination_rule`]: `*.<zone>` with `ISTIO_MUTUAL`, when asked for.
 //!
 //! [`render`] gives them all, as [`Object`]s; `globaldns render` prints
-//! them and the sync ([`crate::k8s::sync`], the one writer) applies them
-//! and prunes the owned ones no longer rendered, kind by kind.
+//! them. The rest of the module is the one writer and what it reads back:
+//!
+//! - [`sync`]: applies the rendered objects (server-side apply, one field
+//!   manager) and prunes the owned ones no longer rendered, kind by kind,
+//!   judging drift on the fields it owns ([`drift`]);
+//! - [`lease`]: only the Lease holder writes;
+//! - [`api_version`]: which `networking.istio.io` versions the API server
+//!   serves;
+//! - [`record`]: the VIPs of the owned ServiceEntries, read back (design
+//!   §3); [`dropin`]: the hand-written ServiceEntries' hosts (drop-in mode).
 
+pub mod api_version;
 pub mod destination_rule;
+pub mod drift;
+pub mod dropin;
 pub mod gateway;
+pub mod lease;
 pub mod meta;
+pub mod record;
 pub mod service_entry;
+pub mod sync;
 
 use std::collections::BTreeMap;
 

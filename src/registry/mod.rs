@@ -7,6 +7,7 @@ pub mod brake;
 mod entries;
 pub mod error;
 pub mod file;
+pub mod kube;
 pub mod locate;
 pub mod model;
 pub mod parse;

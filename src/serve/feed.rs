@@ -15,11 +15,12 @@ use super::kubernetes::Cluster;
 use super::{ServeConfig, Source};
 use crate::controller::Controller;
 use crate::index::HandWritten;
-use crate::k8s;
-use crate::k8s::record::Recorded;
+use crate::mesh;
+use crate::mesh::record::Recorded;
 use crate::metrics::Metrics;
 use crate::registry::brake::{Brake, Decision, HeldBack};
 use crate::registry::file::FileWatcher;
+use crate::registry::kube;
 use crate::registry::{Registry, RegistryError};
 
 /// The channels into the controller, and the brake on the registry's.
@@ -74,7 +75,7 @@ impl Feeds {
                 tasks.spawn(watcher.run(tx, shutdown.clone()));
             }
             (Source::Kubernetes { peers, .. }, Some(cluster)) => {
-                let watch = k8s::watch::WatchConfig {
+                let watch = kube::source::WatchConfig {
                     namespace: cluster.namespace.clone(),
                     zones: config.settings.zones.clone(),
                     cluster: config.cluster.clone().unwrap_or_default(),
@@ -83,7 +84,7 @@ impl Feeds {
                     peer_stale_after: peers.stale_after,
                     remembered: controller.current().cloned(),
                 };
-                tasks.spawn(k8s::watch::run(
+                tasks.spawn(kube::source::run(
                     cluster.client.clone(),
                     watch,
                     tx,
@@ -98,7 +99,7 @@ impl Feeds {
         let hand_written = match (config.serve_service_entries, cluster) {
             (true, Some(cluster)) => {
                 let (tx, rx) = mpsc::channel(1);
-                tasks.spawn(k8s::dropin::run(
+                tasks.spawn(mesh::dropin::run(
                     cluster.client.clone(),
                     tx,
                     shutdown.clone(),
@@ -110,7 +111,7 @@ impl Feeds {
         let record = match (&config.sync, cluster) {
             (Some(sync), Some(cluster)) => {
                 let (tx, rx) = mpsc::channel(1);
-                tasks.spawn(k8s::record::run(
+                tasks.spawn(mesh::record::run(
                     cluster.client.clone(),
                     sync.target.namespace.clone(),
                     tx,

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ServeConfig, Source};
 use crate::controller::Controller;
-use crate::k8s;
-use crate::k8s::record::Recorded;
+use crate::mesh;
+use crate::mesh::record::Recorded;
 use crate::metrics::Metrics;
 
 /// A reachable API server, and where the registry resources and the Lease
@@ -53,10 +53,10 @@ impl Cluster {
             return Vec::new();
         };
         let read = async {
-            let version = k8s::discovery::istio_api_version(&self.client).await?;
+            let version = mesh::api_version::istio_api_version(&self.client).await?;
             let api =
-                k8s::sync::service_entries(self.client.clone(), &sync.target.namespace, version);
-            anyhow::Ok(k8s::record::owned_addresses(&api).await?)
+                mesh::sync::service_entries(self.client.clone(), &sync.target.namespace, version);
+            anyhow::Ok(mesh::record::owned_addresses(&api).await?)
         };
         read.await.unwrap_or_else(|e| {
             tracing::warn!(
@@ -79,7 +79,7 @@ impl Cluster {
         let Some(sync) = config.sync.clone() else {
             return;
         };
-        tasks.spawn(k8s::sync::run(
+        tasks.spawn(mesh::sync::run(
             self.client.clone(),
             self.namespace.clone(),
             sync,

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::controller::{Controller, Settings};
 use crate::dns::server::{self, Published, Sockets, TcpLimits};
 use crate::dns::udp;
-use crate::k8s::sync::SyncConfig;
+use crate::mesh::sync::SyncConfig;
 use crate::metrics::Metrics;
 use crate::registry::brake::BrakeConfig;
 
@@ -82,7 +82,7 @@ pub enum Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerOptions {
     /// Peers given as kubeconfig files (`--peer-kubeconfig NAME=FILE`).
-    pub files: Vec<crate::k8s::peers::Peer>,
+    pub files: Vec<crate::registry::kube::peers::Peer>,
     /// Watch the peer Secrets of the namespace (`--peer-secrets`).
     pub secrets: bool,
     /// A peer unreachable this long has its exports dropped

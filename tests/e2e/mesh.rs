@@ -225,7 +225,7 @@ async fn only_v1beta1(suite: &Suite) {
     let v1 = kube::Api::<kube::api::DynamicObject>::namespaced_with(
         old.admin().await,
         crate::suite::SE_NAMESPACE,
-        &globaldns::k8s::sync::resource(Kind::ServiceEntry, IstioApiVersion::V1),
+        &globaldns::mesh::sync::resource(Kind::ServiceEntry, IstioApiVersion::V1),
     );
     let refused = v1.list(&ListParams::default()).await.unwrap_err();
     assert!(

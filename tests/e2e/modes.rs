@@ -75,7 +75,7 @@ async fn drop_in(suite: &Suite) {
                  "endpoints": [{"address": "192.0.2.77"}]},
     });
     let entries =
-        globaldns::k8s::sync::service_entries(client.clone(), "default", suite.istio_version);
+        globaldns::mesh::sync::service_entries(client.clone(), "default", suite.istio_version);
     entries
         .patch(
             "legacy-db",

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
-use globaldns::k8s::resources::{
+use globaldns::mesh::{IstioApiVersion, Kind};
+use globaldns::registry::kube::resources::{
     ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec,
 };
-use globaldns::mesh::{IstioApiVersion, Kind};
 use globaldns::registry::{Gateway, Port};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -67,7 +67,7 @@ impl Suite {
         runtime().block_on(async {
             env.ensure_istio_crds().await?;
             let client = env.admin().await;
-            let istio_version = globaldns::k8s::discovery::istio_api_version(&client)
+            let istio_version = globaldns::mesh::api_version::istio_api_version(&client)
                 .await
                 .map_err(|e| e.to_string())?;
             for ns in [NAMESPACE, SE_NAMESPACE] {
@@ -302,7 +302,7 @@ impl Suite {
         Api::namespaced_with(
             self.admin().await,
             NAMESPACE,
-            &globaldns::k8s::view::service_exports_resource("v1alpha1"),
+            &globaldns::registry::kube::cluster_watch::service_exports_resource("v1alpha1"),
         )
     }
 
@@ -389,13 +389,13 @@ impl Suite {
         Api::namespaced_with(
             self.admin().await,
             SE_NAMESPACE,
-            &globaldns::k8s::sync::resource(kind, self.istio_version),
+            &globaldns::mesh::sync::resource(kind, self.istio_version),
         )
     }
 
     /// The ServiceEntries of istio-system, untyped.
     pub async fn service_entries(&self) -> Api<DynamicObject> {
-        globaldns::k8s::sync::service_entries(self.admin().await, SE_NAMESPACE, self.istio_version)
+        globaldns::mesh::sync::service_entries(self.admin().await, SE_NAMESPACE, self.istio_version)
     }
 
     /// Applies a MeshCluster `name` with one gateway, as the registry's
@@ -456,7 +456,8 @@ impl Suite {
         )
         .unwrap();
         // The objects `globaldns export-resources` prints for the file.
-        let (clusters, services) = globaldns::k8s::export::resources(&registry, NAMESPACE);
+        let (clusters, services) =
+            globaldns::registry::kube::export::resources(&registry, NAMESPACE);
         for cluster in clusters {
             self.apply(cluster).await;
         }

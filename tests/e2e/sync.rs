@@ -347,7 +347,7 @@ async fn stream_of_edits(suite: &Suite) {
         .start(&suite.docs, "globaldns-0", "state-0", &[])
         .await;
     let client = suite.admin().await;
-    let clusters: kube::Api<globaldns::k8s::resources::MeshCluster> =
+    let clusters: kube::Api<globaldns::registry::kube::resources::MeshCluster> =
         kube::Api::namespaced(client, crate::suite::NAMESPACE);
     let editing = tokio::spawn(async move {
         for i in 0..80 {

@@ -1,6 +1,6 @@
 //! Issue 15, item 5: three clusters, each publishing only its own
 //! MeshCluster and its share of 10,000 exports, each merging its own view
-//! with its two peers' (`k8s::merge`, as `serve --registry kubernetes`
+//! with its two peers' (`registry::kube::merge`, as `serve --registry kubernetes`
 //! does), build the same registry, and so give the same VIPs without
 //! talking to each other.
 //!
@@ -9,7 +9,7 @@
 //! Two histories are measured:
 //!
 //! - **started together**: each globaldns waits at start for the peers it
-//!   knows to list (`k8s::watch::PEER_START_WAIT`), so all hosts are
+//!   knows to list (`registry::kube::source::PEER_START_WAIT`), so all hosts are
 //!   allocated in one batch, in the same order everywhere;
 //! - **a cluster added later**: east and north started together; west,
 //!   added later, allocates everything in one batch, while east and north
@@ -27,8 +27,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use globaldns::index::wants;
-use globaldns::k8s::merge::{View, merge};
-use globaldns::k8s::resources::{
+use globaldns::registry::kube::merge::{View, merge};
+use globaldns::registry::kube::resources::{
     ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec, registry_from,
 };
 use globaldns::registry::{Gateway, Port, Registry};

@@ -147,9 +147,9 @@ fn the_deployment_is_locked_down_and_its_arguments_parse() {
 
 /// RBAC lists exactly what the code calls: list+watch of the registry
 /// resources and the peer Secrets (the watch), get/create/update of the
-/// Lease (k8s::lease), and
-/// list+watch (k8s::record), create+patch (server-side apply) and delete
-/// of ServiceEntries (k8s::sync). The end-to-end suite derives the same from the API
+/// Lease (mesh::lease), and
+/// list+watch (mesh::record), create+patch (server-side apply) and delete
+/// of ServiceEntries (mesh::sync). The end-to-end suite derives the same from the API
 /// server's audit log.
 #[test]
 fn rbac_grants_only_the_verbs_used() {
