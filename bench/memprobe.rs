@@ -71,7 +71,7 @@ fn main() {
     let text = std::fs::read_to_string(&path).expect("registry readable");
     let zones = vec!["global".to_string()];
     let (registry, loaded) = measure("registry", || {
-        globaldns::registry::reload::load(&text, &path, &zones).expect("a valid registry")
+        globaldns::registry::file::reload::load(&text, &path, &zones).expect("a valid registry")
     });
     drop(text);
     let allocator = Allocator {

@@ -33,6 +33,7 @@ use crate::vip::{Allocator, Leased, Table, Want};
 use std::sync::atomic::Ordering::Relaxed;
 
 mod delta;
+pub mod feed;
 mod pass;
 mod persist;
 mod report;

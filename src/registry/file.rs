@@ -27,6 +27,9 @@
 //! (`--in-place-settle`, [`IN_PLACE_SETTLE`]), then goes on to the brake;
 //! the complete file, once written, is sent at once.
 
+mod entries;
+pub mod reload;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,8 +37,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::reload::{Loaded, reload};
 use super::{Registry, RegistryError, Service};
+use reload::{Loaded, reload};
 
 /// Reads and validates the registry file at `path`.
 pub fn read(path: &Path, zones: &[String]) -> Result<Registry, RegistryError> {

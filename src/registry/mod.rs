@@ -1,17 +1,18 @@
-//! The shared registry (design §2): its model, parsing, validation, the
-//! file source that watches it (re-reading only the entries that changed:
-//! `entries.rs`, `reload.rs`), and the shrink brake every source's
-//! versions pass.
+//! The shared registry (design §2): its model, parsing, validation, its
+//! two sources, and the shrink brake every source's versions pass:
+//!
+//! - [`file`]: a registry file, watched (re-reading only the entries that
+//!   changed: `file/entries.rs`, `file/reload.rs`);
+//! - [`kube`]: the registry's custom resources in the local cluster and
+//!   its peers, watched and merged.
 
 pub mod brake;
-mod entries;
 pub mod error;
 pub mod file;
 pub mod kube;
 pub mod locate;
 pub mod model;
 pub mod parse;
-pub mod reload;
 pub mod validate;
 mod yaml;
 

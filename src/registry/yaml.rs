@@ -1,5 +1,5 @@
 //! The YAML parser's options for registries, shared by the decode
-//! ([`super::parse`], [`super::reload`]) and the search for a problem's
+//! ([`super::parse`], [`super::file::reload`]) and the search for a problem's
 //! line ([`super::locate`]).
 
 /// Nodes (maps, lists, scalars) a YAML registry may hold: about 15 per

@@ -24,10 +24,9 @@ use crate::mesh::sync::SyncConfig;
 use crate::metrics::Metrics;
 use crate::registry::brake::BrakeConfig;
 
-mod feed;
 mod kubernetes;
+mod sources;
 
-use feed::Feeds;
 use kubernetes::Cluster;
 
 /// Everything `serve` needs, typed and checked.
@@ -172,7 +171,7 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     if published.load().is_some() {
         spawn_dns_once(&mut tasks)?;
     }
-    let feeds = Feeds::start(
+    let feeds = sources::start(
         &config,
         &mut controller,
         cluster.as_ref(),

@@ -9,7 +9,7 @@
 //! tags, which can tie one entry to another) gives `None`, and the text is
 //! decoded whole, as before.
 
-/// The format of a registry text, as [`super::parse::parse`] tells them.
+/// The format of a registry text, as [`crate::registry::parse::parse`] tells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Format {
     Json,

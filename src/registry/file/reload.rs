@@ -27,10 +27,10 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 
 use super::entries::{self, Entries, Format};
-use super::parse::parse;
-use super::validate::{service_problems, validate};
-use super::yaml::direct_options;
-use super::{Registry, RegistryError, Service, load_str};
+use crate::registry::parse::parse;
+use crate::registry::validate::{service_problems, validate};
+use crate::registry::yaml::direct_options;
+use crate::registry::{Registry, RegistryError, Service, load_str};
 
 /// A registry as loaded, and what it takes to load its next version by
 /// what changed.
@@ -373,7 +373,7 @@ impl Loaded {
         decoded: &[Arc<Service>],
         zones: &[String],
     ) -> bool {
-        let clusters: super::validate::ClusterNames<'_> = self
+        let clusters: crate::registry::validate::ClusterNames<'_> = self
             .registry
             .clusters
             .iter()
