@@ -19,10 +19,11 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use globaldns::commands::export;
 use globaldns::controller::{Controller, Settings};
 use globaldns::metrics::Metrics;
 use globaldns::registry::kube::assemble::{Assembler, ViewInput};
-use globaldns::registry::kube::export;
+use globaldns::registry::kube::declared::DeclaredCluster;
 use globaldns::registry::kube::merge::McsExport;
 use globaldns::registry::{Port, load_str};
 use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, VipRange};
@@ -95,6 +96,7 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
     let registry = load_str(&registry_text(n), "generated", &zones).expect("a valid registry");
     let (clusters, services) = export::resources(&registry, "globaldns");
     drop(registry);
+    let clusters: Vec<DeclaredCluster> = clusters.into_iter().map(Into::into).collect();
     let mut objects: Vec<Arc<DynamicObject>> =
         services.iter().map(|s| Arc::new(untyped(s))).collect();
     drop(services);

@@ -1,6 +1,7 @@
 //! The commands behind the command line, each one short: they wire the
 //! library together and print.
 
+pub mod export;
 pub mod peer_secret;
 pub mod stub;
 
@@ -272,8 +273,7 @@ fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
 fn export_resources(args: ExportResourcesArgs) -> anyhow::Result<()> {
     let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
     let registry = file::read(&args.registry, &zones)?;
-    let yaml = crate::registry::kube::export::yaml(&registry, &args.namespace)
-        .context("cannot write YAML")?;
+    let yaml = export::yaml(&registry, &args.namespace).context("cannot write YAML")?;
     let mut out = std::io::stdout().lock();
     out.write_all(yaml.as_bytes())?;
     out.flush()?;

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::discovery::{newest, served_versions};
 use crate::watch::{RETRY_MAX, RETRY_MIN};
 
-use crate::mesh::{GROUP, IstioApiVersion};
+use super::{GROUP, IstioApiVersion};
 
 /// Why the versions of a group could not be told.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::api_version::istio_api_version_until;
+use super::sync::service_entries_resource;
+use super::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::index::{HandWritten, IstioPicks};
-use crate::mesh::api_version::istio_api_version_until;
-use crate::mesh::sync::service_entries_resource;
-use crate::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::watch::Settled;
 
 /// Where an object stands in the order Istio picks among ServiceEntries of

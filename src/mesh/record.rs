@@ -12,10 +12,10 @@ use kube::runtime::watcher;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::mesh::api_version::istio_api_version_until;
-use crate::mesh::drift::managed_by;
-use crate::mesh::sync::{FIELD_MANAGER, service_entries_resource};
-use crate::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
+use super::api_version::istio_api_version_until;
+use super::drift::managed_by;
+use super::sync::{FIELD_MANAGER, service_entries_resource};
+use super::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::watch::Settled;
 
 /// A host (lower-case) and the addresses its ServiceEntry records.

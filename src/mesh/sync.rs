@@ -17,8 +17,8 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
 
-use crate::mesh::drift::{Observed, drifted, managed_by};
-use crate::mesh::{GROUP, IstioApiVersion, Kind, MANAGED_BY, MANAGED_BY_LABEL, Object};
+use super::drift::{Observed, drifted, managed_by};
+use super::{GROUP, IstioApiVersion, Kind, MANAGED_BY, MANAGED_BY_LABEL, Object};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "globaldns";

@@ -456,8 +456,7 @@ impl Suite {
         )
         .unwrap();
         // The objects `globaldns export-resources` prints for the file.
-        let (clusters, services) =
-            globaldns::registry::kube::export::resources(&registry, NAMESPACE);
+        let (clusters, services) = globaldns::commands::export::resources(&registry, NAMESPACE);
         for cluster in clusters {
             self.apply(cluster).await;
         }

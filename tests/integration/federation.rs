@@ -27,9 +27,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use globaldns::index::wants;
+use globaldns::registry::kube::declared::registry_from;
 use globaldns::registry::kube::merge::{View, merge};
 use globaldns::registry::kube::resources::{
-    ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec, registry_from,
+    ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec,
 };
 use globaldns::registry::{Gateway, Port, Registry};
 use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
@@ -82,8 +83,8 @@ fn view(index: usize, local: bool) -> View {
     View {
         cluster: CLUSTERS[index].to_string(),
         local,
-        clusters,
-        services: services.into_iter().map(Arc::new).collect(),
+        clusters: clusters.into_iter().map(Into::into).collect(),
+        services: services.into_iter().map(|s| Arc::new(s.into())).collect(),
         exports: Vec::new(),
     }
 }

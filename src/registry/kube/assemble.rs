@@ -2,7 +2,7 @@
 //! changed: a change of one ExportedService costs the work of that one
 //! service, not of every object the clusters hold.
 //!
-//! [`crate::registry::kube::merge::merge`] and [`crate::registry::kube::resources::registry_from`] stay
+//! [`crate::registry::kube::merge::merge`] and [`crate::registry::kube::declared::registry_from`] stay
 //! the definition of the result. They treat each service (its objects of
 //! every view, keyed by lower-case namespace and name, as the merge keys
 //! them) apart from every other, given the clusters. So when no cluster
@@ -36,8 +36,9 @@ use std::sync::Arc;
 use kube::api::DynamicObject;
 use rustc_hash::FxBuildHasher;
 
-use crate::registry::kube::merge::{McsExport, View, merge};
-use crate::registry::kube::resources::{ExportedService, MeshCluster, registry_from};
+use super::declared::registry_from;
+use super::declared::{DeclaredCluster, DeclaredService};
+use super::merge::{McsExport, View, merge};
 use crate::registry::{Registry, Service};
 
 mod keys;
@@ -59,7 +60,8 @@ pub struct ViewInput {
     /// As [`View::cluster`].
     pub cluster: String,
     pub local: bool,
-    pub clusters: Vec<MeshCluster>,
+    /// Its MeshClusters, converted.
+    pub clusters: Vec<DeclaredCluster>,
     /// The MCS exports, in any order (the assembler keeps them sorted by
     /// namespace and name).
     pub exports: Vec<McsExport>,
@@ -76,11 +78,11 @@ pub struct Assembled {
     /// ExportedService objects that do not decode, one message each.
     pub undecoded: Vec<String>,
     /// Objects left out by the merge, and by validation (as
-    /// [`crate::registry::kube::resources::FromResources::warnings`]).
+    /// [`crate::registry::kube::declared::FromResources::warnings`]).
     pub warnings: Vec<String>,
     /// Two views disagreeing, sorted.
     pub conflicts: Vec<String>,
-    /// As [`crate::registry::kube::resources::FromResources`].
+    /// As [`crate::registry::kube::declared::FromResources`].
     pub skipped: usize,
     pub dangling_exports: usize,
     /// Built from the dirty keys only.
@@ -114,7 +116,7 @@ fn key_of(namespace: &str, name: &str) -> Key {
     (namespace.to_ascii_lowercase(), name.to_ascii_lowercase())
 }
 
-fn service_key(service: &ExportedService) -> Key {
+fn service_key(service: &DeclaredService) -> Key {
     key_of(&service.spec.namespace, &service.spec.name)
 }
 
@@ -127,23 +129,13 @@ fn key_hash(key: &Key) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
-/// The same MeshClusters, as far as the merge and validation read them.
-fn same_clusters(a: &[MeshCluster], b: &[MeshCluster]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(a, b)| {
-            a.metadata.namespace == b.metadata.namespace
-                && a.metadata.name == b.metadata.name
-                && a.spec == b.spec
-        })
-}
-
 /// Merges and validates `views` (the reference: what a whole build is).
 fn run(
     views: &[View],
     zones: &[String],
 ) -> (
     crate::registry::kube::merge::Merged,
-    crate::registry::kube::resources::FromResources,
+    crate::registry::kube::declared::FromResources,
 ) {
     let merged = merge(views);
     let from = registry_from(&merged.clusters, &merged.services, zones);
@@ -179,8 +171,8 @@ impl Assembler {
         for input in inputs {
             let memo = self.views.entry(input.cluster.clone()).or_default();
             let mut clusters = input.clusters;
-            clusters.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-            whole |= memo.local != input.local || !same_clusters(&memo.clusters, &clusters);
+            clusters.sort_by(|a, b| a.name.cmp(&b.name));
+            whole |= memo.local != input.local || memo.clusters != clusters;
             memo.local = input.local;
             memo.clusters = clusters;
             let changes = changed.entry(input.cluster).or_default();
@@ -297,12 +289,7 @@ impl Assembler {
         let names: HashMap<Key, &str> = merged
             .services
             .iter()
-            .map(|s| {
-                (
-                    service_key(s),
-                    s.metadata.name.as_deref().unwrap_or_default(),
-                )
-            })
+            .map(|s| (service_key(s), s.name.as_str()))
             .collect();
         self.services = from
             .registry

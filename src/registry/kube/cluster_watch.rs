@@ -20,10 +20,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::assemble::ViewInput;
+use super::merge::McsExport;
+use super::resources::{ExportedService, MeshCluster};
 use crate::registry::Port;
-use crate::registry::kube::assemble::ViewInput;
-use crate::registry::kube::merge::McsExport;
-use crate::registry::kube::resources::{ExportedService, MeshCluster};
 use crate::watch::{RETRY_MAX, RETRY_MIN, retrying};
 
 /// The kinds a cluster watch follows.
@@ -194,7 +194,10 @@ impl ClusterWatch {
         ViewInput {
             cluster: cluster.to_string(),
             local,
-            clusters: decode_all(&self.clusters, Kind::Cluster, warnings),
+            clusters: decode_all::<MeshCluster>(&self.clusters, Kind::Cluster, warnings)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             exports: mcs_exports(&self.exports, &self.kube_services, warnings),
             services: self.services.state(),
         }

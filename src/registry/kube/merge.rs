@@ -1,7 +1,7 @@
 //! One registry from what several clusters' API servers say (design §2,
 //! federated registry): the local cluster and its peers each give a
 //! [`View`], and [`merge`] makes of them one set of MeshCluster and
-//! ExportedService objects, which [`crate::registry::kube::resources::registry_from`] then
+//! ExportedService objects (as [`Declared`]), which [`crate::registry::kube::declared::registry_from`] then
 //! validates like any other.
 //!
 //! The rule, the same in every cluster, so that every globaldns arrives at
@@ -36,10 +36,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
+use super::declared::{Declared, DeclaredCluster, DeclaredService};
+use super::resources::ExportedServiceSpec;
 use crate::registry::Port;
-use crate::registry::kube::resources::{ExportedService, ExportedServiceSpec, MeshCluster};
 
 /// What one cluster's API server says.
 #[derive(Clone, Debug, Default)]
@@ -49,10 +48,10 @@ pub struct View {
     pub cluster: String,
     /// The local cluster's view (which may describe other clusters).
     pub local: bool,
-    pub clusters: Vec<MeshCluster>,
+    pub clusters: Vec<DeclaredCluster>,
     /// Shared with whoever decoded them (the watch's memo of decoded
     /// objects), so that making a view copies no object.
-    pub services: Vec<Arc<ExportedService>>,
+    pub services: Vec<Arc<DeclaredService>>,
     /// MCS exports: Services exported with a `ServiceExport`.
     pub exports: Vec<McsExport>,
 }
@@ -68,8 +67,8 @@ pub struct McsExport {
 /// The merged objects, and what the merge had to decide.
 #[derive(Debug, Default)]
 pub struct Merged {
-    pub clusters: Vec<MeshCluster>,
-    pub services: Vec<ExportedService>,
+    pub clusters: Vec<DeclaredCluster>,
+    pub services: Vec<DeclaredService>,
     /// Two views disagreeing, each with the winner named.
     pub conflicts: Vec<String>,
     /// Objects left out (a peer speaking for another cluster, a duplicate).
@@ -84,7 +83,8 @@ struct Claim<'a> {
     /// The cluster said it of itself.
     own: bool,
     /// The object's name and namespace (for the messages of validation).
-    metadata: Cow<'a, ObjectMeta>,
+    name: &'a str,
+    namespace: &'a str,
     spec: Cow<'a, ExportedServiceSpec>,
 }
 
@@ -101,9 +101,7 @@ pub fn merge(views: &[View]) -> Merged {
         }
     }
     for ((namespace, name), claims) in claims {
-        if let Some((metadata, spec)) = settle(&namespace, &name, claims, &mut out.conflicts) {
-            let mut object = ExportedService::new("", spec);
-            object.metadata = metadata;
+        if let Some(object) = settle(&namespace, &name, claims, &mut out.conflicts) {
             out.services.push(object);
         }
     }
@@ -114,14 +112,14 @@ fn merge_clusters(
     views: &[&View],
     conflicts: &mut Vec<String>,
     ignored: &mut Vec<String>,
-) -> Vec<MeshCluster> {
+) -> Vec<DeclaredCluster> {
     // name → (description, who said it, whether it said it of itself)
-    let mut chosen: BTreeMap<String, (MeshCluster, String, bool)> = BTreeMap::new();
+    let mut chosen: BTreeMap<String, (DeclaredCluster, String, bool)> = BTreeMap::new();
     for view in views {
-        let mut objects: Vec<&MeshCluster> = view.clusters.iter().collect();
-        objects.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let mut objects: Vec<&DeclaredCluster> = view.clusters.iter().collect();
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
         for object in objects {
-            let name = object.metadata.name.clone().unwrap_or_default();
+            let name = object.name.clone();
             let own = !view.cluster.is_empty() && name == view.cluster;
             if !own && !view.local {
                 ignored.push(format!(
@@ -157,15 +155,15 @@ fn merge_clusters(
 fn claims_of<'a>(view: &'a View, ignored: &mut Vec<String>) -> Vec<((String, String), Claim<'a>)> {
     let mut out = Vec::new();
     let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut objects: Vec<&ExportedService> = view.services.iter().map(|s| &**s).collect();
-    objects.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut objects: Vec<&DeclaredService> = view.services.iter().map(|s| &**s).collect();
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
     for object in objects {
         let spec = &object.spec;
         let key = (
             spec.namespace.to_ascii_lowercase(),
             spec.name.to_ascii_lowercase(),
         );
-        let object_name = object.metadata.name.clone().unwrap_or_default();
+        let object_name = object.name.clone();
         if let Some(first) = seen.get(&key) {
             ignored.push(format!(
                 "ExportedService {object_name} in {}: {}.{} is already exported by {first}",
@@ -199,7 +197,8 @@ fn claims_of<'a>(view: &'a View, ignored: &mut Vec<String>) -> Vec<((String, Str
                 Claim {
                     cluster: String::new(),
                     own: view.local,
-                    metadata: Cow::Borrowed(&object.metadata),
+                    name: &object.name,
+                    namespace: &object.namespace,
                     spec: Cow::Borrowed(spec),
                 },
             ));
@@ -211,7 +210,8 @@ fn claims_of<'a>(view: &'a View, ignored: &mut Vec<String>) -> Vec<((String, Str
                 Claim {
                     own: cluster == view.cluster,
                     cluster,
-                    metadata: Cow::Borrowed(&object.metadata),
+                    name: &object.name,
+                    namespace: &object.namespace,
                     spec: Cow::Borrowed(spec),
                 },
             ));
@@ -232,11 +232,8 @@ fn claims_of<'a>(view: &'a View, ignored: &mut Vec<String>) -> Vec<((String, Str
                 cluster: view.cluster.clone(),
                 own: true,
                 // Named as the ServiceExport is.
-                metadata: Cow::Owned(ObjectMeta {
-                    name: Some(export.name.clone()),
-                    namespace: Some(export.namespace.clone()),
-                    ..Default::default()
-                }),
+                name: &export.name,
+                namespace: &export.namespace,
                 spec: Cow::Owned(ExportedServiceSpec {
                     name: export.name.clone(),
                     namespace: export.namespace.clone(),
@@ -257,7 +254,7 @@ fn settle(
     name: &str,
     mut claims: Vec<Claim>,
     conflicts: &mut Vec<String>,
-) -> Option<(ObjectMeta, ExportedServiceSpec)> {
+) -> Option<DeclaredService> {
     // A cluster's word on its own export first, then by cluster name.
     claims.sort_by(|a, b| (!a.own, &a.cluster).cmp(&(!b.own, &b.cluster)));
     let winner = claims.first()?;
@@ -287,7 +284,11 @@ fn settle(
     let winner = claims.swap_remove(0);
     let mut spec = winner.spec.into_owned();
     spec.exported_from = exporters.into_iter().collect();
-    Some((winner.metadata.into_owned(), spec))
+    Some(Declared {
+        name: winner.name.to_string(),
+        namespace: winner.namespace.to_string(),
+        spec,
+    })
 }
 
 fn describe(view: &View) -> String {

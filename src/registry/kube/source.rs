@@ -2,7 +2,7 @@
 //! resources and, when it has peers, theirs (design §2, federated
 //! registry). Each cluster is watched ([`crate::registry::kube::cluster_watch`]); after a change,
 //! and once the local lists are in, the views are merged ([`crate::registry::kube::merge`])
-//! and validated ([`crate::registry::kube::resources::registry_from`]), for the services
+//! and validated ([`crate::registry::kube::declared::registry_from`]), for the services
 //! that changed only ([`crate::registry::kube::assemble`]), and the registry is handed to
 //! the controller like a re-read registry file.
 //!
@@ -35,11 +35,12 @@ use kube::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::assemble::Assembler;
+use super::cluster_watch::{Changed, ClusterWatch, Kind};
+use super::declared::declared;
+use super::merge::View;
+use super::peers::{Peer, PeerEvent};
 use crate::metrics::{Metrics, PeerStatus};
-use crate::registry::kube::assemble::Assembler;
-use crate::registry::kube::cluster_watch::{Changed, ClusterWatch, Kind};
-use crate::registry::kube::merge::View;
-use crate::registry::kube::peers::{Peer, PeerEvent};
 use crate::registry::{Registry, RegistryError};
 use crate::watch::Debounce;
 
@@ -393,7 +394,7 @@ fn remembered(registry: &Registry, name: &str) -> View {
             })
             .collect(),
     };
-    let (clusters, services) = crate::registry::kube::export::resources(&part, "last-known-good");
+    let (clusters, services) = declared(&part, "last-known-good");
     View {
         cluster: name.to_string(),
         local: false,

@@ -75,10 +75,7 @@ pub(super) fn part(views: &[View], key: &Key, base: &Base, zones: &[String]) -> 
         })
         .collect();
     let (merged, from) = run(&views, zones);
-    let name = merged
-        .services
-        .first()
-        .and_then(|s| s.metadata.name.clone());
+    let name = merged.services.first().map(|s| s.name.clone());
     // Every run has the same clusters as `base`, so its lists begin with
     // at least as many messages.
     let after = |list: &[String], count: usize| list.get(count..).unwrap_or_default().to_vec();

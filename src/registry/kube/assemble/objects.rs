@@ -6,20 +6,20 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
 use rustc_hash::FxBuildHasher;
 
 use super::{Key, export_key, key_hash, service_key};
 use crate::registry::kube::cluster_watch::decode;
+use crate::registry::kube::declared::{DeclaredCluster, DeclaredService};
 use crate::registry::kube::merge::{McsExport, View};
-use crate::registry::kube::resources::{ExportedService, MeshCluster};
+use crate::registry::kube::resources::ExportedService;
 
 /// One object of a store, decoded.
 #[derive(Debug)]
 pub(super) struct Decoded {
     pub(super) object: Arc<DynamicObject>,
-    pub(super) decoded: Result<Arc<ExportedService>, String>,
+    pub(super) decoded: Result<Arc<DeclaredService>, String>,
     /// [`key_hash`] of its service's key.
     pub(super) hash: u64,
     /// The build that last saw it in the store.
@@ -44,29 +44,25 @@ impl Decoded {
         changes.push((before.service().cloned(), self.service().cloned()));
     }
 
-    pub(super) fn service(&self) -> Option<&Arc<ExportedService>> {
+    pub(super) fn service(&self) -> Option<&Arc<DeclaredService>> {
         self.decoded.as_ref().ok()
     }
 }
 
-/// An ExportedService object decoded as the assembler keeps it: with its
-/// name and namespace, the only metadata the merge and validation read (to
-/// order it and to name it in messages); the store keeps the rest.
-pub(super) fn decode_service(object: &DynamicObject) -> Result<Arc<ExportedService>, String> {
-    let mut service = decode::<ExportedService>(object)?;
-    service.metadata = ObjectMeta {
-        name: service.metadata.name.take(),
-        namespace: service.metadata.namespace.take(),
-        ..ObjectMeta::default()
-    };
-    Ok(Arc::new(service))
+/// An ExportedService object converted as the assembler keeps it (the
+/// edge: nothing past it sees the Kubernetes object): its name and
+/// namespace, the only metadata the merge and validation read (to order it
+/// and to name it in messages), and its spec; the store keeps the rest.
+pub(super) fn decode_service(object: &DynamicObject) -> Result<Arc<DeclaredService>, String> {
+    let service = decode::<ExportedService>(object)?;
+    Ok(Arc::new(DeclaredService::from(service)))
 }
 
 /// What a view said at the last build.
 #[derive(Debug, Default)]
 pub(super) struct ViewMemo {
     pub(super) local: bool,
-    pub(super) clusters: Vec<MeshCluster>,
+    pub(super) clusters: Vec<DeclaredCluster>,
     pub(super) exports: Vec<McsExport>,
     /// By object name (a view is one namespace).
     pub(super) objects: HashMap<String, Decoded, FxBuildHasher>,
@@ -92,7 +88,7 @@ fn address(object: &Arc<DynamicObject>) -> usize {
 
 /// One object's service as it was and as it is (`None`: there was none,
 /// or it does not decode).
-pub(super) type Change = (Option<Arc<ExportedService>>, Option<Arc<ExportedService>>);
+pub(super) type Change = (Option<Arc<DeclaredService>>, Option<Arc<DeclaredService>>);
 
 /// One MCS export as it was and as it is (`None`: there was none).
 pub(super) type ExportChange = (Option<McsExport>, Option<McsExport>);
@@ -127,8 +123,8 @@ impl Changes {
             // Object names are unique in a view (one namespace); a changed
             // object's key is dirty, so it is among them.
             let at = is.as_ref().and_then(|is| {
-                let name = &is.metadata.name;
-                view.services.iter().position(|s| s.metadata.name == *name)
+                let name = &is.name;
+                view.services.iter().position(|s| s.name == *name)
             });
             if let Some(at) = at {
                 view.services.remove(at);

@@ -263,14 +263,14 @@ fn one_change_decodes_one_object_and_shares_the_rest() {
         json!({"name": "svc-7", "namespace": "bar", "exportedFrom": ["east"],
                "ports": [{"name": "http", "number": 81, "protocol": "HTTP"}]}),
     );
-    let before: Vec<*const ExportedService> = assembler.views["east"]
+    let before: Vec<*const DeclaredService> = assembler.views["east"]
         .objects
         .values()
         .filter_map(|d| d.service().map(Arc::as_ptr))
         .collect();
     let second = assembler.build(input(&edited), Vec::new(), &zones());
     assert!(second.incremental);
-    let after: Vec<*const ExportedService> = assembler.views["east"]
+    let after: Vec<*const DeclaredService> = assembler.views["east"]
         .objects
         .values()
         .filter_map(|d| d.service().map(Arc::as_ptr))

@@ -1,9 +1,9 @@
 use super::*;
 use crate::registry::Gateway;
-use crate::registry::kube::resources::MeshClusterSpec;
+use crate::registry::kube::resources::{ExportedService, MeshCluster, MeshClusterSpec};
 
 /// A MeshCluster with one gateway (also for `registry::kube::assemble`'s tests).
-pub(crate) fn cluster(name: &str, gateway: &str) -> MeshCluster {
+pub(crate) fn cluster(name: &str, gateway: &str) -> DeclaredCluster {
     MeshCluster::new(
         name,
         MeshClusterSpec {
@@ -15,13 +15,14 @@ pub(crate) fn cluster(name: &str, gateway: &str) -> MeshCluster {
             }],
         },
     )
+    .into()
 }
 
 fn port(name: &str, number: u32) -> Port {
     Port::new(name, number, "HTTP")
 }
 
-fn service(name: &str, from: &[&str], ports: Vec<Port>) -> ExportedService {
+fn service(name: &str, from: &[&str], ports: Vec<Port>) -> DeclaredService {
     ExportedService::new(
         &format!("{name}-bar"),
         ExportedServiceSpec {
@@ -33,13 +34,14 @@ fn service(name: &str, from: &[&str], ports: Vec<Port>) -> ExportedService {
             endpoints: Vec::new(),
         },
     )
+    .into()
 }
 
 fn view(
     name: &str,
     local: bool,
-    clusters: Vec<MeshCluster>,
-    services: Vec<ExportedService>,
+    clusters: Vec<DeclaredCluster>,
+    services: Vec<DeclaredService>,
 ) -> View {
     View {
         cluster: name.to_string(),
@@ -60,11 +62,7 @@ fn exports(merged: &Merged) -> Vec<(String, Vec<String>)> {
 }
 
 fn cluster_names(merged: &Merged) -> Vec<String> {
-    merged
-        .clusters
-        .iter()
-        .map(|c| c.metadata.name.clone().unwrap())
-        .collect()
+    merged.clusters.iter().map(|c| c.name.clone()).collect()
 }
 
 /// Without peers, a registry applied to one cluster is served as before:
@@ -230,10 +228,10 @@ fn mcs_exports_are_exports() {
         [("ratings".to_string(), vec!["west".to_string()])]
     );
     // Messages about it name the ServiceExport's name and namespace.
-    let metadata = &merged.services[0].metadata;
+    let service = &merged.services[0];
     assert_eq!(
-        (metadata.namespace.as_deref(), metadata.name.as_deref()),
-        (Some("bar"), Some("ratings"))
+        (service.namespace.as_str(), service.name.as_str()),
+        ("bar", "ratings")
     );
 }
 

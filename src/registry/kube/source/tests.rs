@@ -501,11 +501,7 @@ fn a_peer_is_remembered_from_the_last_known_good_registry() {
     let view = remembered(&registry, "west");
     assert_eq!(view.cluster, "west");
     assert!(!view.local);
-    let clusters: Vec<_> = view
-        .clusters
-        .iter()
-        .map(|c| c.metadata.name.clone().unwrap())
-        .collect();
+    let clusters: Vec<_> = view.clusters.iter().map(|c| c.name.clone()).collect();
     assert_eq!(clusters, ["west"]);
     let services: Vec<_> = view
         .services

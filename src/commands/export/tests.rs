@@ -1,6 +1,8 @@
 use super::*;
 use crate::naming::dns1123_subdomain;
-use crate::registry::kube::resources::registry_from;
+use crate::registry::kube::declared::{
+    DeclaredCluster, DeclaredService, object_names, registry_from,
+};
 use crate::registry::load_str;
 
 fn zones() -> Vec<String> {
@@ -40,6 +42,8 @@ fn round_trip(text: &str) {
             other => panic!("unexpected kind {other}"),
         }
     }
+    let clusters: Vec<DeclaredCluster> = clusters.into_iter().map(Into::into).collect();
+    let services: Vec<DeclaredService> = services.into_iter().map(Into::into).collect();
     let back = registry_from(&clusters, &services, &zones());
     assert!(back.warnings.is_empty(), "{:?}", back.warnings);
     assert_eq!(sorted(back.registry), sorted(registry));
