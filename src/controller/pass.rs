@@ -12,7 +12,7 @@ use super::delta::Delta;
 use super::report::{Counts, log_event, pin_moved, pins_of, report_new};
 use super::{Controller, Patchable, Tally};
 use crate::dns::ZoneSet;
-use crate::dns::zone::Parents;
+use crate::dns::zone::{Parents, ZoneError};
 use crate::index;
 use crate::registry::Registry;
 use crate::vip::{Allocator, Change, Event, Leased, Want};
@@ -208,8 +208,9 @@ impl Controller {
         self.take_built(built)
     }
 
-    /// [`Self::build`]'s work, reading the controller only.
-    pub(super) fn zones_of(&self, registry: &Registry) -> Result<index::Built, String> {
+    /// [`Self::build`]'s work, reading the controller only. Fails as
+    /// [`index::zones`] does: a zone's apex cannot be made.
+    pub(super) fn zones_of(&self, registry: &Registry) -> Result<index::Built, ZoneError> {
         index::zones(
             registry,
             &self.settings.zones,
@@ -224,7 +225,7 @@ impl Controller {
     /// The zones built, their reports made.
     pub(super) fn take_built(
         &mut self,
-        built: Result<index::Built, String>,
+        built: Result<index::Built, ZoneError>,
     ) -> Option<(ZoneSet, Parents)> {
         match built {
             Ok(built) => {
