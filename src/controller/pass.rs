@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use compact_str::CompactString;
 
-use super::delta::Delta;
+use super::delta::{Delta, delta};
 use super::report::{Counts, log_event, pin_moved, pins_of, report_new};
 use super::{Controller, Patchable, Tally};
 use crate::dns::ZoneSet;
@@ -55,6 +55,39 @@ impl Controller {
                 tally.hosts.insert(host.clone());
             }
         }
+    }
+
+    /// Reconciles the VIPs of `registry` as of `now`: by its delta from
+    /// the registry served, when the published zones can be patched and
+    /// neither the hand-written hosts nor the record changed; else, or
+    /// when the delta cannot decide, every host. Returns the delta if one
+    /// was taken, whether the pass was a full one, and what the allocator
+    /// did.
+    pub(super) fn reconcile(
+        &mut self,
+        registry: &Registry,
+        now: u64,
+    ) -> (Option<Delta>, bool, Tally) {
+        let full_pass = self.hand_written_changed || self.record_changed;
+        let delta = match (&self.current, &self.patchable) {
+            (Some(current), Some(_)) if !full_pass => {
+                Some(delta(&current.services, &registry.services))
+            }
+            _ => None,
+        };
+        let quarantined = self.table.quarantine.len();
+        let mut tally = Tally::default();
+        let full = match &delta {
+            Some(delta) => !self.reconcile_delta(delta, now, &mut tally),
+            None => true,
+        };
+        if full {
+            tally = Tally::default();
+            self.reconcile_all(registry, now, &mut tally);
+        }
+        self.record_changed = false;
+        tally.quarantine |= self.table.quarantine.len() != quarantined;
+        (delta, full, tally)
     }
 
     /// Follows the record and reconciles every host of `registry`.
@@ -200,6 +233,20 @@ impl Controller {
                 None
             }
         }
+    }
+
+    /// The zones after a change's pass: the published ones patched for
+    /// `delta`, or, when there is none or the patch cannot take it, the
+    /// zones of `registry` built whole.
+    pub(super) fn patch_or_build(
+        &mut self,
+        registry: &Registry,
+        delta: Option<&Delta>,
+        tally: &Tally,
+    ) -> Option<(ZoneSet, Parents)> {
+        let patched = delta.and_then(|delta| self.patch(registry, delta, tally));
+        // A change the patch cannot take is built whole.
+        patched.or_else(|| self.build(registry))
     }
 
     /// The zones of `registry` built whole, with the hand-written hosts.
