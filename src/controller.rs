@@ -18,7 +18,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use compact_str::CompactString;
 
@@ -38,8 +38,8 @@ mod pass;
 mod persist;
 mod report;
 
-use delta::delta;
-use report::{Counts, pins_of};
+use delta::Delta;
+use report::{Counts, Took, log_published, pins_of};
 
 /// What the controller serves, fixed for its lifetime.
 #[derive(Clone, Debug)]
@@ -241,91 +241,85 @@ impl Controller {
         self.current.as_ref()
     }
 
+    /// Publishes `registry` as of `now`: reconciles its VIPs and, unless
+    /// nothing changed, saves the table, builds the zones (or patches the
+    /// published ones), serves them, and keeps the registry as the last
+    /// good one; logs what each step took.
     fn publish(&mut self, registry: Registry, now: SystemTime) -> Applied {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let started = Instant::now();
-        let full_pass = self.hand_written_changed || self.record_changed;
-        let delta = match (&self.current, &self.patchable) {
-            (Some(current), Some(_)) if !full_pass => {
-                Some(delta(&current.services, &registry.services))
-            }
-            _ => None,
-        };
-        let quarantined = self.table.quarantine.len();
-        let mut tally = Tally::default();
-        let full = match &delta {
-            Some(delta) => !self.reconcile_delta(delta, now, &mut tally),
-            None => true,
-        };
-        if full {
-            tally = Tally::default();
-            self.reconcile_all(&registry, now, &mut tally);
+        let (delta, full, tally) = self.reconcile(&registry, now);
+        if self.unchanged(&registry, delta.as_ref(), &tally) {
+            return self.confirm_served();
         }
-        self.record_changed = false;
-        tally.quarantine |= self.table.quarantine.len() != quarantined;
-        let same = match &delta {
+        let reconciled = started.elapsed();
+        let (zones, saved) = if full {
+            self.build_while_writing(&registry, &tally)
+        } else {
+            self.persist_table(false, &tally);
+            let saved = started.elapsed() - reconciled;
+            (
+                self.patch_or_build(&registry, delta.as_ref(), &tally),
+                saved,
+            )
+        };
+        let Some((zones, parents)) = zones else {
+            return Applied::default();
+        };
+        let (serial, digest) = self.serve(zones, parents, now);
+        self.count(&registry, now);
+        let published = started.elapsed();
+        if self.changes.receiver_count() > 0 {
+            self.share_current(&registry);
+        }
+        let took = Took {
+            reconciled,
+            saved,
+            published,
+        };
+        log_published(&registry, delta.as_ref(), serial, full, took);
+        self.remember(serial, digest, registry);
+        self.fold_journal();
+        Applied {
+            published: true,
+            serial,
+            changes: tally.changes,
+        }
+    }
+
+    /// Whether publishing `registry` would serve what is served: the same
+    /// services (by `delta`, when one was taken) and clusters, no VIP
+    /// moved (`tally`), and the hand-written hosts as they were.
+    fn unchanged(&self, registry: &Registry, delta: Option<&Delta>, tally: &Tally) -> bool {
+        let same = match delta {
             Some(delta) => {
                 delta.is_empty()
                     && self.current.as_ref().map(|c| &c.clusters) == Some(&registry.clusters)
             }
-            None => self.current.as_ref() == Some(&registry),
+            None => self.current.as_ref() == Some(registry),
         };
-        if same && tally.changes == 0 && !self.hand_written_changed {
-            if self.confirmed
-                && let Some(zones) = self.published.load_full()
-            {
-                zones.set_stale(false); // the source confirms what is served
-            }
-            return Applied {
-                published: false,
-                serial: self.serial,
-                changes: 0,
-            };
+        same && tally.changes == 0 && !self.hand_written_changed
+    }
+
+    /// Publishes nothing: what is served stays, and is no longer stale
+    /// once the registry source has confirmed it.
+    fn confirm_served(&self) -> Applied {
+        if self.confirmed
+            && let Some(zones) = self.published.load_full()
+        {
+            zones.set_stale(false); // the source confirms what is served
         }
-        let reconciled = started.elapsed();
-        let (zones, saved) = if full {
-            // The table is written while the zones are built: on two cores
-            // a first start at 100,000 services is served ~100 ms sooner.
-            // Both only read what the reconcile left; nothing is served
-            // before both are done.
-            let (written, built) = std::thread::scope(|scope| {
-                let state = self.state.as_ref();
-                let (table, tally) = (&self.table, &tally);
-                let writing = scope.spawn(move || {
-                    let started = Instant::now();
-                    (
-                        persist::write_table(state, table, true, tally),
-                        started.elapsed(),
-                    )
-                });
-                let built = self.zones_of(&registry);
-                (writing.join(), built)
-            });
-            let saved = match written {
-                Ok((written, took)) => {
-                    self.table_written(written);
-                    took
-                }
-                Err(_) => {
-                    tracing::error!(
-                        "allocation table not saved (VIPs still served): its writer panicked"
-                    );
-                    Duration::ZERO
-                }
-            };
-            (self.take_built(built), saved)
-        } else {
-            self.persist_table(false, &tally);
-            let saved = started.elapsed() - reconciled;
-            let patched = delta
-                .as_ref()
-                .and_then(|delta| self.patch(&registry, delta, &tally));
-            // A change the patch cannot take is built whole.
-            (patched.or_else(|| self.build(&registry)), saved)
-        };
-        let Some((mut zones, parents)) = zones else {
-            return Applied::default();
-        };
+        Applied {
+            published: false,
+            serial: self.serial,
+            changes: 0,
+        }
+    }
+
+    /// Swaps `zones` in for the queries, with `parents` (what patching
+    /// them needs), their serial and staleness set. Returns their serial
+    /// and their [`ZoneSet::digest`].
+    fn serve(&mut self, mut zones: ZoneSet, parents: Parents, now: u64) -> (u32, u64) {
         // The serial moves when what is served changes, and only then (a
         // restart on the same registry keeps it); it never goes back, across
         // restarts too: the current time in seconds, or one more than the
@@ -340,30 +334,13 @@ impl Controller {
         self.serial = serial;
         self.digest = Some(digest);
         self.hand_written_changed = false;
-        if self.counts_stale {
-            self.counts = Counts::of(&self.table, &self.settings.allocator);
-            self.counts_stale = false;
-        }
-        self.count(&registry, now);
-        let published = started.elapsed();
-        if self.changes.receiver_count() > 0 {
-            self.share_current(&registry);
-        }
-        tracing::info!(
-            services = registry.services.len(),
-            serial,
-            changed = delta
-                .as_ref()
-                .map_or(registry.services.len(), |d| d.added.len() + d.removed.len()),
-            incremental = !full,
-            reconcile_ms = reconciled.as_millis() as u64,
-            // A full pass writes the table while it builds: then the
-            // build's time includes the write's.
-            save_table_ms = saved.as_millis() as u64,
-            build_ms = (published - reconciled - if full { Duration::ZERO } else { saved })
-                .as_millis() as u64,
-            "registry published"
-        );
+        (serial, digest)
+    }
+
+    /// Keeps `registry` as the one served (under `serial`, whose zones
+    /// have `digest`) and, once the registry source has confirmed it,
+    /// hands it to the writer of the last-known-good registry.
+    fn remember(&mut self, serial: u32, digest: u64, registry: Registry) {
         // Until the registry source confirms, what is published is the
         // last-known-good registry read from disk: written back, it would
         // cost a warm start a second core's worth of serializing (160 ms
@@ -379,12 +356,6 @@ impl Controller {
             });
         }
         self.current = Some(registry);
-        self.fold_journal();
-        Applied {
-            published: true,
-            serial,
-            changes: tally.changes,
-        }
     }
 
     /// Replaces the hand-written hosts (drop-in mode) and republishes with
@@ -423,8 +394,13 @@ impl Controller {
         }
     }
 
-    /// Sets the gauges that describe the published snapshot.
-    fn count(&self, registry: &Registry, now: u64) {
+    /// Sets the gauges that describe the published snapshot; the VIP
+    /// counts are first taken over the whole table when it was loaded.
+    fn count(&mut self, registry: &Registry, now: u64) {
+        if self.counts_stale {
+            self.counts = Counts::of(&self.table, &self.settings.allocator);
+            self.counts_stale = false;
+        }
         let m = &self.metrics;
         let allocator = &self.settings.allocator;
         let hosts = registry.services.len() * self.settings.zones.len();

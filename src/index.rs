@@ -9,7 +9,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 
 use crate::dns::ZoneSet;
-use crate::dns::zone::{HostData, Parents, ZoneSetBuilder};
+use crate::dns::zone::{HostData, Parents, ZoneError, ZoneSetBuilder};
 use crate::registry::{Registry, Service};
 use crate::vip::{Allocator, Table, Want};
 
@@ -141,7 +141,7 @@ pub fn zones(
     hand_written: &[HandWritten],
     ttl: u32,
     ns_addresses: &[IpAddr],
-) -> Result<Built, String> {
+) -> Result<Built, ZoneError> {
     let (names, key_bytes, srv_names) = sizes(registry, zones, hand_written);
     // The serial is the caller's to set (ZoneSet::set_serial), once it
     // knows whether what is served changed.
@@ -271,6 +271,7 @@ pub fn patch(
         }
     }
     set.patched(parents, &host_data(&removed), &host_data(&added))
+        .map_err(|e| e.to_string())
 }
 
 /// The hosts of `services` in `zones`, with their addresses in `table`

@@ -41,7 +41,7 @@ pub use event::Event;
 pub use follow::Record;
 pub use range::{RangeError, VipRange};
 pub use reconcile::{Allocator, Placement};
-pub use table::{Lease, Leases, Released, Table, Want};
+pub use table::{Lease, Leases, Released, Table, TableError, Want};
 
 /// The IPv4 range Istio's own VIP auto-allocation uses by default
 /// (istiod's `PILOT_IP_AUTOALLOCATE_IPV4_PREFIX`, pilot/pkg/features/pilot.go;

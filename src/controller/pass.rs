@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use compact_str::CompactString;
 
-use super::delta::Delta;
+use super::delta::{Delta, delta};
 use super::report::{Counts, log_event, pin_moved, pins_of, report_new};
 use super::{Controller, Patchable, Tally};
 use crate::dns::ZoneSet;
-use crate::dns::zone::Parents;
+use crate::dns::zone::{Parents, ZoneError};
 use crate::index;
 use crate::registry::Registry;
 use crate::vip::{Allocator, Change, Event, Leased, Want};
@@ -55,6 +55,39 @@ impl Controller {
                 tally.hosts.insert(host.clone());
             }
         }
+    }
+
+    /// Reconciles the VIPs of `registry` as of `now`: by its delta from
+    /// the registry served, when the published zones can be patched and
+    /// neither the hand-written hosts nor the record changed; else, or
+    /// when the delta cannot decide, every host. Returns the delta if one
+    /// was taken, whether the pass was a full one, and what the allocator
+    /// did.
+    pub(super) fn reconcile(
+        &mut self,
+        registry: &Registry,
+        now: u64,
+    ) -> (Option<Delta>, bool, Tally) {
+        let full_pass = self.hand_written_changed || self.record_changed;
+        let delta = match (&self.current, &self.patchable) {
+            (Some(current), Some(_)) if !full_pass => {
+                Some(delta(&current.services, &registry.services))
+            }
+            _ => None,
+        };
+        let quarantined = self.table.quarantine.len();
+        let mut tally = Tally::default();
+        let full = match &delta {
+            Some(delta) => !self.reconcile_delta(delta, now, &mut tally),
+            None => true,
+        };
+        if full {
+            tally = Tally::default();
+            self.reconcile_all(registry, now, &mut tally);
+        }
+        self.record_changed = false;
+        tally.quarantine |= self.table.quarantine.len() != quarantined;
+        (delta, full, tally)
     }
 
     /// Follows the record and reconciles every host of `registry`.
@@ -202,14 +235,29 @@ impl Controller {
         }
     }
 
+    /// The zones after a change's pass: the published ones patched for
+    /// `delta`, or, when there is none or the patch cannot take it, the
+    /// zones of `registry` built whole.
+    pub(super) fn patch_or_build(
+        &mut self,
+        registry: &Registry,
+        delta: Option<&Delta>,
+        tally: &Tally,
+    ) -> Option<(ZoneSet, Parents)> {
+        let patched = delta.and_then(|delta| self.patch(registry, delta, tally));
+        // A change the patch cannot take is built whole.
+        patched.or_else(|| self.build(registry))
+    }
+
     /// The zones of `registry` built whole, with the hand-written hosts.
     pub(super) fn build(&mut self, registry: &Registry) -> Option<(ZoneSet, Parents)> {
         let built = self.zones_of(registry);
         self.take_built(built)
     }
 
-    /// [`Self::build`]'s work, reading the controller only.
-    pub(super) fn zones_of(&self, registry: &Registry) -> Result<index::Built, String> {
+    /// [`Self::build`]'s work, reading the controller only. Fails as
+    /// [`index::zones`] does: a zone's apex cannot be made.
+    pub(super) fn zones_of(&self, registry: &Registry) -> Result<index::Built, ZoneError> {
         index::zones(
             registry,
             &self.settings.zones,
@@ -224,7 +272,7 @@ impl Controller {
     /// The zones built, their reports made.
     pub(super) fn take_built(
         &mut self,
-        built: Result<index::Built, String>,
+        built: Result<index::Built, ZoneError>,
     ) -> Option<(ZoneSet, Parents)> {
         match built {
             Ok(built) => {

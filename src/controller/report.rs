@@ -6,10 +6,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use compact_str::CompactString;
 
+use super::delta::Delta;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::vip::{Allocator, Event, Family, Placement, Table, Want};
 
 /// The VIP gauges: leases per family, and leases off their host's first
@@ -150,4 +153,45 @@ pub(super) fn report_new(
     }
     gauge.store(current.len() as u64, Relaxed);
     current
+}
+
+/// How long a publish took, step by step.
+pub(super) struct Took {
+    /// From its start until the VIPs were reconciled.
+    pub(super) reconciled: Duration,
+    /// Writing the table: the whole table beside the build on a full pass,
+    /// the journal before the patch on a change's.
+    pub(super) saved: Duration,
+    /// From its start until the snapshot was served and counted.
+    pub(super) published: Duration,
+}
+
+/// Logs a publish of `registry` under `serial`: how many services changed
+/// (by `delta`, or all of them when none was taken), whether the pass was
+/// incremental (not `full`), and what its steps took, in milliseconds.
+pub(super) fn log_published(
+    registry: &Registry,
+    delta: Option<&Delta>,
+    serial: u32,
+    full: bool,
+    took: Took,
+) {
+    let Took {
+        reconciled,
+        saved,
+        published,
+    } = took;
+    tracing::info!(
+        services = registry.services.len(),
+        serial,
+        changed = delta.map_or(registry.services.len(), |d| d.added.len() + d.removed.len()),
+        incremental = !full,
+        reconcile_ms = reconciled.as_millis() as u64,
+        // A full pass writes the table while it builds: then the
+        // build's time includes the write's.
+        save_table_ms = saved.as_millis() as u64,
+        build_ms =
+            (published - reconciled - if full { Duration::ZERO } else { saved }).as_millis() as u64,
+        "registry published"
+    );
 }

@@ -248,10 +248,57 @@ pub struct Zone {
     pub(crate) fast_soa: Option<FastSoa>,
 }
 
+/// Why a zone or a host could not be put in a [`ZoneSet`], built whole
+/// ([`ZoneSetBuilder`]) or patched ([`ZoneSet::patched`]). Each carries
+/// the offending name; its text is what reports and logs show.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ZoneError {
+    /// `text` (a zone's origin, a host, or an SRV name made of a host and
+    /// a port's name) is not a DNS name; `reason` is hickory's word on it.
+    #[error("`{text}` is not a DNS name: {reason}")]
+    NotAName { text: String, reason: String },
+    /// More than [`MAX_ZONES`] zones.
+    #[error("too many zones")]
+    TooManyZones,
+    /// The host lies in none of the set's zones.
+    #[error("{host} is in none of the zones")]
+    OutsideZones { host: String },
+    /// The host is `ns.<zone>`, whose addresses are the server's own.
+    #[error("{host} is the name server of zone {zone}")]
+    NameServer { host: String, zone: String },
+    /// A wire name of `len` bytes, over the 255 a name may have.
+    #[error("a name longer than 255 bytes")]
+    NameTooLong { len: usize },
+    /// A shard of the name table would hold more than `u32::MAX` names
+    /// (or bytes of keys).
+    #[error("too many names in one snapshot")]
+    TooManyNames,
+    /// A shard would hold more than `u32::MAX` addresses or SRV names, or
+    /// one name more than `u16::MAX`.
+    #[error("too many addresses or ports in one snapshot")]
+    TooManyAddresses,
+    /// A patch would remove a host that shares one of its names with
+    /// another (a hand-written host): only a full build decides.
+    #[error("{host} shares a name with another host")]
+    SharedName { host: String },
+    /// A patch would remove a host that is not in the set.
+    #[error("{host} is not in the set")]
+    NotInSet { host: String },
+    /// A patch would add a wildcard host: only a full build places one.
+    #[error("{host} is a wildcard")]
+    Wildcard { host: String },
+    /// A patch would add a host whose name (`key`, lower-case wire form)
+    /// is in the set already.
+    #[error("{key:?} is in the set already")]
+    AlreadyInSet { key: Box<[u8]> },
+}
+
 /// A fully qualified, lower-case name from presentation text.
-fn fqdn(text: &str) -> Result<Name, String> {
-    let mut name =
-        Name::from_ascii(text).map_err(|e| format!("`{text}` is not a DNS name: {e}"))?;
+fn fqdn(text: &str) -> Result<Name, ZoneError> {
+    let mut name = Name::from_ascii(text).map_err(|e| ZoneError::NotAName {
+        text: text.to_string(),
+        reason: e.to_string(),
+    })?;
     name.set_fqdn(true);
     Ok(name.to_lowercase())
 }

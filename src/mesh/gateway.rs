@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::Target;
 use super::meta::Metadata;
+use super::{RenderError, Target};
 use crate::registry::Registry;
 
 pub const KIND: &str = "Gateway";
@@ -58,12 +58,13 @@ pub struct ServerTls {
 }
 
 /// The Gateway `target.cluster` needs, if it exports any service: `None`
-/// when it exports nothing (an owned Gateway is then pruned).
+/// when it exports nothing (an owned Gateway is then pruned). Fails when
+/// the cluster is not in the registry ([`RenderError::UnknownCluster`]).
 pub fn gateway(
     registry: &Registry,
     zones: &[String],
     target: &Target,
-) -> Result<Option<Gateway>, String> {
+) -> Result<Option<Gateway>, RenderError> {
     let local = target.local(registry)?;
     let exports = registry
         .services

@@ -69,17 +69,25 @@ impl fmt::Display for IstioApiVersion {
     }
 }
 
+/// Why text is not an [`IstioApiVersion`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// `text` names none of the versions globaldns knows.
+    #[error("`{text}` is not a networking.istio.io version (v1, v1beta1, v1alpha3)")]
+    Unknown { text: String },
+}
+
 impl FromStr for IstioApiVersion {
-    type Err = String;
+    type Err = VersionError;
 
     /// `v1`, `v1beta1` or `v1alpha3`, with or without the group.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, VersionError> {
         let version = s.strip_prefix("networking.istio.io/").unwrap_or(s);
         Self::NEWEST_FIRST
             .into_iter()
             .find(|v| v.version() == version)
-            .ok_or_else(|| {
-                format!("`{s}` is not a networking.istio.io version (v1, v1beta1, v1alpha3)")
+            .ok_or_else(|| VersionError::Unknown {
+                text: s.to_string(),
             })
     }
 }

@@ -36,7 +36,7 @@ use serde::Serialize;
 
 pub use destination_rule::DestinationRule;
 pub use gateway::Gateway;
-pub use meta::{GROUP, IstioApiVersion, MANAGED_BY, MANAGED_BY_LABEL, Metadata};
+pub use meta::{GROUP, IstioApiVersion, MANAGED_BY, MANAGED_BY_LABEL, Metadata, VersionError};
 pub use service_entry::ServiceEntry;
 
 use crate::registry::{Cluster, Registry};
@@ -86,22 +86,27 @@ impl Target {
         }
     }
 
-    /// The local cluster in `registry`; an error naming the known ones if
-    /// it is not there.
-    pub fn local<'r>(&self, registry: &'r Registry) -> Result<&'r Cluster, String> {
+    /// The local cluster in `registry`; [`RenderError::UnknownCluster`],
+    /// naming the known ones, if it is not there.
+    pub fn local<'r>(&self, registry: &'r Registry) -> Result<&'r Cluster, RenderError> {
         registry
             .clusters
             .iter()
             .find(|c| c.name == self.cluster)
-            .ok_or_else(|| {
-                let known: Vec<&str> = registry.clusters.iter().map(|c| c.name.as_str()).collect();
-                format!(
-                    "cluster `{}` is not in the registry (clusters: {})",
-                    self.cluster,
-                    known.join(", ")
-                )
+            .ok_or_else(|| RenderError::UnknownCluster {
+                cluster: self.cluster.clone(),
+                known: registry.clusters.iter().map(|c| c.name.clone()).collect(),
             })
     }
+}
+
+/// Why the Istio objects of a cluster could not be rendered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The target's `cluster` is not in the registry, whose clusters are
+    /// `known` (in registry order).
+    #[error("cluster `{cluster}` is not in the registry (clusters: {})", known.join(", "))]
+    UnknownCluster { cluster: String, known: Vec<String> },
 }
 
 /// The kinds globaldns writes, in the order it writes them.
@@ -187,14 +192,14 @@ impl Serialize for Object {
 /// Every object `target.cluster` needs: the ServiceEntries (registry
 /// order, zone by zone), then its Gateway if it exports anything, then the
 /// DestinationRules if asked for. Fails when the cluster is not in the
-/// registry.
+/// registry ([`RenderError::UnknownCluster`]).
 pub fn render(
     registry: &Registry,
     zones: &[String],
     allocator: &Allocator,
     table: &Table,
     target: &Target,
-) -> Result<Vec<Object>, String> {
+) -> Result<Vec<Object>, RenderError> {
     let mut objects: Vec<Object> =
         service_entry::service_entries(registry, zones, allocator, table, target)?
             .into_iter()

@@ -38,8 +38,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Target;
 use super::meta::{Metadata, absolute, export_to_all};
+use super::{RenderError, Target};
 use crate::index;
 use crate::registry::{Cluster, Endpoint, Registry, Service};
 use crate::vip::{Allocator, Table};
@@ -126,14 +126,15 @@ fn mutual_tls() -> BTreeMap<String, String> {
 }
 
 /// The ServiceEntries `target.cluster` needs, in registry order, zone by
-/// zone. Fails when the cluster is not in the registry.
+/// zone. Fails when the cluster is not in the registry
+/// ([`RenderError::UnknownCluster`]).
 pub fn service_entries(
     registry: &Registry,
     zones: &[String],
     allocator: &Allocator,
     table: &Table,
     target: &Target,
-) -> Result<Vec<ServiceEntry>, String> {
+) -> Result<Vec<ServiceEntry>, RenderError> {
     let clusters: HashMap<&str, &Cluster> = registry
         .clusters
         .iter()

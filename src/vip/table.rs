@@ -76,15 +76,28 @@ impl From<Leases> for LeasesOnDisk {
     }
 }
 
-impl TryFrom<LeasesOnDisk> for Leases {
-    type Error = String;
+/// Why a table read from disk cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// A host's lease of `family` holds `addr`, an address of the other
+    /// family.
+    #[error("{addr} is not an {family} address")]
+    WrongFamily { addr: IpAddr, family: Family },
+}
 
-    fn try_from(disk: LeasesOnDisk) -> Result<Self, String> {
+impl TryFrom<LeasesOnDisk> for Leases {
+    type Error = TableError;
+
+    /// The leases written, each checked to be of its slot's family.
+    fn try_from(disk: LeasesOnDisk) -> Result<Self, TableError> {
         let mut leases = Leases::default();
         for (family, lease) in [(Family::V4, disk.v4), (Family::V6, disk.v6)] {
             if let Some(lease) = lease {
                 if Family::of(&lease.addr) != family {
-                    return Err(format!("{} is not an {family} address", lease.addr));
+                    return Err(TableError::WrongFamily {
+                        addr: lease.addr,
+                        family,
+                    });
                 }
                 leases.insert(family, lease);
             }

@@ -10,7 +10,7 @@ use hickory_proto::rr::{LowerName, RData, Record};
 use super::host::HostNames;
 use super::names::{Names, Shard, ZoneIndex, place, shard_count};
 use super::patch::Parents;
-use super::{FastSoa, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, Zone, ZoneSet, fqdn, wire};
+use super::{FastSoa, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, Zone, ZoneError, ZoneSet, fqdn, wire};
 
 /// A host to put in a zone: its addresses and its named TCP ports.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +75,7 @@ impl ZoneSetBuilder {
     }
 
     /// The node at `key`, created if new: its shard and index.
-    fn find_or_insert(&mut self, key: &[u8], zone: ZoneIndex) -> Result<(usize, u32), String> {
+    fn find_or_insert(&mut self, key: &[u8], zone: ZoneIndex) -> Result<(usize, u32), ZoneError> {
         let (shard, hash) = place(key, self.shards.len());
         let index = self.shards[shard].find_or_insert(key, hash, zone)?;
         Ok((shard, index))
@@ -85,8 +85,10 @@ impl ZoneSetBuilder {
     /// the [`Self::name_server_addresses`] as its A and AAAA records, so
     /// that resolvers which prime a stub zone (unbound `stub-prime`, BIND
     /// `type stub`) find it. Zones may not nest (the command line refuses
-    /// it), so every name has one zone.
-    pub fn zone(&mut self, origin: &str) -> Result<&mut Self, String> {
+    /// it), so every name has one zone. Fails when `origin` is not a DNS
+    /// name ([`ZoneError::NotAName`]) or there are more than
+    /// [`super::MAX_ZONES`] zones ([`ZoneError::TooManyZones`]).
+    pub fn zone(&mut self, origin: &str) -> Result<&mut Self, ZoneError> {
         let origin = fqdn(origin)?;
         let ns_name = fqdn(&format!("ns.{origin}"))?;
         let mbox = fqdn(&format!("hostmaster.{origin}"))?;
@@ -99,8 +101,7 @@ impl ZoneSetBuilder {
             SOA_EXPIRE,
             self.ttl,
         );
-        let index =
-            ZoneIndex::try_from(self.zones.len()).map_err(|_| "too many zones".to_string())?;
+        let index = ZoneIndex::try_from(self.zones.len()).map_err(|_| ZoneError::TooManyZones)?;
         let mut zone = Zone {
             origin: LowerName::new(&origin),
             key: wire(&origin),
@@ -134,23 +135,26 @@ impl ZoneSetBuilder {
     }
 
     /// Adds a host in one of the zones, its SRV names, and the empty
-    /// non-terminals between them and the zone's apex.
-    pub fn add_host(&mut self, data: &HostData<'_>) -> Result<(), String> {
+    /// non-terminals between them and the zone's apex. Fails, leaving the
+    /// set as it was, when the host or an SRV name is not a DNS name, the
+    /// host is in no zone or is a zone's name server (see [`ZoneError`]).
+    pub fn add_host(&mut self, data: &HostData<'_>) -> Result<(), ZoneError> {
         let names = HostNames::of(data, &self.zones)?;
         self.place(&names, data)
     }
 
     /// [`Self::add_host`] for a host that others may share a name with
     /// (drop-in mode's hand-written hosts): a patch of the set leaves its
-    /// name alone even when nothing is left below it.
-    pub fn add_shared_host(&mut self, data: &HostData<'_>) -> Result<(), String> {
+    /// name alone even when nothing is left below it. Fails as
+    /// [`Self::add_host`] does.
+    pub fn add_shared_host(&mut self, data: &HostData<'_>) -> Result<(), ZoneError> {
         let names = HostNames::of(data, &self.zones)?;
         self.place(&names, data)?;
         self.parents.claim(&names.host);
         Ok(())
     }
 
-    fn place(&mut self, names: &HostNames, data: &HostData<'_>) -> Result<(), String> {
+    fn place(&mut self, names: &HostNames, data: &HostData<'_>) -> Result<(), ZoneError> {
         if names.wildcard {
             self.zones[usize::from(names.zone)].has_wildcards = true;
         }

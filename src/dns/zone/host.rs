@@ -10,7 +10,7 @@
 //! the same bytes or the error a report shows.
 
 use super::names::{TCP_LABEL, ZoneIndex};
-use super::{HostData, Zone, wire};
+use super::{HostData, Zone, ZoneError, wire};
 
 /// The names of one host.
 #[derive(Debug)]
@@ -31,19 +31,21 @@ impl HostNames {
     /// The names of `data` in the one of `zones` it lies in. Fails when
     /// the host or an SRV name is not a DNS name, when the host is in no
     /// zone, or when it is a zone's name server.
-    pub(super) fn of(data: &HostData<'_>, zones: &[Zone]) -> Result<Self, String> {
+    pub(super) fn of(data: &HostData<'_>, zones: &[Zone]) -> Result<Self, ZoneError> {
         let host = key_of(data.host)?;
         let (index, zone, origin_at) = zones
             .iter()
             .enumerate()
             .find_map(|(i, z)| Some((i, z, suffix_at(&host, &z.key)?)))
-            .ok_or_else(|| format!("{} is in none of the zones", data.host))?;
+            .ok_or_else(|| ZoneError::OutsideZones {
+                host: data.host.to_string(),
+            })?;
         if *host == *zone.ns_key {
             // Its addresses are the server's own (--ns-address).
-            return Err(format!(
-                "{} is the name server of zone {}",
-                data.host, zone.origin
-            ));
+            return Err(ZoneError::NameServer {
+                host: data.host.to_string(),
+                zone: zone.origin.to_string(),
+            });
         }
         // Every name is made before anything is inserted: a host whose SRV
         // name is not a DNS name leaves no trace, and the rest still builds.
@@ -51,14 +53,14 @@ impl HostNames {
             .ports
             .iter()
             .map(|(port, number)| Ok((srv_key(port, data.host, &host)?, *number)))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, ZoneError>>()?;
         let parents = label_starts(&host)
             .skip(1)
             .take_while(|&at| at < origin_at)
             .map(|at| Box::<[u8]>::from(&host[at..]))
             .collect();
         Ok(Self {
-            zone: ZoneIndex::try_from(index).map_err(|_| "too many zones".to_string())?,
+            zone: ZoneIndex::try_from(index).map_err(|_| ZoneError::TooManyZones)?,
             wildcard: host.get(..2) == Some(b"\x01*"),
             host,
             srv,
@@ -111,7 +113,7 @@ fn suffix_at(key: &[u8], origin: &[u8]) -> Option<usize> {
 }
 
 /// The lower-case wire form of a host.
-fn key_of(text: &str) -> Result<Box<[u8]>, String> {
+fn key_of(text: &str) -> Result<Box<[u8]>, ZoneError> {
     match plain(text, None) {
         Some(key) => Ok(key),
         None => Ok(wire(&super::fqdn(text)?)),
@@ -119,7 +121,7 @@ fn key_of(text: &str) -> Result<Box<[u8]>, String> {
 }
 
 /// The key of `_<port>._tcp.<host>`.
-fn srv_key(port: &str, text: &str, host: &[u8]) -> Result<Box<[u8]>, String> {
+fn srv_key(port: &str, text: &str, host: &[u8]) -> Result<Box<[u8]>, ZoneError> {
     let label = format!("_{port}");
     match plain(&label, Some(host)) {
         Some(key) => Ok(key),
@@ -157,7 +159,7 @@ fn plain(text: &str, below: Option<&[u8]>) -> Option<Box<[u8]>> {
 /// hickory's reading of a name, for the tests: the fast encoding must
 /// agree with it.
 #[cfg(test)]
-fn slow(text: &str) -> Result<Box<[u8]>, String> {
+fn slow(text: &str) -> Result<Box<[u8]>, ZoneError> {
     Ok(wire(&super::fqdn(text)?))
 }
 
@@ -225,7 +227,8 @@ mod tests {
             },
             zones,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("is the name server"), "{err}");
         let err = HostNames::of(
             &HostData {
@@ -235,7 +238,8 @@ mod tests {
             },
             zones,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("in none of the zones"), "{err}");
     }
 

@@ -27,6 +27,8 @@ use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 use rustc_hash::FxBuildHasher;
 
+use super::ZoneError;
+
 mod shard;
 
 /// Names a shard holds at most on average when a set is built: a patch
@@ -114,12 +116,12 @@ impl Span {
     }
 
     /// The span from `start` to the arena's `end`; fails past `u32`
-    /// entries or `u16` in one run.
-    fn of(start: usize, end: usize) -> Result<Self, String> {
-        let too_many = || "too many addresses or ports in one snapshot".to_string();
+    /// entries or `u16` in one run ([`ZoneError::TooManyAddresses`]).
+    fn of(start: usize, end: usize) -> Result<Self, ZoneError> {
+        let too_many = |_| ZoneError::TooManyAddresses;
         Ok(Span {
-            start: u32::try_from(start).map_err(|_| too_many())?,
-            len: u16::try_from(end - start).map_err(|_| too_many())?,
+            start: u32::try_from(start).map_err(too_many)?,
+            len: u16::try_from(end - start).map_err(too_many)?,
         })
     }
 }

@@ -21,7 +21,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::host::HostNames;
 use super::names::{Names, Shard, ZoneIndex, hash_key, place};
-use super::{HostData, ZoneSet};
+use super::{HostData, ZoneError, ZoneSet};
 
 /// How many claims each shared name of a set has: each empty non-terminal
 /// one per host below it, each apex and name server one for good, each
@@ -71,13 +71,19 @@ impl ZoneSet {
     /// This set with the hosts of `removed` (their names and ports as they
     /// were added; their addresses do not matter) taken out and those of
     /// `added` put in: a host that changes is in both. Its serial and
-    /// staleness are this set's.
+    /// staleness are this set's. Fails, `parents` then spent, where
+    /// [`super::ZoneSetBuilder::add_host`] would, or where only a full
+    /// build may decide: a removed host shares a name with another
+    /// ([`ZoneError::SharedName`]) or is not there
+    /// ([`ZoneError::NotInSet`]), an added one is a wildcard
+    /// ([`ZoneError::Wildcard`]) or there already
+    /// ([`ZoneError::AlreadyInSet`]).
     pub fn patched(
         &self,
         parents: &mut Parents,
         removed: &[HostData<'_>],
         added: &[HostData<'_>],
-    ) -> Result<ZoneSet, String> {
+    ) -> Result<ZoneSet, ZoneError> {
         let count = self.names.shards.len();
         let mut edits: HashMap<usize, Edit> = HashMap::new();
         // Each parent touched: its claims before the patch, and its zone.
@@ -86,10 +92,14 @@ impl ZoneSet {
             let names = HostNames::of(data, &self.zones)?;
             for key in names.own() {
                 if parents.count(&key) > 0 {
-                    return Err(format!("{} shares a name with another host", data.host));
+                    return Err(ZoneError::SharedName {
+                        host: data.host.to_string(),
+                    });
                 }
                 if self.node(&key).is_none() {
-                    return Err(format!("{} is not in the set", data.host));
+                    return Err(ZoneError::NotInSet {
+                        host: data.host.to_string(),
+                    });
                 }
             }
             // Its `_tcp` and SRV names go with its node (`names.rs`).
@@ -108,7 +118,9 @@ impl ZoneSet {
         for data in added {
             let names = HostNames::of(data, &self.zones)?;
             if names.wildcard {
-                return Err(format!("{} is a wildcard", data.host));
+                return Err(ZoneError::Wildcard {
+                    host: data.host.to_string(),
+                });
             }
             for parent in &names.parents {
                 let before = parents.count(parent);
@@ -154,7 +166,7 @@ fn rebuild(
     old: &Shard,
     edit: &Edit,
     added: &[(HostNames, &[IpAddr])],
-) -> Result<Arc<Shard>, String> {
+) -> Result<Arc<Shard>, ZoneError> {
     let names = old.nodes.len() + edit.hosts.len() + edit.parents.len();
     let key_bytes = old.keys.len() + edit.hosts.len() * 48 + edit.parents.len() * 32;
     let ports = old.srv.len() + edit.hosts.len() * 2;
@@ -179,7 +191,9 @@ fn rebuild(
         let (names, addresses) = &added[at];
         let hash = hash_key(&names.host);
         if new.find(&names.host, hash).is_some() {
-            return Err(format!("{:?} is in the set already", names.host));
+            return Err(ZoneError::AlreadyInSet {
+                key: names.host.clone(),
+            });
         }
         let host = new.insert(&names.host, hash, names.zone)?;
         new.set_addresses(host, addresses)?;
@@ -224,7 +238,7 @@ mod tests {
         parents: &mut Parents,
         removed: &[Host],
         added: &[Host],
-    ) -> Result<ZoneSet, String> {
+    ) -> Result<ZoneSet, ZoneError> {
         let removed_ports: Vec<_> = removed.iter().map(ports).collect();
         let added_ports: Vec<_> = added.iter().map(ports).collect();
         set.patched(
@@ -364,7 +378,9 @@ mod tests {
         );
         let hosts = BTreeMap::from([(host.0.clone(), host.clone())]);
         let (set, mut parents) = full(&hosts, &["x.s1.bar.global"]);
-        let err = patch(&set, &mut parents, std::slice::from_ref(&host), &[]).unwrap_err();
+        let err = patch(&set, &mut parents, std::slice::from_ref(&host), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("shares a name"), "{err}");
         // A shared host above registry hosts stays when they go.
         let (set, mut parents) = full(&hosts, &["bar.global"]);

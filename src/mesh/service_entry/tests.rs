@@ -13,7 +13,7 @@ fn allocator() -> Allocator {
     }
 }
 
-fn rendered(text: &str, zones: &[&str], cluster: &str) -> Result<Vec<ServiceEntry>, String> {
+fn rendered(text: &str, zones: &[&str], cluster: &str) -> Result<Vec<ServiceEntry>, RenderError> {
     let zones: Vec<String> = zones.iter().map(|z| z.to_string()).collect();
     let registry = load_str(text, "test.yaml", &zones).unwrap();
     let allocator = allocator();
@@ -154,7 +154,9 @@ services:
   - {name: a, namespace: b-c, exportedFrom: [east], ports: [{name: http, number: 80, protocol: HTTP}]}
   - {name: d, namespace: e, exportedFrom: [east], ports: [{name: http, number: 80, protocol: HTTP}]}
 ";
-    let entries = rendered(text, &["global"], "west-less").unwrap_err();
+    let entries = rendered(text, &["global"], "west-less")
+        .unwrap_err()
+        .to_string();
     assert!(entries.contains("`west-less` is not in the registry (clusters: east)"));
     let entries = rendered(text, &["global"], "east").unwrap();
     let names: Vec<&str> = entries.iter().map(|e| e.metadata.name.as_str()).collect();

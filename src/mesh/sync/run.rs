@@ -15,7 +15,7 @@ use super::{Report, sync_once};
 use crate::controller::{Allocated, Settings};
 use crate::mesh::api_version;
 use crate::mesh::lease::Elector;
-use crate::mesh::{IstioApiVersion, Object, Target, render};
+use crate::mesh::{IstioApiVersion, Object, RenderError, Target, render};
 use crate::metrics::Metrics;
 
 /// How the sync runs (`serve --sync-service-entries`).
@@ -205,7 +205,7 @@ enum Unprepared {
     /// Which version of Istio's API to write was not found out.
     Discovery(Failure),
     /// The objects could not be rendered (the cluster is not in the registry).
-    Render(String),
+    Render(RenderError),
 }
 
 /// What a pass writes, and in which `networking.istio.io` version: asked

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::{Node, Shard, Span, SrvPort, ZoneIndex, hash_key};
+use crate::dns::zone::ZoneError;
 
 impl Shard {
     /// The node at `key`, created (in `zone`, with no data) if new.
@@ -14,7 +15,7 @@ impl Shard {
         key: &[u8],
         hash: u64,
         zone: ZoneIndex,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, ZoneError> {
         match self.find(key, hash) {
             Some(index) => Ok(index),
             None => self.insert(key, hash, zone),
@@ -22,9 +23,10 @@ impl Shard {
     }
 
     /// Puts `bytes` in the key arena: where they start, and their length.
-    fn push_key(&mut self, bytes: &[u8]) -> Result<(u32, u8), String> {
-        let len = u8::try_from(bytes.len()).map_err(|_| "a name longer than 255 bytes")?;
-        let start = u32::try_from(self.keys.len()).map_err(|_| "too many names in one snapshot")?;
+    fn push_key(&mut self, bytes: &[u8]) -> Result<(u32, u8), ZoneError> {
+        let len =
+            u8::try_from(bytes.len()).map_err(|_| ZoneError::NameTooLong { len: bytes.len() })?;
+        let start = u32::try_from(self.keys.len()).map_err(|_| ZoneError::TooManyNames)?;
         self.keys.extend_from_slice(bytes);
         Ok((start, len))
     }
@@ -35,9 +37,8 @@ impl Shard {
         key: &[u8],
         hash: u64,
         zone: ZoneIndex,
-    ) -> Result<u32, String> {
-        let index = u32::try_from(self.nodes.len())
-            .map_err(|_| "too many names in one snapshot".to_string())?;
+    ) -> Result<u32, ZoneError> {
+        let index = u32::try_from(self.nodes.len()).map_err(|_| ZoneError::TooManyNames)?;
         self.underscored |= key.get(1) == Some(&b'_');
         let (key, key_len) = self.push_key(key)?;
         self.nodes.push(Node {
@@ -62,7 +63,7 @@ impl Shard {
         &mut self,
         index: u32,
         addresses: &[IpAddr],
-    ) -> Result<(), String> {
+    ) -> Result<(), ZoneError> {
         let v4 = addresses.iter().filter_map(|a| match a {
             IpAddr::V4(v4) => Some(*v4),
             IpAddr::V6(_) => None,
@@ -80,7 +81,7 @@ impl Shard {
         index: u32,
         v4: impl IntoIterator<Item = Ipv4Addr>,
         v6: impl IntoIterator<Item = Ipv6Addr>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ZoneError> {
         let start = self.v4.len();
         self.v4.extend(v4);
         let a = Span::of(start, self.v4.len())?;
@@ -101,7 +102,7 @@ impl Shard {
         &mut self,
         index: u32,
         ports: impl IntoIterator<Item = (&'p [u8], u16)> + Clone,
-    ) -> Result<(), String> {
+    ) -> Result<(), ZoneError> {
         let start = self.srv.len();
         let before = self.nodes[index as usize].srv;
         for i in before.range() {
