@@ -436,4 +436,83 @@ mod tests {
         assert!(text.contains("# TYPE globaldns_registry_reloads_total counter"));
         assert!(text.contains("globaldns_registry_reloads_total{result=\"failure\"} 0"));
     }
+    /// Issue 26: the exposition is byte for byte what it was before the
+    /// series were split by subsystem (`exposition.txt` was written by the
+    /// single-struct `render` of commit 257ea61): every series set to a
+    /// value of its own, two peers in different states.
+    #[test]
+    fn the_exposition_is_byte_identical_to_the_recorded_one() {
+        let metrics = Metrics::default();
+        let mut value = 0;
+        let mut next = || {
+            value += 1;
+            value
+        };
+        let a = query(1);
+        let mut nx = query(28);
+        nx[3] = 3;
+        metrics.query(Via::Udp, &a, &a, Duration::from_micros(20));
+        metrics.query(Via::Tcp, &nx, &nx, Duration::from_millis(3));
+        metrics.query(Via::Grpc, &query(33), &query(33), Duration::from_secs(1));
+        metrics.connections_refused(Via::Tcp).store(next(), Relaxed);
+        metrics.connections_refused(Via::Grpc).store(next(), Relaxed);
+        for series in [
+            &metrics.hosts,
+            &metrics.hosts_left_out,
+            &metrics.registry_objects_skipped,
+            &metrics.registry_dangling_exports,
+            &metrics.registry_conflicts,
+            &metrics.reloads_ok,
+            &metrics.reloads_failed,
+            &metrics.last_reload_seconds,
+            &metrics.registry_held_back,
+            &metrics.vip_pool_size_v4,
+            &metrics.vip_pool_size_v6,
+            &metrics.vips_allocated_v4,
+            &metrics.vips_allocated_v6,
+            &metrics.vips_quarantined,
+            &metrics.vips_probed,
+            &metrics.vips_followed,
+            &metrics.pins_moved,
+            &metrics.sync_passes,
+            &metrics.sync_applied,
+            &metrics.sync_deleted,
+            &metrics.sync_failing,
+            &metrics.sync_held_back,
+            &metrics.sync_throttled,
+            &metrics.sync_lease_lost,
+            &metrics.dropin_conflicts,
+            &metrics.dropin_istio_prefers_hand_written,
+        ] {
+            series.store(next(), Relaxed);
+        }
+        for series in &metrics.sync_failures {
+            series.store(next(), Relaxed);
+        }
+        metrics.peers.lock().unwrap().extend([
+            (
+                "north".to_string(),
+                PeerStatus {
+                    namespace: "globaldns".to_string(),
+                    listed: true,
+                    mesh_cluster: true,
+                    ..PeerStatus::default()
+                },
+            ),
+            (
+                "south".to_string(),
+                PeerStatus {
+                    namespace: "globaldns".to_string(),
+                    listed: true,
+                    mesh_cluster: false,
+                    error: Some("connection refused".to_string()),
+                    unreachable_for: Some(Duration::from_secs(42)),
+                    dropped: false,
+                },
+            ),
+            ("west".to_string(), PeerStatus::default()),
+        ]);
+        let text = metrics.render();
+        assert_eq!(text, include_str!("metrics/exposition.txt"));
+    }
 }
