@@ -72,10 +72,11 @@ async fn explain(
     let allocated = state.allocated.borrow().clone();
     let held = state.held.borrow().clone();
     let federation = crate::explain::Federation {
-        peers: state.metrics.peers.lock().unwrap().clone(),
+        peers: state.metrics.peers.status.lock().unwrap().clone(),
         conflicts: state
             .metrics
-            .registry_conflict_detail
+            .registry
+            .conflict_detail
             .lock()
             .unwrap()
             .clone(),
@@ -131,7 +132,7 @@ async fn ready(
     } else {
         "[+] draining: no\n"
     });
-    let sync = state.metrics.sync_detail.lock().unwrap().clone();
+    let sync = state.metrics.sync.detail.lock().unwrap().clone();
     if !sync.is_empty() {
         body.push_str(&format!(
             "[!] sync: {sync} (retried; not a readiness check)\n"

@@ -406,9 +406,10 @@ impl Controller {
         let hosts = registry.services.len() * self.settings.zones.len();
         self.counts.store(m, &self.table, hosts, now);
         let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
-        m.vip_pool_size_v4
+        m.vip
+            .pool_size_v4
             .store(clamp(allocator.v4.size()), Relaxed);
-        m.vip_pool_size_v6.store(
+        m.vip.pool_size_v6.store(
             allocator.v6.as_ref().map_or(0, |r| clamp(r.size())),
             Relaxed,
         );

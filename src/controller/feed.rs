@@ -146,7 +146,10 @@ impl Braked {
     fn refused(&mut self, error: &RegistryError) {
         self.brake.discard();
         self.report();
-        self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .registry
+            .reloads_failed
+            .fetch_add(1, Ordering::Relaxed);
         tracing::error!("registry not reloaded, still serving the last good one: {error}")
     }
 
@@ -154,7 +157,8 @@ impl Braked {
         let held = self.brake.held().cloned();
         let removed = held.as_ref().map_or(0, |h| h.removed as u64);
         self.metrics
-            .registry_held_back
+            .registry
+            .held_back
             .store(removed, Ordering::Relaxed);
         self.held.send_replace(held);
     }

@@ -99,9 +99,7 @@ impl Controller {
         allocator.follow(&mut self.table, &self.record, &wants, now, &mut emit);
         allocator.reconcile_with(&mut self.table, &wants, now, &mut emit);
         drop(emit);
-        self.metrics
-            .vips_followed
-            .fetch_add(tally.followed, Relaxed);
+        self.metrics.vip.followed.fetch_add(tally.followed, Relaxed);
         self.leased = Leased::of(&self.table);
         // Cloned out rather than filtered in place: an in-place collect
         // keeps the whole list's buffer (4.8 MB at 100,000 hosts) for the
@@ -174,9 +172,7 @@ impl Controller {
         }
         self.pins = pins;
         self.counts = counts;
-        self.metrics
-            .vips_followed
-            .fetch_add(tally.followed, Relaxed);
+        self.metrics.vip.followed.fetch_add(tally.followed, Relaxed);
         let exhausted = &tally.exhausted;
         self.lacking = lacking
             .into_iter()
@@ -277,24 +273,25 @@ impl Controller {
         match built {
             Ok(built) => {
                 self.metrics
-                    .dropin_istio_prefers_hand_written
+                    .dropin
+                    .istio_prefers_hand_written
                     .store(built.istio_prefers_hand_written as u64, Relaxed);
                 self.reported_conflicts = report_new(
                     built.conflicts,
                     &self.reported_conflicts,
-                    &self.metrics.dropin_conflicts,
+                    &self.metrics.dropin.conflicts,
                     |c| tracing::warn!("drop-in conflict: {c}"),
                 );
                 self.reported_left_out = report_new(
                     built.left_out,
                     &self.reported_left_out,
-                    &self.metrics.hosts_left_out,
+                    &self.metrics.registry.hosts_left_out,
                     |p| tracing::error!("{p}"),
                 );
                 Some((built.zones, built.parents))
             }
             Err(e) => {
-                self.metrics.reloads_failed.fetch_add(1, Relaxed);
+                self.metrics.registry.reloads_failed.fetch_add(1, Relaxed);
                 tracing::error!("snapshot not built, keeping the last one: {e}");
                 None
             }

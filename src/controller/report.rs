@@ -88,14 +88,15 @@ impl Counts {
 
     /// Sets the gauges of `metrics`.
     pub(super) fn store(&self, metrics: &Metrics, table: &Table, hosts: usize, now: u64) {
-        metrics.hosts.store(hosts as u64, Relaxed);
-        metrics.reloads_ok.fetch_add(1, Relaxed);
-        metrics.last_reload_seconds.store(now, Relaxed);
-        metrics.vips_probed.store(self.probed, Relaxed);
-        metrics.vips_allocated_v4.store(self.v4, Relaxed);
-        metrics.vips_allocated_v6.store(self.v6, Relaxed);
+        metrics.registry.hosts.store(hosts as u64, Relaxed);
+        metrics.registry.reloads_ok.fetch_add(1, Relaxed);
+        metrics.registry.last_reload_seconds.store(now, Relaxed);
+        metrics.vip.not_first_choice.store(self.probed, Relaxed);
+        metrics.vip.allocated_v4.store(self.v4, Relaxed);
+        metrics.vip.allocated_v6.store(self.v6, Relaxed);
         metrics
-            .vips_quarantined
+            .vip
+            .quarantined
             .store(table.quarantine.len() as u64, Relaxed);
     }
 }
@@ -133,7 +134,7 @@ pub(super) fn pins_of(wants: &[Want]) -> HashMap<IpAddr, CompactString> {
 /// Logs and counts a pinned address that now belongs to another host than
 /// at the last publish.
 pub(super) fn pin_moved(metrics: &Metrics, addr: IpAddr, before: &str, host: &str) {
-    metrics.pins_moved.fetch_add(1, Relaxed);
+    metrics.vip.pins_moved.fetch_add(1, Relaxed);
     tracing::warn!(
         "pinned address {addr} moved from {before} to {host}: the pin zone (the served zone that sorts first) changed"
     );

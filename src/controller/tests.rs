@@ -52,7 +52,7 @@ fn hosts_off_their_first_choice_are_counted_unless_pinned() {
         Vec::new(),
     );
     controller.apply(registry(&[(a, None), (b, None)]), SystemTime::now());
-    assert_eq!(metrics.vips_probed.load(Relaxed), 1);
+    assert_eq!(metrics.vip.not_first_choice.load(Relaxed), 1);
     // Hosts arriving together are placed in name order.
     let second = format!("{}.ns.global", a.max(b));
     let addr = controller.table.lease(&second, Family::V4).unwrap().addr;
@@ -63,7 +63,7 @@ fn hosts_off_their_first_choice_are_counted_unless_pinned() {
         registry(&[(a, pinned(a)), (b, pinned(b))]),
         SystemTime::now(),
     );
-    assert_eq!(metrics.vips_probed.load(Relaxed), 0);
+    assert_eq!(metrics.vip.not_first_choice.load(Relaxed), 0);
 }
 
 /// The A answer of the published snapshot for `host`.
@@ -134,7 +134,7 @@ fn the_recorded_vips_win_over_the_state_directory() {
     );
     controller.apply(registry(&[("a", None)]), SystemTime::now());
     assert_eq!(answer(&published, host), Some(leader));
-    assert_eq!(metrics.vips_followed.load(Relaxed), 1);
+    assert_eq!(metrics.vip.followed.load(Relaxed), 1);
 
     // The record changes (a new leader, another replica's history): the
     // answer follows without any registry change.
@@ -209,13 +209,13 @@ fn pins_follow_the_zone_that_sorts_first_and_a_move_is_counted() {
         Vec::new(),
     );
     assert_eq!(
-        metrics.pins_moved.load(Relaxed),
+        metrics.vip.pins_moved.load(Relaxed),
         1,
         "seen at the warm start"
     );
     controller.apply(text(&["aaa", "global", "mesh"]), SystemTime::now());
     assert_eq!(answer(&published, "a.ns.aaa"), Some(pin));
-    assert_eq!(metrics.pins_moved.load(Relaxed), 1, "counted once");
+    assert_eq!(metrics.vip.pins_moved.load(Relaxed), 1, "counted once");
 }
 
 /// A controller in a fresh state directory, serving `global` and `mesh`

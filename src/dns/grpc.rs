@@ -188,7 +188,9 @@ async fn call(
     let snapshot = zones.load();
     match respond(snapshot.as_deref(), query, Transport::Tcp) {
         Some(answer) => {
-            metrics.query(Via::Grpc, query, &answer, started.elapsed());
+            metrics
+                .dns
+                .query(Via::Grpc, query, &answer, started.elapsed());
             finish(&mut reply, Some(&encode_packet(&answer)), 0, "")
         }
         // A message we drop over UDP/TCP (a response, or no header).

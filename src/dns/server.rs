@@ -107,6 +107,7 @@ pub async fn accept<F, Fut>(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "{what} connection cap reached; closing");
             metrics
+                .dns
                 .connections_refused(via)
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             continue; // the stream is dropped: closed
@@ -180,12 +181,16 @@ async fn connection(
                 match fast {
                     Some(n) => {
                         frame(&mut output, &answer[..n]);
-                        metrics.query(Via::Tcp, message, &answer[..n], started.elapsed());
+                        metrics
+                            .dns
+                            .query(Via::Tcp, message, &answer[..n], started.elapsed());
                     }
                     None => {
                         if let Some(response) = respond(snapshot, message, Transport::Tcp) {
                             frame(&mut output, &response);
-                            metrics.query(Via::Tcp, message, &response, started.elapsed());
+                            metrics
+                                .dns
+                                .query(Via::Tcp, message, &response, started.elapsed());
                         }
                     }
                 }

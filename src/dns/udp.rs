@@ -128,7 +128,9 @@ pub fn serve(
                 Reply::General(bytes) => bytes,
                 Reply::Drop => continue,
             };
-            metrics.query(Via::Udp, query, response, started.elapsed());
+            metrics
+                .dns
+                .query(Via::Udp, query, response, started.elapsed());
         }
 
         // Gather the replies to send, in order, skipping the dropped ones.

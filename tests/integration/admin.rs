@@ -42,7 +42,7 @@ async fn health_readiness_and_metrics() {
         )
     );
     // A failing sync is shown, and does not make the server unready.
-    *server.running().metrics.sync_detail.lock().unwrap() =
+    *server.running().metrics.sync.detail.lock().unwrap() =
         "1 write(s) failed in the last sync pass: apply ServiceEntry x (forbidden): 403"
             .to_string();
     let (code, body) = get(admin, "/readyz?verbose").await;

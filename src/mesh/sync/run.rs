@@ -138,8 +138,8 @@ pub async fn run(
             pending |= leader;
             if !leader {
                 // Failures of a pass this replica no longer runs are not news.
-                metrics.sync_failing.store(0, Relaxed);
-                *metrics.sync_detail.lock().unwrap() = String::new();
+                metrics.sync.failing.store(0, Relaxed);
+                *metrics.sync.detail.lock().unwrap() = String::new();
             }
         }
         let due = last_pass.is_none_or(|t| t.elapsed() >= config.resync);
@@ -247,7 +247,7 @@ fn settle(
     match outcome {
         Ok(report) if report.lease_lost => {
             count(metrics, &report);
-            metrics.sync_lease_lost.fetch_add(1, Relaxed);
+            metrics.sync.lease_lost.fetch_add(1, Relaxed);
             tracing::warn!(
                 applied = report.applied,
                 deleted = report.deleted,
@@ -258,8 +258,8 @@ fn settle(
         Ok(report) if report.failures.is_empty() => {
             count(metrics, &report);
             retry.succeeded();
-            metrics.sync_failing.store(0, Relaxed);
-            *metrics.sync_detail.lock().unwrap() = String::new();
+            metrics.sync.failing.store(0, Relaxed);
+            *metrics.sync.detail.lock().unwrap() = String::new();
             tracing::info!(
                 applied = report.applied,
                 deleted = report.deleted,
@@ -273,9 +273,10 @@ fn settle(
             let wait = retry.failed();
             let line = summary(&report.failures);
             metrics
-                .sync_failing
+                .sync
+                .failing
                 .store(report.failures.len() as u64, Relaxed);
-            *metrics.sync_detail.lock().unwrap() = format!(
+            *metrics.sync.detail.lock().unwrap() = format!(
                 "{} write(s) failed in the last sync pass: {line}",
                 report.failures.len()
             );
@@ -296,9 +297,9 @@ fn settle(
 /// health detail, logged, and retried on the retry schedule.
 fn pass_failed(metrics: &Metrics, retry: &mut Retry, failure: Failure) {
     let wait = retry.failed();
-    metrics.sync_failures[failure.reason.index()].fetch_add(1, Relaxed);
-    metrics.sync_failing.store(1, Relaxed);
-    *metrics.sync_detail.lock().unwrap() = format!("the last sync pass failed: {failure}");
+    metrics.sync.failures[failure.reason.index()].fetch_add(1, Relaxed);
+    metrics.sync.failing.store(1, Relaxed);
+    *metrics.sync.detail.lock().unwrap() = format!("the last sync pass failed: {failure}");
     tracing::warn!(
         retry_in_seconds = wait.as_secs_f64(),
         "sync pass failed: {failure}"
@@ -316,21 +317,25 @@ async fn resync_due(last_pass: Option<Instant>, resync: Duration) {
 
 /// Adds a pass's counts to the metrics.
 fn count(metrics: &Metrics, report: &Report) {
-    metrics.sync_passes.fetch_add(1, Relaxed);
+    metrics.sync.passes.fetch_add(1, Relaxed);
     metrics
-        .sync_applied
+        .sync
+        .applied
         .fetch_add(report.applied as u64, Relaxed);
     metrics
-        .sync_deleted
+        .sync
+        .deleted
         .fetch_add(report.deleted as u64, Relaxed);
     for failure in &report.failures {
-        metrics.sync_failures[failure.reason.index()].fetch_add(1, Relaxed);
+        metrics.sync.failures[failure.reason.index()].fetch_add(1, Relaxed);
     }
     metrics
-        .sync_held_back
+        .sync
+        .held_back
         .store(report.held_back as u64, Relaxed);
     metrics
-        .sync_throttled
+        .sync
+        .throttled
         .fetch_add(report.throttled as u64, Relaxed);
 }
 

@@ -730,8 +730,8 @@ async fn losing_the_lease_mid_pass_stops_the_writes() {
         "nothing but Lease reads after the loss: {:?}",
         other.map(|(r, _)| (r.method().clone(), r.uri().clone()))
     );
-    assert_eq!(metrics.sync_lease_lost.load(Relaxed), 1);
-    assert_eq!(metrics.sync_applied.load(Relaxed), 1);
+    assert_eq!(metrics.sync.lease_lost.load(Relaxed), 1);
+    assert_eq!(metrics.sync.applied.load(Relaxed), 1);
     shutdown.cancel();
 }
 
@@ -819,8 +819,8 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
                 if patches == 3 {
                     // The first pass is over: its failure is visible.
                     tokio::time::sleep(Duration::from_millis(10)).await;
-                    assert_eq!(metrics.sync_failing.load(Relaxed), 1);
-                    let detail = metrics.sync_detail.lock().unwrap().clone();
+                    assert_eq!(metrics.sync.failing.load(Relaxed), 1);
+                    let detail = metrics.sync.detail.lock().unwrap().clone();
                     assert!(
                         detail.contains(
                             "apply ServiceEntry httpbin-bar-global (forbidden): 403 Forbidden"
@@ -828,7 +828,7 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
                         "{detail}"
                     );
                     assert_eq!(
-                        metrics.sync_failures[Reason::Forbidden.index()].load(Relaxed),
+                        metrics.sync.failures[Reason::Forbidden.index()].load(Relaxed),
                         1
                     );
                 }
@@ -857,8 +857,8 @@ async fn a_refused_apply_is_counted_shown_and_retried_within_seconds() {
         send.send_response(echo(request).await);
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
-    assert_eq!(metrics.sync_failing.load(Relaxed), 0);
-    assert_eq!(metrics.sync_detail.lock().unwrap().as_str(), "");
+    assert_eq!(metrics.sync.failing.load(Relaxed), 0);
+    assert_eq!(metrics.sync.detail.lock().unwrap().as_str(), "");
     assert!(
         metrics
             .render()
@@ -1098,13 +1098,13 @@ async fn a_cluster_without_istio_fails_the_pass_with_the_reason_and_retries() {
         "nothing listed or written"
     );
     assert!(asked.elapsed() <= Duration::from_secs(2), "retried at once");
-    let detail = metrics.sync_detail.lock().unwrap().clone();
+    let detail = metrics.sync.detail.lock().unwrap().clone();
     assert!(
         detail.contains("discover networking.istio.io")
             && detail.contains("install Istio (its CRDs)"),
         "{detail}"
     );
-    assert_eq!(metrics.sync_failing.load(Relaxed), 1);
+    assert_eq!(metrics.sync.failing.load(Relaxed), 1);
     send.send_response(status(404, "NotFound"));
     shutdown.cancel();
 }

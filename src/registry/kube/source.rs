@@ -352,19 +352,19 @@ fn build(
         .collect();
     let gauges = [
         (
-            &metrics.registry_objects_skipped,
+            &metrics.registry.objects_skipped,
             undecoded + assembled.skipped,
         ),
         (
-            &metrics.registry_dangling_exports,
+            &metrics.registry.dangling_exports,
             assembled.dangling_exports,
         ),
-        (&metrics.registry_conflicts, assembled.conflicts.len()),
+        (&metrics.registry.conflicts, assembled.conflicts.len()),
     ];
     for (gauge, value) in gauges {
         gauge.store(value as u64, Ordering::Relaxed);
     }
-    *metrics.registry_conflict_detail.lock().unwrap() = assembled.conflicts;
+    *metrics.registry.conflict_detail.lock().unwrap() = assembled.conflicts;
     let current: BTreeSet<String> = warnings.into_iter().chain(conflicts).collect();
     for warning in current.difference(reported) {
         tracing::warn!("{warning}");
@@ -454,7 +454,7 @@ fn report_peers(
             },
         );
     }
-    *metrics.peers.lock().unwrap() = status;
+    *metrics.peers.status.lock().unwrap() = status;
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! The peer clusters' series: their state as the registry watch last saw
-//! it, rendered one series per peer.
+//! The peer clusters' series (`globaldns_peer_*`): their state as the
+//! registry watch last saw it, rendered one series per peer.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Metrics, header};
+use super::header;
 
 /// A peer cluster's state, as the registry watch last saw it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,11 +27,17 @@ pub struct PeerStatus {
     pub dropped: bool,
 }
 
-impl Metrics {
+/// Each peer cluster's state, by name.
+#[derive(Default)]
+pub struct PeerSeries {
+    pub status: Mutex<BTreeMap<String, PeerStatus>>,
+}
+
+impl PeerSeries {
     /// One series per peer cluster: whether it answers, and for how long
     /// it has not.
-    pub(super) fn render_peers(&self, out: &mut String) {
-        let peers = self.peers.lock().unwrap().clone();
+    pub(super) fn render(&self, out: &mut String) {
+        let peers = self.status.lock().unwrap().clone();
         header(
             out,
             "globaldns_peer_up",
