@@ -39,7 +39,7 @@ use super::assemble::Assembler;
 use super::cluster_watch::{Changed, ClusterWatch, Kind};
 use super::declared::declared;
 use super::merge::View;
-use super::peers::{Peer, PeerEvent};
+use super::peers::{Peer, PeerError, PeerEvent};
 use crate::metrics::{Metrics, PeerStatus};
 use crate::registry::{Registry, RegistryError};
 use crate::watch::Debounce;
@@ -169,7 +169,7 @@ pub async fn run(
     events.push(stream.map(|c| (Source::Local, c)).boxed());
     let mut peers: BTreeMap<String, Watched> = BTreeMap::new();
     // Peers no client could be made for, and why: reported beside the rest.
-    let mut unusable: BTreeMap<String, String> = BTreeMap::new();
+    let mut unusable: BTreeMap<String, PeerError> = BTreeMap::new();
     let (peer_tx, mut peer_rx) = mpsc::channel(16);
     for peer in &config.peer_files {
         let _ = peer_tx.send(PeerEvent::Up(Box::new(peer.clone()))).await;
@@ -426,7 +426,7 @@ fn warn_clusterless(peers: &mut BTreeMap<String, Watched>) {
 fn report_peers(
     metrics: &Metrics,
     peers: &BTreeMap<String, Watched>,
-    unusable: &BTreeMap<String, String>,
+    unusable: &BTreeMap<String, PeerError>,
 ) {
     let mut status: BTreeMap<String, PeerStatus> = peers
         .iter()
@@ -449,7 +449,7 @@ fn report_peers(
         status.insert(
             name.clone(),
             PeerStatus {
-                error: Some(error.clone()),
+                error: Some(error.to_string()),
                 ..PeerStatus::default()
             },
         );
