@@ -237,12 +237,26 @@ pub fn zones(
     })
 }
 
+/// Why a change cannot be patched into the published zones: a full build
+/// ([`zones`]) must decide.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    /// `host`, a host of the change, is a hand-written entry's too: only a
+    /// full build decides which answer is served.
+    #[error("{host} is claimed by a hand-written entry too")]
+    HandWritten { host: String },
+    /// The set cannot be patched (see [`ZoneSet::patched`]).
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+}
+
 /// The zones of `set`, built by [`zones`] with `parents`, patched for a
 /// change of services: `removed` as they were, `added` as they are (a
 /// changed service is in both), with the addresses `table` holds now.
 /// Fails when a full build must decide: a hand-written host shares a name
-/// with a host of the change (see [`zones`] for who wins), or the set
-/// cannot be patched (see [`ZoneSet::patched`]); `parents` is then spent.
+/// with a host of the change ([`PatchError::HandWritten`]; see [`zones`]
+/// for who wins), or the set cannot be patched ([`PatchError::Zone`], see
+/// [`ZoneSet::patched`]); `parents` is then spent.
 #[allow(clippy::too_many_arguments)]
 pub fn patch(
     set: &ZoneSet,
@@ -253,7 +267,7 @@ pub fn patch(
     hand_written: &[HandWritten],
     removed: &[Arc<Service>],
     added: &[Arc<Service>],
-) -> Result<ZoneSet, String> {
+) -> Result<ZoneSet, PatchError> {
     let removed = placed(removed, zones, None);
     let added = placed(added, zones, Some((allocator, table)));
     if !hand_written.is_empty() {
@@ -264,14 +278,12 @@ pub fn patch(
             .chain(&added)
             .find(|p| claimed.contains(p.host.as_str()))
         {
-            return Err(format!(
-                "{} is claimed by a hand-written entry too",
-                host.host
-            ));
+            return Err(PatchError::HandWritten {
+                host: host.host.to_string(),
+            });
         }
     }
-    set.patched(parents, &host_data(&removed), &host_data(&added))
-        .map_err(|e| e.to_string())
+    Ok(set.patched(parents, &host_data(&removed), &host_data(&added))?)
 }
 
 /// The hosts of `services` in `zones`, with their addresses in `table`

@@ -89,6 +89,24 @@ fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
     })
 }
 
+/// Why the file could not be looked at, as far as telling one failure from
+/// another goes: the error's kind and OS error code, which decide its text.
+/// The same failure on the next poll is not sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Unreadable {
+    kind: std::io::ErrorKind,
+    os_code: Option<i32>,
+}
+
+impl From<&std::io::Error> for Unreadable {
+    fn from(error: &std::io::Error) -> Self {
+        Self {
+            kind: error.kind(),
+            os_code: error.raw_os_error(),
+        }
+    }
+}
+
 /// The longest a change waits to settle: a file that keeps changing is read
 /// at least this often (at least every second poll with a longer interval).
 pub const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -113,7 +131,7 @@ pub struct FileWatcher {
     zones: Vec<String>,
     interval: Duration,
     /// The version last sent (loaded or refused).
-    sent: Option<Result<Fingerprint, String>>,
+    sent: Option<Result<Fingerprint, Unreadable>>,
     /// A version seen once and waiting to be seen unchanged again.
     pending: Option<Fingerprint>,
     /// When the file was first seen changed since the version last sent.
@@ -163,7 +181,7 @@ impl FileWatcher {
                 loaded
             }
             Err(source) => {
-                self.sent = Some(Err(source.to_string()));
+                self.sent = Some(Err(Unreadable::from(&source)));
                 Err(RegistryError::Read {
                     path: self.path.clone(),
                     source,
@@ -244,7 +262,7 @@ impl FileWatcher {
             Err(source) => {
                 self.pending = None;
                 self.changing_since = None;
-                let seen = Some(Err(source.to_string()));
+                let seen = Some(Err(Unreadable::from(&source)));
                 if self.sent == seen {
                     return None;
                 }

@@ -87,20 +87,64 @@ pub fn service_exports_resource(version: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, "serviceexports")
 }
 
+/// Why a cluster's discovery could not tell whether it serves the MCS API.
+#[derive(Debug, thiserror::Error)]
+pub enum McsError {
+    /// The API server could not be asked which versions of [`MCS_GROUP`]
+    /// it serves (`source`: kube's error): retried, as an unreachable
+    /// cluster is not a cluster without MCS.
+    #[error("discovering the MCS API: {source}")]
+    Discovery {
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Why a watched object does not decode into its typed form.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The object could not be turned into JSON to decode (serde_json's
+    /// error, as it says it).
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// The field at `path` (`spec.ports[0].number`, `.` for the object
+    /// itself) does not decode: `source` says why.
+    #[error("{path}: {source}")]
+    Field {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Why a Service exported with MCS gives no ports to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PortsError {
+    /// The Service object has no `spec`.
+    #[error("the Service has no spec")]
+    NoSpec,
+    /// The Service has no TCP port (UDP and SCTP ports are left out: a
+    /// ServiceEntry port carries neither).
+    #[error("the Service has no TCP port")]
+    NoTcpPort,
+}
+
 /// The newest MCS version the cluster serves ([`MCS_VERSIONS`]), `None`
 /// when it serves neither (the MCS CRD is not installed, or is of a
-/// version globaldns does not know). Any failure to ask is an error, to be
-/// retried: an unreachable cluster is not a cluster without MCS.
-async fn mcs_version(client: &Client) -> Result<Option<&'static str>, String> {
+/// version globaldns does not know). Any failure to ask is an error
+/// ([`McsError::Discovery`]), to be retried: an unreachable cluster is not
+/// a cluster without MCS.
+async fn mcs_version(client: &Client) -> Result<Option<&'static str>, McsError> {
     let served = crate::discovery::served_versions(client, MCS_GROUP)
         .await
-        .map_err(|e| format!("discovering the MCS API: {e}"))?;
+        .map_err(|source| McsError::Discovery { source })?;
     Ok(crate::discovery::newest(&MCS_VERSIONS, &served, |v| v))
 }
 
 /// Discovery of the MCS API, retried as the watches are (from
-/// [`RETRY_MIN`], at most [`RETRY_MAX`] apart) until it answers.
-fn discover_mcs(client: Client) -> BoxStream<'static, Result<Option<&'static str>, String>> {
+/// [`RETRY_MIN`], at most [`RETRY_MAX`] apart) until it answers: each
+/// failure is an item, the answer the last one.
+fn discover_mcs(client: Client) -> BoxStream<'static, Result<Option<&'static str>, McsError>> {
     futures::stream::unfold(
         (client, Some(Duration::ZERO)),
         |(client, wait)| async move {
@@ -139,7 +183,9 @@ impl ClusterWatch {
         let mut writers = Some((client.clone(), export_writer, service_writer));
         let mcs_events = discover_mcs(client.clone()).flat_map(move |answer| match answer {
             Err(e) => {
-                futures::stream::once(async move { Changed::Error(Kind::ServiceExport, e) }).boxed()
+                let message = e.to_string();
+                futures::stream::once(async move { Changed::Error(Kind::ServiceExport, message) })
+                    .boxed()
             }
             Ok(version) => {
                 let serves = version.is_some();
@@ -281,12 +327,13 @@ fn decode_all<K: DeserializeOwned>(
         .collect()
 }
 
-/// One object into its typed form; the error names the offending field.
-pub fn decode<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
-    let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        format!("{path}: {}", e.into_inner())
+/// One object into its typed form. Errors: [`ObjectError::Field`] names
+/// the offending field; [`ObjectError::Json`] when the object is not JSON.
+pub fn decode<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, ObjectError> {
+    let value = serde_json::to_value(object).map_err(ObjectError::Json)?;
+    serde_path_to_error::deserialize(value).map_err(|e| ObjectError::Field {
+        path: e.path().to_string(),
+        source: e.into_inner(),
     })
 }
 
@@ -325,9 +372,10 @@ fn mcs_exports(
 /// a Service's one unnamed port), its number, and the Istio protocol its
 /// `appProtocol` or its name says (Istio's protocol selection: a name
 /// `<protocol>[-<suffix>]`), TCP otherwise. UDP and SCTP ports are left
-/// out: a ServiceEntry port carries neither.
-pub fn ports_of(service: &KubeService) -> Result<Vec<Port>, String> {
-    let spec = service.spec.as_ref().ok_or("the Service has no spec")?;
+/// out: a ServiceEntry port carries neither. Errors: the Service has no
+/// spec, or no TCP port ([`PortsError`]).
+pub fn ports_of(service: &KubeService) -> Result<Vec<Port>, PortsError> {
+    let spec = service.spec.as_ref().ok_or(PortsError::NoSpec)?;
     let ports: Vec<Port> = spec
         .ports
         .iter()
@@ -348,7 +396,7 @@ pub fn ports_of(service: &KubeService) -> Result<Vec<Port>, String> {
         })
         .collect();
     if ports.is_empty() {
-        return Err("the Service has no TCP port".to_string());
+        return Err(PortsError::NoTcpPort);
     }
     Ok(ports)
 }

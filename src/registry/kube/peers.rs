@@ -58,14 +58,72 @@ impl PartialEq for Peer {
 
 impl Eq for Peer {}
 
+/// Why a Secret or a file gives no usable peer. Every message but those of
+/// the flag itself starts with where the peer came from (`origin`:
+/// `Secret globaldns/x`, or the file), and none quotes the kubeconfig,
+/// which holds the peer's credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The cluster's name `name` is not a DNS-1123 label; `reason` says
+    /// which rule it breaks.
+    #[error("{origin}: `{name}` is not a cluster name: {reason}")]
+    NotAClusterName {
+        origin: String,
+        name: String,
+        reason: crate::naming::NameError,
+    },
+    /// The kubeconfig is not a kubeconfig (kube's error is left out: it
+    /// may quote the text).
+    #[error("{origin}: the kubeconfig does not parse")]
+    Unparsable { origin: String },
+    /// The kubeconfig parses but lacks what a connection needs: `what`
+    /// says what (`has no current-context`, ...).
+    #[error("{origin}: the kubeconfig {what}")]
+    Incomplete { origin: String, what: &'static str },
+    /// kube cannot make a client configuration of the kubeconfig: `kind`
+    /// says what is wrong, without kube's text.
+    #[error("{origin}: the kubeconfig is not usable: {kind}")]
+    Unusable { origin: String, kind: &'static str },
+    /// kube cannot make a client of the configuration.
+    #[error("{origin}: no client can be made from the kubeconfig")]
+    NoClient { origin: String },
+    /// The Secret has no [`CLUSTER_ANNOTATION`].
+    #[error("{origin}: no annotation {CLUSTER_ANNOTATION} names the cluster")]
+    NoClusterName { origin: String },
+    /// The Secret's data has no [`KUBECONFIG_KEY`].
+    #[error("{origin}: no `{KUBECONFIG_KEY}` in its data")]
+    NoKubeconfig { origin: String },
+    /// The Secret's kubeconfig is not UTF-8.
+    #[error("{origin}: the kubeconfig is not UTF-8 text")]
+    NotText { origin: String },
+    /// A `--peer-kubeconfig` value `spec` without `=`.
+    #[error("`{spec}` is not NAME=FILE")]
+    NotNameEqualsFile { spec: String },
+    /// The kubeconfig file at `path` cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 impl Peer {
     /// A peer named `name` with the kubeconfig `text`, from `source`.
-    pub fn new(name: &str, text: &str, source: &str) -> Result<Self, String> {
-        crate::naming::dns1123_label(name)
-            .map_err(|e| format!("{source}: `{name}` is not a cluster name: {e}"))?;
-        let kubeconfig = Kubeconfig::from_yaml(text)
-            .map_err(|_| format!("{source}: the kubeconfig does not parse"))?;
-        usable(&kubeconfig).map_err(|what| format!("{source}: the kubeconfig {what}"))?;
+    /// Errors: the name is not a cluster name, or the kubeconfig does not
+    /// parse or names no server ([`PeerError`], naming `source`).
+    pub fn new(name: &str, text: &str, source: &str) -> Result<Self, PeerError> {
+        crate::naming::dns1123_label(name).map_err(|reason| PeerError::NotAClusterName {
+            origin: source.to_string(),
+            name: name.to_string(),
+            reason,
+        })?;
+        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|_| PeerError::Unparsable {
+            origin: source.to_string(),
+        })?;
+        usable(&kubeconfig).map_err(|what| PeerError::Incomplete {
+            origin: source.to_string(),
+            what,
+        })?;
         Ok(Self {
             name: name.to_string(),
             source: source.to_string(),
@@ -92,26 +150,27 @@ impl Peer {
             .filter(|ns| !ns.is_empty())
     }
 
-    /// A client for the peer's API server.
-    pub async fn client(&self) -> Result<kube::Client, String> {
+    /// A client for the peer's API server. Errors: kube cannot make a
+    /// configuration or a client of the kubeconfig ([`PeerError::Unusable`],
+    /// [`PeerError::NoClient`]).
+    pub async fn client(&self) -> Result<kube::Client, PeerError> {
         let config = kube::Config::from_custom_kubeconfig(
             self.kubeconfig.clone(),
             &KubeConfigOptions::default(),
         )
         .await
-        .map_err(|e| {
-            format!(
-                "{}: the kubeconfig is not usable: {}",
-                self.source,
-                kind_of(&e)
-            )
+        .map_err(|e| PeerError::Unusable {
+            origin: self.source.clone(),
+            kind: kind_of(&e),
         })?;
-        kube::Client::try_from(config)
-            .map_err(|_| format!("{}: no client can be made from the kubeconfig", self.source))
+        kube::Client::try_from(config).map_err(|_| PeerError::NoClient {
+            origin: self.source.clone(),
+        })
     }
 
-    /// The peer a Secret gives, or why it gives none.
-    pub fn from_secret(secret: &Secret) -> Result<Self, String> {
+    /// The peer a Secret gives, or why it gives none: no cluster name, no
+    /// kubeconfig, or one that [`Self::new`] refuses.
+    pub fn from_secret(secret: &Secret) -> Result<Self, PeerError> {
         let source = format!(
             "Secret {}/{}",
             secret.metadata.namespace.as_deref().unwrap_or("-"),
@@ -122,27 +181,35 @@ impl Peer {
             .annotations
             .as_ref()
             .and_then(|a| a.get(CLUSTER_ANNOTATION))
-            .ok_or_else(|| {
-                format!("{source}: no annotation {CLUSTER_ANNOTATION} names the cluster")
+            .ok_or_else(|| PeerError::NoClusterName {
+                origin: source.clone(),
             })?;
         let data = secret
             .data
             .as_ref()
             .and_then(|d| d.get(KUBECONFIG_KEY))
-            .ok_or_else(|| format!("{source}: no `{KUBECONFIG_KEY}` in its data"))?;
-        let text = std::str::from_utf8(&data.0)
-            .map_err(|_| format!("{source}: the kubeconfig is not UTF-8 text"))?;
+            .ok_or_else(|| PeerError::NoKubeconfig {
+                origin: source.clone(),
+            })?;
+        let text = std::str::from_utf8(&data.0).map_err(|_| PeerError::NotText {
+            origin: source.clone(),
+        })?;
         Self::new(name, text, &source)
     }
 
-    /// A peer from a `NAME=FILE` flag.
-    pub fn from_file(spec: &str) -> Result<Self, String> {
+    /// A peer from a `NAME=FILE` flag. Errors: the flag is not `NAME=FILE`,
+    /// the file cannot be read, or [`Self::new`] refuses it.
+    pub fn from_file(spec: &str) -> Result<Self, PeerError> {
         let (name, path) = spec
             .split_once('=')
-            .ok_or_else(|| format!("`{spec}` is not NAME=FILE"))?;
+            .ok_or_else(|| PeerError::NotNameEqualsFile {
+                spec: spec.to_string(),
+            })?;
         let path = PathBuf::from(path);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| PeerError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
         Self::new(name, &text, &path.display().to_string())
     }
 }
@@ -242,7 +309,7 @@ pub async fn watch_secrets(
                     wanted.insert(peer.name.clone(), peer);
                 }
                 Err(e) => {
-                    if reported.insert(e.clone()) {
+                    if reported.insert(e.to_string()) {
                         tracing::warn!("peer not used: {e}");
                     }
                 }

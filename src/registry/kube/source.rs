@@ -36,13 +36,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::Assembler;
-use super::cluster_watch::{Changed, ClusterWatch, Kind};
+use super::cluster_watch::{Changed, ClusterWatch};
 use super::declared::declared;
 use super::merge::View;
-use super::peers::{Peer, PeerEvent};
-use crate::metrics::{Metrics, PeerStatus};
+use super::peers::{Peer, PeerError, PeerEvent};
+use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
 use crate::watch::Debounce;
+
+mod watched;
+use watched::{Watched, peers_settled, report_peers, warn_clusterless};
 
 /// Longest the first registry waits for the peers known at start.
 pub const PEER_START_WAIT: Duration = Duration::from_secs(10);
@@ -75,87 +78,12 @@ enum Source {
     Peer(String),
 }
 
-/// One watched cluster: its stores, the lists still awaited, and whether
-/// it answers.
-struct Watched {
-    watch: ClusterWatch,
-    /// The namespace its registry resources are read in.
-    namespace: String,
-    /// What its last failed request said, while it fails.
-    error: Option<String>,
-    /// A peer's missing MeshCluster has been warned about (once per time
-    /// it goes missing).
-    warned_no_cluster: bool,
-    /// The kinds whose first list has not come yet.
-    awaited: BTreeSet<&'static str>,
-    /// When it stopped answering, while it does not.
-    failing_since: Option<Instant>,
-    /// Its exports are no longer served (unreachable for too long).
-    dropped: bool,
-    /// Stops its watch when the peer goes.
-    stop: CancellationToken,
-}
-
-/// Awaited until the cluster's discovery says whether it serves MCS.
-const MCS_DISCOVERY: &str = "MCS discovery";
-
-impl Watched {
-    fn new(watch: ClusterWatch, namespace: &str) -> Self {
-        Self {
-            watch,
-            namespace: namespace.to_string(),
-            error: None,
-            warned_no_cluster: false,
-            // The registry resources, and discovery's answer on MCS (then
-            // the lists of ServiceExports and Services, if it serves it):
-            // a view without them would drop every MCS export for a moment.
-            awaited: [Kind::Cluster.name(), Kind::Service.name(), MCS_DISCOVERY].into(),
-            failing_since: None,
-            dropped: false,
-            stop: CancellationToken::new(),
-        }
-    }
-
-    /// Notes what a watch said; true when the registry may have changed.
-    /// Any answer means the cluster is reachable (and current again).
-    fn note(&mut self, changed: &Changed) -> bool {
-        if !matches!(changed, Changed::Error(..) | Changed::Relisting) {
-            self.error = None;
-        }
-        match changed {
-            Changed::Listed(kind) => {
-                self.awaited.remove(kind.name());
-                self.failing_since = None;
-                self.dropped = false;
-                true
-            }
-            Changed::Mcs(serves) => {
-                self.awaited.remove(MCS_DISCOVERY);
-                if *serves {
-                    self.awaited
-                        .extend([Kind::ServiceExport.name(), Kind::KubeService.name()]);
-                }
-                self.failing_since = None;
-                true
-            }
-            Changed::Relisting => false,
-            Changed::Object => {
-                self.failing_since = None;
-                self.dropped = false;
-                true
-            }
-            Changed::Error(kind, e) => {
-                self.failing_since.get_or_insert_with(Instant::now);
-                self.error = Some(format!("watching {}s: {e}", kind.name()));
-                false
-            }
-        }
-    }
-}
-
 /// Watches the local cluster (and its peers) until `shutdown`, sending
 /// each rebuilt registry: after the local lists, and after changes
-/// (gathered as [`Debounce`] says).
+/// (gathered as [`Debounce`] says). One loop over four kinds of events,
+/// each handled by a method of `WatchLoop`: a cluster's watch says
+/// something, the set of peers changes, the once-a-second check of stale
+/// peers, and the debounce firing, which rebuilds and sends.
 pub async fn run(
     client: Client,
     config: WatchConfig,
@@ -164,12 +92,6 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let (watch, stream) = ClusterWatch::start(&client, &config.namespace);
-    let mut local = Watched::new(watch, &config.namespace);
-    let mut events: SelectAll<BoxStream<'static, (Source, Changed)>> = SelectAll::new();
-    events.push(stream.map(|c| (Source::Local, c)).boxed());
-    let mut peers: BTreeMap<String, Watched> = BTreeMap::new();
-    // Peers no client could be made for, and why: reported beside the rest.
-    let mut unusable: BTreeMap<String, String> = BTreeMap::new();
     let (peer_tx, mut peer_rx) = mpsc::channel(16);
     for peer in &config.peer_files {
         let _ = peer_tx.send(PeerEvent::Up(Box::new(peer.clone()))).await;
@@ -183,108 +105,26 @@ pub async fn run(
         ));
     }
     drop(peer_tx);
-    let started = Instant::now();
-    let mut peers_known = !config.peer_secrets;
-    let mut first_sent = false;
+    let mut state = WatchLoop::new(config, metrics, watch, stream);
     let mut peer_events_open = true;
-    let mut debounce = Debounce::default();
-    let mut reported = BTreeSet::new();
-    let mut assembler = Assembler::default();
     let mut staleness = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            event = events.next() => match event {
-                Some((source, changed)) => {
-                    if let Changed::Error(kind, e) = &changed {
-                        // The watch retries by itself (watch).
-                        tracing::warn!("watching {} objects of {}: {e}", kind.name(), describe(&source));
-                    }
-                    let watched = match &source {
-                        Source::Local => Some(&mut local),
-                        Source::Peer(name) => peers.get_mut(name),
-                    };
-                    if let Some(watched) = watched && watched.note(&changed) {
-                        debounce.touch();
-                    }
-                }
+            event = state.events.next() => match event {
+                Some((source, changed)) => state.cluster_changed(&source, &changed),
                 None => return,
             },
             event = peer_rx.recv(), if peer_events_open => match event {
-                Some(PeerEvent::Up(peer)) => {
-                    if let Some(old) = peers.remove(&peer.name) {
-                        old.stop.cancel();
-                    }
-                    unusable.remove(&peer.name);
-                    match peer.client().await {
-                        Ok(peer_client) => {
-                            let namespace = peer.namespace().unwrap_or_else(|| config.namespace.clone());
-                            let (watch, stream) = ClusterWatch::start(&peer_client, &namespace);
-                            let watched = Watched::new(watch, &namespace);
-                            let stop = watched.stop.clone();
-                            let name = peer.name.clone();
-                            events.push(stream.take_until(stop.cancelled_owned()).map(move |c| (Source::Peer(name.clone()), c)).boxed());
-                            tracing::info!(peer = %peer.name, source = %peer.source, %namespace, "reading peer cluster");
-                            peers.insert(peer.name.clone(), watched);
-                        }
-                        Err(e) => {
-                            tracing::warn!("peer {} not read: {e}", peer.name);
-                            unusable.insert(peer.name.clone(), e);
-                        }
-                    }
-                    debounce.touch();
-                }
-                Some(PeerEvent::Listed) => {
-                    peers_known = true;
-                    debounce.touch();
-                }
-                Some(PeerEvent::Down(name)) => {
-                    if let Some(old) = peers.remove(&name) {
-                        old.stop.cancel();
-                        tracing::info!(peer = %name, "peer removed: its exports go");
-                    }
-                    unusable.remove(&name);
-                    debounce.touch();
-                }
+                Some(event) => state.peer_changed(event).await,
                 None => {
                     peer_events_open = false;
-                    peers_known = true;
+                    state.peers_known = true;
                 }
             },
-            _ = staleness.tick() => {
-                for (name, watched) in &mut peers {
-                    let stale = watched
-                        .failing_since
-                        .is_some_and(|since| since.elapsed() >= config.peer_stale_after);
-                    if stale && !watched.dropped {
-                        watched.dropped = true;
-                        tracing::warn!(peer = %name, "peer unreachable for {:?}: its exports are dropped", config.peer_stale_after);
-                        debounce.touch();
-                    }
-                }
-                warn_clusterless(&mut peers);
-                report_peers(&metrics, &peers, &unusable);
-                if !first_sent && started.elapsed() >= Duration::from_secs(1) {
-                    let waiting: Vec<String> = peers
-                        .iter()
-                        .filter(|(_, p)| !p.awaited.is_empty())
-                        .map(|(name, p)| format!("{name} ({})", p.awaited.iter().copied().collect::<Vec<_>>().join(", ")))
-                        .collect();
-                    tracing::debug!(
-                        local = ?local.awaited,
-                        peers = ?waiting,
-                        peers_known,
-                        "the first registry waits for these lists"
-                    );
-                }
-            }
-            _ = debounce.due(), if local.awaited.is_empty()
-                && (first_sent || started.elapsed() >= PEER_START_WAIT || peers_settled(peers_known, &peers)) => {
-                first_sent = true;
-                let remember = started.elapsed() < config.peer_stale_after;
-                let registry = build(&config, &local, &peers, remember, &mut assembler, &mut reported, &metrics);
-                warn_clusterless(&mut peers);
-                report_peers(&metrics, &peers, &unusable);
+            _ = staleness.tick() => state.check_stale(),
+            _ = state.debounce.due(), if state.may_send() => {
+                let registry = state.rebuild();
                 if tx.send(Ok(registry)).await.is_err() {
                     return;
                 }
@@ -293,13 +133,200 @@ pub async fn run(
     }
 }
 
-/// Whether every peer known at start has listed or failed (an unreachable
-/// peer is not waited for).
-fn peers_settled(known: bool, peers: &BTreeMap<String, Watched>) -> bool {
-    known
-        && peers
-            .values()
-            .all(|p| p.awaited.is_empty() || p.failing_since.is_some())
+/// What [`run`]'s loop keeps between events: the clusters watched and the
+/// stream of what they say, the peers no client could be made for, the
+/// changes waiting to be rebuilt, and whether the first registry was sent.
+struct WatchLoop {
+    config: WatchConfig,
+    metrics: Arc<Metrics>,
+    local: Watched,
+    peers: BTreeMap<String, Watched>,
+    /// What every watched cluster says, tagged with which cluster says it.
+    events: SelectAll<BoxStream<'static, (Source, Changed)>>,
+    /// Peers no client could be made for, and why: reported beside the rest.
+    unusable: BTreeMap<String, PeerError>,
+    started: Instant,
+    /// The peers known at start have all been sent (or there are none to
+    /// wait for: no peer Secrets are watched, or their watch ended).
+    peers_known: bool,
+    first_sent: bool,
+    debounce: Debounce,
+    /// The warnings and conflicts of the last registry, logged once each.
+    reported: BTreeSet<String>,
+    assembler: Assembler,
+}
+
+impl WatchLoop {
+    /// The loop's state at start: the local cluster's watch (`watch`,
+    /// saying what it does on `stream`) and no peer yet.
+    fn new(
+        config: WatchConfig,
+        metrics: Arc<Metrics>,
+        watch: ClusterWatch,
+        stream: BoxStream<'static, Changed>,
+    ) -> Self {
+        let local = Watched::new(watch, &config.namespace);
+        let mut events = SelectAll::new();
+        events.push(stream.map(|c| (Source::Local, c)).boxed());
+        Self {
+            peers_known: !config.peer_secrets,
+            config,
+            metrics,
+            local,
+            peers: BTreeMap::new(),
+            events,
+            unusable: BTreeMap::new(),
+            started: Instant::now(),
+            first_sent: false,
+            debounce: Debounce::default(),
+            reported: BTreeSet::new(),
+            assembler: Assembler::default(),
+        }
+    }
+
+    /// A cluster's watch said something: an error is logged (the watch
+    /// retries by itself), and the cluster notes it; a change that may
+    /// change the registry is gathered for the next rebuild.
+    fn cluster_changed(&mut self, source: &Source, changed: &Changed) {
+        if let Changed::Error(kind, e) = changed {
+            // The watch retries by itself (watch).
+            tracing::warn!(
+                "watching {} objects of {}: {e}",
+                kind.name(),
+                describe(source)
+            );
+        }
+        let watched = match source {
+            Source::Local => Some(&mut self.local),
+            Source::Peer(name) => self.peers.get_mut(name),
+        };
+        if let Some(watched) = watched
+            && watched.note(changed)
+        {
+            self.debounce.touch();
+        }
+    }
+
+    /// The set of peers changed: a peer is read (anew), the peers known at
+    /// start are all in, or a peer goes with its exports.
+    async fn peer_changed(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Up(peer) => self.peer_up(&peer).await,
+            PeerEvent::Listed => self.peers_known = true,
+            PeerEvent::Down(name) => {
+                if let Some(old) = self.peers.remove(&name) {
+                    old.stop.cancel();
+                    tracing::info!(peer = %name, "peer removed: its exports go");
+                }
+                self.unusable.remove(&name);
+            }
+        }
+        self.debounce.touch();
+    }
+
+    /// Starts watching `peer`, in place of a peer of its name; one no
+    /// client can be made for is warned of and kept as unusable.
+    async fn peer_up(&mut self, peer: &Peer) {
+        if let Some(old) = self.peers.remove(&peer.name) {
+            old.stop.cancel();
+        }
+        self.unusable.remove(&peer.name);
+        match peer.client().await {
+            Ok(peer_client) => {
+                let namespace = peer
+                    .namespace()
+                    .unwrap_or_else(|| self.config.namespace.clone());
+                let (watch, stream) = ClusterWatch::start(&peer_client, &namespace);
+                let watched = Watched::new(watch, &namespace);
+                let stop = watched.stop.clone();
+                let name = peer.name.clone();
+                self.events.push(
+                    stream
+                        .take_until(stop.cancelled_owned())
+                        .map(move |c| (Source::Peer(name.clone()), c))
+                        .boxed(),
+                );
+                tracing::info!(peer = %peer.name, source = %peer.source, %namespace, "reading peer cluster");
+                self.peers.insert(peer.name.clone(), watched);
+            }
+            Err(e) => {
+                tracing::warn!("peer {} not read: {e}", peer.name);
+                self.unusable.insert(peer.name.clone(), e);
+            }
+        }
+    }
+
+    /// The once-a-second check: a peer unreachable for
+    /// `--peer-stale-after` has its exports dropped (a change to rebuild),
+    /// the peers' state is reported, and, while the first registry has
+    /// not been sent, what it waits for is logged (debug).
+    fn check_stale(&mut self) {
+        for (name, watched) in &mut self.peers {
+            let stale = watched
+                .failing_since
+                .is_some_and(|since| since.elapsed() >= self.config.peer_stale_after);
+            if stale && !watched.dropped {
+                watched.dropped = true;
+                tracing::warn!(peer = %name, "peer unreachable for {:?}: its exports are dropped", self.config.peer_stale_after);
+                self.debounce.touch();
+            }
+        }
+        self.report();
+        if !self.first_sent && self.started.elapsed() >= Duration::from_secs(1) {
+            let waiting: Vec<String> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.awaited.is_empty())
+                .map(|(name, p)| {
+                    let kinds: Vec<_> = p.awaited.iter().copied().collect();
+                    format!("{name} ({})", kinds.join(", "))
+                })
+                .collect();
+            tracing::debug!(
+                local = ?self.local.awaited,
+                peers = ?waiting,
+                peers_known = self.peers_known,
+                "the first registry waits for these lists"
+            );
+        }
+    }
+
+    /// Whether a registry may be sent when the debounce fires: once the
+    /// local lists are in and, for the first, once the peers known at
+    /// start have listed or failed (at most [`PEER_START_WAIT`]).
+    fn may_send(&self) -> bool {
+        self.local.awaited.is_empty()
+            && (self.first_sent
+                || self.started.elapsed() >= PEER_START_WAIT
+                || peers_settled(self.peers_known, &self.peers))
+    }
+
+    /// The debounce fired: the registry rebuilt from what the clusters
+    /// say now (a peer not yet heard from since the start stands in by
+    /// what it last said, within `--peer-stale-after`), with the peers'
+    /// state reported.
+    fn rebuild(&mut self) -> Registry {
+        self.first_sent = true;
+        let remember = self.started.elapsed() < self.config.peer_stale_after;
+        let registry = build(
+            &self.config,
+            &self.local,
+            &self.peers,
+            remember,
+            &mut self.assembler,
+            &mut self.reported,
+            &self.metrics,
+        );
+        self.report();
+        registry
+    }
+
+    /// Warns of peers without their MeshCluster and reports the peers'
+    /// state to the metrics.
+    fn report(&mut self) {
+        warn_clusterless(&mut self.peers);
+        report_peers(&self.metrics, &self.peers, &self.unusable);
+    }
 }
 
 fn describe(source: &Source) -> String {
@@ -402,59 +429,6 @@ fn remembered(registry: &Registry, name: &str) -> View {
         services: services.into_iter().map(std::sync::Arc::new).collect(),
         exports: Vec::new(),
     }
-}
-
-/// Warns once about each listed peer that holds no MeshCluster of its own
-/// name: its own exports then have no gateway and are not served, which
-/// is most often a kubeconfig read in the wrong namespace.
-fn warn_clusterless(peers: &mut BTreeMap<String, Watched>) {
-    for (name, watched) in peers.iter_mut() {
-        let missing = watched.awaited.is_empty() && !watched.watch.holds_cluster(name);
-        if missing && !watched.warned_no_cluster {
-            tracing::warn!(
-                peer = %name,
-                "peer {name} holds no MeshCluster `{name}` in namespace {}: its own exports are not served (does its kubeconfig's context name the namespace its globaldns objects are in?)",
-                watched.namespace
-            );
-        }
-        watched.warned_no_cluster = missing;
-    }
-}
-
-/// The peers' state, for the metrics and explain: those read, and those
-/// no client could be made for (`unusable`, with why).
-fn report_peers(
-    metrics: &Metrics,
-    peers: &BTreeMap<String, Watched>,
-    unusable: &BTreeMap<String, String>,
-) {
-    let mut status: BTreeMap<String, PeerStatus> = peers
-        .iter()
-        .map(|(name, watched)| {
-            let listed = watched.awaited.is_empty();
-            (
-                name.clone(),
-                PeerStatus {
-                    namespace: watched.namespace.clone(),
-                    listed,
-                    mesh_cluster: listed && watched.watch.holds_cluster(name),
-                    error: watched.error.clone(),
-                    unreachable_for: watched.failing_since.map(|s| s.elapsed()),
-                    dropped: watched.dropped,
-                },
-            )
-        })
-        .collect();
-    for (name, error) in unusable {
-        status.insert(
-            name.clone(),
-            PeerStatus {
-                error: Some(error.clone()),
-                ..PeerStatus::default()
-            },
-        );
-    }
-    *metrics.peers.status.lock().unwrap() = status;
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use kube::api::DynamicObject;
 use rustc_hash::FxBuildHasher;
 
 use super::{Key, export_key, key_hash, service_key};
-use crate::registry::kube::cluster_watch::decode;
+use crate::registry::kube::cluster_watch::{ObjectError, decode};
 use crate::registry::kube::declared::{DeclaredCluster, DeclaredService};
 use crate::registry::kube::merge::{McsExport, View};
 use crate::registry::kube::resources::ExportedService;
@@ -19,7 +19,9 @@ use crate::registry::kube::resources::ExportedService;
 #[derive(Debug)]
 pub(super) struct Decoded {
     pub(super) object: Arc<DynamicObject>,
-    pub(super) decoded: Result<Arc<DeclaredService>, String>,
+    /// Its service, or why it does not decode (kept, to be warned of at
+    /// every build while the object stays).
+    pub(super) decoded: Result<Arc<DeclaredService>, ObjectError>,
     /// [`key_hash`] of its service's key.
     pub(super) hash: u64,
     /// The build that last saw it in the store.
@@ -53,7 +55,8 @@ impl Decoded {
 /// edge: nothing past it sees the Kubernetes object): its name and
 /// namespace, the only metadata the merge and validation read (to order it
 /// and to name it in messages), and its spec; the store keeps the rest.
-pub(super) fn decode_service(object: &DynamicObject) -> Result<Arc<DeclaredService>, String> {
+/// Errors as [`decode`] does: the field that does not decode.
+pub(super) fn decode_service(object: &DynamicObject) -> Result<Arc<DeclaredService>, ObjectError> {
     let service = decode::<ExportedService>(object)?;
     Ok(Arc::new(DeclaredService::from(service)))
 }
@@ -73,7 +76,7 @@ pub(super) struct ViewMemo {
 }
 
 /// The warning for an ExportedService object that does not decode.
-pub(super) fn undecoded(object: &DynamicObject, error: &str) -> String {
+pub(super) fn undecoded(object: &DynamicObject, error: &ObjectError) -> String {
     format!(
         "skipped ExportedService {}/{}: {error}",
         object.metadata.namespace.as_deref().unwrap_or("-"),

@@ -73,7 +73,7 @@ fn bad_peer_secrets_are_named_without_their_contents() {
         ),
     ];
     for (secret, expected) in cases {
-        let error = Peer::from_secret(&secret).unwrap_err();
+        let error = Peer::from_secret(&secret).unwrap_err().to_string();
         assert!(error.contains(expected), "{error}");
         assert!(error.starts_with("Secret globaldns/peer-west"), "{error}");
         assert!(!error.contains("s3cr3t"), "{error}");
