@@ -111,6 +111,7 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let settings = Settings {
         zones: zones.clone(),
+        per_cluster_names: false,
         ttl: 30,
         allocator: Allocator {
             v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),

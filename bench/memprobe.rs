@@ -79,7 +79,9 @@ fn main() {
         v6: Some(VipRange::new("fd00:6c6f:6261:6c00::/64".parse().unwrap(), Family::V6).unwrap()),
         quarantine: 600,
     };
-    let wants = measure("(wants)", || globaldns::index::wants(&registry, &zones));
+    let wants = measure("(wants)", || {
+        globaldns::index::wants(&registry, &zones, false)
+    });
     let mut table = Table::default();
     measure("table", || {
         allocator.reconcile_with(&mut table, &wants, 0, &mut |_| {})
@@ -87,7 +89,7 @@ fn main() {
     drop(wants);
     let leased = measure("leased", || globaldns::vip::Leased::of(&table));
     let set = measure("name table", || {
-        globaldns::index::zones(&registry, &zones, &allocator, &table, &[], 30, &[])
+        globaldns::index::zones(&registry, &zones, false, &allocator, &table, &[], 30, &[])
             .expect("a snapshot")
             .zones
     });

@@ -142,7 +142,11 @@ async fn main() {
         quarantine: 600,
     };
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &globaldns::index::wants(&registry, &zones), 0);
+    allocator.reconcile(
+        &mut table,
+        &globaldns::index::wants(&registry, &zones, false),
+        0,
+    );
 
     println!("sync of {services} new ServiceEntries from cold, then a steady-state pass");
     println!(
@@ -153,7 +157,7 @@ async fn main() {
         let namespace = format!("bench-c{concurrency}");
         kubectl(&kubeconfig, &["create", "namespace", &namespace]);
         let target = Target::new("east", &namespace);
-        let desired = render(&registry, &zones, &allocator, &table, &target).unwrap();
+        let desired = render(&registry, &zones, false, &allocator, &table, &target).unwrap();
         let limits = Limits {
             concurrency,
             qps: None,

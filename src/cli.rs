@@ -143,6 +143,12 @@ pub struct ZoneArgs {
     /// Services' hosts are `<name>.<namespace>.<zone>`.
     #[arg(long = "zone", env = "GLOBALDNS_ZONE", value_name = "ZONE", default_value = "global", value_delimiter = ',', value_parser = parse_zone)]
     pub zones: Vec<String>,
+    /// Serve no per-cluster names: without this flag, each cluster that
+    /// exports a service also gives it `<cluster>.<name>.<namespace>.<zone>`,
+    /// with a VIP and a ServiceEntry of its own that reach that cluster's
+    /// copy only.
+    #[arg(long, env = "GLOBALDNS_NO_PER_CLUSTER_NAMES")]
+    pub no_per_cluster_names: bool,
 }
 
 /// A duration: `250ms`, `30s`, `10m`, `1h`, or plain seconds.
@@ -253,6 +259,7 @@ impl ServingArgs {
         };
         Ok(Settings {
             zones: self.zones.checked()?,
+            per_cluster_names: !self.zones.no_per_cluster_names,
             ttl: self.ttl,
             allocator: self.allocator()?,
             ns_addresses,

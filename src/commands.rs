@@ -195,7 +195,7 @@ fn snapshot(args: &SnapshotArgs) -> anyhow::Result<(Settings, Registry, Table)> 
         None => Default::default(),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let wants = index::wants(&registry, &settings.zones);
+    let wants = index::wants(&registry, &settings.zones, settings.per_cluster_names);
     settings.allocator.reconcile(&mut table, &wants, now);
     Ok((settings, registry, table))
 }
@@ -205,6 +205,7 @@ fn zonefile(args: ZonefileArgs) -> anyhow::Result<()> {
     let built = index::zones(
         &registry,
         &settings.zones,
+        settings.per_cluster_names,
         &settings.allocator,
         &table,
         &[],
@@ -258,6 +259,7 @@ fn render_entries(args: RenderArgs) -> anyhow::Result<()> {
     let entries = crate::mesh::render(
         &registry,
         &settings.zones,
+        settings.per_cluster_names,
         &settings.allocator,
         &table,
         &target,

@@ -45,6 +45,9 @@ use report::{Counts, Took, log_published, pins_of};
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub zones: Vec<String>,
+    /// Serve each exporter's per-cluster name `<cluster>.<host>` beside
+    /// every host (design §2; `--no-per-cluster-names` turns them off).
+    pub per_cluster_names: bool,
     pub ttl: u32,
     pub allocator: Allocator,
     /// The addresses of the zones' name server `ns.<zone>`: where this
@@ -223,7 +226,8 @@ impl Controller {
                 "answering from the last-known-good registry until the registry is read"
             );
             // Where its pins were, in the zones it was served in.
-            controller.pins = pins_of(&index::wants(&last_good.registry, &last_good.zones));
+            // (Per-cluster names hold no pins.)
+            controller.pins = pins_of(&index::wants(&last_good.registry, &last_good.zones, false));
             controller.publish(last_good.registry, SystemTime::now());
         }
         controller
@@ -403,7 +407,15 @@ impl Controller {
         }
         let m = &self.metrics;
         let allocator = &self.settings.allocator;
-        let hosts = registry.services.len() * self.settings.zones.len();
+        let per_service = |s: &Arc<crate::registry::Service>| {
+            1 + if self.settings.per_cluster_names {
+                s.exported_from.len()
+            } else {
+                0
+            }
+        };
+        let hosts =
+            registry.services.iter().map(per_service).sum::<usize>() * self.settings.zones.len();
         self.counts.store(m, &self.table, hosts, now);
         let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
         m.vip

@@ -112,30 +112,59 @@ pub fn explain(
     let Some(allocated) = allocated else {
         return out;
     };
-    let service = allocated
-        .registry
-        .services
+    let services = &allocated.registry.services;
+    let service = services
         .iter()
         .find(|s| zone_suffix(&host, &s.name, &s.namespace).is_some());
-    match service {
-        Some(service) => {
+    let per_cluster = services.iter().find_map(|s| per_cluster::of(&host, s));
+    match (service, per_cluster) {
+        (Some(service), _) => {
             registry_lines(&mut out, service, &allocated.registry.clusters);
+            per_cluster::lines(&mut out, &host, service, allocated);
             vip_lines(&mut out, &host, service, allocated, allocator);
+            service_entry_line(&mut out, &host);
+        }
+        (None, Some((service, cluster))) => {
             let _ = writeln!(
                 out,
-                "ServiceEntry: {} (as `globaldns render` names it; applied with --sync-service-entries)",
-                host.replace('.', "-")
+                "registry: the per-cluster name of service {} in namespace {} for cluster {cluster}: it reaches {cluster}'s copy only",
+                service.name, service.namespace
             );
+            let clusters: Vec<Cluster> = allocated
+                .registry
+                .clusters
+                .iter()
+                .filter(|c| c.name == cluster)
+                .cloned()
+                .collect();
+            gateway_lines(&mut out, service, &clusters);
+            if !nxdomain {
+                vip_lines(&mut out, &host, service, allocated, allocator);
+                service_entry_line(&mut out, &host);
+            }
         }
-        None => {
+        (None, None) => {
             let _ = writeln!(out, "registry: no service has this host");
         }
     }
     hand_written_lines(&mut out, &host, allocated);
     if nxdomain && service.is_none() {
-        let _ = writeln!(out, "why NXDOMAIN: {}", why_missing(&host, allocated));
+        let why = match per_cluster {
+            Some(_) => "per-cluster names are not served (--no-per-cluster-names)".to_string(),
+            None => why_missing(&host, allocated),
+        };
+        let _ = writeln!(out, "why NXDOMAIN: {why}");
     }
     out
+}
+
+/// The name of the ServiceEntry of `host`.
+fn service_entry_line(out: &mut String, host: &str) {
+    let _ = writeln!(
+        out,
+        "ServiceEntry: {} (as `globaldns render` names it; applied with --sync-service-entries)",
+        host.replace('.', "-")
+    );
 }
 
 /// The A and AAAA answers for `name`, a line each; whether either was
@@ -184,6 +213,12 @@ fn registry_lines(out: &mut String, service: &Service, clusters: &[Cluster]) {
         "registry: service {} in namespace {}, exported from {from}",
         service.name, service.namespace,
     );
+    gateway_lines(out, service, clusters);
+    outside_lines(out, service);
+}
+
+/// A line per gateway of each of `clusters` that exports `service`.
+fn gateway_lines(out: &mut String, service: &Service, clusters: &[Cluster]) {
     for cluster in clusters {
         if !service.exported_from.iter().any(|c| *c == cluster.name) {
             continue;
@@ -208,6 +243,10 @@ fn registry_lines(out: &mut String, service: &Service, clusters: &[Cluster]) {
             );
         }
     }
+}
+
+/// A line per workload outside Kubernetes, and per pinned address.
+fn outside_lines(out: &mut String, service: &Service) {
     for workload in &service.endpoints {
         let ports: Vec<String> = workload
             .ports
@@ -321,6 +360,9 @@ fn covers(pattern: &str, host: &str) -> bool {
 
 /// The likeliest reason a name inside a zone does not exist.
 fn why_missing(host: &str, allocated: &Allocated) -> String {
+    if let Some(why) = per_cluster::not_exported(host, allocated) {
+        return why;
+    }
     let mut labels = host.split('.');
     let (Some(name), Some(namespace)) = (labels.next(), labels.next()) else {
         return "no such host".to_string();
@@ -343,6 +385,8 @@ fn why_missing(host: &str, allocated: &Allocated) -> String {
         )
     }
 }
+
+mod per_cluster;
 
 #[cfg(test)]
 mod tests;

@@ -68,7 +68,8 @@ pub fn check_registry(text: &str) {
     let zones = ["global".to_string(), "mesh.internal".to_string()];
     if let Ok(registry) = crate::registry::load_str(text, "fuzz", &zones) {
         // A valid registry also builds its snapshot.
-        let wants = crate::index::wants(&registry, &zones);
+        // Per-cluster names on: validation must make them fit too.
+        let wants = crate::index::wants(&registry, &zones, true);
         let allocator = crate::vip::Allocator {
             v4: crate::vip::VipRange::new(
                 crate::vip::DEFAULT_V4_RANGE.parse().expect("range"),
@@ -80,7 +81,7 @@ pub fn check_registry(text: &str) {
         };
         let mut table = crate::vip::Table::default();
         allocator.reconcile(&mut table, &wants, 0);
-        let built = crate::index::zones(&registry, &zones, &allocator, &table, &[], 30, &[])
+        let built = crate::index::zones(&registry, &zones, true, &allocator, &table, &[], 30, &[])
             .expect("a valid registry builds");
         // Validation checks every derived name, so no host is left out.
         assert_eq!(built.left_out, Vec::<String>::new());

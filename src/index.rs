@@ -13,21 +13,52 @@ use crate::dns::zone::{HostData, Parents, ZoneError, ZoneSetBuilder};
 use crate::registry::{Registry, Service};
 use crate::vip::{Allocator, Table, Want};
 
-/// The hosts `registry` defines in `zones`, each with its pins. Pins apply
-/// to the host in the [`pin_zone`] only: every host needs an address of its
-/// own, or two ServiceEntries would claim one VIP.
-pub fn wants(registry: &Registry, zones: &[String]) -> Vec<Want> {
-    wants_of(&registry.services, zones)
+/// The hosts `registry` defines in `zones`, each with its pins: every
+/// service's host, and with `per_cluster` each exporting cluster's
+/// per-cluster name after it ([`hosts`]). Pins apply to the service's host
+/// in the [`pin_zone`] only: every host needs an address of its own, or
+/// two ServiceEntries would claim one VIP.
+pub fn wants(registry: &Registry, zones: &[String], per_cluster: bool) -> Vec<Want> {
+    wants_of(&registry.services, zones, per_cluster)
 }
 
 /// The hosts of `services` in `zones`, with their pins (see [`wants`]).
-pub fn wants_of(services: &[Arc<Service>], zones: &[String]) -> Vec<Want> {
+pub fn wants_of(services: &[Arc<Service>], zones: &[String], per_cluster: bool) -> Vec<Want> {
     let pins = pin_zone(zones);
     let mut wants = Vec::with_capacity(services.len() * zones.len());
     for zone in zones {
-        wants.extend(services.iter().map(|s| want(s, zone, pins)));
+        for service in services {
+            wants.extend(hosts(service, zone, pins, per_cluster).map(|(_, want)| want));
+        }
     }
     wants
+}
+
+/// The hosts of one service in one zone, in order: its own host
+/// `<name>.<namespace>.<zone>` (`None`), then, with `per_cluster`, the
+/// per-cluster name `<cluster>.<name>.<namespace>.<zone>` of each cluster
+/// that exports it, in `exportedFrom` order (`Some(cluster)`; design §2).
+/// A per-cluster name is never pinned: the registry's pins are the
+/// service's.
+pub fn hosts<'s>(
+    service: &'s Service,
+    zone: &'s str,
+    pin_zone: Option<&str>,
+    per_cluster: bool,
+) -> impl Iterator<Item = (Option<&'s str>, Want)> + 's {
+    let own = (None, want(service, zone, pin_zone));
+    let clusters = service
+        .exported_from
+        .iter()
+        .filter(move |_| per_cluster)
+        .map(move |cluster| {
+            let want = Want {
+                host: service.cluster_host(cluster, zone),
+                pinned: Vec::new(),
+            };
+            (Some(cluster.as_str()), want)
+        });
+    std::iter::once(own).chain(clusters)
 }
 
 /// The zone whose host carries a service's pinned addresses: the served
@@ -81,12 +112,15 @@ pub enum IstioPicks {
 /// keys and SRV labels take, and how many SRV names its hosts hold (which
 /// are not stored names, `dns/zone/names.rs`). Per zone: the apex and its
 /// name server `ns.<zone>`; each host, with the first label `_<port>` of
-/// each SRV name; each namespace (an empty non-terminal). Plus the
-/// hand-written hosts (an upper bound: some are refused, or in no zone). A
-/// wire name takes two bytes more than its text without the final dot.
+/// each SRV name; each namespace (an empty non-terminal); with
+/// `per_cluster`, each exporter's per-cluster name and its SRV names. Plus
+/// the hand-written hosts (an upper bound: some are refused, or in no
+/// zone). A wire name takes two bytes more than its text without the
+/// final dot.
 fn sizes(
     registry: &Registry,
     zones: &[String],
+    per_cluster: bool,
     hand_written: &[HandWritten],
 ) -> (usize, usize, usize) {
     let namespaces: rustc_hash::FxHashSet<&str> = registry
@@ -106,15 +140,23 @@ fn sizes(
             .map(|ns| ns.len() + 1 + zone + 2)
             .sum::<usize>();
         for service in registry.services.iter() {
-            names += 1;
-            key_bytes += service.name.len() + 1 + service.namespace.len() + 1 + zone + 2;
+            let host = service.name.len() + 1 + service.namespace.len() + 1 + zone + 2;
             // Each SRV name's first label, `_<port>`.
-            ports += service.ports.len();
-            key_bytes += service
+            let srv_labels = service
                 .ports
                 .iter()
                 .map(|p| 2 + p.name().len())
                 .sum::<usize>();
+            names += 1;
+            key_bytes += host + srv_labels;
+            ports += service.ports.len();
+            if per_cluster {
+                for cluster in &service.exported_from {
+                    names += 1;
+                    key_bytes += cluster.len() + 1 + host + srv_labels;
+                    ports += service.ports.len();
+                }
+            }
         }
     }
     names += hand_written.len();
@@ -133,16 +175,18 @@ fn sizes(
 /// shared, reviewed source every cluster agrees on, and its host keeps the
 /// VIP the other clusters give it; the hand-written entry is reported. Two
 /// hand-written entries for one host: the first by `namespace/name` wins.
+#[allow(clippy::too_many_arguments)]
 pub fn zones(
     registry: &Registry,
     zones: &[String],
+    per_cluster: bool,
     allocator: &Allocator,
     table: &Table,
     hand_written: &[HandWritten],
     ttl: u32,
     ns_addresses: &[IpAddr],
 ) -> Result<Built, ZoneError> {
-    let (names, key_bytes, srv_names) = sizes(registry, zones, hand_written);
+    let (names, key_bytes, srv_names) = sizes(registry, zones, per_cluster, hand_written);
     // The serial is the caller's to set (ZoneSet::set_serial), once it
     // knows whether what is served changed.
     let mut set = ZoneSetBuilder::with_sizes(0, ttl, names, key_bytes, srv_names);
@@ -157,24 +201,25 @@ pub fn zones(
     let pins = pin_zone(zones);
     for zone in zones {
         for service in registry.services.iter() {
-            let want = want(service, zone, pins);
-            let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
             let ports = ports(service);
-            // Validation keeps this from failing; if it does, the one host
-            // is left out and reported, never the whole snapshot.
-            if let Err(e) = set.add_host(&HostData {
-                host: &want.host,
-                addresses: &addresses,
-                ports: &ports,
-            }) {
-                left_out.push(format!(
-                    "service {}.{}: host {} not served: {e}",
-                    service.name, service.namespace, want.host
-                ));
-                continue;
-            }
-            if !hand_written.is_empty() {
-                taken.insert(want.host);
+            for (_, want) in hosts(service, zone, pins, per_cluster) {
+                let addresses: Vec<IpAddr> = allocator.addresses(table, &want);
+                // Validation keeps this from failing; if it does, the one
+                // host is left out and reported, never the whole snapshot.
+                if let Err(e) = set.add_host(&HostData {
+                    host: &want.host,
+                    addresses: &addresses,
+                    ports: &ports,
+                }) {
+                    left_out.push(format!(
+                        "service {}.{}: host {} not served: {e}",
+                        service.name, service.namespace, want.host
+                    ));
+                    continue;
+                }
+                if !hand_written.is_empty() {
+                    taken.insert(want.host);
+                }
             }
         }
     }
@@ -262,14 +307,15 @@ pub fn patch(
     set: &ZoneSet,
     parents: &mut Parents,
     zones: &[String],
+    per_cluster: bool,
     allocator: &Allocator,
     table: &Table,
     hand_written: &[HandWritten],
     removed: &[Arc<Service>],
     added: &[Arc<Service>],
 ) -> Result<ZoneSet, PatchError> {
-    let removed = placed(removed, zones, None);
-    let added = placed(added, zones, Some((allocator, table)));
+    let removed = placed(removed, zones, per_cluster, None);
+    let added = placed(added, zones, per_cluster, Some((allocator, table)));
     if !hand_written.is_empty() {
         let claimed: std::collections::HashSet<&str> =
             hand_written.iter().map(|h| h.host.as_str()).collect();
@@ -291,20 +337,22 @@ pub fn patch(
 fn placed<'s>(
     services: &'s [Arc<Service>],
     zones: &[String],
+    per_cluster: bool,
     addresses: Option<(&Allocator, &Table)>,
 ) -> Vec<Placed<'s>> {
     let pins = pin_zone(zones);
     let mut out = Vec::with_capacity(services.len() * zones.len());
     for zone in zones {
         for service in services {
-            let want = want(service, zone, pins);
-            out.push(Placed {
-                addresses: addresses
-                    .map(|(allocator, table)| allocator.addresses(table, &want))
-                    .unwrap_or_default(),
-                host: want.host,
-                ports: ports(service),
-            });
+            for (_, want) in hosts(service, zone, pins, per_cluster) {
+                out.push(Placed {
+                    addresses: addresses
+                        .map(|(allocator, table)| allocator.addresses(table, &want))
+                        .unwrap_or_default(),
+                    host: want.host,
+                    ports: ports(service),
+                });
+            }
         }
     }
     out

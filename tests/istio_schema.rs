@@ -335,12 +335,16 @@ services:
         quarantine: 600,
     };
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &globaldns::index::wants(&registry, &zones), 0);
+    allocator.reconcile(
+        &mut table,
+        &globaldns::index::wants(&registry, &zones, false),
+        0,
+    );
     for cluster in ["east", "west"] {
         let mut target = Target::new(cluster, "istio-system");
         target.destination_rules = true;
         target.cluster_domain = "corp.example".to_string();
-        for object in render(&registry, &zones, &allocator, &table, &target).unwrap() {
+        for object in render(&registry, &zones, false, &allocator, &table, &target).unwrap() {
             let value = serde_json::to_value(&object).unwrap();
             assert_eq!(violations(&value), Vec::<String>::new(), "{value:#}");
         }

@@ -92,7 +92,11 @@ impl Controller {
 
     /// Follows the record and reconciles every host of `registry`.
     pub(super) fn reconcile_all(&mut self, registry: &Registry, now: u64, tally: &mut Tally) {
-        let wants = index::wants(registry, &self.settings.zones);
+        let wants = index::wants(
+            registry,
+            &self.settings.zones,
+            self.settings.per_cluster_names,
+        );
         self.report_moved_pins(pins_of(&wants));
         let allocator = &self.settings.allocator;
         let mut emit = Self::on_event(&mut self.counts, allocator, tally, false);
@@ -116,8 +120,9 @@ impl Controller {
     /// then; the caller reconciles in full).
     pub(super) fn reconcile_delta(&mut self, delta: &Delta, now: u64, tally: &mut Tally) -> bool {
         let zones = &self.settings.zones;
-        let old = index::wants_of(&delta.removed, zones);
-        let new = index::wants_of(&delta.added, zones);
+        let per_cluster = self.settings.per_cluster_names;
+        let old = index::wants_of(&delta.removed, zones, per_cluster);
+        let new = index::wants_of(&delta.added, zones, per_cluster);
         let staying: std::collections::HashSet<&str> =
             new.iter().map(|w| w.host.as_str()).collect();
         let removed: Vec<Want> = old
@@ -164,6 +169,7 @@ impl Controller {
                     .map(|r| r.services.clone())
                     .unwrap_or_default(),
                 zones,
+                per_cluster,
             ));
             return false;
         }
@@ -194,11 +200,16 @@ impl Controller {
     ) -> Option<(ZoneSet, Parents)> {
         let Patchable { zones, mut parents } = self.patchable.take()?;
         let zone_names = &self.settings.zones;
+        let per_cluster = self.settings.per_cluster_names;
         let changed: std::collections::HashSet<CompactString> = delta
             .removed
             .iter()
             .chain(&delta.added)
-            .flat_map(|s| zone_names.iter().map(|z| s.host(z)))
+            .flat_map(|s| {
+                zone_names
+                    .iter()
+                    .flat_map(move |z| index::hosts(s, z, None, per_cluster).map(|(_, w)| w.host))
+            })
             .collect();
         if let Some(host) = tally.hosts.iter().find(|h| !changed.contains(h.as_str())) {
             tracing::debug!("building the zones whole: the VIP of {host} moved");
@@ -209,6 +220,7 @@ impl Controller {
             &zones,
             &mut parents,
             zone_names,
+            per_cluster,
             &self.settings.allocator,
             &self.table,
             &self.hand_written,
@@ -257,6 +269,7 @@ impl Controller {
         index::zones(
             registry,
             &self.settings.zones,
+            self.settings.per_cluster_names,
             &self.settings.allocator,
             &self.table,
             &self.hand_written,

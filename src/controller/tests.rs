@@ -38,6 +38,7 @@ fn hosts_off_their_first_choice_are_counted_unless_pinned() {
         .expect("two names with one first choice among 200 in 63 slots");
     let settings = Settings {
         zones: vec!["global".to_string()],
+        per_cluster_names: false,
         ttl: 30,
         allocator: allocator.clone(),
         ns_addresses: Vec::new(),
@@ -90,6 +91,7 @@ fn answer(published: &Published, host: &str) -> Option<std::net::IpAddr> {
 fn the_recorded_vips_win_over_the_state_directory() {
     let settings = Settings {
         zones: vec!["global".to_string()],
+        per_cluster_names: false,
         ttl: 30,
         ns_addresses: Vec::new(),
         allocator: Allocator {
@@ -157,6 +159,7 @@ fn pins_follow_the_zone_that_sorts_first_and_a_move_is_counted() {
     let start = |zones: &[&str], metrics: Arc<Metrics>| {
         let settings = Settings {
             zones: zones.iter().map(|z| z.to_string()).collect(),
+            per_cluster_names: false,
             ttl: 30,
             ns_addresses: Vec::new(),
             allocator: Allocator {
@@ -192,6 +195,7 @@ fn pins_follow_the_zone_that_sorts_first_and_a_move_is_counted() {
     let metrics = Arc::new(Metrics::default());
     let settings = Settings {
         zones: vec!["aaa".to_string(), "global".to_string(), "mesh".to_string()],
+        per_cluster_names: false,
         ttl: 30,
         ns_addresses: Vec::new(),
         allocator: Allocator {
@@ -219,10 +223,12 @@ fn pins_follow_the_zone_that_sorts_first_and_a_move_is_counted() {
 }
 
 /// A controller in a fresh state directory, serving `global` and `mesh`
-/// from a small range (so that hosts collide), IPv4 and IPv6.
-fn small(dir: &Path) -> (Controller, Arc<Published>) {
+/// from a small range (so that hosts collide), IPv4 and IPv6, with
+/// per-cluster names or without.
+fn small(dir: &Path, per_cluster_names: bool) -> (Controller, Arc<Published>) {
     let settings = Settings {
         zones: vec!["global".to_string(), "mesh".to_string()],
+        per_cluster_names,
         ttl: 30,
         ns_addresses: vec!["192.0.2.53".parse().unwrap()],
         allocator: Allocator {
@@ -269,16 +275,19 @@ proptest::proptest! {
     /// snapshot served is the one a full build makes of the same registry
     /// and table, the table is the one a full reconcile makes, and the
     /// table a restart reads back (file and journal) is the one in memory.
+    /// With per-cluster names on, their hosts are patched with their
+    /// service's.
     #[test]
     fn a_change_serves_what_a_full_pass_would(
         versions in proptest::collection::vec(
             proptest::collection::btree_map(0..24u8, (proptest::bool::ANY, 1..4u16, proptest::option::of(0..6u8)), 0..20),
             1..8,
         ),
+        per_cluster in proptest::bool::ANY,
     ) {
         let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (mut part, published) = small(one.path());
-        let (mut full, full_published) = small(two.path());
+        let (mut part, published) = small(one.path(), per_cluster);
+        let (mut full, full_published) = small(two.path(), per_cluster);
         for (step, services) in versions.iter().enumerate() {
             let registry = versioned(services);
             let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + 100 * step as u64);
@@ -313,13 +322,13 @@ fn a_warm_start_does_not_write_back_the_last_known_good_registry() {
     let path = dir.path().join("last-good.json");
     let inode = || std::fs::metadata(&path).unwrap().ino();
     let one = registry(&[("a", None)]);
-    let (mut controller, _) = small(dir.path());
+    let (mut controller, _) = small(dir.path(), false);
     controller.apply(one.clone(), SystemTime::now());
     controller.flush();
     drop(controller);
     let written = inode();
 
-    let (mut controller, published) = small(dir.path());
+    let (mut controller, published) = small(dir.path(), false);
     assert!(
         answer(&published, "a.ns.global").is_some(),
         "served from disk"

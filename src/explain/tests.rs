@@ -3,6 +3,11 @@ use crate::index::{self, HandWritten};
 use crate::vip::{Allocator, DEFAULT_V4_RANGE, Table, VipRange};
 
 fn setup() -> (ZoneSet, Allocated, Allocator) {
+    setup_with(false)
+}
+
+/// The example registry served, with per-cluster names or without.
+fn setup_with(per_cluster: bool) -> (ZoneSet, Allocated, Allocator) {
     let zones = vec!["global".to_string()];
     let text = include_str!("../../examples/registry.yaml");
     let registry = crate::registry::load_str(text, "r.yaml", &zones).unwrap();
@@ -12,7 +17,11 @@ fn setup() -> (ZoneSet, Allocated, Allocator) {
         quarantine: 600,
     };
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 1_795_392_000);
+    allocator.reconcile(
+        &mut table,
+        &index::wants(&registry, &zones, per_cluster),
+        1_795_392_000,
+    );
     let hand_written = vec![
         HandWritten {
             host: "*.ext.global".to_string(),
@@ -30,6 +39,7 @@ fn setup() -> (ZoneSet, Allocated, Allocator) {
     let built = index::zones(
         &registry,
         &zones,
+        per_cluster,
         &allocator,
         &table,
         &hand_written,
@@ -199,8 +209,8 @@ fn workloads_outside_kubernetes_are_explained() {
         quarantine: 600,
     };
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 0);
-    let set = index::zones(&registry, &zones, &allocator, &table, &[], 30, &[])
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones, false), 0);
+    let set = index::zones(&registry, &zones, false, &allocator, &table, &[], 30, &[])
         .unwrap()
         .zones;
     let allocated = Allocated {
@@ -325,4 +335,88 @@ fn peers_that_give_nothing_say_why() {
             "`{expected}` missing from:\n{text}"
         );
     }
+}
+
+/// Design §2: a per-cluster name is explained as such (which cluster's
+/// copy it reaches, through which gateway, its own VIP), the service's
+/// host lists its per-cluster names, and a per-cluster name that is not
+/// served says why.
+#[test]
+fn per_cluster_names_are_explained() {
+    let (zones, allocated, allocator) = setup_with(true);
+    let text = explain(
+        "west.httpbin.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
+    assert!(text.contains("A: NOERROR 240."), "{text}");
+    assert!(
+        text.contains(
+            "registry: the per-cluster name of service httpbin in namespace bar for cluster west: it reaches west's copy only"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  west: gateway 198.51.100.20:15443"),
+        "{text}"
+    );
+    assert!(text.contains("VIP IPv4: 240."), "{text}");
+    assert!(
+        text.contains("ServiceEntry: west-httpbin-bar-global"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("240.0.195.86"),
+        "not the service's VIP: {text}"
+    );
+
+    let text = explain(
+        "httpbin.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
+    assert!(
+        text.contains(
+            "per-cluster names (each reaches its cluster's copy only): west.httpbin.bar.global"
+        ),
+        "{text}"
+    );
+    // east does not export httpbin: no such name.
+    let text = explain(
+        "east.httpbin.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
+    assert!(text.contains("A: NXDOMAIN"), "{text}");
+    assert!(
+        text.contains("registry: no service has this host"),
+        "{text}"
+    );
+
+    let (zones, allocated, allocator) = setup_with(false);
+    let text = explain(
+        "west.httpbin.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
+    assert!(
+        text.contains("why NXDOMAIN: per-cluster names are not served (--no-per-cluster-names)"),
+        "{text}"
+    );
+    let text = explain(
+        "httpbin.bar.global",
+        Some(&zones),
+        Some(&allocated),
+        &allocator,
+        None,
+    );
+    assert!(!text.contains("per-cluster names"), "{text}");
 }

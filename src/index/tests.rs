@@ -21,7 +21,7 @@ fn allocated(text: &str, zone_names: &[String]) -> (Registry, Allocator, Table) 
         quarantine: 600,
     };
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &wants(&registry, zone_names), 0);
+    allocator.reconcile(&mut table, &wants(&registry, zone_names, false), 0);
     (registry, allocator, table)
 }
 
@@ -43,8 +43,18 @@ fn a_host_that_cannot_be_built_is_left_out_alone() {
         .cloned()
         .chain([Arc::new(bad)])
         .collect();
-    allocator.reconcile(&mut table, &wants(&registry, &zone_names), 0);
-    let built = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[]).unwrap();
+    allocator.reconcile(&mut table, &wants(&registry, &zone_names, false), 0);
+    let built = zones(
+        &registry,
+        &zone_names,
+        false,
+        &allocator,
+        &table,
+        &[],
+        30,
+        &[],
+    )
+    .unwrap();
     assert_eq!(built.left_out.len(), 1, "{:?}", built.left_out);
     assert!(
         built.left_out[0].contains("host toolong.bar.global not served"),
@@ -95,6 +105,7 @@ fn hand_written_hosts_join_the_zones_and_the_registry_wins() {
     } = zones(
         &registry,
         &zone_names,
+        false,
         &allocator,
         &table,
         &hand_written,
@@ -144,6 +155,7 @@ fn a_registry_host_says_which_serviceentry_istio_routes_by() {
     let built = zones(
         &registry,
         &zone_names,
+        false,
         &allocator,
         &table,
         &[older, newer],
@@ -180,11 +192,77 @@ services:
 ";
     let zone_names = vec!["global".to_string(), "mesh".to_string()];
     let (registry, allocator, table) = allocated(text, &zone_names);
-    let set = zones(&registry, &zone_names, &allocator, &table, &[], 30, &[])
-        .unwrap()
-        .zones;
-    assert_eq!(sizes(&registry, &zone_names, &[]), set.stored());
+    let set = zones(
+        &registry,
+        &zone_names,
+        false,
+        &allocator,
+        &table,
+        &[],
+        30,
+        &[],
+    )
+    .unwrap()
+    .zones;
+    assert_eq!(sizes(&registry, &zone_names, false, &[]), set.stored());
     // Per zone: apex and ns, a and b (3 names each), c (4), namespaces
     // x and y.
     assert_eq!(set.len(), 2 * (2 + 3 + 3 + 4 + 2));
+
+    // With per-cluster names: each service's `west.` name and its SRV
+    // names besides (VIPs for them are not needed to count).
+    let set = zones(
+        &registry,
+        &zone_names,
+        true,
+        &allocator,
+        &table,
+        &[],
+        30,
+        &[],
+    )
+    .unwrap()
+    .zones;
+    assert_eq!(sizes(&registry, &zone_names, true, &[]), set.stored());
+    assert_eq!(set.len(), 2 * (2 + 2 * (3 + 3 + 4) + 2));
+}
+
+/// Design §2: the hosts of a service in a zone are its own, pinned in the
+/// pin zone, then one per exporter, in `exportedFrom` order, never pinned.
+#[test]
+fn a_service_has_a_per_cluster_name_per_exporter() {
+    let text = "clusters: [{name: west, gateways: [{address: 192.0.2.1}]}, {name: east, gateways: [{address: 192.0.2.2}]}]
+services:
+  - {name: a, namespace: x, exportedFrom: [west, east], ports: [{name: tcp, number: 5432, protocol: TCP}], addresses: [240.0.0.9]}
+";
+    let zone_names = vec!["global".to_string(), "mesh".to_string()];
+    let registry = crate::registry::load_str(text, "r.yaml", &zone_names).unwrap();
+    let got: Vec<(Option<&str>, String, usize)> =
+        hosts(&registry.services[0], "global", pin_zone(&zone_names), true)
+            .map(|(cluster, want)| (cluster, want.host.to_string(), want.pinned.len()))
+            .collect();
+    assert_eq!(
+        got,
+        [
+            (None, "a.x.global".to_string(), 1),
+            (Some("west"), "west.a.x.global".to_string(), 0),
+            (Some("east"), "east.a.x.global".to_string(), 0),
+        ]
+    );
+    let all: Vec<String> = wants(&registry, &zone_names, true)
+        .into_iter()
+        .map(|w| w.host.to_string())
+        .collect();
+    assert_eq!(
+        all,
+        [
+            "a.x.global",
+            "west.a.x.global",
+            "east.a.x.global",
+            "a.x.mesh",
+            "west.a.x.mesh",
+            "east.a.x.mesh"
+        ]
+    );
+    assert_eq!(wants(&registry, &zone_names, false).len(), 2);
 }

@@ -196,12 +196,13 @@ impl Serialize for Object {
 pub fn render(
     registry: &Registry,
     zones: &[String],
+    per_cluster: bool,
     allocator: &Allocator,
     table: &Table,
     target: &Target,
 ) -> Result<Vec<Object>, RenderError> {
     let mut objects: Vec<Object> =
-        service_entry::service_entries(registry, zones, allocator, table, target)?
+        service_entry::service_entries(registry, zones, per_cluster, allocator, table, target)?
             .into_iter()
             .map(Object::ServiceEntry)
             .collect();

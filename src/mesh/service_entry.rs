@@ -42,7 +42,7 @@ use super::meta::{Metadata, absolute, export_to_all};
 use super::{RenderError, Target};
 use crate::index;
 use crate::registry::{Cluster, Endpoint, Registry, Service};
-use crate::vip::{Allocator, Table};
+use crate::vip::{Allocator, Table, Want};
 
 pub const KIND: &str = "ServiceEntry";
 
@@ -125,12 +125,15 @@ fn mutual_tls() -> BTreeMap<String, String> {
     BTreeMap::from([(TLS_MODE_LABEL.to_string(), TLS_MODE_ISTIO.to_string())])
 }
 
-/// The ServiceEntries `target.cluster` needs, in registry order, zone by
-/// zone. Fails when the cluster is not in the registry
-/// ([`RenderError::UnknownCluster`]).
+/// The ServiceEntries `target.cluster` needs, zone by zone, in registry
+/// order: each service's, then (with `per_cluster`) one per exporting
+/// cluster for its per-cluster name, whose only endpoints are that
+/// cluster's ([`index::hosts`]). Fails when the cluster is not in the
+/// registry ([`RenderError::UnknownCluster`]).
 pub fn service_entries(
     registry: &Registry,
     zones: &[String],
+    per_cluster: bool,
     allocator: &Allocator,
     table: &Table,
     target: &Target,
@@ -141,51 +144,77 @@ pub fn service_entries(
         .map(|c| (c.name.as_str(), c))
         .collect();
     let local = target.local(registry)?;
-    let wants = index::wants(registry, zones);
-    let mut entries = Vec::with_capacity(wants.len());
-    let per_zone = registry.services.len();
-    for (i, want) in wants.iter().enumerate() {
-        let service = &registry.services[i % per_zone.max(1)];
-        let endpoints = endpoints(service, &clusters, local, &target.cluster_domain);
-        let resolution = if endpoints
-            .iter()
-            .all(|e| e.address.parse::<IpAddr>().is_ok())
-        {
-            Resolution::Static
-        } else {
-            Resolution::Dns
-        };
-        entries.push(ServiceEntry {
-            api_version: target.api_version.api_version().to_string(),
-            kind: KIND.to_string(),
-            metadata: Metadata::owned(want.host.replace('.', "-"), &target.namespace),
-            spec: ServiceEntrySpec {
-                hosts: vec![want.host.to_string()],
-                location: Location::MeshInternal,
-                resolution,
-                addresses: allocator
-                    .addresses(table, want)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-                ports: service
-                    .ports
-                    .iter()
-                    .map(|p| ServicePort {
-                        name: p.name().to_string(),
-                        number: p.number,
-                        protocol: p.protocol().to_string(),
-                    })
-                    .collect(),
-                endpoints,
-                export_to: export_to_all(),
-            },
-        });
+    let pins = index::pin_zone(zones);
+    let mut entries = Vec::with_capacity(registry.services.len() * zones.len());
+    for zone in zones {
+        for service in registry.services.iter() {
+            for (cluster, want) in index::hosts(service, zone, pins, per_cluster) {
+                let endpoints = match cluster {
+                    None => endpoints(service, &clusters, local, &target.cluster_domain),
+                    Some(cluster) => cluster_endpoints(
+                        service,
+                        cluster,
+                        &clusters,
+                        local,
+                        &target.cluster_domain,
+                    ),
+                };
+                entries.push(entry(service, &want, endpoints, allocator, table, target));
+            }
+        }
     }
     disambiguate(&mut entries);
     Ok(entries)
 }
 
+/// The ServiceEntry of `want`, a host of `service`, with `endpoints`.
+fn entry(
+    service: &Service,
+    want: &Want,
+    endpoints: Vec<WorkloadEntry>,
+    allocator: &Allocator,
+    table: &Table,
+    target: &Target,
+) -> ServiceEntry {
+    let resolution = if endpoints
+        .iter()
+        .all(|e| e.address.parse::<IpAddr>().is_ok())
+    {
+        Resolution::Static
+    } else {
+        Resolution::Dns
+    };
+    ServiceEntry {
+        api_version: target.api_version.api_version().to_string(),
+        kind: KIND.to_string(),
+        metadata: Metadata::owned(want.host.replace('.', "-"), &target.namespace),
+        spec: ServiceEntrySpec {
+            hosts: vec![want.host.to_string()],
+            location: Location::MeshInternal,
+            resolution,
+            addresses: allocator
+                .addresses(table, want)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            ports: service
+                .ports
+                .iter()
+                .map(|p| ServicePort {
+                    name: p.name().to_string(),
+                    number: p.number,
+                    protocol: p.protocol().to_string(),
+                })
+                .collect(),
+            endpoints,
+            export_to: export_to_all(),
+        },
+    }
+}
+
+/// The endpoints of a service's own host: every other exporting
+/// cluster's gateways, the workloads outside Kubernetes, and the local
+/// Service when the local cluster exports it too.
 fn endpoints(
     service: &Service,
     clusters: &HashMap<&str, &Cluster>,
@@ -200,37 +229,70 @@ fn endpoints(
         if cluster.name == local.name {
             continue;
         }
-        for gateway in &cluster.gateways {
-            out.push(WorkloadEntry {
-                address: absolute(&gateway.address),
-                network: cluster.network.clone(),
-                locality: cluster.locality.clone(),
-                ports: service
-                    .ports
-                    .iter()
-                    .map(|p| (p.name().to_string(), u32::from(gateway.port)))
-                    .collect(),
-                labels: mutual_tls(),
-                ..WorkloadEntry::default()
-            });
-        }
+        out.extend(gateways(service, cluster));
     }
     for workload in &service.endpoints {
         out.push(outside_kubernetes(workload));
     }
     if service.exported_from.iter().any(|c| *c == local.name) {
-        out.push(WorkloadEntry {
-            address: absolute(&format!(
-                "{}.{}.svc.{cluster_domain}",
-                service.name, service.namespace
-            )),
-            // No `network`: see the module's header.
-            locality: local.locality.clone(),
-            labels: mutual_tls(),
-            ..WorkloadEntry::default()
-        });
+        out.push(local_endpoint(service, local, cluster_domain));
     }
     out
+}
+
+/// The endpoints of the per-cluster name of `service` for `cluster`: that
+/// cluster's copy only. In that cluster itself, the local Service (so its
+/// east-west gateway has the SNI chain for the name); elsewhere, its
+/// gateways.
+fn cluster_endpoints(
+    service: &Service,
+    cluster: &str,
+    clusters: &HashMap<&str, &Cluster>,
+    local: &Cluster,
+    cluster_domain: &str,
+) -> Vec<WorkloadEntry> {
+    if cluster == local.name {
+        return vec![local_endpoint(service, local, cluster_domain)];
+    }
+    clusters
+        .get(cluster)
+        .map(|c| gateways(service, c))
+        .unwrap_or_default()
+}
+
+/// `cluster`'s gateways as endpoints of `service`: every service port
+/// mapped to the gateway port, mTLS.
+fn gateways(service: &Service, cluster: &Cluster) -> Vec<WorkloadEntry> {
+    cluster
+        .gateways
+        .iter()
+        .map(|gateway| WorkloadEntry {
+            address: absolute(&gateway.address),
+            network: cluster.network.clone(),
+            locality: cluster.locality.clone(),
+            ports: service
+                .ports
+                .iter()
+                .map(|p| (p.name().to_string(), u32::from(gateway.port)))
+                .collect(),
+            labels: mutual_tls(),
+            ..WorkloadEntry::default()
+        })
+        .collect()
+}
+
+/// The local Service, `<name>.<namespace>.svc.<cluster domain>`.
+fn local_endpoint(service: &Service, local: &Cluster, cluster_domain: &str) -> WorkloadEntry {
+    WorkloadEntry {
+        address: absolute(&format!(
+            "{}.{}.svc.{cluster_domain}",
+            service.name, service.namespace
+        )),
+        // No `network`: see the module's header.
+        locality: local.locality.clone(),
+        labels: mutual_tls(),
+        ..WorkloadEntry::default()
+    }
 }
 
 /// A workload outside Kubernetes, as an endpoint in every cluster: reached

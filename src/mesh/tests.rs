@@ -13,8 +13,12 @@ fn objects(text: &str, zones: &[&str], target: &Target) -> Vec<Object> {
         quarantine: 600,
     };
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &crate::index::wants(&registry, &zones), 0);
-    render(&registry, &zones, &allocator, &table, target).unwrap()
+    allocator.reconcile(
+        &mut table,
+        &crate::index::wants(&registry, &zones, false),
+        0,
+    );
+    render(&registry, &zones, false, &allocator, &table, target).unwrap()
 }
 
 /// Issue 11 / design §5: a cluster that exports services gets a Gateway on

@@ -11,7 +11,8 @@ use super::plain;
 /// The series of the registry and its sources.
 #[derive(Default)]
 pub struct RegistrySeries {
-    /// Hosts served (services × zones).
+    /// Hosts served: each service's in every zone, and its per-cluster
+    /// names.
     pub hosts: AtomicU64,
     /// Hosts not served because a derived name could not be built.
     pub hosts_left_out: AtomicU64,
@@ -41,7 +42,7 @@ impl RegistrySeries {
                 (
                     "globaldns_registry_hosts",
                     "gauge",
-                    "Hosts served (services × zones).",
+                    "Hosts served: each service's in every zone, and its per-cluster names.",
                     &self.hosts,
                 ),
                 (

@@ -340,6 +340,16 @@ impl Service {
         host.make_ascii_lowercase();
         host
     }
+
+    /// The per-cluster name of this service in `zone` for `cluster`, one of
+    /// its exporters: `<cluster>.<name>.<namespace>.<zone>`, lower-cased
+    /// (design §2). It reaches that cluster's copy only.
+    pub fn cluster_host(&self, cluster: &str, zone: &str) -> CompactString {
+        let mut host =
+            compact_str::format_compact!("{}.{}.{}.{}", cluster, self.name, self.namespace, zone);
+        host.make_ascii_lowercase();
+        host
+    }
 }
 
 #[cfg(test)]

@@ -144,65 +144,93 @@ fn validate_service<'r>(
 /// Every name derived from a service must fit its own limit, checked here
 /// so that a registry that validates always builds a snapshot and renders
 /// objects the API server accepts:
-/// - the host `<name>.<namespace>.<zone>`: a DNS name, at most 253
-///   characters (RFC 1035 §2.3.4);
-/// - each SRV owner `_<port>._tcp.<host>`: at most 253 characters (its
-///   labels are checked with the port names);
-/// - the ServiceEntry name (the host with dots as dashes, plus a 9-character
-///   suffix when two hosts would share a name, see [`crate::render`]): a
-///   DNS-1123 subdomain of at most 253 characters (Kubernetes object names).
+/// - the host `<name>.<namespace>.<zone>`, and each per-cluster name
+///   `<cluster>.<name>.<namespace>.<zone>` of an exporting cluster: a DNS
+///   name, at most 253 characters (RFC 1035 §2.3.4);
+/// - each SRV owner `_<port>._tcp.<host>` of either: at most 253
+///   characters (its labels are checked with the port names);
+/// - the ServiceEntry name of either (the host with dots as dashes, plus a
+///   9-character suffix when two hosts would share a name, see
+///   [`crate::mesh::service_entry`]): a DNS-1123 subdomain of at most 253
+///   characters (Kubernetes object names).
+///
+/// Per-cluster names are checked whether or not they are served
+/// (`--no-per-cluster-names`), so that turning them on never makes a
+/// registry invalid.
 fn validate_derived_names(
     service: &Service,
     zones: &[String],
     at: &dyn fmt::Display,
     problems: &mut Vec<Problem>,
 ) {
+    let longest_cluster = service
+        .exported_from
+        .iter()
+        .map(|c| c.len() + 1)
+        .max()
+        .unwrap_or(0);
+    let longest_port = service.ports.iter().map(|p| p.name().len()).max();
     for zone in zones {
-        // The host's length, written out only for a problem.
-        let len = service.name.len() + 1 + service.namespace.len() + 1 + zone.len();
-        let longest_owner = service
-            .ports
-            .iter()
-            .map(|p| p.name().len())
-            .max()
-            .unwrap_or(0)
-            + 1
-            + "._tcp.".len()
-            + len;
+        // The longest name's length, written out only for a problem.
+        let len =
+            longest_cluster + service.name.len() + 1 + service.namespace.len() + 1 + zone.len();
+        let longest_owner = longest_port.unwrap_or(0) + 1 + "._tcp.".len() + len;
         if len + SERVICE_ENTRY_SUFFIX_LEN <= MAX_NAME_LEN && longest_owner <= MAX_NAME_LEN {
             continue;
         }
-        let host = service.host(zone);
-        if host.len() > MAX_NAME_LEN {
-            problems.push(Problem::new(
-                at.to_string(),
-                format!("host `{host}` is longer than {MAX_NAME_LEN} characters"),
-            ));
+        // A per-cluster name is longer than its host: a host that does
+        // not fit is said once, not again for each of its clusters.
+        if !validate_host(service, &service.host(zone), "host", at, problems) {
             continue;
         }
-        if host.len() + SERVICE_ENTRY_SUFFIX_LEN > MAX_NAME_LEN {
+        for cluster in &service.exported_from {
+            let host = service.cluster_host(cluster, zone);
+            validate_host(service, &host, "per-cluster name", at, problems);
+        }
+    }
+}
+
+/// The limits of [`validate_derived_names`] for one of a service's hosts,
+/// `what` saying which (`host`, `per-cluster name`). True when it fits
+/// them all.
+fn validate_host(
+    service: &Service,
+    host: &str,
+    what: &str,
+    at: &dyn fmt::Display,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let before = problems.len();
+    if host.len() > MAX_NAME_LEN {
+        problems.push(Problem::new(
+            at.to_string(),
+            format!("{what} `{host}` is longer than {MAX_NAME_LEN} characters"),
+        ));
+        return false;
+    }
+    if host.len() + SERVICE_ENTRY_SUFFIX_LEN > MAX_NAME_LEN {
+        problems.push(Problem::new(
+            at.to_string(),
+            format!(
+                "the ServiceEntry name of {what} `{host}` ({} characters, with room for a \
+                 {SERVICE_ENTRY_SUFFIX_LEN}-character suffix) is longer than {MAX_NAME_LEN}",
+                host.len() + SERVICE_ENTRY_SUFFIX_LEN
+            ),
+        ));
+    }
+    for (j, port) in service.ports.iter().enumerate() {
+        let owner = 1 + port.name().len() + "._tcp.".len() + host.len();
+        if owner > MAX_NAME_LEN {
             problems.push(Problem::new(
-                at.to_string(),
+                format!("{at}.ports[{j}].name"),
                 format!(
-                    "the ServiceEntry name of host `{host}` ({} characters, with room for a \
-                     {SERVICE_ENTRY_SUFFIX_LEN}-character suffix) is longer than {MAX_NAME_LEN}",
-                    host.len() + SERVICE_ENTRY_SUFFIX_LEN
+                    "the SRV name `_{}._tcp.{host}` is {owner} characters, longer than {MAX_NAME_LEN}",
+                    port.name()
                 ),
             ));
         }
-        for (j, port) in service.ports.iter().enumerate() {
-            let owner = 1 + port.name().len() + "._tcp.".len() + host.len();
-            if owner > MAX_NAME_LEN {
-                problems.push(Problem::new(
-                    format!("{at}.ports[{j}].name"),
-                    format!(
-                        "the SRV name `_{}._tcp.{host}` is {owner} characters, longer than {MAX_NAME_LEN}",
-                        port.name()
-                    ),
-                ));
-            }
-        }
     }
+    problems.len() == before
 }
 
 fn validate_exports(

@@ -82,8 +82,10 @@ async fn health_readiness_and_metrics() {
         )
     );
     assert!(text.contains("globaldns_dns_query_duration_seconds_count 4"));
-    assert!(text.contains("globaldns_registry_hosts 3"), "{text}");
-    assert!(text.contains(r#"globaldns_vip_allocated{family="ipv4"} 3"#));
+    // Three services, exported by four (cluster, service) pairs: three
+    // hosts and four per-cluster names, each with its IPv4 VIP.
+    assert!(text.contains("globaldns_registry_hosts 7"), "{text}");
+    assert!(text.contains(r#"globaldns_vip_allocated{family="ipv4"} 7"#));
     assert!(text.contains(r#"globaldns_registry_reloads_total{result="success"} 1"#));
 
     // design §6: explain, over HTTP and through the command line.

@@ -238,7 +238,9 @@ fn render_prints_the_objects_of_a_cluster() {
         names,
         [
             ("ServiceEntry", "httpbin-bar-global"),
+            ("ServiceEntry", "west-httpbin-bar-global"),
             ("ServiceEntry", "sleep-foo-global"),
+            ("ServiceEntry", "east-sleep-foo-global"),
             ("Gateway", "globaldns-cross-network")
         ]
     );

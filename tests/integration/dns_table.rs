@@ -175,6 +175,34 @@ const CASES: &[Case] = &[
         answer: &[],
         soa_in_authority: true,
     },
+    Case {
+        what: "A of a per-cluster name: that cluster's copy, its own VIP (design §2)",
+        name: "east.reviews.default.global.",
+        qtype: RecordType::A,
+        rcode: ResponseCode::NoError,
+        aa: true,
+        answer: &[RecordType::A],
+        soa_in_authority: false,
+    },
+    Case {
+        what: "SRV of a per-cluster name (RFC 2782; design §2)",
+        name: "_http._tcp.west.reviews.default.global.",
+        qtype: RecordType::SRV,
+        rcode: ResponseCode::NoError,
+        aa: true,
+        answer: &[RecordType::SRV],
+        soa_in_authority: false,
+    },
+    Case {
+        what: "the per-cluster name of a cluster that does not export the service is NXDOMAIN \
+               (RFC 2308 §2.1; design §2)",
+        name: "east.httpbin.bar.global.",
+        qtype: RecordType::A,
+        rcode: ResponseCode::NXDomain,
+        aa: true,
+        answer: &[],
+        soa_in_authority: true,
+    },
 ];
 
 fn check(case: &Case, via: Via, reply: &Message) {
@@ -288,6 +316,57 @@ async fn answers_carry_the_vip_and_the_port() {
         "2001:db8::53".parse::<IpAddr>().unwrap(),
         "pinned address"
     );
+}
+
+/// Design §2, §3: each exporter's per-cluster name has a VIP of its own
+/// (not the service's, not another cluster's) and SRV records that point
+/// at itself; `--no-per-cluster-names` makes them NXDOMAIN.
+#[tokio::test]
+async fn per_cluster_names_have_their_own_vips_and_can_be_turned_off() {
+    async fn a(server: &TestServer, name: &str) -> Message {
+        exchange(server.addr, &query(name, RecordType::A, false), Via::Udp).await
+    }
+    fn vip(reply: &Message) -> String {
+        let RData::A(a) = &reply.answers[0].data else {
+            panic!("{reply:?}")
+        };
+        a.0.to_string()
+    }
+    let server = TestServer::start().await;
+    let service = vip(&a(&server, "reviews.default.global.").await);
+    let east = vip(&a(&server, "east.reviews.default.global.").await);
+    let west = vip(&a(&server, "WEST.reviews.default.global.").await);
+    assert!(
+        service != east && service != west && east != west,
+        "{service} {east} {west}"
+    );
+    let reply = exchange(
+        server.addr,
+        &query(
+            "_grpc._tcp.east.reviews.default.global.",
+            RecordType::SRV,
+            false,
+        ),
+        Via::Tcp,
+    )
+    .await;
+    let RData::SRV(srv) = &reply.answers[0].data else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(
+        (srv.port, srv.target.to_string()),
+        (9090, "east.reviews.default.global.".to_string())
+    );
+    drop(server);
+
+    let off = TestServer::with(crate::support::Options {
+        per_cluster_names: false,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(vip(&a(&off, "reviews.default.global.").await), service);
+    let reply = a(&off, "east.reviews.default.global.").await;
+    assert_eq!(reply.response_code, ResponseCode::NXDomain);
 }
 
 /// IPv6 VIPs are allocated when, and only when, an IPv6 range is given.

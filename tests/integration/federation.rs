@@ -36,6 +36,9 @@ use globaldns::registry::{Gateway, Port, Registry};
 use globaldns::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
 
 const SERVICES: usize = 10_000;
+/// Per-cluster names on, as `serve` runs by default (design §2): each
+/// service's exporter adds a host, so 20,000 hosts share the range.
+const PER_CLUSTER: bool = true;
 const CLUSTERS: [&str; 3] = ["east", "north", "west"];
 
 /// What cluster `index` publishes: itself, and its third of the services
@@ -120,9 +123,9 @@ fn vips(registries: &[&Registry]) -> BTreeMap<String, IpAddr> {
     let allocator = allocator();
     let mut table = Table::default();
     for registry in registries {
-        allocator.reconcile(&mut table, &wants(registry, &zones()), 1_000);
+        allocator.reconcile(&mut table, &wants(registry, &zones(), PER_CLUSTER), 1_000);
     }
-    let want = wants(registries.last().unwrap(), &zones());
+    let want = wants(registries.last().unwrap(), &zones(), PER_CLUSTER);
     want.iter()
         .map(|w| {
             let lease = table
@@ -194,8 +197,8 @@ fn three_clusters_publishing_their_own_exports_agree_on_the_vips() {
     );
     assert!(together >= 0.995, "started together: {together}");
     assert!(added >= 0.995, "a cluster added later: {added}");
-    // Measured 99.34%: about 1% of 10,000 first choices collide in a
-    // /12, and each collision between clusters is taken the other way
-    // round in each.
-    assert!(later >= 0.99, "federated later: {later}");
+    // Measured 98.70% (99.34% without per-cluster names): about 2% of the
+    // 20,000 first choices collide in a /12, and each collision between
+    // clusters is taken the other way round in each.
+    assert!(later >= 0.985, "federated later: {later}");
 }

@@ -72,6 +72,9 @@ pub struct Options {
     /// The name server's addresses (`ns.<zone>` A/AAAA).
     pub ns_addresses: Vec<std::net::IpAddr>,
     pub brake: BrakeConfig,
+    /// Serve per-cluster names (`serve`'s default; off is
+    /// `--no-per-cluster-names`).
+    pub per_cluster_names: bool,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
                 share: 0.5,
                 hold: Duration::from_secs(30),
             },
+            per_cluster_names: true,
         }
     }
 }
@@ -118,6 +122,7 @@ impl TestServer {
             state_dir: dir.path().join("state"),
             settings: Settings {
                 zones: options.zones,
+                per_cluster_names: options.per_cluster_names,
                 ttl: 30,
                 allocator: Allocator {
                     v4: VipRange::new("240.0.0.0/12".parse().unwrap(), Family::V4).unwrap(),

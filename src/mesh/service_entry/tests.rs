@@ -18,10 +18,11 @@ fn rendered(text: &str, zones: &[&str], cluster: &str) -> Result<Vec<ServiceEntr
     let registry = load_str(text, "test.yaml", &zones).unwrap();
     let allocator = allocator();
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 0);
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones, false), 0);
     service_entries(
         &registry,
         &zones,
+        false,
         &allocator,
         &table,
         &Target::new(cluster, "istio-system"),
@@ -174,10 +175,10 @@ fn the_local_endpoint_uses_the_cluster_domain() {
     let registry = load_str(EXAMPLE, "test.yaml", &zones).unwrap();
     let allocator = allocator();
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &index::wants(&registry, &zones), 0);
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones, false), 0);
     let mut target = Target::new("east", "istio-system");
     target.cluster_domain = "corp.example".to_string();
-    let entries = service_entries(&registry, &zones, &allocator, &table, &target).unwrap();
+    let entries = service_entries(&registry, &zones, false, &allocator, &table, &target).unwrap();
     assert_eq!(
         entries[1].spec.endpoints[0].address,
         "sleep.foo.svc.corp.example."
@@ -222,4 +223,95 @@ services:
         assert_eq!(plain.weight, Some(3));
         assert_eq!(spec.endpoints.len(), 2, "no cluster exports it");
     }
+}
+
+/// Design §2, §5: with per-cluster names, each exporter's name gets a
+/// ServiceEntry of its own, after the service's, whose only endpoints are
+/// that cluster's: its gateways from elsewhere, the local Service in the
+/// cluster itself (so its east-west gateway has the SNI chain for the
+/// name), and its own VIP.
+#[test]
+fn a_per_cluster_name_reaches_its_cluster_only() {
+    const TWO: &str = "
+clusters:
+  - name: east
+    gateways: [{address: 192.0.2.10}]
+  - name: west
+    network: network-west
+    gateways: [{address: 198.51.100.20}, {address: gw.west.example.com}]
+services:
+  - name: reviews
+    namespace: default
+    exportedFrom: [east, west]
+    ports: [{name: http, number: 9080, protocol: HTTP}]
+";
+    let zones = vec!["global".to_string()];
+    let registry = load_str(TWO, "test.yaml", &zones).unwrap();
+    let allocator = allocator();
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones, true), 0);
+    let target = Target::new("east", "istio-system");
+    let entries = service_entries(&registry, &zones, true, &allocator, &table, &target).unwrap();
+    let hosts: Vec<&str> = entries.iter().map(|e| e.spec.hosts[0].as_str()).collect();
+    assert_eq!(
+        hosts,
+        [
+            "reviews.default.global",
+            "east.reviews.default.global",
+            "west.reviews.default.global"
+        ]
+    );
+    let names: Vec<&str> = entries.iter().map(|e| e.metadata.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "reviews-default-global",
+            "east-reviews-default-global",
+            "west-reviews-default-global"
+        ]
+    );
+    let addresses = |i: usize| -> Vec<&str> {
+        entries[i]
+            .spec
+            .endpoints
+            .iter()
+            .map(|e| e.address.as_str())
+            .collect()
+    };
+    assert_eq!(
+        addresses(0),
+        [
+            "198.51.100.20",
+            "gw.west.example.com.",
+            "reviews.default.svc.cluster.local."
+        ]
+    );
+    assert_eq!(addresses(1), ["reviews.default.svc.cluster.local."]);
+    assert_eq!(entries[1].spec.endpoints[0].network, None);
+    assert_eq!(addresses(2), ["198.51.100.20", "gw.west.example.com."]);
+    assert_eq!(entries[2].spec.resolution, Resolution::Dns);
+    assert_eq!(
+        entries[2].spec.endpoints[0].network.as_deref(),
+        Some("network-west")
+    );
+    assert_eq!(
+        entries[2].spec.endpoints[0].ports,
+        BTreeMap::from([("http".to_string(), 15443)])
+    );
+    let vips: std::collections::BTreeSet<&String> =
+        entries.iter().map(|e| &e.spec.addresses[0]).collect();
+    assert_eq!(vips.len(), 3, "a VIP each: {vips:?}");
+
+    // In west, east's name goes through east's gateway.
+    let west = Target::new("west", "istio-system");
+    let entries = service_entries(&registry, &zones, true, &allocator, &table, &west).unwrap();
+    assert_eq!(entries[1].spec.endpoints.len(), 1);
+    assert_eq!(entries[1].spec.endpoints[0].address, "192.0.2.10");
+    assert_eq!(
+        entries[2].spec.endpoints[0].address,
+        "reviews.default.svc.cluster.local."
+    );
+    // Off: the service's entry alone, as before.
+    let off = service_entries(&registry, &zones, false, &allocator, &table, &west).unwrap();
+    assert_eq!(off.len(), 1);
 }

@@ -227,6 +227,7 @@ async fn prepare(
     let desired = render(
         &current.registry,
         &settings.zones,
+        settings.per_cluster_names,
         &settings.allocator,
         &current.table,
         &target,

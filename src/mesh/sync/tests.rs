@@ -353,9 +353,14 @@ fn allocated() -> (Settings, Arc<Allocated>) {
         quarantine: 600,
     };
     let mut table = Table::default();
-    allocator.reconcile(&mut table, &crate::index::wants(&registry, &zones), 0);
+    allocator.reconcile(
+        &mut table,
+        &crate::index::wants(&registry, &zones, false),
+        0,
+    );
     let settings = Settings {
         zones,
+        per_cluster_names: false,
         ttl: 30,
         allocator,
         ns_addresses: Vec::new(),

@@ -218,3 +218,34 @@ services:
         ]
     );
 }
+
+/// Design §2: per-cluster names are derived names too. A host that fits
+/// whose per-cluster name for a long cluster name does not is refused,
+/// naming that name, whether or not per-cluster names are served (turning
+/// them on never invalidates a registry).
+#[test]
+fn per_cluster_names_fit_their_limits_too() {
+    let cluster = "c".repeat(60);
+    let yaml = format!(
+        "clusters:\n  - name: {cluster}\n    gateways: [{{address: 192.0.2.10}}]\nservices:\n  - {{name: s, namespace: {}, exportedFrom: [{cluster}], ports: [{{name: p, number: 1, protocol: TCP}}]}}\n",
+        "n".repeat(63)
+    );
+    let registry = parse(&yaml, "t").unwrap();
+    // The host: 1 + 1 + 63 + 1 + 130 = 196 characters, with room for its
+    // SRV names and its ServiceEntry name's suffix.
+    let zone = format!("{}.{}", "z".repeat(63), "y".repeat(66));
+    let found: Vec<String> = validate(&registry, std::slice::from_ref(&zone))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(&format!("services[0]: per-cluster name `{cluster}.s.nnn"))
+            && found[0].ends_with("is longer than 253 characters"),
+        "{found:?}"
+    );
+    // A shorter cluster name fits.
+    let short = yaml.replace(&cluster, "east");
+    let registry = parse(&short, "t").unwrap();
+    assert_eq!(validate(&registry, &[zone]), Vec::new());
+}
