@@ -65,16 +65,17 @@ func TestMain(m *testing.M) {
 // requiredCases are the renders the tests rely on; run.sh makes each one.
 // A case missing from the rendered directory fails the run.
 var requiredCases = map[string]string{
-	"registry":          "examples/registry.yaml, defaults",
-	"bookinfo":          "examples/bookinfo.yaml, defaults (a gateway given by name)",
-	"vm":                "examples/vm.yaml, defaults (endpoints outside Kubernetes)",
-	"two-zones":         "examples/bookinfo.yaml with --zone global --zone region",
-	"selector":          "examples/registry.yaml with a non-default --gateway-selector",
-	"destination-rules": "examples/registry.yaml with --destination-rules",
-	"tcp":               "testdata/tcp.yaml: TCP and several ports, a gateway on another port",
-	"ipv6":              "testdata/tcp.yaml with IPv6 VIPs beside the IPv4 ones",
-	"api-v1beta1":       "examples/registry.yaml written as networking.istio.io/v1beta1",
-	"api-v1alpha3":      "examples/bookinfo.yaml written as networking.istio.io/v1alpha3",
+	"registry":             "examples/registry.yaml, defaults",
+	"bookinfo":             "examples/bookinfo.yaml, defaults (a gateway given by name)",
+	"vm":                   "examples/vm.yaml, defaults (endpoints outside Kubernetes)",
+	"two-zones":            "examples/bookinfo.yaml with --zone global --zone region",
+	"selector":             "examples/registry.yaml with a non-default --gateway-selector",
+	"destination-rules":    "examples/registry.yaml with --destination-rules",
+	"tcp":                  "testdata/tcp.yaml: TCP and several ports, a gateway on another port",
+	"ipv6":                 "testdata/tcp.yaml with IPv6 VIPs beside the IPv4 ones",
+	"api-v1beta1":          "examples/registry.yaml written as networking.istio.io/v1beta1",
+	"api-v1alpha3":         "examples/bookinfo.yaml written as networking.istio.io/v1alpha3",
+	"no-per-cluster-names": "examples/bookinfo.yaml with --no-per-cluster-names: the services' hosts only",
 }
 
 // Defaults of `globaldns render` (DESIGN.md §5), used when a case's flags
@@ -164,11 +165,14 @@ func (r registry) cluster(name string) regCluster {
 // renderCase is one render by run.sh: a registry, the flags, and one YAML
 // stream per cluster of the registry.
 type renderCase struct {
-	name     string
-	reg      registry
-	flags    []string
-	zones    []string
-	selector map[string]string
+	name  string
+	reg   registry
+	flags []string
+	zones []string
+	// Per-cluster names are rendered (DESIGN.md §2: on unless the flags
+	// say --no-per-cluster-names).
+	perCluster bool
+	selector   map[string]string
 	// cluster name -> the YAML `globaldns render --cluster NAME` printed
 	rendered map[string]string
 	// host -> the addresses (A and AAAA) `globaldns zonefile` serves for it
@@ -216,6 +220,7 @@ func loadCases() (map[string]renderCase, error) {
 			return nil, err
 		}
 		c.flags = strings.Fields(string(b))
+		c.perCluster = !slices.Contains(c.flags, "--no-per-cluster-names")
 		selector := defaultSelector
 		for i := 0; i+1 < len(c.flags); i++ {
 			switch c.flags[i] {
@@ -363,25 +368,29 @@ func localService(s regService, port uint32) string {
 // expected lists, for one cluster, every exported host and port with the
 // endpoints DESIGN.md §5 promises: the local Service when the cluster
 // exports it, every other exporter's gateways on their gateway port, and the
-// workloads outside Kubernetes on their own ports.
+// workloads outside Kubernetes on their own ports. With per-cluster names
+// (DESIGN.md §2), each exporter's name `<cluster>.<host>` too, whose only
+// endpoints are that exporter's: the local Service in the exporter itself,
+// its gateways elsewhere.
 func expected(c renderCase, cluster string) []wantPort {
 	var out []wantPort
 	for _, s := range c.reg.Services {
 		for _, zone := range c.zones {
 			for _, p := range s.Ports {
 				w := wantPort{service: s, host: fmt.Sprintf("%s.%s.%s", s.Name, s.Namespace, zone), port: p}
+				var perCluster []wantPort
 				for _, from := range s.ExportedFrom {
+					reach := exporterEndpoints(c, s, p, from, cluster)
 					if from == cluster {
 						w.local = localService(s, p.Number)
-						w.endpoints = append(w.endpoints, wantEndpoint{addr: w.local, mtls: true})
-						continue
 					}
-					for _, g := range c.reg.cluster(from).Gateways {
-						port := g.Port
-						if port == 0 {
-							port = defaultGatewayPort
+					w.endpoints = append(w.endpoints, reach...)
+					if c.perCluster {
+						one := wantPort{service: s, host: from + "." + w.host, port: p, endpoints: reach}
+						if from == cluster {
+							one.local = w.local
 						}
-						w.endpoints = append(w.endpoints, wantEndpoint{addr: hostPort(g.Address, port), mtls: true})
+						perCluster = append(perCluster, one)
 					}
 				}
 				for _, e := range s.Endpoints {
@@ -394,8 +403,27 @@ func expected(c renderCase, cluster string) []wantPort {
 					w.endpoints = append(w.endpoints, wantEndpoint{addr: hostPort(e.Address, port), mtls: mtls})
 				}
 				out = append(out, w)
+				out = append(out, perCluster...)
 			}
 		}
+	}
+	return out
+}
+
+// exporterEndpoints are the endpoints of exporter `from` of service s's
+// port p as cluster `cluster` reaches them: the local Service when `from`
+// is `cluster`, its gateways on their gateway port otherwise; all mTLS.
+func exporterEndpoints(c renderCase, s regService, p regPort, from, cluster string) []wantEndpoint {
+	if from == cluster {
+		return []wantEndpoint{{addr: localService(s, p.Number), mtls: true}}
+	}
+	var out []wantEndpoint
+	for _, g := range c.reg.cluster(from).Gateways {
+		port := g.Port
+		if port == 0 {
+			port = defaultGatewayPort
+		}
+		out = append(out, wantEndpoint{addr: hostPort(g.Address, port), mtls: true})
 	}
 	return out
 }

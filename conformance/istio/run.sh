@@ -42,6 +42,7 @@ render() {
   for ((i = 0; i < ${#args[@]}; i++)); do
     case ${args[i]} in
       --zone | --vip-range | --vip-range-v6) dnsflags+=("${args[i]}" "${args[i + 1]}") ;;
+      --no-per-cluster-names) dnsflags+=("${args[i]}") ;;
     esac
   done
   "$bin" zonefile --registry "$reg" "${dnsflags[@]}" > "$out/$name/zone.txt"
@@ -58,6 +59,7 @@ render tcp "$here/testdata/tcp.yaml" "alpha beta"
 render ipv6 "$here/testdata/tcp.yaml" "alpha beta" --vip-range-v6 fd00:6c6f:6261:6c00::/64
 render api-v1beta1 "$ex/registry.yaml" "east west" --istio-api-version v1beta1
 render api-v1alpha3 "$ex/bookinfo.yaml" "cluster1 cluster2" --istio-api-version v1alpha3
+render no-per-cluster-names "$ex/bookinfo.yaml" "cluster1 cluster2" --no-per-cluster-names
 cases=("$out"/*/)
 echo "rendered ${#cases[@]} cases with $bin"
 
