@@ -222,6 +222,11 @@ async fn answered_everywhere(suite: &Suite) {
         "productpage-globaldns-global",
         "ratings-default-global",
         "reviews-default-global",
+        // Each exporter's per-cluster name's (design §2).
+        "west-details-default-global",
+        "east-productpage-globaldns-global",
+        "west-ratings-default-global",
+        "west-reviews-default-global",
     ];
     let east_entries = suite.wait_for_entries(&entries, 30).await;
     let west_entries = west.suite.wait_for_entries(&entries, 30).await;

@@ -106,6 +106,12 @@ async fn every_kind(suite: &Suite) {
                 "c-bar-global",
                 "d-bar-global",
                 "sleep-foo-global",
+                // Each exporter's per-cluster name's (design §2).
+                "west-a-bar-global",
+                "west-b-bar-global",
+                "west-c-bar-global",
+                "west-d-bar-global",
+                "east-sleep-foo-global",
             ],
             30,
         )
@@ -136,6 +142,10 @@ async fn every_kind(suite: &Suite) {
                 "b-bar-global",
                 "c-bar-global",
                 "d-bar-global",
+                "west-a-bar-global",
+                "west-b-bar-global",
+                "west-c-bar-global",
+                "west-d-bar-global",
             ],
             30,
         )
@@ -155,7 +165,14 @@ async fn vm_example(suite: &Suite) {
         .start(&suite.docs, "globaldns-0", "state-0", &[])
         .await;
     let entries = suite
-        .wait_for_entries(&["catalog-shop-global", "productpage-bookinfo-global"], 30)
+        .wait_for_entries(
+            &[
+                "catalog-shop-global",
+                "productpage-bookinfo-global",
+                "east-productpage-bookinfo-global",
+            ],
+            30,
+        )
         .await;
     let catalog = &entries["catalog-shop-global"];
     let vip: std::net::IpAddr = catalog["addresses"][0].as_str().unwrap().parse().unwrap();
@@ -241,7 +258,13 @@ async fn only_v1beta1(suite: &Suite) {
     let entries = wait_for(
         &old,
         Kind::ServiceEntry,
-        &["httpbin-bar-global", "sleep-foo-global"],
+        // In name order, with the per-cluster names' (design §2).
+        &[
+            "east-sleep-foo-global",
+            "httpbin-bar-global",
+            "sleep-foo-global",
+            "west-httpbin-bar-global",
+        ],
     )
     .await;
     for entry in entries.values() {

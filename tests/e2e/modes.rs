@@ -46,7 +46,9 @@ async fn file_mode(suite: &Suite) {
     let globaldns = suite
         .start(&docs, "globaldns-0", "file-mode-state", &[remount.as_str()])
         .await;
-    let entries = suite.wait_for_entries(&["httpbin-bar-global"], 30).await;
+    let entries = suite
+        .wait_for_entries(&["httpbin-bar-global", "west-httpbin-bar-global"], 30)
+        .await;
     let vip = entries["httpbin-bar-global"]["addresses"][0]
         .as_str()
         .unwrap()

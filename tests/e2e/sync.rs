@@ -63,7 +63,16 @@ async fn created_updated_and_pruned(suite: &Suite) {
         .await;
 
     let entries = suite
-        .wait_for_entries(&["httpbin-bar-global", "sleep-foo-global"], 30)
+        .wait_for_entries(
+            // With each exporter's per-cluster name's (design §2).
+            &[
+                "httpbin-bar-global",
+                "west-httpbin-bar-global",
+                "sleep-foo-global",
+                "east-sleep-foo-global",
+            ],
+            30,
+        )
         .await;
     let httpbin = &entries["httpbin-bar-global"];
     assert_eq!(
@@ -108,7 +117,9 @@ async fn created_updated_and_pruned(suite: &Suite) {
     suite
         .delete_registry_object("ExportedService", "sleep-foo")
         .await;
-    suite.wait_for_entries(&["httpbin-bar-global"], 30).await;
+    suite
+        .wait_for_entries(&["httpbin-bar-global", "west-httpbin-bar-global"], 30)
+        .await;
 
     let failures =
         tokio::task::block_in_place(|| globaldns.metric("globaldns_sync_failures_total"));
@@ -139,7 +150,9 @@ async fn replicas_and_failover(suite: &Suite) {
     let a = suite
         .start(&suite.docs, "globaldns-a", "replica-a", &[])
         .await;
-    let entries = suite.wait_for_entries(&["httpbin-bar-global"], 30).await;
+    let entries = suite
+        .wait_for_entries(&["httpbin-bar-global", "west-httpbin-bar-global"], 30)
+        .await;
     let recorded = vip(&entries["httpbin-bar-global"]);
     assert_eq!(lease_holder(suite).await.as_deref(), Some("globaldns-a"));
 
@@ -183,7 +196,15 @@ async fn replicas_and_failover(suite: &Suite) {
     // A change makes the new leader run a pass.
     suite.exported_service("sleep", "foo", &["west"]).await;
     let entries = suite
-        .wait_for_entries(&["httpbin-bar-global", "sleep-foo-global"], 30)
+        .wait_for_entries(
+            &[
+                "httpbin-bar-global",
+                "west-httpbin-bar-global",
+                "sleep-foo-global",
+                "west-sleep-foo-global",
+            ],
+            30,
+        )
         .await;
     assert_eq!(
         vip(&entries["httpbin-bar-global"]),
@@ -216,7 +237,9 @@ async fn another_field_manager(suite: &Suite) {
             &["--resync-interval=1s"],
         )
         .await;
-    let entries = suite.wait_for_entries(&["httpbin-bar-global"], 30).await;
+    let entries = suite
+        .wait_for_entries(&["httpbin-bar-global", "west-httpbin-bar-global"], 30)
+        .await;
     let api = suite.service_entries().await;
     let theirs = serde_json::json!({
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
@@ -329,7 +352,9 @@ async fn refused_create(suite: &Suite) {
         .apply(&suite.admin().await, &suite.docs)
         .await
         .unwrap();
-    suite.wait_for_entries(&["httpbin-bar-global"], 70).await;
+    suite
+        .wait_for_entries(&["httpbin-bar-global", "west-httpbin-bar-global"], 70)
+        .await;
     tokio::task::block_in_place(|| {
         eventually(Duration::from_secs(10), "the failure clears", || {
             (globaldns.metric("globaldns_sync_failing") == 0.0).then_some(())
