@@ -451,14 +451,10 @@ fn clusters_with_different_histories_agree_on_at_least_99_5_percent() {
     assert!(share >= 0.995, "only {:.3}% agree", share * 100.0);
 }
 
-/// Share of `n` hosts on the same VIP after two different histories.
+/// Share of `n` hosts on the same VIP after two different histories, in
+/// the default range.
 pub(crate) fn agreement(n: usize, seed: u64) -> f64 {
-    let (hosts, first, second) = histories(n, seed);
-    let same = hosts
-        .iter()
-        .filter(|h| v4(&first, h) == v4(&second, h))
-        .count();
-    same as f64 / n as f64
+    super::agreement::agreement(DEFAULT_V4_RANGE, n, seed)
 }
 
 #[test]
@@ -484,63 +480,6 @@ fn placement_of_pinned_and_out_of_range_addresses() {
 
 /// One registry of `n` hosts allocated in two histories: all at once, and
 /// in shuffled batches with transient hosts coming and going.
-fn histories(n: usize, seed: u64) -> (Vec<String>, Table, Table) {
-    let a = alloc(DEFAULT_V4_RANGE, 600);
-    let hosts: Vec<String> = (0..n)
-        .map(|i| format!("service-{i}.team-{}.global", i % 97))
-        .collect();
-
-    let mut first = Table::default();
-    a.reconcile(
-        &mut first,
-        &hosts.iter().map(|h| want(h)).collect::<Vec<_>>(),
-        0,
-    );
-
-    let mut rng = SplitMix(seed);
-    let mut order = hosts.clone();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    let mut second = Table::default();
-    let mut present: Vec<String> = Vec::new();
-    let mut now = 0;
-    let mut rest = order.as_slice();
-    while !rest.is_empty() {
-        let take = (rng.below(700) + 1).min(rest.len());
-        present.extend_from_slice(&rest[..take]);
-        rest = &rest[take..];
-        // Transient hosts that come and go, taking and releasing VIPs.
-        let transient: Vec<String> = (0..rng.below(50))
-            .map(|_| format!("tmp-{}.scratch.global", rng.next()))
-            .collect();
-        let with: Vec<Want> = present.iter().chain(&transient).map(|h| want(h)).collect();
-        a.reconcile(&mut second, &with, now);
-        now += 60;
-        let without: Vec<Want> = present.iter().map(|h| want(h)).collect();
-        a.reconcile(&mut second, &without, now);
-        now += 60;
-    }
-    (hosts, first, second)
-}
-
-/// SplitMix64: a small seeded generator, so the measurement is repeatable.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Compacting the table (after a bulk allocation, or a read from disk)
 /// changes its layout only: every host keeps every lease.
 #[test]
