@@ -70,6 +70,7 @@ impl MeshArgs {
             gateway_selector: self.gateway_selector.0.clone(),
             destination_rules: self.destination_rules,
             api_version: Default::default(),
+            withdrawn: Default::default(),
         }
     }
 }

@@ -30,7 +30,7 @@ pub mod record;
 pub mod service_entry;
 pub mod sync;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -64,7 +64,14 @@ pub struct Target {
     /// The `networking.istio.io` version the objects are written in
     /// (`render --istio-api-version`; the sync's discovery).
     pub api_version: IstioApiVersion,
+    /// Remote gateways withdrawn from the ServiceEntries' endpoints, as
+    /// `(cluster, address, port)`: those the leader's health probes found
+    /// down (design §5, gateway health). Empty for `render`.
+    pub withdrawn: BTreeSet<GatewayId>,
 }
+
+/// A gateway of a cluster: `(cluster, address, port)`.
+pub type GatewayId = (String, String, u16);
 
 /// The default of `--cluster-domain`.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
@@ -83,6 +90,7 @@ impl Target {
             gateway_selector: BTreeMap::from([(key.to_string(), value.to_string())]),
             destination_rules: false,
             api_version: IstioApiVersion::default(),
+            withdrawn: BTreeSet::new(),
         }
     }
 

@@ -32,14 +32,14 @@
 //!   first 8 hex digits of the SHA-256 of their host appended, so that each
 //!   keeps a name of its own whatever else the registry holds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::meta::{Metadata, absolute, export_to_all};
-use super::{RenderError, Target};
+use super::{GatewayId, RenderError, Target};
 use crate::index;
 use crate::registry::{Cluster, Endpoint, Registry, Service};
 use crate::vip::{Allocator, Table, Want};
@@ -150,14 +150,8 @@ pub fn service_entries(
         for service in registry.services.iter() {
             for (cluster, want) in index::hosts(service, zone, pins, per_cluster) {
                 let endpoints = match cluster {
-                    None => endpoints(service, &clusters, local, &target.cluster_domain),
-                    Some(cluster) => cluster_endpoints(
-                        service,
-                        cluster,
-                        &clusters,
-                        local,
-                        &target.cluster_domain,
-                    ),
+                    None => endpoints(service, &clusters, local, target),
+                    Some(cluster) => cluster_endpoints(service, cluster, &clusters, local, target),
                 };
                 entries.push(entry(service, &want, endpoints, allocator, table, target));
             }
@@ -213,13 +207,14 @@ fn entry(
 }
 
 /// The endpoints of a service's own host: every other exporting
-/// cluster's gateways, the workloads outside Kubernetes, and the local
-/// Service when the local cluster exports it too.
+/// cluster's gateways but the withdrawn ones, the workloads outside
+/// Kubernetes, and the local Service when the local cluster exports it too
+/// ([`keep_last`] says when withdrawn gateways stay).
 fn endpoints(
     service: &Service,
     clusters: &HashMap<&str, &Cluster>,
     local: &Cluster,
-    cluster_domain: &str,
+    target: &Target,
 ) -> Vec<WorkloadEntry> {
     let mut out = Vec::new();
     for name in &service.exported_from {
@@ -229,54 +224,79 @@ fn endpoints(
         if cluster.name == local.name {
             continue;
         }
-        out.extend(gateways(service, cluster));
+        out.extend(gateways(service, cluster, &target.withdrawn));
     }
     for workload in &service.endpoints {
-        out.push(outside_kubernetes(workload));
+        out.push((outside_kubernetes(workload), false));
     }
     if service.exported_from.iter().any(|c| *c == local.name) {
-        out.push(local_endpoint(service, local, cluster_domain));
+        out.push((
+            local_endpoint(service, local, &target.cluster_domain),
+            false,
+        ));
     }
-    out
+    keep_last(out)
+}
+
+/// The endpoints to write of `candidates` (each with whether it is a
+/// withdrawn gateway): all but the withdrawn, unless that leaves none.
+/// Then all stay: with every exporter down, an empty ServiceEntry would
+/// only turn connection failures into resets, and the gateway that comes
+/// back first is reached at once (design §5).
+fn keep_last(candidates: Vec<(WorkloadEntry, bool)>) -> Vec<WorkloadEntry> {
+    let all_withdrawn = candidates.iter().all(|(_, withdrawn)| *withdrawn);
+    candidates
+        .into_iter()
+        .filter(|(_, withdrawn)| all_withdrawn || !withdrawn)
+        .map(|(entry, _)| entry)
+        .collect()
 }
 
 /// The endpoints of the per-cluster name of `service` for `cluster`: that
 /// cluster's copy only. In that cluster itself, the local Service (so its
 /// east-west gateway has the SNI chain for the name); elsewhere, its
-/// gateways.
+/// gateways but the withdrawn ones, unless all are ([`keep_last`]).
 fn cluster_endpoints(
     service: &Service,
     cluster: &str,
     clusters: &HashMap<&str, &Cluster>,
     local: &Cluster,
-    cluster_domain: &str,
+    target: &Target,
 ) -> Vec<WorkloadEntry> {
     if cluster == local.name {
-        return vec![local_endpoint(service, local, cluster_domain)];
+        return vec![local_endpoint(service, local, &target.cluster_domain)];
     }
     clusters
         .get(cluster)
-        .map(|c| gateways(service, c))
+        .map(|c| keep_last(gateways(service, c, &target.withdrawn)))
         .unwrap_or_default()
 }
 
-/// `cluster`'s gateways as endpoints of `service`: every service port
-/// mapped to the gateway port, mTLS.
-fn gateways(service: &Service, cluster: &Cluster) -> Vec<WorkloadEntry> {
+/// `cluster`'s gateways as endpoints of `service`, each with whether it is
+/// withdrawn: every service port mapped to the gateway port, mTLS.
+fn gateways(
+    service: &Service,
+    cluster: &Cluster,
+    withdrawn: &BTreeSet<GatewayId>,
+) -> Vec<(WorkloadEntry, bool)> {
     cluster
         .gateways
         .iter()
-        .map(|gateway| WorkloadEntry {
-            address: absolute(&gateway.address),
-            network: cluster.network.clone(),
-            locality: cluster.locality.clone(),
-            ports: service
-                .ports
-                .iter()
-                .map(|p| (p.name().to_string(), u32::from(gateway.port)))
-                .collect(),
-            labels: mutual_tls(),
-            ..WorkloadEntry::default()
+        .map(|gateway| {
+            let id = (cluster.name.clone(), gateway.address.clone(), gateway.port);
+            let entry = WorkloadEntry {
+                address: absolute(&gateway.address),
+                network: cluster.network.clone(),
+                locality: cluster.locality.clone(),
+                ports: service
+                    .ports
+                    .iter()
+                    .map(|p| (p.name().to_string(), u32::from(gateway.port)))
+                    .collect(),
+                labels: mutual_tls(),
+                ..WorkloadEntry::default()
+            };
+            (entry, withdrawn.contains(&id))
         })
         .collect()
 }

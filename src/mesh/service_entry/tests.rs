@@ -225,6 +225,80 @@ services:
     }
 }
 
+const TWO_CLUSTERS: &str = "
+clusters:
+  - name: east
+    gateways: [{address: 192.0.2.10}]
+  - name: west
+    network: network-west
+    gateways: [{address: 198.51.100.20}, {address: gw.west.example.com}]
+services:
+  - name: reviews
+    namespace: default
+    exportedFrom: [east, west]
+    ports: [{name: http, number: 9080, protocol: HTTP}]
+  - name: ratings
+    namespace: default
+    exportedFrom: [west]
+    ports: [{name: http, number: 9080, protocol: HTTP}]
+";
+
+/// Design §5, gateway health: a withdrawn gateway leaves every
+/// ServiceEntry that pointed at it, the service's and its cluster's
+/// per-cluster name's, but a ServiceEntry never loses its last endpoint:
+/// with every gateway it has withdrawn, all stay. The VIPs do not move.
+#[test]
+fn withdrawn_gateways_leave_the_endpoints_but_never_the_last_one() {
+    let zones = vec!["global".to_string()];
+    let registry = load_str(TWO_CLUSTERS, "test.yaml", &zones).unwrap();
+    let allocator = allocator();
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones, true), 0);
+    let mut target = Target::new("east", "istio-system");
+    let render = |target: &Target| {
+        service_entries(&registry, &zones, true, &allocator, &table, target).unwrap()
+    };
+    let endpoints = |entries: &[ServiceEntry], host: &str| -> Vec<String> {
+        let entry = entries.iter().find(|e| e.spec.hosts[0] == host).unwrap();
+        entry.spec.endpoints.iter().map(|e| e.address.clone()).collect()
+    };
+    let before = render(&target);
+    let gw = |address: &str| ("west".to_string(), address.to_string(), 15443);
+
+    target.withdrawn = [gw("198.51.100.20")].into();
+    let one_down = render(&target);
+    for host in ["ratings.default.global", "west.reviews.default.global"] {
+        assert_eq!(endpoints(&one_down, host), ["gw.west.example.com."], "{host}");
+    }
+    assert_eq!(
+        endpoints(&one_down, "reviews.default.global"),
+        ["gw.west.example.com.", "reviews.default.svc.cluster.local."]
+    );
+
+    target.withdrawn = [gw("198.51.100.20"), gw("gw.west.example.com")].into();
+    let all_down = render(&target);
+    // Nothing else to send to: every gateway stays.
+    for host in ["ratings.default.global", "west.reviews.default.global"] {
+        assert_eq!(
+            endpoints(&all_down, host),
+            ["198.51.100.20", "gw.west.example.com."],
+            "{host}"
+        );
+    }
+    // The local copy remains: the gateways go.
+    assert_eq!(
+        endpoints(&all_down, "reviews.default.global"),
+        ["reviews.default.svc.cluster.local."]
+    );
+    let vips = |entries: &[ServiceEntry]| -> Vec<Vec<String>> {
+        entries.iter().map(|e| e.spec.addresses.clone()).collect()
+    };
+    assert_eq!(vips(&all_down), vips(&before));
+    // Another cluster's gateway of the same address is not this one.
+    target.withdrawn = [("east".to_string(), "198.51.100.20".to_string(), 15443)].into();
+    assert_eq!(render(&target), before);
+}
+
 /// Design §2, §5: with per-cluster names, each exporter's name gets a
 /// ServiceEntry of its own, after the service's, whose only endpoints are
 /// that cluster's: its gateways from elsewhere, the local Service in the
