@@ -24,6 +24,7 @@ pub mod destination_rule;
 pub mod drift;
 pub mod dropin;
 pub mod gateway;
+pub mod gateway_health;
 pub mod lease;
 pub mod meta;
 pub mod record;
