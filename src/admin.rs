@@ -89,6 +89,12 @@ async fn explain(
         held.as_ref(),
     );
     text.push_str(&crate::explain::federation(&query.name, &federation));
+    let gateways = state.metrics.gateways.status.lock().unwrap().clone();
+    text.push_str(&crate::explain::gateways(
+        &query.name,
+        allocated.as_deref(),
+        &gateways,
+    ));
     text
 }
 

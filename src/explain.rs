@@ -386,7 +386,10 @@ fn why_missing(host: &str, allocated: &Allocated) -> String {
     }
 }
 
+mod health;
 mod per_cluster;
+
+pub use health::gateways;
 
 #[cfg(test)]
 mod tests;

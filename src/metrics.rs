@@ -7,13 +7,14 @@
 //!
 //! Each subsystem owns its series, and renders them ([`DnsSeries`],
 //! [`RegistrySeries`], [`VipSeries`], [`SyncSeries`], [`DropinSeries`],
-//! [`PeerSeries`]); [`Metrics`] composes them.
+//! [`PeerSeries`], [`GatewaySeries`]); [`Metrics`] composes them.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 mod dns_series;
 mod dropin_series;
+mod gateway_series;
 mod peer_series;
 mod registry_series;
 mod sync_series;
@@ -21,6 +22,7 @@ mod vip_series;
 
 pub use dns_series::{DnsSeries, Via};
 pub use dropin_series::DropinSeries;
+pub use gateway_series::{GatewayKey, GatewaySeries, GatewayStatus};
 pub use peer_series::{PeerSeries, PeerStatus};
 pub use registry_series::RegistrySeries;
 pub use sync_series::{SYNC_FAILURE_REASONS, SyncSeries};
@@ -36,12 +38,14 @@ pub struct Metrics {
     pub sync: SyncSeries,
     pub dropin: DropinSeries,
     pub peers: PeerSeries,
+    pub gateways: GatewaySeries,
 }
 
 impl Metrics {
     /// The Prometheus text exposition (version 0.0.4). The families come
     /// in the order they always have (the sync's failures by reason after
-    /// the peers'), so that a scrape is byte for byte what it was.
+    /// the peers'), the gateways' last (added by issue 27), so that a
+    /// scrape is byte for byte what it was before them.
     pub fn render(&self) -> String {
         let mut out = String::new();
         self.dns.render(&mut out);
@@ -51,6 +55,7 @@ impl Metrics {
         self.dropin.render(&mut out);
         self.peers.render(&mut out);
         self.sync.render_failures(&mut out);
+        self.gateways.render(&mut out);
         out
     }
 }
@@ -82,6 +87,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::mesh::GatewayKey;
+    use crate::mesh::gateway_health::GatewayStatus;
 
     fn query(qtype: u16) -> Vec<u8> {
         let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 6];
@@ -135,7 +142,9 @@ mod tests {
     /// Issue 26: the exposition is byte for byte what it was before the
     /// series were split by subsystem (`exposition.txt` was written by the
     /// single-struct `render` of commit 257ea61): every series set to a
-    /// value of its own, two peers in different states.
+    /// value of its own, three peers in different states. Issue 27 changed
+    /// one help text (`globaldns_registry_hosts`) and appended the
+    /// gateways' families, with two gateways, one withdrawn.
     #[test]
     fn the_exposition_is_byte_identical_to_the_recorded_one() {
         let metrics = Metrics::default();
@@ -219,6 +228,20 @@ mod tests {
                 },
             ),
             ("west".to_string(), PeerStatus::default()),
+        ]);
+        let up = |up: bool| GatewayStatus {
+            up,
+            consecutive_failures: u32::from(!up) * 3,
+            consecutive_successes: u32::from(up) * 2,
+            last_error: (!up).then(|| "connect: connection refused".to_string()),
+            since: std::time::SystemTime::UNIX_EPOCH,
+        };
+        metrics.gateways.status.lock().unwrap().extend([
+            (GatewayKey::new("west", "198.51.100.20", 15443), up(true)),
+            (
+                GatewayKey::new("west", "gw.west.example.com", 15443),
+                up(false),
+            ),
         ]);
         let text = metrics.render();
         assert_eq!(text, include_str!("metrics/exposition.txt"));

@@ -153,6 +153,51 @@ pub struct ServeArgs {
     pub sync_qps: f64,
     #[command(flatten)]
     pub brake: BrakeArgs,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
+}
+
+/// The Lease holder's probes of the remote east-west gateways (design §5,
+/// gateway health), with `--sync-service-entries`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Probe no gateway: none is ever withdrawn from the ServiceEntries.
+    #[arg(long, env = "GLOBALDNS_NO_GATEWAY_PROBES")]
+    pub no_gateway_probes: bool,
+    /// How often each remote gateway is probed (a TCP connect to its
+    /// address and port).
+    #[arg(long, env = "GLOBALDNS_GATEWAY_PROBE_INTERVAL", value_name = "DURATION", default_value = "5s", value_parser = parse_positive)]
+    pub gateway_probe_interval: Interval,
+    /// How long one probe may take before it counts as failed.
+    #[arg(long, env = "GLOBALDNS_GATEWAY_PROBE_TIMEOUT", value_name = "DURATION", default_value = "2s", value_parser = parse_positive)]
+    pub gateway_probe_timeout: Interval,
+    /// Failed probes in a row that withdraw a gateway from the endpoints.
+    #[arg(long, env = "GLOBALDNS_GATEWAY_UNHEALTHY_AFTER", value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub gateway_unhealthy_after: u32,
+    /// Passed probes in a row that put a withdrawn gateway back.
+    #[arg(long, env = "GLOBALDNS_GATEWAY_HEALTHY_AFTER", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub gateway_healthy_after: u32,
+}
+
+impl ProbeArgs {
+    /// The probes' configuration; `None` with `--no-gateway-probes`.
+    pub fn config(&self) -> Option<crate::mesh::gateway_health::HealthConfig> {
+        (!self.no_gateway_probes).then_some(crate::mesh::gateway_health::HealthConfig {
+            interval: self.gateway_probe_interval.0,
+            timeout: self.gateway_probe_timeout.0,
+            unhealthy_after: self.gateway_unhealthy_after,
+            healthy_after: self.gateway_healthy_after,
+        })
+    }
+}
+
+/// A duration that is not zero.
+fn parse_positive(text: &str) -> Result<Interval, String> {
+    let interval: Interval = text.parse()?;
+    if interval.0.is_zero() {
+        return Err(format!("`{text}` is zero; give a positive duration"));
+    }
+    Ok(interval)
 }
 
 /// The shrink brake on registry versions (file and Kubernetes alike).
@@ -222,6 +267,7 @@ impl ServeArgs {
                 concurrency: usize::from(self.sync_concurrency),
                 qps: (self.sync_qps > 0.0).then_some(self.sync_qps),
             },
+            probes: self.probes.config(),
         });
         Ok(ServeConfig {
             sync,

@@ -420,3 +420,39 @@ fn per_cluster_names_are_explained() {
     );
     assert!(!text.contains("per-cluster names"), "{text}");
 }
+
+/// Design §5, gateway health: explain names the withdrawn gateways of the
+/// name's exporters, since when and why, and says when all of them are
+/// down (then they all stay).
+#[test]
+fn withdrawn_gateways_are_explained() {
+    use crate::mesh::GatewayKey;
+    use crate::mesh::gateway_health::GatewayStatus;
+    let (_, allocated, _) = setup();
+    let down = GatewayStatus {
+        up: false,
+        consecutive_failures: 3,
+        consecutive_successes: 0,
+        last_error: Some("connect to 198.51.100.20:15443: connection refused".to_string()),
+        since: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_392_000),
+    };
+    let key = GatewayKey::new("west", "198.51.100.20", 15443);
+    let status = std::collections::BTreeMap::from([(key.clone(), down.clone())]);
+    let text = gateways("httpbin.bar.global", Some(&allocated), &status);
+    assert_eq!(
+        text,
+        "gateway 198.51.100.20:15443 of west: withdrawn since 2026-11-23T00:00:00Z \
+         (3 failed probes in a row: connect to 198.51.100.20:15443: connection refused)\n\
+         every probed gateway is down: all stay in the ServiceEntries (one never loses its last endpoint)\n"
+    );
+    // The per-cluster name too; another service's name says nothing.
+    assert!(gateways("west.httpbin.bar.global", Some(&allocated), &status).contains("withdrawn"));
+    assert_eq!(gateways("sleep.foo.global", Some(&allocated), &status), "");
+    // Up again: nothing to say.
+    let up = GatewayStatus { up: true, ..down };
+    let status = std::collections::BTreeMap::from([(key, up)]);
+    assert_eq!(
+        gateways("httpbin.bar.global", Some(&allocated), &status),
+        ""
+    );
+}

@@ -32,30 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 
-/// One gateway of one cluster, as the registry lists it: `address` is an IP
-/// address or a DNS name (resolved at each probe), `port` its TCP port.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GatewayKey {
-    pub cluster: String,
-    pub address: String,
-    pub port: u16,
-}
-
-impl GatewayKey {
-    pub fn new(cluster: &str, address: &str, port: u16) -> Self {
-        Self {
-            cluster: cluster.to_string(),
-            address: address.to_string(),
-            port,
-        }
-    }
-
-    /// `address:port`, an IPv6 address in brackets (`[2001:db8::1]:15443`):
-    /// how logs and errors name the gateway.
-    pub fn endpoint(&self) -> String {
-        endpoint(&self.address, self.port)
-    }
-}
+pub use crate::metrics::{GatewayKey, GatewayStatus};
 
 fn endpoint(host: &str, port: u16) -> String {
     if host.parse::<Ipv6Addr>().is_ok() {
@@ -106,22 +83,6 @@ impl Default for HealthConfig {
             healthy_after: 2,
         }
     }
-}
-
-/// What is known of one gateway.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayStatus {
-    /// Whether it receives traffic (false: withdrawn).
-    pub up: bool,
-    /// Failed probes in a row, up to the latest (0 after a pass).
-    pub consecutive_failures: u32,
-    /// Passed probes in a row, up to the latest (0 after a failure).
-    pub consecutive_successes: u32,
-    /// The reason of the most recent failed probe, kept after later passes
-    /// (a gateway that flaps shows why); `None` if none ever failed.
-    pub last_error: Option<String>,
-    /// When `up` last changed, or when the gateway was first seen.
-    pub since: SystemTime,
 }
 
 impl GatewayStatus {

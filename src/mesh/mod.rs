@@ -14,6 +14,8 @@
 //!   manager) and prunes the owned ones no longer rendered, kind by kind,
 //!   judging drift on the fields it owns ([`drift`]);
 //! - [`lease`]: only the Lease holder writes;
+//! - [`gateway_health`]: the Lease holder probes the remote east-west
+//!   gateways; a gateway down is withdrawn from the endpoints it renders;
 //! - [`api_version`]: which `networking.istio.io` versions the API server
 //!   serves;
 //! - [`record`]: the VIPs of the owned ServiceEntries, read back (design
@@ -37,6 +39,7 @@ use serde::Serialize;
 
 pub use destination_rule::DestinationRule;
 pub use gateway::Gateway;
+pub use gateway_health::GatewayKey;
 pub use meta::{GROUP, IstioApiVersion, MANAGED_BY, MANAGED_BY_LABEL, Metadata, VersionError};
 pub use service_entry::ServiceEntry;
 
@@ -68,11 +71,8 @@ pub struct Target {
     /// Remote gateways withdrawn from the ServiceEntries' endpoints, as
     /// `(cluster, address, port)`: those the leader's health probes found
     /// down (design §5, gateway health). Empty for `render`.
-    pub withdrawn: BTreeSet<GatewayId>,
+    pub withdrawn: BTreeSet<GatewayKey>,
 }
-
-/// A gateway of a cluster: `(cluster, address, port)`.
-pub type GatewayId = (String, String, u16);
 
 /// The default of `--cluster-domain`.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";

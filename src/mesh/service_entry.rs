@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::meta::{Metadata, absolute, export_to_all};
-use super::{GatewayId, RenderError, Target};
+use super::{GatewayKey, RenderError, Target};
 use crate::index;
 use crate::registry::{Cluster, Endpoint, Registry, Service};
 use crate::vip::{Allocator, Table, Want};
@@ -277,13 +277,13 @@ fn cluster_endpoints(
 fn gateways(
     service: &Service,
     cluster: &Cluster,
-    withdrawn: &BTreeSet<GatewayId>,
+    withdrawn: &BTreeSet<GatewayKey>,
 ) -> Vec<(WorkloadEntry, bool)> {
     cluster
         .gateways
         .iter()
         .map(|gateway| {
-            let id = (cluster.name.clone(), gateway.address.clone(), gateway.port);
+            let id = GatewayKey::new(&cluster.name, &gateway.address, gateway.port);
             let entry = WorkloadEntry {
                 address: absolute(&gateway.address),
                 network: cluster.network.clone(),

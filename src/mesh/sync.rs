@@ -226,6 +226,7 @@ pub async fn sync_once(
 }
 
 mod failure;
+mod probing;
 mod run;
 pub mod write;
 pub use failure::{Failure, Reason};

@@ -373,6 +373,11 @@ impl Suite {
     /// same flag), on state directory `state`.
     pub async fn start(&self, docs: &[Value], pod: &str, state: &str, extra: &[&str]) -> Globaldns {
         let (mut args, env) = container(docs, pod, &self.service_links().await);
+        // The tests' registries name documentation addresses (192.0.2.0/24,
+        // 198.51.100.0/24) as gateways, and a test sends nothing beyond
+        // loopback: no gateway probes here (their own tests probe loopback
+        // listeners, src/mesh/gateway_health/tests.rs).
+        args.push("--no-gateway-probes".to_string());
         for arg in extra {
             // `--flag=value` replaces the container's own `--flag`.
             let flag = arg.split('=').next().unwrap_or(arg);

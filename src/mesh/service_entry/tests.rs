@@ -260,15 +260,24 @@ fn withdrawn_gateways_leave_the_endpoints_but_never_the_last_one() {
     };
     let endpoints = |entries: &[ServiceEntry], host: &str| -> Vec<String> {
         let entry = entries.iter().find(|e| e.spec.hosts[0] == host).unwrap();
-        entry.spec.endpoints.iter().map(|e| e.address.clone()).collect()
+        entry
+            .spec
+            .endpoints
+            .iter()
+            .map(|e| e.address.clone())
+            .collect()
     };
     let before = render(&target);
-    let gw = |address: &str| ("west".to_string(), address.to_string(), 15443);
+    let gw = |address: &str| crate::mesh::GatewayKey::new("west", address, 15443);
 
     target.withdrawn = [gw("198.51.100.20")].into();
     let one_down = render(&target);
     for host in ["ratings.default.global", "west.reviews.default.global"] {
-        assert_eq!(endpoints(&one_down, host), ["gw.west.example.com."], "{host}");
+        assert_eq!(
+            endpoints(&one_down, host),
+            ["gw.west.example.com."],
+            "{host}"
+        );
     }
     assert_eq!(
         endpoints(&one_down, "reviews.default.global"),
@@ -295,7 +304,7 @@ fn withdrawn_gateways_leave_the_endpoints_but_never_the_last_one() {
     };
     assert_eq!(vips(&all_down), vips(&before));
     // Another cluster's gateway of the same address is not this one.
-    target.withdrawn = [("east".to_string(), "198.51.100.20".to_string(), 15443)].into();
+    target.withdrawn = [crate::mesh::GatewayKey::new("east", "198.51.100.20", 15443)].into();
     assert_eq!(render(&target), before);
 }
 

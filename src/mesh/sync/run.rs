@@ -11,9 +11,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::failure::{Failure, summary};
+use super::probing::Probing;
 use super::{Report, sync_once};
 use crate::controller::{Allocated, Settings};
 use crate::mesh::api_version;
+use crate::mesh::gateway_health::HealthConfig;
 use crate::mesh::lease::Elector;
 use crate::mesh::{IstioApiVersion, Object, RenderError, Target, render};
 use crate::metrics::Metrics;
@@ -34,6 +36,9 @@ pub struct SyncConfig {
     pub resync: Duration,
     /// How hard a pass may press the API server.
     pub limits: super::Limits,
+    /// How the Lease holder probes the remote gateways (design §5, gateway
+    /// health); `None`: no probes, no gateway is withdrawn.
+    pub probes: Option<HealthConfig>,
 }
 
 /// How long shutdown waits to give the Lease up.
@@ -106,9 +111,12 @@ pub async fn run(
     let mut last_pass: Option<Instant> = None;
     let mut retry = Retry::default();
     let lease = format!("{lease_namespace}/{}", config.lease_name);
+    let mut probing = Probing::new(config.probes, &config.target.cluster, metrics.clone());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            // A gateway withdrawn or back: render again.
+            _ = probing.changed() => pending = true,
             changed = changes.changed() => {
                 if changed.is_err() {
                     break;
@@ -136,6 +144,7 @@ pub async fn run(
             tracing::info!(leader = now_leader, identity = %config.identity, "sync leadership changed");
             leader = now_leader;
             pending |= leader;
+            probing.lead(leader, &shutdown);
             if !leader {
                 // Failures of a pass this replica no longer runs are not news.
                 metrics.sync.failing.store(0, Relaxed);
@@ -149,20 +158,23 @@ pub async fn run(
         let Some(current) = changes.borrow_and_update().clone() else {
             continue; // nothing published yet
         };
-        let (version, desired) = match prepare(&client, &config, &settings, &current).await {
-            Ok(prepared) => prepared,
-            Err(Unprepared::Discovery(failure)) => {
-                pending = false;
-                last_pass = Some(Instant::now());
-                pass_failed(&metrics, &mut retry, failure);
-                continue;
-            }
-            Err(Unprepared::Render(e)) => {
-                tracing::error!("Istio objects not rendered: {e}");
-                pending = false;
-                continue;
-            }
-        };
+        probing.registry(&current.registry);
+        let withdrawn = probing.withdrawn();
+        let (version, desired) =
+            match prepare(&client, &config, &settings, &current, withdrawn).await {
+                Ok(prepared) => prepared,
+                Err(Unprepared::Discovery(failure)) => {
+                    pending = false;
+                    last_pass = Some(Instant::now());
+                    pass_failed(&metrics, &mut retry, failure);
+                    continue;
+                }
+                Err(Unprepared::Render(e)) => {
+                    tracing::error!("Istio objects not rendered: {e}");
+                    pending = false;
+                    continue;
+                }
+            };
         // A pass may outlast a renewal period: the lease is renewed beside
         // it, and the pass asks before every write whether it still holds.
         let holds = || elector.holds();
@@ -216,12 +228,14 @@ async fn prepare(
     config: &SyncConfig,
     settings: &Settings,
     current: &Allocated,
+    withdrawn: std::collections::BTreeSet<crate::mesh::GatewayKey>,
 ) -> Result<(IstioApiVersion, Vec<Object>), Unprepared> {
     let version = api_version::istio_api_version(client)
         .await
         .map_err(|e| Unprepared::Discovery(Failure::discovery(&e)))?;
     let target = Target {
         api_version: version,
+        withdrawn,
         ..config.target.clone()
     };
     let desired = render(

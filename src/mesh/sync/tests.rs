@@ -384,6 +384,9 @@ fn config() -> SyncConfig {
         identity: "pod-a".to_string(),
         resync: Duration::from_secs(300),
         limits: SEQUENTIAL,
+        // The example's gateways are documentation addresses: tests send
+        // nothing beyond loopback (the probes have their own tests).
+        probes: None,
     }
 }
 
