@@ -53,9 +53,13 @@ fn registry(services: usize) -> Registry {
                     ports: [Port::new("http", 8080, "HTTP")].into(),
                     addresses: Default::default(),
                     endpoints: Default::default(),
+                    failover: None,
+                    weights: None,
+                    outlier_detection: None,
                 })
             })
             .collect(),
+        ..Registry::default()
     }
 }
 

@@ -159,26 +159,9 @@ impl FromStr for Interval {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (digits, unit) = s.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration (try 250ms, 30s, 10m or 1h)"))?;
-        let millis = match unit {
-            "ms" => Some(n),
-            "" | "s" => n.checked_mul(1000),
-            "m" => n.checked_mul(60_000),
-            "h" => n.checked_mul(3_600_000),
-            _ => {
-                return Err(format!(
-                    "`{s}` has unknown unit `{unit}` (use ms, s, m or h)"
-                ));
-            }
-        };
-        millis
-            .map(|ms| Interval(Duration::from_millis(ms)))
-            .ok_or_else(|| format!("`{s}` is too long"))
+        crate::registry::failover::parse_duration(s)
+            .map(Interval)
+            .map_err(|e| e.to_string())
     }
 }
 

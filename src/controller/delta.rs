@@ -85,6 +85,9 @@ mod tests {
             ports: [Port::new("http", port, "HTTP")].into(),
             addresses: Default::default(),
             endpoints: Default::default(),
+            failover: None,
+            weights: None,
+            outlier_detection: None,
         })
     }
 

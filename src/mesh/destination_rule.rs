@@ -1,5 +1,7 @@
-//! Istio's DestinationRule `*.<zone>` with `ISTIO_MUTUAL`
-//! TLS, one per served zone, when asked for (`--destination-rules`).
+//! Istio's DestinationRule: the type, with only the fields globaldns sets,
+//! and the rules `*.<zone>` with `ISTIO_MUTUAL` TLS, one per served zone,
+//! when asked for (`--destination-rules`). The per-service rules of the
+//! failover policy are [`super::failover`]'s.
 //!
 //! With Istio's auto mTLS (the default since 1.5) the tlsMode label on the
 //! ServiceEntry endpoints is enough. Installs that turn auto mTLS off (or
@@ -33,14 +35,64 @@ pub struct DestinationRuleSpec {
     pub export_to: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TrafficPolicy {
-    pub tls: ClientTls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTls>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<Outlier>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientTls {
     pub mode: String,
+}
+
+impl ClientTls {
+    /// Istio mTLS with the mesh's certificates.
+    pub fn istio_mutual() -> Self {
+        Self {
+            mode: "ISTIO_MUTUAL".to_string(),
+        }
+    }
+}
+
+/// Istio's `LoadBalancerSettings`, the locality part only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancer {
+    pub locality_lb_setting: LocalityLbSetting,
+}
+
+/// Istio's `LocalityLoadBalancerSetting`: on with failover priority
+/// labels, or off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalityLbSetting {
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover_priority: Vec<String>,
+}
+
+/// Istio's `OutlierDetection`: counts, durations in protobuf's JSON form
+/// (`10s`), a percentage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outlier {
+    #[serde(
+        default,
+        rename = "consecutive5xxErrors",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub consecutive_5xx_errors: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_errors: Option<u32>,
+    pub interval: String,
+    pub base_ejection_time: String,
+    pub max_ejection_percent: u32,
 }
 
 /// One rule per zone (`globaldns-<zone with dots as dashes>`), or none
@@ -61,9 +113,8 @@ pub fn destination_rules(zones: &[String], target: &Target) -> Vec<DestinationRu
             spec: DestinationRuleSpec {
                 host: format!("*.{zone}"),
                 traffic_policy: TrafficPolicy {
-                    tls: ClientTls {
-                        mode: "ISTIO_MUTUAL".to_string(),
-                    },
+                    tls: Some(ClientTls::istio_mutual()),
+                    ..TrafficPolicy::default()
                 },
                 export_to: export_to_all(),
             },

@@ -25,6 +25,7 @@ pub mod api_version;
 pub mod destination_rule;
 pub mod drift;
 pub mod dropin;
+pub mod failover_rule;
 pub mod gateway;
 pub mod gateway_health;
 pub mod lease;
@@ -32,6 +33,7 @@ pub mod meta;
 pub mod record;
 pub mod service_entry;
 pub mod sync;
+pub mod workload_entry;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -210,12 +212,11 @@ pub fn render(
     table: &Table,
     target: &Target,
 ) -> Result<Vec<Object>, RenderError> {
-    let mut objects: Vec<Object> =
-        service_entry::service_entries(registry, zones, per_cluster, allocator, table, target)?
-            .into_iter()
-            .map(Object::ServiceEntry)
-            .collect();
+    let (entries, rules) =
+        service_entry::rendered(registry, zones, per_cluster, allocator, table, target)?;
+    let mut objects: Vec<Object> = entries.into_iter().map(Object::ServiceEntry).collect();
     objects.extend(gateway::gateway(registry, zones, target)?.map(Object::Gateway));
+    objects.extend(rules.into_iter().map(Object::DestinationRule));
     objects.extend(
         destination_rule::destination_rules(zones, target)
             .into_iter()

@@ -38,7 +38,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::destination_rule::DestinationRule;
+use super::failover_rule::{Plan, Source};
 use super::meta::{Metadata, absolute, export_to_all};
+pub use super::workload_entry::WorkloadEntry;
 use super::{GatewayKey, RenderError, Target};
 use crate::index;
 use crate::registry::{Cluster, Endpoint, Registry, Service};
@@ -99,27 +102,6 @@ pub struct ServicePort {
     pub protocol: String,
 }
 
-/// An endpoint of a ServiceEntry (Istio's `WorkloadEntry` message).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadEntry {
-    pub address: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locality: Option<String>,
-    /// Service port name to endpoint port; empty means the service's own
-    /// port numbers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub ports: BTreeMap<String, u32>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account: Option<String>,
-}
-
 /// The labels of an endpoint Istio should send mTLS to.
 fn mutual_tls() -> BTreeMap<String, String> {
     BTreeMap::from([(TLS_MODE_LABEL.to_string(), TLS_MODE_ISTIO.to_string())])
@@ -138,6 +120,20 @@ pub fn service_entries(
     table: &Table,
     target: &Target,
 ) -> Result<Vec<ServiceEntry>, RenderError> {
+    rendered(registry, zones, per_cluster, allocator, table, target).map(|(entries, _)| entries)
+}
+
+/// [`service_entries`], and the DestinationRules of the failover policy
+/// ([`super::failover`]): one per service host whose endpoints come from
+/// two sources or more, named as its ServiceEntry.
+pub fn rendered(
+    registry: &Registry,
+    zones: &[String],
+    per_cluster: bool,
+    allocator: &Allocator,
+    table: &Table,
+    target: &Target,
+) -> Result<(Vec<ServiceEntry>, Vec<DestinationRule>), RenderError> {
     let clusters: HashMap<&str, &Cluster> = registry
         .clusters
         .iter()
@@ -146,11 +142,20 @@ pub fn service_entries(
     let local = target.local(registry)?;
     let pins = index::pin_zone(zones);
     let mut entries = Vec::with_capacity(registry.services.len() * zones.len());
+    // The entry each rule goes with, by index: named once entries are.
+    let mut ruled = Vec::new();
     for zone in zones {
         for service in registry.services.iter() {
+            let plan = Plan::new(service, &local.name, &registry.defaults);
             for (cluster, want) in index::hosts(service, zone, pins, per_cluster) {
                 let endpoints = match cluster {
-                    None => endpoints(service, &clusters, local, target),
+                    None => {
+                        let mut endpoints = endpoints(service, &clusters, local, target);
+                        if plan.annotate(&mut endpoints, target.api_version) {
+                            ruled.push((entries.len(), plan.rule("", &want.host, target)));
+                        }
+                        endpoints.into_iter().map(|(entry, _)| entry).collect()
+                    }
                     Some(cluster) => cluster_endpoints(service, cluster, &clusters, local, target),
                 };
                 entries.push(entry(service, &want, endpoints, allocator, table, target));
@@ -158,7 +163,14 @@ pub fn service_entries(
         }
     }
     disambiguate(&mut entries);
-    Ok(entries)
+    let rules = ruled
+        .into_iter()
+        .map(|(i, mut rule)| {
+            rule.metadata.name.clone_from(&entries[i].metadata.name);
+            rule
+        })
+        .collect();
+    Ok((entries, rules))
 }
 
 /// The ServiceEntry of `want`, a host of `service`, with `endpoints`.
@@ -210,12 +222,12 @@ fn entry(
 /// cluster's gateways but the withdrawn ones, the workloads outside
 /// Kubernetes, and the local Service when the local cluster exports it too
 /// ([`keep_last`] says when withdrawn gateways stay).
-fn endpoints(
-    service: &Service,
+fn endpoints<'s>(
+    service: &'s Service,
     clusters: &HashMap<&str, &Cluster>,
     local: &Cluster,
     target: &Target,
-) -> Vec<WorkloadEntry> {
+) -> Vec<(WorkloadEntry, Source<'s>)> {
     let mut out = Vec::new();
     for name in &service.exported_from {
         let Some(cluster) = clusters.get(name.as_str()) else {
@@ -224,31 +236,37 @@ fn endpoints(
         if cluster.name == local.name {
             continue;
         }
-        out.extend(gateways(service, cluster, &target.withdrawn));
+        let source = Source::Cluster(name);
+        out.extend(
+            gateways(service, cluster, &target.withdrawn)
+                .into_iter()
+                .map(|(entry, withdrawn)| (entry, withdrawn, source)),
+        );
     }
     for workload in &service.endpoints {
-        out.push((outside_kubernetes(workload), false));
+        out.push((outside_kubernetes(workload), false, Source::Outside));
     }
-    if service.exported_from.iter().any(|c| *c == local.name) {
+    if let Some(own) = service.exported_from.iter().find(|c| **c == local.name) {
         out.push((
             local_endpoint(service, local, &target.cluster_domain),
             false,
+            Source::Cluster(own),
         ));
     }
     keep_last(out)
 }
 
 /// The endpoints to write of `candidates` (each with whether it is a
-/// withdrawn gateway): all but the withdrawn, unless that leaves none.
-/// Then all stay: with every exporter down, an empty ServiceEntry would
-/// only turn connection failures into resets, and the gateway that comes
-/// back first is reached at once (design §5).
-fn keep_last(candidates: Vec<(WorkloadEntry, bool)>) -> Vec<WorkloadEntry> {
-    let all_withdrawn = candidates.iter().all(|(_, withdrawn)| *withdrawn);
+/// withdrawn gateway, and a tag of the caller's): all but the withdrawn,
+/// unless that leaves none. Then all stay: with every exporter down, an
+/// empty ServiceEntry would only turn connection failures into resets,
+/// and the gateway that comes back first is reached at once (design §5).
+fn keep_last<T>(candidates: Vec<(WorkloadEntry, bool, T)>) -> Vec<(WorkloadEntry, T)> {
+    let all_withdrawn = candidates.iter().all(|(_, withdrawn, _)| *withdrawn);
     candidates
         .into_iter()
-        .filter(|(_, withdrawn)| all_withdrawn || !withdrawn)
-        .map(|(entry, _)| entry)
+        .filter(|(_, withdrawn, _)| all_withdrawn || !withdrawn)
+        .map(|(entry, _, tag)| (entry, tag))
         .collect()
 }
 
@@ -268,7 +286,13 @@ fn cluster_endpoints(
     }
     clusters
         .get(cluster)
-        .map(|c| keep_last(gateways(service, c, &target.withdrawn)))
+        .map(|c| {
+            let candidates = gateways(service, c, &target.withdrawn);
+            keep_last(candidates.into_iter().map(|(e, w)| (e, w, ())).collect())
+                .into_iter()
+                .map(|(entry, ())| entry)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

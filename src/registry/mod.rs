@@ -8,6 +8,7 @@
 
 pub mod brake;
 pub mod error;
+pub mod failover;
 pub mod file;
 pub mod kube;
 pub mod locate;

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use thin_vec::ThinVec;
 
+use super::failover::{Defaults, OutlierDetection};
+
 /// Default port of an Istio east-west gateway's mTLS passthrough listener.
 pub const DEFAULT_GATEWAY_PORT: u16 = 15443;
 
@@ -32,6 +34,10 @@ pub struct Registry {
     pub clusters: Vec<Cluster>,
     #[serde(default)]
     pub services: Arc<[Arc<Service>]>,
+    /// The failover policy of every service that does not give its own,
+    /// field by field (design §2; [`super::failover`]).
+    #[serde(default, skip_serializing_if = "Defaults::is_empty")]
+    pub defaults: Defaults,
 }
 
 /// A cluster of the mesh and the gateways through which it is reached.
@@ -72,11 +78,12 @@ pub type Ports = SmallVec<[Port; 1]>;
 /// A service exported to the mesh by one or more clusters.
 ///
 /// Laid out for a registry of many services in one allocation each
-/// (136 bytes): the usual one cluster and one port are held in place
-/// ([`SmallVec`], a [`Port`] in 32 bytes), and the lists that are usually
-/// empty (pins, workloads) cost a pointer ([`ThinVec`]). With a `Vec` for
-/// each, a service took three allocations and 280 bytes (28 MB at 100,000
-/// services; 16 now).
+/// (160 bytes): the usual one cluster and one port are held in place
+/// ([`SmallVec`], a [`Port`] in 32 bytes), and the fields that are usually
+/// empty (pins, workloads, the failover policy) cost a pointer each
+/// ([`ThinVec`], `Option<Box<…>>`). With a `Vec` for each list, a service
+/// took three allocations and 280 bytes (28 MB at 100,000 services; 18
+/// now).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
@@ -104,6 +111,27 @@ pub struct Service {
         skip_serializing_if = "ThinVec::is_empty"
     )]
     pub endpoints: ThinVec<Endpoint>,
+    /// Clusters in the order a client prefers them after its own
+    /// ([`super::failover`]); `None`: the registry's default (`[]` is an
+    /// order of its own: every other exporter equally).
+    #[serde(
+        default,
+        deserialize_with = "some_shrunk",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failover: Option<ThinVec<CompactString>>,
+    /// Cluster → relative share of the calls within its failover tier;
+    /// `None`: the registry's default.
+    #[serde(
+        default,
+        deserialize_with = "boxed_unique_keys",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[allow(clippy::box_collection, reason = "8 bytes a service, not 24")]
+    pub weights: Option<Box<BTreeMap<CompactString, u32>>>,
+    /// What makes a copy unhealthy; `None`: the registry's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<Box<OutlierDetection>>,
 }
 
 /// A workload outside Kubernetes: it becomes an endpoint of the service's
@@ -171,6 +199,25 @@ where
     Ok(out)
 }
 
+/// [`unique_keys`], boxed: a field most services leave out costs a
+/// pointer (8 bytes where a map costs 24).
+#[allow(
+    clippy::box_collection,
+    reason = "a pointer in every service, see Service"
+)]
+fn boxed_unique_keys<'de, D, V>(
+    decoder: D,
+) -> Result<Option<Box<BTreeMap<CompactString, V>>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    let map: BTreeMap<String, V> = unique_keys(decoder)?;
+    Ok(Some(Box::new(
+        map.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+    )))
+}
+
 /// A list decoded without spare room. Decoders grow a list by doubling: a
 /// service's one cluster and one port in a `Vec` reserved room for four of
 /// each, 35 MB at 100,000 services, held until the whole registry was read
@@ -183,6 +230,15 @@ where
     let mut list = L::deserialize(decoder)?;
     list.shrink();
     Ok(list)
+}
+
+/// [`shrunk`], for a list that may be left out.
+fn some_shrunk<'de, D, L>(decoder: D) -> Result<Option<L>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    L: Deserialize<'de> + Shrink,
+{
+    shrunk(decoder).map(Some)
 }
 
 /// A list that can give back its spare room.
@@ -332,6 +388,9 @@ impl Service {
         self.ports.shrink_to_fit();
         self.addresses.shrink_to_fit();
         self.endpoints.shrink_to_fit();
+        if let Some(failover) = &mut self.failover {
+            failover.shrink_to_fit();
+        }
     }
 
     /// The host of this service in `zone`: `<name>.<namespace>.<zone>`, lower-cased.
@@ -357,12 +416,12 @@ mod tests {
     use super::*;
 
     /// The layout the registry's memory figures rest on (see [`Service`]):
-    /// one allocation of 136 bytes (160 with its `Arc` counts and malloc's
+    /// one allocation of 160 bytes (184 with its `Arc` counts and malloc's
     /// header) for a service with one cluster and one port, nothing more.
     #[test]
-    fn a_service_with_one_cluster_and_one_port_is_one_allocation_of_136_bytes() {
+    fn a_service_with_one_cluster_and_one_port_is_one_allocation_of_160_bytes() {
         assert_eq!(std::mem::size_of::<Port>(), 32);
-        assert_eq!(std::mem::size_of::<Service>(), 136);
+        assert_eq!(std::mem::size_of::<Service>(), 160);
         let service: Service = serde_json::from_str(
             r#"{"name": "a", "namespace": "b", "exportedFrom": ["east"],
                 "ports": [{"name": "http", "number": 80, "protocol": "HTTP"}]}"#,

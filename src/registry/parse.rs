@@ -18,7 +18,7 @@ mod path;
 mod poison;
 
 /// The top-level keys a registry may have.
-const TOP_LEVEL_KEYS: [&str; 2] = ["clusters", "services"];
+const TOP_LEVEL_KEYS: [&str; 3] = ["clusters", "services", "defaults"];
 
 /// Parses registry text. `origin` names the source in errors (a file path).
 ///
@@ -87,13 +87,16 @@ pub fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
         if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
             problems.push(Problem::new(
                 key.clone(),
-                format!("unknown field `{key}`, expected one of `clusters`, `services`"),
+                format!(
+                    "unknown field `{key}`, expected one of `clusters`, `services`, `defaults`"
+                ),
             ));
         }
     }
     let registry = Registry {
         clusters: list(&object, "clusters", &mut problems),
         services: list(&object, "services", &mut problems).into(),
+        defaults: single(&object, "defaults", &mut problems).unwrap_or_default(),
     };
     if json && problems.is_empty() {
         // The tree keeps one value of a name repeated in a JSON object:
@@ -162,6 +165,32 @@ fn list<T: DeserializeOwned>(
         }
     }
     decoded
+}
+
+/// Decodes `object[key]` as one value, recording a problem (with its
+/// path) for each field that does not decode; `None` when it is absent or
+/// does not decode.
+fn single<T: DeserializeOwned>(
+    object: &serde_json::Map<String, Value>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let value = object.get(key).filter(|v| !v.is_null())?;
+    match T::deserialize(value) {
+        Ok(decoded) => Some(decoded),
+        Err(_) => {
+            for found in isolate::problems::<T>(value) {
+                let inner = path::render(&found.path);
+                let path = if inner.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{key}.{inner}")
+                };
+                problems.push(Problem::new(path, found.message));
+            }
+            None
+        }
+    }
 }
 
 fn kind(value: &Value) -> &'static str {

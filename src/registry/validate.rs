@@ -38,6 +38,7 @@ pub const MAX_PINNED: usize = 1000;
 pub fn validate(registry: &Registry, zones: &[String]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let clusters = clusters::validate_clusters(&registry.clusters, &mut problems);
+    failover_policy::validate_defaults(&registry.defaults, &clusters, &mut problems);
     validate_services(registry, &clusters, zones, &mut problems);
     problems
 }
@@ -139,6 +140,7 @@ fn validate_service<'r>(
     validate_ports(service, at, problems);
     validate_endpoints(service, at, problems);
     validate_pins(service, i, pinned, at, problems);
+    failover_policy::validate_policy(service, at, problems);
 }
 
 /// Every name derived from a service must fit its own limit, checked here
@@ -398,6 +400,7 @@ impl fmt::Display for Item<'_> {
 
 mod clusters;
 mod endpoints;
+mod failover_policy;
 
 pub use endpoints::MAX_ENDPOINTS;
 use endpoints::validate_endpoints;

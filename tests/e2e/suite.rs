@@ -445,6 +445,7 @@ impl Suite {
                     .collect(),
                 addresses: Vec::new(),
                 endpoints: Vec::new(),
+                ..ExportedServiceSpec::default()
             },
         );
         self.apply(object).await;

@@ -74,6 +74,7 @@ fn published(index: usize) -> (Vec<MeshCluster>, Vec<ExportedService>) {
                     ports: vec![Port::new("http", 8080, "HTTP")],
                     addresses: Vec::new(),
                     endpoints: Vec::new(),
+                    ..ExportedServiceSpec::default()
                 },
             )
         })

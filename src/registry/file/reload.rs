@@ -202,6 +202,7 @@ fn decode(text: &str, origin: &str, entries: &Entries) -> Option<Registry> {
     let mut registry = Registry {
         clusters: skeleton.clusters,
         services: services.into(),
+        defaults: skeleton.defaults,
     };
     registry.shrink_to_fit();
     Some(registry)

@@ -357,6 +357,9 @@ impl Assembler {
         let mut registry = Registry {
             clusters: self.clusters.clone(),
             services: self.services.values().cloned().collect(),
+            // The resources carry no registry-wide defaults: each
+            // ExportedService gives its own policy.
+            defaults: Default::default(),
         };
         registry.shrink_to_fit();
         Assembled {

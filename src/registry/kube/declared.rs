@@ -108,6 +108,17 @@ fn spec(service: &Service) -> ExportedServiceSpec {
         ports: service.ports.to_vec(),
         addresses: service.addresses.to_vec(),
         endpoints: service.endpoints.to_vec(),
+        failover: service
+            .failover
+            .as_ref()
+            .map(|order| order.iter().map(|c| c.to_string()).collect()),
+        weights: service
+            .weights
+            .iter()
+            .flat_map(|w| w.iter())
+            .map(|(c, w)| (c.to_string(), *w))
+            .collect(),
+        outlier_detection: service.outlier_detection.as_deref().cloned(),
     }
 }
 
@@ -185,7 +196,7 @@ pub fn registry_from(
         };
         let alone = Registry {
             clusters: vec![cluster.clone()],
-            services: Default::default(),
+            ..Registry::default()
         };
         match problems_of(&alone, zones) {
             None => out.registry.clusters.push(cluster),
@@ -241,6 +252,19 @@ pub fn registry_from(
             ports: spec.ports.iter().cloned().collect(),
             addresses: spec.addresses.iter().copied().collect(),
             endpoints: spec.endpoints.iter().cloned().collect(),
+            failover: spec
+                .failover
+                .as_ref()
+                .map(|order| order.iter().map(|c| c.as_str().into()).collect()),
+            weights: (!spec.weights.is_empty()).then(|| {
+                Box::new(
+                    spec.weights
+                        .iter()
+                        .map(|(c, w)| (c.as_str().into(), *w))
+                        .collect(),
+                )
+            }),
+            outlier_detection: spec.outlier_detection.clone().map(Box::new),
         });
         let key = (
             service.name.to_ascii_lowercase(),
@@ -259,6 +283,7 @@ pub fn registry_from(
         let with = Registry {
             clusters: out.registry.clusters.clone(),
             services: [service.clone()].into(),
+            ..Registry::default()
         };
         match problems_of(&with, zones) {
             None => {

@@ -239,8 +239,7 @@ fn claims_of<'a>(view: &'a View, ignored: &mut Vec<String>) -> Vec<((String, Str
                     namespace: export.namespace.clone(),
                     exported_from: vec![view.cluster.clone()],
                     ports: export.ports.clone(),
-                    addresses: Vec::new(),
-                    endpoints: Vec::new(),
+                    ..ExportedServiceSpec::default()
                 }),
             },
         ));

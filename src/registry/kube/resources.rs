@@ -13,6 +13,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::registry::failover::OutlierDetection;
 use crate::registry::{Endpoint, Gateway, Port};
 
 /// A cluster of the mesh; its name is the object's name.
@@ -39,7 +42,7 @@ pub struct MeshClusterSpec {
 }
 
 /// A service exported to the mesh by one or more clusters.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "globaldns.io",
     version = "v1alpha1",
@@ -69,6 +72,17 @@ pub struct ExportedServiceSpec {
     /// Workloads outside Kubernetes serving it, reached directly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
+    /// MeshClusters in the order a client prefers them after its own
+    /// cluster (the failover policy); `[]`: every other exporter equally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Vec<String>>,
+    /// MeshCluster name to its relative share of the calls within its
+    /// failover tier (1 for a cluster left out).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, u32>,
+    /// What makes a copy unhealthy; unset fields take Istio's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 /// The CustomResourceDefinitions, as YAML documents (`globaldns crds`, and

@@ -420,6 +420,7 @@ fn remembered(registry: &Registry, name: &str) -> View {
                 std::sync::Arc::new(service)
             })
             .collect(),
+        ..Registry::default()
     };
     let (clusters, services) = declared(&part, "last-known-good");
     View {

@@ -249,3 +249,32 @@ fn per_cluster_names_fit_their_limits_too() {
     let registry = parse(&short, "t").unwrap();
     assert_eq!(validate(&registry, &[zone]), Vec::new());
 }
+
+/// A failover policy names clusters that exist (the defaults) or export
+/// the service (its own), once each, with weights and thresholds Istio
+/// takes; every problem with its path.
+#[test]
+fn failover_policy_problems() {
+    let yaml = format!(
+        "{CLUSTERS}defaults:\n  failover: [west, south]\n  weights: {{east: 0}}\n  outlierDetection: {{interval: 0ms, maxEjectionPercent: 101}}\nservices:\n  - name: httpbin\n    namespace: bar\n    exportedFrom: [west]\n    ports: [{{name: http1, number: 8000, protocol: HTTP}}]\n    failover: [west, east, west]\n    weights: {{east: 5}}\n    outlierDetection: {{baseEjectionTime: 1d}}\n"
+    );
+    let found = problems(&yaml);
+    let expect = [
+        "defaults.failover[1]: unknown cluster `south`",
+        "defaults.weights.east: weight 0 is outside 1 to 10000",
+        "defaults.outlierDetection.interval: `0ms` is shorter than 1ms",
+        "defaults.outlierDetection.maxEjectionPercent: 101 is not a percentage",
+        "services[0].failover[1]: the service is not exported from cluster `east`",
+        "services[0].failover[2]: cluster `west` is listed twice",
+        "services[0].weights.east: the service is not exported from cluster `east`",
+        "services[0].outlierDetection.baseEjectionTime: `1d` has unknown unit `d`",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (got, want) in found.iter().zip(expect) {
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
+    let good = format!(
+        "{CLUSTERS}defaults:\n  failover: [west]\n  outlierDetection: {{consecutive5xxErrors: 3, interval: 5s}}\nservices:\n  - name: httpbin\n    namespace: bar\n    exportedFrom: [east, west]\n    ports: [{{name: http1, number: 8000, protocol: HTTP}}]\n    weights: {{east: 80, west: 20}}\n"
+    );
+    assert_eq!(problems(&good), Vec::<String>::new());
+}

@@ -32,6 +32,7 @@ fn service(object: &str, name: &str, from: &[&str]) -> DeclaredService {
             ports: vec![Port::new("http", 80, "HTTP")],
             addresses: Vec::new(),
             endpoints: Vec::new(),
+            ..ExportedServiceSpec::default()
         },
     )
     .into()

@@ -32,6 +32,7 @@ fn service(name: &str, from: &[&str], ports: Vec<Port>) -> DeclaredService {
             ports,
             addresses: Vec::new(),
             endpoints: Vec::new(),
+            ..ExportedServiceSpec::default()
         },
     )
     .into()

@@ -1,0 +1,386 @@
+//! The failover policy ([`crate::registry::failover`]) as Istio takes it,
+//! for the clients of one cluster (design §5; issue 27 item 2).
+//!
+//! Istio orders a service's endpoints into Envoy priorities only through a
+//! DestinationRule with outlier detection (without it Envoy never leaves
+//! priority 0; pilot/pkg/networking/core/loadbalancer/loadbalancer.go,
+//! `ApplyLocalityLoadBalancer`). The order a policy gives depends on the
+//! client's cluster, and globaldns writes each cluster's objects into
+//! that cluster only, so each cluster's endpoints can say their order
+//! outright, whatever the pods' real localities:
+//!
+//! - a service of *n* tiers ([`tiers`]) gets
+//!   *n − 1* priority labels, `globaldns.io/failover-1` … `-<n−1>`; an
+//!   endpoint of tier *t* carries the first *n − 1 − t* of them (`"true"`);
+//! - its DestinationRule lists them in `failoverPriority`, each with the
+//!   value `true` given (`key=value`, Istio 1.18 and later): Istio puts an
+//!   endpoint that matches the first *k* labels at priority *n − 1 − k*
+//!   (`applyFailoverPriorityPerLocality`), so tier *t* is priority *t*;
+//! - `weights` become endpoint weights: a cluster's weight times the
+//!   least common multiple of the gateway counts, divided by its own, so
+//!   that a cluster's share does not grow with its gateways;
+//! - a service with one tier gets `localityLbSetting.enabled: false`:
+//!   "every other exporter, equally", not Istio's default preference for
+//!   endpoints in the client's region.
+//!
+//! `failoverPriority` and `enabled` exist in `networking.istio.io/v1`
+//! (Istio 1.22 and later) only as far as this goes: with `v1beta1` and
+//! `v1alpha3` the rule carries the outlier detection and weights, and
+//! Istio's default locality failover (by the registry's localities) orders
+//! the endpoints.
+//!
+//! A rule is written for each service host whose endpoints come from two
+//! sources or more (clusters, or the workloads outside Kubernetes): with
+//! one there is nothing to fail over to. Per-cluster names get none.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use compact_str::CompactString;
+
+use super::destination_rule::{
+    ClientTls, DestinationRule, DestinationRuleSpec, KIND, LoadBalancer, LocalityLbSetting,
+    Outlier, TrafficPolicy,
+};
+use super::meta::{Metadata, export_to_all};
+use super::workload_entry::WorkloadEntry;
+use super::{IstioApiVersion, Target};
+use crate::registry::Service;
+use crate::registry::failover::{Defaults, Thresholds};
+
+/// Where a group of a service's endpoints comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source<'s> {
+    /// An exporting cluster: its gateways, or the local Service.
+    Cluster(&'s str),
+    /// The service's workloads outside Kubernetes (`endpoints`).
+    Outside,
+}
+
+/// The policy of one service, the defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy<'s> {
+    pub failover: &'s [CompactString],
+    /// `None`: no weights given (each endpoint counts the same).
+    pub weights: Option<&'s BTreeMap<CompactString, u32>>,
+    pub thresholds: Thresholds,
+}
+
+impl<'s> Policy<'s> {
+    /// `service`'s policy: each of its fields, else the default's.
+    pub fn of(service: &'s Service, defaults: &'s Defaults) -> Self {
+        let failover = match &service.failover {
+            Some(own) => &own[..],
+            None => &defaults.failover[..],
+        };
+        let weights = match &service.weights {
+            Some(weights) => Some(&**weights),
+            None => (!defaults.weights.is_empty()).then_some(&defaults.weights),
+        };
+        let base = defaults
+            .outlier_detection
+            .as_ref()
+            .map_or(Thresholds::ISTIO, |o| o.resolved(Thresholds::ISTIO));
+        let thresholds = service
+            .outlier_detection
+            .as_ref()
+            .map_or(base, |o| o.resolved(base));
+        Self {
+            failover,
+            weights,
+            thresholds,
+        }
+    }
+
+    /// The relative share of `cluster` within its tier: its weight, 1 when
+    /// the weights leave it out.
+    pub fn weight(&self, cluster: &str) -> u32 {
+        self.weights
+            .and_then(|w| w.get(cluster).copied())
+            .unwrap_or(1)
+    }
+}
+
+/// The tiers a client in `local` prefers `service`'s copies in, best
+/// first, none empty (see the module's header): the local copy, each
+/// cluster of `failover` that exports it, then every other source.
+pub fn tiers<'s>(
+    service: &'s Service,
+    local: &str,
+    failover: &'s [CompactString],
+) -> Vec<Vec<Source<'s>>> {
+    let exports = |c: &str| service.exported_from.iter().any(|e| e == c);
+    let mut placed: Vec<&str> = Vec::new();
+    let mut tiers = Vec::new();
+    if let Some(own) = service.exported_from.iter().find(|c| *c == local) {
+        placed.push(own);
+        tiers.push(vec![Source::Cluster(own)]);
+    }
+    for cluster in failover {
+        if exports(cluster) && !placed.contains(&cluster.as_str()) {
+            placed.push(cluster);
+            tiers.push(vec![Source::Cluster(cluster)]);
+        }
+    }
+    let mut rest: Vec<Source<'s>> = service
+        .exported_from
+        .iter()
+        .filter(|c| !placed.contains(&c.as_str()))
+        .map(|c| Source::Cluster(c))
+        .collect();
+    if !service.endpoints.is_empty() {
+        rest.push(Source::Outside);
+    }
+    if !rest.is_empty() {
+        tiers.push(rest);
+    }
+    tiers
+}
+
+/// The prefix of the priority labels: `globaldns.io/failover-<k>`.
+pub const PRIORITY_LABEL_PREFIX: &str = "globaldns.io/failover-";
+
+/// One service's policy as seen from the local cluster.
+pub(super) struct Plan<'s> {
+    tiers: Vec<Vec<Source<'s>>>,
+    policy: Policy<'s>,
+}
+
+impl<'s> Plan<'s> {
+    /// `service`'s plan for clients in `local`, its policy over `defaults`.
+    pub(super) fn new(service: &'s Service, local: &str, defaults: &'s Defaults) -> Self {
+        let policy = Policy::of(service, defaults);
+        Self {
+            tiers: tiers(service, local, policy.failover),
+            policy,
+        }
+    }
+
+    fn tier(&self, source: &Source<'_>) -> usize {
+        self.tiers
+            .iter()
+            .position(|t| t.contains(source))
+            .unwrap_or(self.tiers.len())
+    }
+
+    /// Gives `endpoints` (each with its source) their priority labels (with
+    /// `v1`) and weights (with `weights`), and says whether the service
+    /// needs a DestinationRule: it does when they come from two sources or
+    /// more.
+    pub(super) fn annotate(
+        &self,
+        endpoints: &mut [(WorkloadEntry, Source<'_>)],
+        api_version: IstioApiVersion,
+    ) -> bool {
+        let mut sources: Vec<Source<'_>> = Vec::new();
+        for (_, source) in endpoints.iter() {
+            if !sources.contains(source) {
+                sources.push(*source);
+            }
+        }
+        if sources.len() < 2 {
+            return false;
+        }
+        let labels = self.tiers.len() - 1;
+        if api_version == IstioApiVersion::V1 && labels > 0 {
+            for (entry, source) in endpoints.iter_mut() {
+                let tier = self.tier(source).min(labels);
+                for k in 1..=labels - tier {
+                    entry
+                        .labels
+                        .insert(format!("{PRIORITY_LABEL_PREFIX}{k}"), "true".to_string());
+                }
+            }
+        }
+        if self.policy.weights.is_some() {
+            let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+            for (_, source) in endpoints.iter() {
+                if let Source::Cluster(cluster) = source {
+                    *counts.entry(cluster).or_default() += 1;
+                }
+            }
+            let common = counts.values().copied().fold(1, lcm);
+            for (entry, source) in endpoints.iter_mut() {
+                if let Source::Cluster(cluster) = source {
+                    let weight = u64::from(self.policy.weight(cluster)) * common / counts[cluster];
+                    entry.weight = Some(u32::try_from(weight).unwrap_or(u32::MAX));
+                }
+            }
+        }
+        true
+    }
+
+    /// The DestinationRule `name` for `host`: the outlier detection, and
+    /// with `v1` the failover priorities; `ISTIO_MUTUAL` too with
+    /// `--destination-rules`, since a rule for the host replaces the
+    /// zone's `*.<zone>` one.
+    pub(super) fn rule(&self, name: &str, host: &str, target: &Target) -> DestinationRule {
+        let labels = self.tiers.len().saturating_sub(1);
+        let locality = (target.api_version == IstioApiVersion::V1).then(|| {
+            if labels == 0 {
+                LocalityLbSetting {
+                    enabled: false,
+                    failover_priority: Vec::new(),
+                }
+            } else {
+                LocalityLbSetting {
+                    enabled: true,
+                    failover_priority: (1..=labels)
+                        .map(|k| format!("{PRIORITY_LABEL_PREFIX}{k}=true"))
+                        .collect(),
+                }
+            }
+        });
+        DestinationRule {
+            api_version: target.api_version.api_version().to_string(),
+            kind: KIND.to_string(),
+            metadata: Metadata::owned(name.to_string(), &target.namespace),
+            spec: DestinationRuleSpec {
+                host: host.to_string(),
+                traffic_policy: TrafficPolicy {
+                    tls: target.destination_rules.then(ClientTls::istio_mutual),
+                    load_balancer: locality.map(|l| LoadBalancer {
+                        locality_lb_setting: l,
+                    }),
+                    outlier_detection: Some(outlier(self.policy.thresholds, target.api_version)),
+                },
+                export_to: export_to_all(),
+            },
+        }
+    }
+}
+
+/// The thresholds in Istio's words: `consecutive5xxErrors` from
+/// `v1beta1` on, `consecutiveErrors` (its 1.1–1.4 name) in `v1alpha3`.
+fn outlier(t: Thresholds, api_version: IstioApiVersion) -> Outlier {
+    let (consecutive_5xx_errors, consecutive_errors) = match api_version {
+        IstioApiVersion::V1alpha3 => (None, Some(t.consecutive_5xx_errors)),
+        _ => (Some(t.consecutive_5xx_errors), None),
+    };
+    Outlier {
+        consecutive_5xx_errors,
+        consecutive_errors,
+        interval: duration(t.interval),
+        base_ejection_time: duration(t.base_ejection_time),
+        max_ejection_percent: t.max_ejection_percent,
+    }
+}
+
+/// A duration as protobuf's JSON form writes it: seconds, `s`, and the
+/// milliseconds only when there are some (`10s`, `0.250s`).
+fn duration(d: Duration) -> String {
+    let millis = d.subsec_millis();
+    if millis == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}.{millis:03}s", d.as_secs())
+    }
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    a / gcd(a, b) * b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(yaml: &str) -> Service {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn names<'s>(tiers: &[Vec<Source<'s>>]) -> Vec<Vec<&'s str>> {
+        tiers
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .map(|s| match s {
+                        Source::Cluster(c) => *c,
+                        Source::Outside => "outside",
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    const THREE: &str = "{name: a, namespace: b, exportedFrom: [east, west, south], ports: [{name: http, number: 80, protocol: HTTP}]}";
+
+    /// Without a policy: the local copy, then every other exporter
+    /// together; a client in a cluster without a copy has one tier.
+    #[test]
+    fn without_a_policy_the_local_copy_comes_first_then_the_others_equally() {
+        let s = service(THREE);
+        assert_eq!(
+            names(&tiers(&s, "east", &[])),
+            [vec!["east"], vec!["west", "south"]]
+        );
+        assert_eq!(
+            names(&tiers(&s, "north", &[])),
+            [vec!["east", "west", "south"]]
+        );
+    }
+
+    /// The order goes after the local copy; the local cluster and
+    /// clusters that do not export the service are passed over; what the
+    /// order leaves out comes last, with the workloads outside Kubernetes.
+    #[test]
+    fn the_failover_order_follows_the_local_copy() {
+        let s = service(
+            "{name: a, namespace: b, exportedFrom: [east, west, south, north], ports: [{name: http, number: 80, protocol: HTTP}], endpoints: [{address: 192.0.2.9}]}",
+        );
+        let order: Vec<CompactString> = ["east", "nowhere", "south", "west"]
+            .map(CompactString::from)
+            .to_vec();
+        assert_eq!(
+            names(&tiers(&s, "east", &order)),
+            [
+                vec!["east"],
+                vec!["south"],
+                vec!["west"],
+                vec!["north", "outside"]
+            ]
+        );
+        assert_eq!(
+            names(&tiers(&s, "west", &order)),
+            [
+                vec!["west"],
+                vec!["east"],
+                vec!["south"],
+                vec!["north", "outside"]
+            ]
+        );
+    }
+
+    /// A service's own fields win, field by field; the others come from
+    /// the defaults; thresholds merge field by field over Istio's.
+    #[test]
+    fn a_services_fields_win_over_the_defaults_field_by_field() {
+        let defaults: Defaults = serde_saphyr::from_str(
+            "{failover: [west], weights: {west: 3}, outlierDetection: {interval: 2s, consecutive5xxErrors: 2}}",
+        )
+        .unwrap();
+        let own = service(
+            "{name: a, namespace: b, exportedFrom: [east, west], ports: [{name: http, number: 80, protocol: HTTP}], failover: [east], outlierDetection: {consecutive5xxErrors: 7}}",
+        );
+        let policy = Policy::of(&own, &defaults);
+        assert_eq!(policy.failover, ["east"]);
+        assert_eq!(policy.weight("west"), 3);
+        assert_eq!(policy.weight("east"), 1);
+        assert_eq!(
+            policy.thresholds,
+            Thresholds {
+                consecutive_5xx_errors: 7,
+                interval: Duration::from_secs(2),
+                ..Thresholds::ISTIO
+            }
+        );
+        let bare = service(THREE);
+        let none = Defaults::default();
+        let policy = Policy::of(&bare, &none);
+        assert!(policy.failover.is_empty() && policy.weights.is_none());
+        assert_eq!(policy.thresholds, Thresholds::ISTIO);
+    }
+}
