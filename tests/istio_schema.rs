@@ -71,7 +71,10 @@ fn spec_schema(kind: &str, version: &str) -> Option<(Value, String)> {
 
 /// Checks `value` against `schema`; returns every violation with its path.
 fn validate(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    const KNOWN: [&str; 18] = [
+    const KNOWN: [&str; 21] = [
+        "oneOf",
+        "allOf",
+        "nullable",
         "minimum",
         "maximum",
         "type",
@@ -97,6 +100,29 @@ fn validate(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>)
             KNOWN.contains(&key.as_str()) || path_allows_any(schema),
             "schema keyword `{key}` at {path} is not understood by this validator"
         );
+    }
+    if let Some(choices) = schema.get("oneOf").and_then(Value::as_array) {
+        let holding = choices.iter().filter(|c| holds(c, value, path)).count();
+        if holding != 1 {
+            errors.push(format!(
+                "{path}: {holding} of the `oneOf` choices hold, not exactly one"
+            ));
+        }
+    }
+    for choice in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if !holds(choice, value, path) {
+            errors.push(format!(
+                "{path}: an `allOf` condition does not hold: {choice}"
+            ));
+        }
+    }
+    if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
+        return;
     }
     let ty = schema.get("type").and_then(Value::as_str);
     let type_ok = match ty {
@@ -192,6 +218,41 @@ fn validate(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>)
     }
 }
 
+/// Whether `value` meets `schema`, one of the combinators Istio's CRDs
+/// write their `oneOf` and `allOf` fields with: `required`, `not`,
+/// `anyOf`, `allOf`, `oneOf`.
+/// Any other keyword there is one this validator does not know.
+fn holds(schema: &Value, value: &Value, path: &str) -> bool {
+    let schema = schema.as_object().unwrap();
+    schema.iter().all(|(key, rule)| match key.as_str() {
+        "required" => rule
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| value.get(k.as_str().unwrap()).is_some()),
+        "not" => !holds(rule, value, path),
+        "anyOf" => rule
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| holds(c, value, path)),
+        "allOf" => rule
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| holds(c, value, path)),
+        "oneOf" => {
+            rule.as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| holds(c, value, path))
+                .count()
+                == 1
+        }
+        other => panic!("schema keyword `{other}` inside `oneOf` at {path} is not understood"),
+    })
+}
+
 fn path_allows_any(schema: &serde_json::Map<String, Value>) -> bool {
     schema.contains_key("x-kubernetes-preserve-unknown-fields") || schema.contains_key("anyOf")
 }
@@ -203,6 +264,11 @@ fn cel_holds(source: &str, value: &Value) -> Result<bool, String> {
     let env = Arc::new(env);
     let program = env.compile(source).map_err(|e| format!("{e:?}"))?;
     let mut context = cel::Context::with_env(env);
+    // Kubernetes' CEL library has `duration(string)` (Istio's CRDs check
+    // durations with it); here it gives nanoseconds, which compare alike.
+    context
+        .add_function("duration", |text: Arc<String>| go_duration_nanos(&text))
+        .map_err(|e| format!("{e:?}"))?;
     context
         .add_variable("self", cel::to_value(value).map_err(|e| e.to_string())?)
         .map_err(|e| format!("{e:?}"))?;
@@ -210,6 +276,44 @@ fn cel_holds(source: &str, value: &Value) -> Result<bool, String> {
         Ok(cel::Value::Bool(b)) => Ok(b),
         other => Err(format!("{other:?}")),
     }
+}
+
+/// A Go duration (`1.5s`, `250ms`, `1h30m`) in nanoseconds; -1, which
+/// no rule accepts as a duration of at least 1 ms, when it is not one.
+fn go_duration_nanos(text: &str) -> i64 {
+    const UNITS: [(&str, f64); 6] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+    ];
+    let mut rest = text;
+    let mut total = 0.0;
+    if rest.is_empty() {
+        return -1;
+    }
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let Ok(number) = rest[..split].parse::<f64>() else {
+            return -1;
+        };
+        rest = &rest[split..];
+        // The longest unit that matches: `ms` before `m`.
+        let Some((unit, scale)) = UNITS
+            .iter()
+            .filter(|(u, _)| rest.starts_with(u))
+            .max_by_key(|(u, _)| u.len())
+        else {
+            return -1;
+        };
+        total += number * scale;
+        rest = &rest[unit.len()..];
+    }
+    total as i64
 }
 
 /// Every violation of `object` against the CRD of its kind, empty when it
@@ -290,11 +394,12 @@ fn rendered_objects_validate_against_istios_crds() {
     for version in ["v1", "v1beta1", "v1alpha3"] {
         let mut checked = std::collections::BTreeMap::new();
         for (example, clusters) in [
-            ("registry.yaml", ["east", "west"]),
-            ("bookinfo.yaml", ["cluster1", "cluster2"]),
-            ("vm.yaml", ["east", "west"]),
+            ("registry.yaml", &["east", "west"][..]),
+            ("bookinfo.yaml", &["cluster1", "cluster2"]),
+            ("vm.yaml", &["east", "west"]),
+            ("failover.yaml", &["east", "west", "south"]),
         ] {
-            for cluster in clusters {
+            for &cluster in clusters {
                 for object in render_cli_in(example, cluster, version) {
                     assert_eq!(
                         object["apiVersion"],
@@ -383,6 +488,29 @@ fn the_validator_refuses_what_istio_refuses() {
     ));
     for (expected, entry) in cases {
         let errors = entry_violations(&entry);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "`{expected}` not reported: {errors:?}"
+        );
+    }
+    // The failover policy's rules: a duration under 1 ms, and two load
+    // balancers at once, are refused as Istio's CRD refuses them.
+    let rule = render_cli("failover.yaml", "east")
+        .into_iter()
+        .find(|o| o["kind"] == "DestinationRule")
+        .expect("the failover example renders a DestinationRule for east");
+    assert!(violations(&rule).is_empty(), "{rule:#}");
+    let mut short = rule.clone();
+    short["spec"]["trafficPolicy"]["outlierDetection"]["interval"] = serde_json::json!("0s");
+    let mut both = rule.clone();
+    both["spec"]["trafficPolicy"]["loadBalancer"]["simple"] = serde_json::json!("RANDOM");
+    both["spec"]["trafficPolicy"]["loadBalancer"]["consistentHash"] =
+        serde_json::json!({"useSourceIp": true});
+    for (expected, object) in [
+        ("duration(self) >= duration('1ms')", short),
+        ("oneOf", both),
+    ] {
+        let errors = violations(&object);
         assert!(
             errors.iter().any(|e| e.contains(expected)),
             "`{expected}` not reported: {errors:?}"

@@ -146,3 +146,141 @@ fn names_given_to_a_resolver_are_absolute() {
     assert_eq!(meta::absolute("192.0.2.1"), "192.0.2.1");
     assert_eq!(meta::absolute("2001:db8::1"), "2001:db8::1");
 }
+
+const FAILOVER: &str = include_str!("../../examples/failover.yaml");
+
+/// An endpoint as the failover tests see it: address, priority labels,
+/// weight.
+type Seen = (String, Vec<String>, Option<u32>);
+
+/// The endpoints of `host`'s ServiceEntry, and its DestinationRule's spec
+/// if it has one.
+fn failover_view(objects: &[Object], host: &str) -> (Vec<Seen>, Option<serde_json::Value>) {
+    let mut endpoints = Vec::new();
+    let mut rule = None;
+    for object in objects {
+        match object {
+            Object::ServiceEntry(e) if e.spec.hosts[0] == host => {
+                for w in &e.spec.endpoints {
+                    let labels = w
+                        .labels
+                        .keys()
+                        .filter(|k| k.starts_with(failover_rule::PRIORITY_LABEL_PREFIX))
+                        .cloned()
+                        .collect();
+                    endpoints.push((w.address.clone(), labels, w.weight));
+                }
+            }
+            Object::DestinationRule(r) if r.spec.host == host => {
+                rule = Some(serde_json::to_value(&r.spec).unwrap());
+            }
+            _ => {}
+        }
+    }
+    (endpoints, rule)
+}
+
+/// Issue 27 item 2: from east, reviews is east, then west, then south (the
+/// defaults' order): the local endpoint carries both priority labels,
+/// west's gateway the first, south's none, and the rule lists them with
+/// their value, beside the defaults' thresholds over Istio's.
+#[test]
+fn the_failover_order_becomes_priority_labels_and_a_rule() {
+    let all = objects(FAILOVER, &["global"], &Target::new("east", "istio-system"));
+    let (endpoints, rule) = failover_view(&all, "reviews.bookinfo.global");
+    let one = "globaldns.io/failover-1".to_string();
+    let two = "globaldns.io/failover-2".to_string();
+    assert_eq!(
+        endpoints,
+        [
+            ("198.51.100.20".to_string(), vec![one.clone()], None),
+            ("203.0.113.30".to_string(), vec![], None),
+            ("203.0.113.31".to_string(), vec![], None),
+            (
+                "reviews.bookinfo.svc.cluster.local.".to_string(),
+                vec![one, two],
+                None
+            ),
+        ]
+    );
+    assert_eq!(
+        rule.unwrap(),
+        serde_json::json!({
+            "host": "reviews.bookinfo.global",
+            "trafficPolicy": {
+                "loadBalancer": {"localityLbSetting": {"enabled": true, "failoverPriority": [
+                    "globaldns.io/failover-1=true", "globaldns.io/failover-2=true"]}},
+                "outlierDetection": {"consecutive5xxErrors": 3, "interval": "5s",
+                                     "baseEjectionTime": "30s", "maxEjectionPercent": 10}
+            },
+            "exportTo": ["*"]
+        })
+    );
+    // From south, the same service: south, then west, then east.
+    let all = objects(FAILOVER, &["global"], &Target::new("south", "istio-system"));
+    let (endpoints, _) = failover_view(&all, "reviews.bookinfo.global");
+    let tiers: Vec<(&str, usize)> = endpoints
+        .iter()
+        .map(|(a, labels, _)| (a.as_str(), labels.len()))
+        .collect();
+    assert_eq!(
+        tiers,
+        [
+            ("192.0.2.10", 0),
+            ("198.51.100.20", 1),
+            ("reviews.bookinfo.svc.cluster.local.", 2)
+        ]
+    );
+}
+
+/// Weights are shares of a cluster, not of each gateway: south's two
+/// gateways split its 20 against west's 80. With one tier (`failover:
+/// []`, no local copy) the rule turns Istio's locality preference off;
+/// one exporter gets no rule at all.
+#[test]
+fn weights_are_cluster_shares_and_one_tier_turns_locality_off() {
+    let all = objects(FAILOVER, &["global"], &Target::new("east", "istio-system"));
+    let (endpoints, rule) = failover_view(&all, "ratings.bookinfo.global");
+    let weights: Vec<Option<u32>> = endpoints.iter().map(|(_, _, w)| *w).collect();
+    assert_eq!(weights, [Some(160), Some(20), Some(20)]);
+    assert!(endpoints.iter().all(|(_, labels, _)| labels.is_empty()));
+    assert_eq!(
+        rule.unwrap()["trafficPolicy"]["loadBalancer"],
+        serde_json::json!({"localityLbSetting": {"enabled": false}})
+    );
+    assert_eq!(failover_view(&all, "details.bookinfo.global").1, None);
+    let rules = all
+        .iter()
+        .filter(|o| matches!(o, Object::DestinationRule(_)))
+        .count();
+    assert_eq!(rules, 2, "reviews and ratings only");
+}
+
+/// `v1beta1` and `v1alpha3` have no `failoverPriority` to take the labels:
+/// their rules carry the outlier detection alone (in 1.1–1.4's field name
+/// for `v1alpha3`), and `--destination-rules` adds the mTLS a host's own
+/// rule would otherwise take away from the zone's.
+#[test]
+fn older_api_versions_and_destination_rules_shape_the_rule() {
+    for (version, field) in [
+        (IstioApiVersion::V1beta1, "consecutive5xxErrors"),
+        (IstioApiVersion::V1alpha3, "consecutiveErrors"),
+    ] {
+        let mut target = Target::new("east", "istio-system");
+        target.api_version = version;
+        let all = objects(FAILOVER, &["global"], &target);
+        let (endpoints, rule) = failover_view(&all, "reviews.bookinfo.global");
+        assert!(endpoints.iter().all(|(_, labels, _)| labels.is_empty()));
+        let policy = &rule.unwrap()["trafficPolicy"];
+        assert_eq!(policy.get("loadBalancer"), None, "{version}");
+        assert_eq!(policy["outlierDetection"][field], 3, "{version}");
+    }
+    let mut target = Target::new("east", "istio-system");
+    target.destination_rules = true;
+    let all = objects(FAILOVER, &["global"], &target);
+    let (_, rule) = failover_view(&all, "reviews.bookinfo.global");
+    assert_eq!(
+        rule.unwrap()["trafficPolicy"]["tls"],
+        serde_json::json!({"mode": "ISTIO_MUTUAL"})
+    );
+}
