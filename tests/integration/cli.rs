@@ -14,11 +14,18 @@ fn check_summarises_a_valid_registry() {
     assert!(stdout.contains("valid"));
     assert!(stdout.contains("clusters: 2"));
     assert!(stdout.contains("httpbin.bar.global"));
-    let out = globaldns()
-        .args(["check", &example("bookinfo.yaml")])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    // Every example registry the docs point at is valid.
+    for name in ["bookinfo.yaml", "vm.yaml", "failover.yaml"] {
+        let out = globaldns()
+            .args(["check", &example(name)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
