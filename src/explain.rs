@@ -1,6 +1,8 @@
 //! `globaldns explain NAME`: for any name, whether it is served and why,
 //! its VIPs and since when, which clusters export it and through which
-//! gateways, which ServiceEntry carries it, and any conflict (design §6).
+//! gateways, the order a client in each cluster prefers them in (the
+//! failover policy), which ServiceEntry carries it, and any conflict
+//! (design §6).
 //! Pure: the admin endpoint calls it with the published snapshot.
 
 use std::fmt::Write;
@@ -121,6 +123,7 @@ pub fn explain(
         (Some(service), _) => {
             registry_lines(&mut out, service, &allocated.registry.clusters);
             per_cluster::lines(&mut out, &host, service, allocated);
+            failover::lines(&mut out, service, &allocated.registry.defaults);
             vip_lines(&mut out, &host, service, allocated, allocator);
             service_entry_line(&mut out, &host);
         }
@@ -386,6 +389,7 @@ fn why_missing(host: &str, allocated: &Allocated) -> String {
     }
 }
 
+mod failover;
 mod health;
 mod per_cluster;
 

@@ -456,3 +456,55 @@ fn withdrawn_gateways_are_explained() {
         ""
     );
 }
+
+/// Issue 27 item 2: a service with a failover policy says, for a client in
+/// each exporting cluster and elsewhere, the order and shares of its
+/// copies, the thresholds, and where each comes from; a single-exporter
+/// service says nothing of failover.
+#[test]
+fn the_failover_order_is_explained_per_client_cluster() {
+    let zones = vec!["global".to_string()];
+    let registry = crate::registry::load_str(
+        include_str!("../../examples/failover.yaml"),
+        "failover.yaml",
+        &zones,
+    )
+    .unwrap();
+    let allocator = Allocator {
+        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+        v6: None,
+        quarantine: 600,
+    };
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &index::wants(&registry, &zones, false), 0);
+    let set = index::zones(&registry, &zones, false, &allocator, &table, &[], 30, &[])
+        .unwrap()
+        .zones;
+    let allocated = Allocated {
+        registry,
+        table,
+        hand_written: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    let ask = |name: &str| explain(name, Some(&set), Some(&allocated), &allocator, None);
+    let reviews = ask("reviews.bookinfo.global");
+    for line in [
+        "failover (the registry's defaults order, none given weights, the registry's defaults thresholds):",
+        "  from east: east, then west, then south",
+        "  from south: south, then west, then east",
+        "  from other clusters: west, then south, then east",
+        "  a copy is ejected after 3 errors in a row (checked every 5s, out for 30s at first, at most 10% at once)",
+    ] {
+        assert!(reviews.contains(line), "{line}\n{reviews}");
+    }
+    let ratings = ask("ratings.bookinfo.global");
+    assert!(
+        ratings.contains("  from other clusters: west (weight 80) and south (weight 20)"),
+        "{ratings}"
+    );
+    assert!(
+        ratings.contains("  from west: west (weight 80), then south (weight 20)"),
+        "{ratings}"
+    );
+    assert!(!ask("details.bookinfo.global").contains("failover"));
+}
