@@ -111,3 +111,43 @@ services:
     );
     round_trip(text);
 }
+
+/// The resources have no registry-wide `defaults`: each ExportedService
+/// carries the policy the defaults gave it, so that the Istio objects a
+/// cluster gets from the resources are the file's, object for object.
+#[test]
+fn the_failover_defaults_are_written_into_each_service() {
+    use crate::mesh::{Target, render};
+    use crate::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
+    let text = include_str!("../../../examples/failover.yaml");
+    let file = load_str(text, "failover.yaml", &zones()).unwrap();
+    assert!(!file.defaults.is_empty());
+    let (clusters, services) = declared(&file, "mesh");
+    let resources = registry_from(&clusters, &services, &zones());
+    assert!(resources.warnings.is_empty(), "{:?}", resources.warnings);
+    let resources = resources.registry;
+    assert!(resources.defaults.is_empty());
+    let allocator = Allocator {
+        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
+        v6: None,
+        quarantine: 600,
+    };
+    let mut table = Table::default();
+    allocator.reconcile(&mut table, &crate::index::wants(&file, &zones(), true), 0);
+    for cluster in ["east", "west", "south"] {
+        let target = Target::new(cluster, "istio-system");
+        let objects = |registry: &Registry| {
+            let mut out: Vec<String> =
+                render(registry, &zones(), true, &allocator, &table, &target)
+                    .unwrap()
+                    .iter()
+                    .map(|o| o.to_value().to_string())
+                    .collect();
+            out.sort();
+            out
+        };
+        let from_file = objects(&file);
+        assert!(from_file.iter().any(|o| o.contains("failoverPriority")));
+        assert_eq!(objects(&resources), from_file, "{cluster}");
+    }
+}

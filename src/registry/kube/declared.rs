@@ -12,6 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::resources::{ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec};
+use crate::registry::failover::Defaults;
 use crate::registry::validate::validate;
 use crate::registry::{Cluster, Registry, Service};
 
@@ -89,14 +90,19 @@ pub fn declared(
         .map(|(service, name)| Declared {
             name,
             namespace: namespace.to_string(),
-            spec: spec(service),
+            spec: spec(service, &registry.defaults),
         })
         .collect();
     (clusters, services)
 }
 
-/// The spec of one service, field for field.
-fn spec(service: &Service) -> ExportedServiceSpec {
+/// The spec of one service, field for field. The resources have no
+/// registry-wide defaults, so each field of the failover policy the
+/// service leaves out takes the default's, narrowed to the service's
+/// exporters (the clusters a policy may name; the others change nothing),
+/// so that the resources mean what the file does.
+fn spec(service: &Service, defaults: &Defaults) -> ExportedServiceSpec {
+    let exports = |c: &str| service.exported_from.iter().any(|e| e == c);
     ExportedServiceSpec {
         name: service.name.to_string(),
         namespace: service.namespace.to_string(),
@@ -108,17 +114,33 @@ fn spec(service: &Service) -> ExportedServiceSpec {
         ports: service.ports.to_vec(),
         addresses: service.addresses.to_vec(),
         endpoints: service.endpoints.to_vec(),
-        failover: service
-            .failover
-            .as_ref()
-            .map(|order| order.iter().map(|c| c.to_string()).collect()),
-        weights: service
-            .weights
-            .iter()
-            .flat_map(|w| w.iter())
-            .map(|(c, w)| (c.to_string(), *w))
-            .collect(),
-        outlier_detection: service.outlier_detection.as_deref().cloned(),
+        failover: match &service.failover {
+            Some(order) => Some(order.iter().map(|c| c.to_string()).collect()),
+            None => (!defaults.failover.is_empty()).then(|| {
+                defaults
+                    .failover
+                    .iter()
+                    .filter(|c| exports(c))
+                    .map(|c| c.to_string())
+                    .collect()
+            }),
+        },
+        weights: match &service.weights {
+            Some(weights) => weights.iter().map(|(c, w)| (c.to_string(), *w)).collect(),
+            // Every exporter's weight, written out (1 for those the
+            // defaults leave out): an empty map would mean no weights.
+            None if defaults.weights.is_empty() => Default::default(),
+            None => service
+                .exported_from
+                .iter()
+                .map(|c| (c.to_string(), defaults.weights.get(c).copied().unwrap_or(1)))
+                .collect(),
+        },
+        outlier_detection: service
+            .outlier_detection
+            .as_deref()
+            .or(defaults.outlier_detection.as_ref())
+            .cloned(),
     }
 }
 
