@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::suite::{MANAGED, Suite};
 
-pub const TESTS: [(&str, crate::Test); 3] = [
+pub const TESTS: [(&str, crate::Test); 4] = [
     (
         "mesh::every_kind_is_applied_for_real_and_pruned_when_no_longer_wanted",
         |s| every_kind(s).boxed(),
@@ -23,6 +23,10 @@ pub const TESTS: [(&str, crate::Test); 3] = [
     (
         "mesh::an_istio_serving_only_v1beta1_gets_its_objects_in_v1beta1",
         |s| only_v1beta1(s).boxed(),
+    ),
+    (
+        "mesh::the_failover_policy_is_synced_as_rules_and_labels",
+        |s| failover_example(s).boxed(),
     ),
 ];
 
@@ -192,6 +196,111 @@ async fn vm_example(suite: &Suite) {
             (globaldns.resolve("catalog.shop.global") == Ok(Some(vip))).then_some(())
         })
     });
+}
+
+/// Issue 27 item 2: examples/failover.yaml as registry resources (the CRD
+/// takes the policy fields; the defaults are written into each
+/// ExportedService): the cluster of the manifests (`east`) gets a rule for
+/// each service with two sources, accepted by Istio's CRD as written, and
+/// priority labels that put east first, then west, then south; a rule
+/// whose service goes is pruned.
+async fn failover_example(suite: &Suite) {
+    suite
+        .registry_file(&suite.env.repo.join("examples/failover.yaml"))
+        .await;
+    let globaldns = suite
+        .start(&suite.docs, "globaldns-0", "state-0", &[])
+        .await;
+    let rules = wait_for(
+        suite,
+        Kind::DestinationRule,
+        &["ratings-bookinfo-global", "reviews-bookinfo-global"],
+    )
+    .await;
+    let reviews = &rules["reviews-bookinfo-global"]["spec"];
+    assert_eq!(reviews["host"], "reviews.bookinfo.global");
+    assert_eq!(
+        reviews["trafficPolicy"]["loadBalancer"]["localityLbSetting"],
+        serde_json::json!({"enabled": true, "failoverPriority": [
+            "globaldns.io/failover-1=true", "globaldns.io/failover-2=true"]})
+    );
+    assert_eq!(
+        reviews["trafficPolicy"]["outlierDetection"],
+        serde_json::json!({"consecutive5xxErrors": 3, "interval": "5s",
+                           "baseEjectionTime": "30s", "maxEjectionPercent": 10})
+    );
+    assert_eq!(
+        rules["ratings-bookinfo-global"]["spec"]["trafficPolicy"]["loadBalancer"],
+        serde_json::json!({"localityLbSetting": {"enabled": false}})
+    );
+    let entries = suite
+        .wait_for_entries(
+            &[
+                "details-bookinfo-global",
+                "east-details-bookinfo-global",
+                "east-reviews-bookinfo-global",
+                "ratings-bookinfo-global",
+                "reviews-bookinfo-global",
+                "south-ratings-bookinfo-global",
+                "south-reviews-bookinfo-global",
+                "west-ratings-bookinfo-global",
+                "west-reviews-bookinfo-global",
+            ],
+            30,
+        )
+        .await;
+    let priority_labels = |endpoint: &Value| {
+        endpoint["labels"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("globaldns.io/failover-"))
+            .count()
+    };
+    let tiers: Vec<(String, usize)> = entries["reviews-bookinfo-global"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["address"].as_str().unwrap().to_string(),
+                priority_labels(e),
+            )
+        })
+        .collect();
+    // By address: the resources' merge keeps exportedFrom in its own order.
+    let mut tiers: Vec<(&str, usize)> = tiers.iter().map(|(a, n)| (a.as_str(), *n)).collect();
+    tiers.sort();
+    assert_eq!(
+        tiers,
+        [
+            ("198.51.100.20", 1),
+            ("203.0.113.30", 0),
+            ("203.0.113.31", 0),
+            ("reviews.bookinfo.svc.cluster.local.", 2)
+        ]
+    );
+    let mut weights: Vec<(&str, &Value)> = entries["ratings-bookinfo-global"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["address"].as_str().unwrap(), &e["weight"]))
+        .collect();
+    weights.sort_by_key(|(address, _)| *address);
+    assert_eq!(
+        weights,
+        [
+            ("198.51.100.20", &serde_json::json!(160)),
+            ("203.0.113.30", &serde_json::json!(20)),
+            ("203.0.113.31", &serde_json::json!(20))
+        ]
+    );
+    // ratings goes: its rule goes with it.
+    suite
+        .delete_registry_object("ExportedService", "ratings-bookinfo")
+        .await;
+    wait_for(suite, Kind::DestinationRule, &["reviews-bookinfo-global"]).await;
+    drop(globaldns);
 }
 
 /// Istio's CRDs as Istio 1.5–1.21 serve them: `networking.istio.io` in
