@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::suite::{MANAGED, Suite};
 
-pub const TESTS: [(&str, crate::Test); 4] = [
+pub const TESTS: [(&str, crate::Test); 5] = [
     (
         "mesh::every_kind_is_applied_for_real_and_pruned_when_no_longer_wanted",
         |s| every_kind(s).boxed(),
@@ -27,6 +27,10 @@ pub const TESTS: [(&str, crate::Test); 4] = [
     (
         "mesh::the_failover_policy_is_synced_as_rules_and_labels",
         |s| failover_example(s).boxed(),
+    ),
+    (
+        "mesh::a_gateway_that_stops_listening_leaves_the_endpoints_and_comes_back",
+        |s| gateway_health(s).boxed(),
     ),
 ];
 
@@ -300,6 +304,107 @@ async fn failover_example(suite: &Suite) {
         .delete_registry_object("ExportedService", "ratings-bookinfo")
         .await;
     wait_for(suite, Kind::DestinationRule, &["reviews-bookinfo-global"]).await;
+    drop(globaldns);
+}
+
+/// A loopback listener that accepts and drops every connection, until
+/// aborted (the listener goes with the task).
+fn listen(listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    })
+}
+
+/// The endpoint addresses:ports of the owned ServiceEntry `name`.
+async fn endpoints_of(suite: &Suite, name: &str) -> Vec<String> {
+    let entries = suite.owned_entries().await;
+    entries
+        .get(name)
+        .and_then(|e| e["endpoints"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| format!("{}:{}", e["address"].as_str().unwrap(), e["ports"]["http"]))
+        .collect()
+}
+
+/// Issue 27 item 3, against the real API server: west's two gateways are
+/// loopback listeners of the test's. The Lease holder probes them; when
+/// one stops listening, the ServiceEntry the sync writes loses it (the
+/// other stays), and once it listens again it is back. The time from the
+/// listener's close to the apply is printed: the probes' own bound
+/// (interval × unhealthy-after + timeout) plus one sync pass.
+async fn gateway_health(suite: &Suite) {
+    let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+    let (a, b) = (bind().await, bind().await);
+    let (port_a, port_b) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
+    let (_keep_a, stop_b) = (listen(a), listen(b));
+    let registry = suite.dir().join("health.yaml");
+    std::fs::write(
+        &registry,
+        format!(
+            "clusters:
+  - {{name: east, gateways: [{{address: 192.0.2.10}}]}}
+  - {{name: west, gateways: [{{address: 127.0.0.1, port: {port_a}}}, {{address: 127.0.0.1, port: {port_b}}}]}}
+services:
+  - {{name: web, namespace: shop, exportedFrom: [west], ports: [{{name: http, number: 80, protocol: HTTP}}]}}
+"
+        ),
+    )
+    .unwrap();
+    suite.registry_file(&registry).await;
+    let globaldns = suite
+        .start(
+            &suite.docs,
+            "globaldns-0",
+            "state-0",
+            &[
+                "--gateway-probe-interval=500ms",
+                "--gateway-probe-timeout=500ms",
+                "--gateway-unhealthy-after=2",
+                "--gateway-healthy-after=1",
+            ],
+        )
+        .await;
+    let both = [format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}")];
+    let only_a = [format!("127.0.0.1:{port_a}")];
+    let until = |want: &'static str, expected: Vec<String>| async move {
+        for _ in 0..120 {
+            let now = endpoints_of(suite, "web-shop-global").await;
+            if now == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{want}: endpoints are {:?}, want {expected:?}",
+            endpoints_of(suite, "web-shop-global").await
+        );
+    };
+    until("both gateways up", both.to_vec()).await;
+
+    stop_b.abort();
+    let _ = stop_b.await; // the listener is closed
+    let closed = std::time::Instant::now();
+    until("b withdrawn", only_a.to_vec()).await;
+    eprintln!(
+        "e2e: gateway down -> endpoint gone from the applied ServiceEntry in {} ms \
+         (probes every 500 ms, 2 failures, timeout 500 ms)",
+        closed.elapsed().as_millis()
+    );
+
+    // b listens again on its port: it is put back.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port_b)))
+        .unwrap();
+    let _keep_b = listen(socket.listen(128).unwrap());
+    until("b back", both.to_vec()).await;
     drop(globaldns);
 }
 

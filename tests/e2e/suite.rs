@@ -375,9 +375,12 @@ impl Suite {
         let (mut args, env) = container(docs, pod, &self.service_links().await);
         // The tests' registries name documentation addresses (192.0.2.0/24,
         // 198.51.100.0/24) as gateways, and a test sends nothing beyond
-        // loopback: no gateway probes here (their own tests probe loopback
-        // listeners, src/mesh/gateway_health/tests.rs).
-        args.push("--no-gateway-probes".to_string());
+        // loopback: no gateway probes, unless the test sets them up (a
+        // `--gateway-probe-*` flag) for gateways that are loopback listeners
+        // of its own (mesh::a_gateway_that_stops_listening_...).
+        if !extra.iter().any(|a| a.starts_with("--gateway-probe-")) {
+            args.push("--no-gateway-probes".to_string());
+        }
         for arg in extra {
             // `--flag=value` replaces the container's own `--flag`.
             let flag = arg.split('=').next().unwrap_or(arg);
