@@ -37,6 +37,7 @@ fn registry(services: usize) -> Registry {
         gateways: vec![Gateway {
             address: address.to_string(),
             port: 15443,
+            readiness_url: None,
         }],
     };
     Registry {

@@ -123,7 +123,7 @@ pub fn explain(
         (Some(service), _) => {
             registry_lines(&mut out, service, &allocated.registry.clusters);
             per_cluster::lines(&mut out, &host, service, allocated);
-            failover::lines(&mut out, service, &allocated.registry.defaults);
+            failover_order::lines(&mut out, service, &allocated.registry.defaults);
             vip_lines(&mut out, &host, service, allocated, allocator);
             service_entry_line(&mut out, &host);
         }
@@ -389,7 +389,7 @@ fn why_missing(host: &str, allocated: &Allocated) -> String {
     }
 }
 
-mod failover;
+mod failover_order;
 mod health;
 mod per_cluster;
 

@@ -195,6 +195,19 @@ pub fn remote_gateways(registry: &Registry, local: &str) -> BTreeSet<GatewayKey>
         .collect()
 }
 
+/// The readiness URL `registry` gives the gateway `key`, if any.
+pub fn readiness_url(registry: &Registry, key: &GatewayKey) -> Option<String> {
+    registry
+        .clusters
+        .iter()
+        .find(|c| c.name == key.cluster)?
+        .gateways
+        .iter()
+        .find(|g| g.address == key.address && g.port == key.port)?
+        .readiness_url
+        .clone()
+}
+
 /// One probe: a TCP connect to `key`'s address and port within `timeout`,
 /// or, with `readiness_url`, an HTTP/1.1 GET of it (to the URL's own host
 /// and port) that must answer 2xx within `timeout`. A name is resolved by

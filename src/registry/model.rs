@@ -55,13 +55,20 @@ pub struct Cluster {
     pub gateways: Vec<Gateway>,
 }
 
-/// An east-west gateway: an IP address or a DNS name, and its port.
+/// An east-west gateway: an IP address or a DNS name, its port, and
+/// optionally the URL its health probes GET instead of connecting to the
+/// port (design §2, gateway health).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Gateway {
     pub address: String,
     #[serde(default = "default_gateway_port")]
     pub port: u16,
+    /// `http://host:port/path` answering 2xx while the gateway is ready
+    /// (Istio's gateways serve `http://<pod>:15021/healthz/ready`); without
+    /// it, a probe is a TCP connect to `address:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_url: Option<String>,
 }
 
 fn default_gateway_port() -> u16 {

@@ -417,6 +417,7 @@ impl Suite {
                 gateways: vec![Gateway {
                     address: gateway.to_string(),
                     port: 15443,
+                    readiness_url: None,
                 }],
             },
         );

@@ -53,6 +53,7 @@ fn published(index: usize) -> (Vec<MeshCluster>, Vec<ExportedService>) {
             gateways: vec![Gateway {
                 address: format!("192.0.2.{}", 10 + index),
                 port: 15443,
+                readiness_url: None,
             }],
         },
     );

@@ -47,12 +47,19 @@ impl Probing {
                 let (withdrawn_tx, withdrawn) = watch::channel(BTreeSet::new());
                 let (status_tx, status) = watch::channel(Default::default());
                 let stop = shutdown.child_token();
+                let current = self.registry.subscribe();
                 tokio::spawn(gateway_health::run(
                     config,
                     self.local.clone(),
                     self.registry.subscribe(),
-                    // The registry gives no readiness URL yet: TCP probes.
-                    |_: &GatewayKey| None,
+                    // The URL the registry gives now, if any: a GET of it;
+                    // else a TCP connect.
+                    move |key: &GatewayKey| {
+                        current
+                            .borrow()
+                            .as_deref()
+                            .and_then(|r| gateway_health::readiness_url(r, key))
+                    },
                     withdrawn_tx,
                     status_tx,
                     stop.clone(),
@@ -189,5 +196,64 @@ services: []
         assert!(probing.withdrawn().is_empty());
         assert!(metrics.gateways.status.lock().unwrap().is_empty());
         shutdown.cancel();
+    }
+
+    /// A gateway whose registry entry gives a readiness URL is judged by
+    /// it, not by its port: here the port accepts connections, the URL
+    /// answers 503, and the gateway is withdrawn.
+    #[tokio::test]
+    async fn a_readiness_url_in_the_registry_decides_over_the_port() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = port_listener.local_addr().unwrap().port();
+        let ready = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ready_address = ready.local_addr().unwrap();
+        let answering = tokio::spawn(async move {
+            // The gateway's port stays open (a TCP probe would pass).
+            let _open = port_listener;
+            loop {
+                let Ok((mut stream, _)) = ready.accept().await else {
+                    return;
+                };
+                let mut buffer = [0u8; 1024];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let text = format!(
+            "clusters:
+  - name: east
+    gateways: [{{address: 127.0.0.2}}]
+  - name: west
+    gateways: [{{address: 127.0.0.1, port: {port}, readinessUrl: 'http://{ready_address}/healthz/ready'}}]
+services: []
+"
+        );
+        let registry = crate::registry::load_str(&text, "t.yaml", &["global".into()]).unwrap();
+        let config = HealthConfig {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(200),
+            unhealthy_after: 2,
+            healthy_after: 1,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        let mut probing = Probing::new(Some(config), "east", metrics.clone());
+        probing.lead(true, &shutdown);
+        probing.registry(&registry);
+        tokio::time::timeout(Duration::from_secs(5), probing.changed())
+            .await
+            .expect("the 503 withdraws the gateway");
+        let key = GatewayKey::new("west", "127.0.0.1", port);
+        assert_eq!(probing.withdrawn(), BTreeSet::from([key.clone()]));
+        let status = metrics.gateways.status.lock().unwrap()[&key].clone();
+        assert_eq!(
+            status.last_error.as_deref(),
+            Some(format!("GET http://{ready_address}/healthz/ready: status 503").as_str())
+        );
+        shutdown.cancel();
+        answering.abort();
     }
 }

@@ -70,6 +70,14 @@ pub(super) fn validate_clusters<'r>(
             if gateway.port == 0 {
                 problems.push(Problem::new(format!("{at}.port"), "port 0 is not a port"));
             }
+            if let Some(url) = &gateway.readiness_url
+                && let Err(why) = check_readiness_url(url)
+            {
+                problems.push(Problem::new(
+                    format!("{at}.readinessUrl"),
+                    format!("`{url}` {why}"),
+                ));
+            }
         }
     }
     seen.into_keys().collect()
@@ -83,4 +91,35 @@ fn same_gateway(a: &Gateway, b: &Gateway) -> bool {
         Err(_) => address.to_ascii_lowercase(),
     };
     a.port == b.port && key(&a.address) == key(&b.address)
+}
+
+/// A readiness URL the probes can GET: `http://`, a host (an IP address,
+/// IPv6 in brackets, or a DNS name), an optional port, an optional path.
+/// HTTPS is not probed: a gateway's readiness port is plain HTTP.
+fn check_readiness_url(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("is not an http:// URL (the probes speak plain HTTP)")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or("has an unclosed `[`")?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = host.parse::<IpAddr>().is_ok()
+        || naming::dns1123_subdomain(&host.to_ascii_lowercase()).is_ok();
+    if !host_ok {
+        return Err("has no valid host");
+    }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p != 0)
+    {
+        return Err("has a port that is not 1-65535");
+    }
+    Ok(())
 }

@@ -278,3 +278,20 @@ fn failover_policy_problems() {
     );
     assert_eq!(problems(&good), Vec::<String>::new());
 }
+
+/// A gateway's readiness URL is one the probes can GET: plain HTTP, a
+/// host, a port 1–65535.
+#[test]
+fn readiness_urls_are_checked() {
+    let yaml = "clusters:\n  - name: east\n    gateways:\n      - {address: 192.0.2.1, readinessUrl: 'https://192.0.2.1:15021/healthz/ready'}\n      - {address: 192.0.2.2, readinessUrl: 'http://:15021/'}\n      - {address: 192.0.2.3, readinessUrl: 'http://gw.example.com:0/'}\n      - {address: 192.0.2.4, readinessUrl: 'http://[2001:db8::1]:15021/healthz/ready'}\n      - {address: 192.0.2.5, readinessUrl: 'http://192.0.2.5:15021/healthz/ready'}\n";
+    let found = problems(yaml);
+    let expect = [
+        "clusters[0].gateways[0].readinessUrl: `https://192.0.2.1:15021/healthz/ready` is not an http:// URL",
+        "clusters[0].gateways[1].readinessUrl: `http://:15021/` has no valid host",
+        "clusters[0].gateways[2].readinessUrl: `http://gw.example.com:0/` has a port that is not 1-65535",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (got, want) in found.iter().zip(expect) {
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
+}

@@ -15,6 +15,7 @@ fn cluster(name: &str, gateways: &[&str]) -> DeclaredCluster {
                 .map(|a| Gateway {
                     address: a.to_string(),
                     port: 15443,
+                    readiness_url: None,
                 })
                 .collect(),
         },

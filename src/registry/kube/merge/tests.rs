@@ -12,6 +12,7 @@ pub(crate) fn cluster(name: &str, gateway: &str) -> DeclaredCluster {
             gateways: vec![Gateway {
                 address: gateway.to_string(),
                 port: 15443,
+                readiness_url: None,
             }],
         },
     )
