@@ -213,7 +213,12 @@ async fn failover_example(suite: &Suite) {
         .registry_file(&suite.env.repo.join("examples/failover.yaml"))
         .await;
     let globaldns = suite
-        .start(&suite.docs, "globaldns-0", "state-0", &[])
+        .start(
+            &suite.docs,
+            "globaldns-0",
+            "state-0",
+            &["--resync-interval=1s"],
+        )
         .await;
     let rules = wait_for(
         suite,
@@ -298,6 +303,23 @@ async fn failover_example(suite: &Suite) {
             ("203.0.113.30", &serde_json::json!(20)),
             ("203.0.113.31", &serde_json::json!(20))
         ]
+    );
+    // What the API server stored is what the drift check expects: passes
+    // after the first apply nothing (durations, booleans and the labels
+    // read back as written).
+    let metric = |name: &str| tokio::task::block_in_place(|| globaldns.metric(name));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (applies, passes) = (
+        metric("globaldns_sync_applies_total"),
+        metric("globaldns_sync_passes_total"),
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(metric("globaldns_sync_passes_total") >= passes + 2.0);
+    assert_eq!(
+        metric("globaldns_sync_applies_total"),
+        applies,
+        "a pass re-applied an unchanged object:\n{}",
+        globaldns.log()
     );
     // ratings goes: its rule goes with it.
     suite
