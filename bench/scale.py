@@ -16,7 +16,12 @@ state directory:
   journal, patch or build), the median: the part that is not the watcher;
 - warm start: a restart on the state directory just written.
 
-Usage: scale.py BINARY [--changes N] [SIZE[:FORMAT]...]  (FORMAT json or yaml)
+With --exporters K (1 to 3, default 1) every service is exported from K of
+the three clusters, so that with per-cluster names (on, as by default) it
+has 1 + K hosts: the "hosts" column counts them (the zone's names; each
+has A, AAAA and SRV records).
+
+Usage: scale.py BINARY [--changes N] [--exporters K] [SIZE[:FORMAT]...]  (FORMAT json or yaml)
        (default: 1000, 10000, 100000 and 1000000, JSON and YAML, but for
        1000000:yaml, which takes minutes to generate and load: ask for it)
 
@@ -41,12 +46,15 @@ DEFAULT_SIZES = ["1000:json", "1000:yaml", "10000:json", "10000:yaml",
                  "100000:json", "100000:yaml", "1000000:json"]
 
 
+EXPORTERS = 1
+
+
 def entry(i, name, ns, fmt):
-    cluster = CLUSTERS[i % 3]
+    clusters = [CLUSTERS[(i + j) % 3] for j in range(EXPORTERS)]
     if fmt == "json":
-        return json.dumps({"name": name, "namespace": ns, "exportedFrom": [cluster],
+        return json.dumps({"name": name, "namespace": ns, "exportedFrom": clusters,
                            "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}]})
-    return (f"  - {{name: {name}, namespace: {ns}, exportedFrom: [{cluster}], "
+    return (f"  - {{name: {name}, namespace: {ns}, exportedFrom: [{', '.join(clusters)}], "
             f"ports: [{{name: http, number: 8080, protocol: HTTP}}]}}")
 
 
@@ -207,8 +215,8 @@ def measure(binary, n, fmt, changes, work):
             proc.terminate()
             proc.wait()
     os.remove(registry)
-    hosts = n + changes
-    return cold, warm, rss, rss / hosts, change, work_ms
+    hosts = (n + changes) * (1 + EXPORTERS)  # the shared name and each per-cluster one
+    return cold, warm, rss, hosts, rss / hosts, change, work_ms
 
 
 def main():
@@ -223,6 +231,13 @@ def main():
             raise SystemExit("--changes takes a number\n\n" + __doc__)
         changes = int(args[at + 1])
         args = args[:at] + args[at + 2:]
+    if "--exporters" in args:
+        global EXPORTERS
+        at = args.index("--exporters")
+        if at + 1 >= len(args) or args[at + 1] not in ("1", "2", "3"):
+            raise SystemExit("--exporters takes 1, 2 or 3\n\n" + __doc__)
+        EXPORTERS = int(args[at + 1])
+        args = args[:at] + args[at + 2:]
     for size in args:
         n, _, fmt = size.partition(":")
         if not n.isdigit() or fmt not in ("", "json", "yaml"):
@@ -233,14 +248,14 @@ def main():
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.node()}: "
           f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}")
     print(f"`python3 bench/scale.py {' '.join(sys.argv[1:])}` ({changes} changes, median)\n")
-    print("| services | format | cold start | warm start | RSS | per host | change-to-answer | server work |")
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+    print("| services | exporters | hosts | format | cold start | warm start | RSS | per host | change-to-answer | server work |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as work:
         for size in sizes:
             n, _, fmt = size.partition(":")
             n, fmt = int(n), fmt or "yaml"
-            cold, warm, rss, per_host, change, work_ms = measure(binary, n, fmt, changes, work)
-            print(f"| {n:,} | {fmt.upper()} | {cold * 1000:,.0f} ms | {warm * 1000:,.0f} ms | "
+            cold, warm, rss, hosts, per_host, change, work_ms = measure(binary, n, fmt, changes, work)
+            print(f"| {n:,} | {EXPORTERS} | {hosts:,} | {fmt.upper()} | {cold * 1000:,.0f} ms | {warm * 1000:,.0f} ms | "
                   f"{rss / 2**20:.1f} MiB | {per_host:,.0f} B | {change * 1000:,.0f} ms | "
                   f"{work_ms:,.0f} ms |", flush=True)
 
