@@ -2,10 +2,15 @@
 //! file per kind, each rendered by a pure function from the registry and
 //! the allocations:
 //!
-//! - [`service_entry`]: one ServiceEntry per host;
+//! - [`service_entry`]: one ServiceEntry per host, its endpoints
+//!   ([`workload_entry`]);
 //! - [`gateway`]: the east-west gateway's Gateway for `*.<zone>`, when
 //!   the cluster exports anything;
-//! - [`destination_rule`]: `*.<zone>` with `ISTIO_MUTUAL`, when asked for.
+//! - [`failover_rule`]: the failover policy as this cluster's clients need
+//!   it: priority labels and weights on the endpoints, a DestinationRule
+//!   per service host with two sources or more;
+//! - [`destination_rule`]: the type, and `*.<zone>` with `ISTIO_MUTUAL`,
+//!   when asked for.
 //!
 //! [`render`] gives them all, as [`Object`]s; `globaldns render` prints
 //! them. The rest of the module is the one writer and what it reads back:

@@ -120,9 +120,11 @@ pub fn plan(desired: &[Object], existing: &[Existing], brake: f64) -> Plan {
         })
         .collect();
     // The brake weighs the ServiceEntries, one per host: what a truncated
-    // registry would take away. The Gateway and the rules are one per
-    // cluster or zone; counting them would hold back the ordinary end of a
-    // small cluster's last export (its ServiceEntry and its Gateway).
+    // registry would take away. The Gateway and the zones' rules are one
+    // per cluster or zone; counting them would hold back the ordinary end
+    // of a small cluster's last export (its ServiceEntry and its Gateway).
+    // A service's failover rule goes with its ServiceEntry: held back with
+    // it, whatever the kind.
     let entries = |refs: &mut dyn Iterator<Item = Kind>| {
         refs.filter(|kind| *kind == Kind::ServiceEntry).count()
     };
