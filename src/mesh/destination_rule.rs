@@ -67,14 +67,24 @@ pub struct LoadBalancer {
     pub locality_lb_setting: LocalityLbSetting,
 }
 
-/// Istio's `LocalityLoadBalancerSetting`: on with failover priority
-/// labels, or off.
+/// Istio's `LocalityLoadBalancerSetting`: on, with failover priority
+/// labels or a region to fail over to, or off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalityLbSetting {
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<RegionFailover>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failover_priority: Vec<String>,
+}
+
+/// Istio's `LocalityLoadBalancerSetting.Failover`: clients in region
+/// `from` go to region `to` before any other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionFailover {
+    pub from: String,
+    pub to: String,
 }
 
 /// Istio's `OutlierDetection`: counts, durations in protobuf's JSON form

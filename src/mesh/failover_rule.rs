@@ -6,16 +6,32 @@
 //! priority 0; pilot/pkg/networking/core/loadbalancer/loadbalancer.go,
 //! `ApplyLocalityLoadBalancer`). The order a policy gives depends on the
 //! client's cluster, and globaldns writes each cluster's objects into
-//! that cluster only, so each cluster's endpoints can say their order
-//! outright, whatever the pods' real localities:
+//! that cluster only, so each cluster's endpoints can say their order.
+//! How depends on the entry's resolution:
 //!
-//! - a service of *n* tiers ([`tiers`]) gets
-//!   *n − 1* priority labels, `globaldns.io/failover-1` … `-<n−1>`; an
-//!   endpoint of tier *t* carries the first *n − 1 − t* of them (`"true"`);
-//! - its DestinationRule lists them in `failoverPriority`, each with the
-//!   value `true` given (`key=value`, Istio 1.18 and later): Istio puts an
-//!   endpoint that matches the first *k* labels at priority *n − 1 − k*
-//!   (`applyFailoverPriorityPerLocality`), so tier *t* is priority *t*;
+//! - **STATIC** (every endpoint an IP: a cluster without a copy of its own,
+//!   gateways given by IP): a service of *n* tiers ([`tiers`]) gets *n − 1*
+//!   priority labels, `globaldns.io/failover-1` … `-<n−1>`; an endpoint of
+//!   tier *t* carries the first *n − 1 − t* of them (`"true"`). The rule
+//!   lists them in `failoverPriority`, each with the value `true` given
+//!   (`key=value`, Istio 1.18 and later): Istio puts an endpoint that
+//!   matches the first *k* labels at priority *n − 1 − k*
+//!   (`applyFailoverPriorityPerLocality`), so tier *t* is priority *t*,
+//!   whatever the pods' real localities. The Istio oracle checks it.
+//! - **DNS** (the local Service's name is an endpoint, or a gateway given
+//!   by name): Istio's `failoverPriority` is not safe there. Before
+//!   istio/istio#58674 it was not applied to STRICT_DNS clusters at all;
+//!   since, `buildOutboundClusters` hands `applyFailoverPriorityPerLocality`
+//!   every endpoint but only the first locality's filtered ones, and istiod
+//!   panics on an index out of range (istio/istio#61857) for endpoints in
+//!   several localities or outside a gateway's network view, which is
+//!   every such host. So these rules order by region, the path Istio has
+//!   applied to DNS clusters since 1.1 (`applyLocalityFailover`): the
+//!   endpoints keep their clusters' localities, and the rule says
+//!   `failover: [{from: <local region>, to: <the next tier's region>}]`.
+//!   A client then prefers its own region (the local copy), then that
+//!   region, then the others: three tiers at most, and only with the
+//!   clusters' `locality` in the registry.
 //! - `weights` become endpoint weights: a cluster's weight times the
 //!   least common multiple of the gateway counts, divided by its own, so
 //!   that a cluster's share does not grow with its gateways;
@@ -23,30 +39,30 @@
 //!   "every other exporter, equally", not Istio's default preference for
 //!   endpoints in the client's region.
 //!
-//! `failoverPriority` and `enabled` exist in `networking.istio.io/v1`
-//! (Istio 1.22 and later) only as far as this goes: with `v1beta1` and
-//! `v1alpha3` the rule carries the outlier detection and weights, and
-//! Istio's default locality failover (by the registry's localities) orders
-//! the endpoints.
+//! `localityLbSetting` is written in `networking.istio.io/v1` (Istio 1.22
+//! and later) only: with `v1beta1` and `v1alpha3` the rule carries the
+//! outlier detection and weights, and Istio's default locality failover
+//! (by the registry's localities) orders the endpoints.
 //!
 //! A rule is written for each service host whose endpoints come from two
 //! sources or more (clusters, or the workloads outside Kubernetes): with
 //! one there is nothing to fail over to. Per-cluster names get none.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use compact_str::CompactString;
 
 use super::destination_rule::{
     ClientTls, DestinationRule, DestinationRuleSpec, KIND, LoadBalancer, LocalityLbSetting,
-    Outlier, TrafficPolicy,
+    Outlier, RegionFailover, TrafficPolicy,
 };
 use super::meta::{Metadata, export_to_all};
 use super::workload_entry::WorkloadEntry;
 use super::{IstioApiVersion, Target};
-use crate::registry::Service;
 use crate::registry::failover::{Defaults, Thresholds};
+use crate::registry::{Cluster, Registry, Service};
 
 /// Where a group of a service's endpoints comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,18 +156,58 @@ pub fn tiers<'s>(
 /// The prefix of the priority labels: `globaldns.io/failover-<k>`.
 pub const PRIORITY_LABEL_PREFIX: &str = "globaldns.io/failover-";
 
+/// How a host's rule orders its endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ordering {
+    /// Priority labels and `failoverPriority` (a STATIC entry, `v1`).
+    Labels,
+    /// Regions: the local one, then `failover` to the next tier's (a DNS
+    /// entry; see the module's header).
+    Regions,
+}
+
 /// One service's policy as seen from the local cluster.
 pub(super) struct Plan<'s> {
     tiers: Vec<Vec<Source<'s>>>,
     policy: Policy<'s>,
+    /// The local cluster's region, and that of the first cluster after it
+    /// in the order, when the registry gives them.
+    regions: (Option<&'s str>, Option<&'s str>),
+}
+
+/// The region of `locality` (`region/zone[/subzone]`), if any.
+fn region(locality: Option<&str>) -> Option<&str> {
+    locality
+        .and_then(|l| l.split('/').next())
+        .filter(|r| !r.is_empty())
 }
 
 impl<'s> Plan<'s> {
-    /// `service`'s plan for clients in `local`, its policy over `defaults`.
-    pub(super) fn new(service: &'s Service, local: &str, defaults: &'s Defaults) -> Self {
-        let policy = Policy::of(service, defaults);
+    /// `service`'s plan for clients in `local`, its policy over the
+    /// registry's defaults.
+    pub(super) fn new(service: &'s Service, local: &'s Cluster, registry: &'s Registry) -> Self {
+        let policy = Policy::of(service, &registry.defaults);
+        let tiers = tiers(service, &local.name, policy.failover);
+        let locality_of = |name: &str| {
+            registry
+                .clusters
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.locality.as_deref())
+        };
+        let next = tiers
+            .iter()
+            .filter_map(|tier| match tier.as_slice() {
+                [Source::Cluster(c)] if *c != local.name => Some(*c),
+                _ => None,
+            })
+            .next();
         Self {
-            tiers: tiers(service, local, policy.failover),
+            regions: (
+                region(local.locality.as_deref()),
+                next.and_then(|c| region(locality_of(c))),
+            ),
+            tiers,
             policy,
         }
     }
@@ -163,15 +219,15 @@ impl<'s> Plan<'s> {
             .unwrap_or(self.tiers.len())
     }
 
-    /// Gives `endpoints` (each with its source) their priority labels (with
-    /// `v1`) and weights (with `weights`), and says whether the service
-    /// needs a DestinationRule: it does when they come from two sources or
-    /// more.
+    /// Gives `endpoints` (each with its source) their priority labels (a
+    /// STATIC entry in `v1`) and weights (with `weights`), and says how the
+    /// service's DestinationRule orders them; `None`: no rule, as they
+    /// come from fewer than two sources.
     pub(super) fn annotate(
         &self,
         endpoints: &mut [(WorkloadEntry, Source<'_>)],
         api_version: IstioApiVersion,
-    ) -> bool {
+    ) -> Option<Ordering> {
         let mut sources: Vec<Source<'_>> = Vec::new();
         for (_, source) in endpoints.iter() {
             if !sources.contains(source) {
@@ -179,10 +235,18 @@ impl<'s> Plan<'s> {
             }
         }
         if sources.len() < 2 {
-            return false;
+            return None;
         }
+        let dns = endpoints
+            .iter()
+            .any(|(e, _)| e.address.parse::<IpAddr>().is_err());
+        let ordering = if dns {
+            Ordering::Regions
+        } else {
+            Ordering::Labels
+        };
         let labels = self.tiers.len() - 1;
-        if api_version == IstioApiVersion::V1 && labels > 0 {
+        if ordering == Ordering::Labels && api_version == IstioApiVersion::V1 && labels > 0 {
             for (entry, source) in endpoints.iter_mut() {
                 let tier = self.tier(source).min(labels);
                 for k in 1..=labels - tier {
@@ -207,29 +271,46 @@ impl<'s> Plan<'s> {
                 }
             }
         }
-        true
+        Some(ordering)
     }
 
-    /// The DestinationRule `name` for `host`: the outlier detection, and
-    /// with `v1` the failover priorities; `ISTIO_MUTUAL` too with
-    /// `--destination-rules`, since a rule for the host replaces the
-    /// zone's `*.<zone>` one.
-    pub(super) fn rule(&self, name: &str, host: &str, target: &Target) -> DestinationRule {
+    /// The DestinationRule `name` for `host`, ordered by `ordering`: the
+    /// outlier detection, and with `v1` the failover priorities or regions;
+    /// `ISTIO_MUTUAL` too with `--destination-rules`, since a rule for the
+    /// host replaces the zone's `*.<zone>` one.
+    pub(super) fn rule(
+        &self,
+        name: &str,
+        host: &str,
+        ordering: Ordering,
+        target: &Target,
+    ) -> DestinationRule {
         let labels = self.tiers.len().saturating_sub(1);
         let locality = (target.api_version == IstioApiVersion::V1).then(|| {
-            if labels == 0 {
-                LocalityLbSetting {
-                    enabled: false,
-                    failover_priority: Vec::new(),
-                }
-            } else {
-                LocalityLbSetting {
-                    enabled: true,
-                    failover_priority: (1..=labels)
+            let mut setting = LocalityLbSetting {
+                enabled: labels > 0,
+                failover_priority: Vec::new(),
+                failover: Vec::new(),
+            };
+            match ordering {
+                _ if labels == 0 => {}
+                Ordering::Labels => {
+                    setting.failover_priority = (1..=labels)
                         .map(|k| format!("{PRIORITY_LABEL_PREFIX}{k}=true"))
-                        .collect(),
+                        .collect();
+                }
+                Ordering::Regions => {
+                    if let (Some(from), Some(to)) = self.regions
+                        && from != to
+                    {
+                        setting.failover = vec![RegionFailover {
+                            from: from.to_string(),
+                            to: to.to_string(),
+                        }];
+                    }
                 }
             }
+            setting
         });
         DestinationRule {
             api_version: target.api_version.api_version().to_string(),

@@ -146,13 +146,14 @@ pub fn rendered(
     let mut ruled = Vec::new();
     for zone in zones {
         for service in registry.services.iter() {
-            let plan = Plan::new(service, &local.name, &registry.defaults);
+            let plan = Plan::new(service, local, registry);
             for (cluster, want) in index::hosts(service, zone, pins, per_cluster) {
                 let endpoints = match cluster {
                     None => {
                         let mut endpoints = endpoints(service, &clusters, local, target);
-                        if plan.annotate(&mut endpoints, target.api_version) {
-                            ruled.push((entries.len(), plan.rule("", &want.host, target)));
+                        if let Some(ordering) = plan.annotate(&mut endpoints, target.api_version) {
+                            let rule = plan.rule("", &want.host, ordering, target);
+                            ruled.push((entries.len(), rule));
                         }
                         endpoints.into_iter().map(|(entry, _)| entry).collect()
                     }

@@ -180,27 +180,24 @@ fn failover_view(objects: &[Object], host: &str) -> (Vec<Seen>, Option<serde_jso
     (endpoints, rule)
 }
 
-/// Issue 27 item 2: from east, reviews is east, then west, then south (the
-/// defaults' order): the local endpoint carries both priority labels,
-/// west's gateway the first, south's none, and the rule lists them with
-/// their value, beside the defaults' thresholds over Istio's.
+/// Issue 27 item 2: from north (no copy, so the entry is STATIC), reviews
+/// is west, then south, then east (the defaults' order): west's gateway
+/// carries both priority labels, south's the first, east's none, and the
+/// rule lists them with their value, beside the defaults' thresholds over
+/// Istio's.
 #[test]
 fn the_failover_order_becomes_priority_labels_and_a_rule() {
-    let all = objects(FAILOVER, &["global"], &Target::new("east", "istio-system"));
+    let all = objects(FAILOVER, &["global"], &Target::new("north", "istio-system"));
     let (endpoints, rule) = failover_view(&all, "reviews.bookinfo.global");
     let one = "globaldns.io/failover-1".to_string();
     let two = "globaldns.io/failover-2".to_string();
     assert_eq!(
         endpoints,
         [
-            ("198.51.100.20".to_string(), vec![one.clone()], None),
-            ("203.0.113.30".to_string(), vec![], None),
-            ("203.0.113.31".to_string(), vec![], None),
-            (
-                "reviews.bookinfo.svc.cluster.local.".to_string(),
-                vec![one, two],
-                None
-            ),
+            ("192.0.2.10".to_string(), vec![], None),
+            ("198.51.100.20".to_string(), vec![one.clone(), two], None),
+            ("203.0.113.30".to_string(), vec![one.clone()], None),
+            ("203.0.113.31".to_string(), vec![one], None),
         ]
     );
     assert_eq!(
@@ -216,21 +213,33 @@ fn the_failover_order_becomes_priority_labels_and_a_rule() {
             "exportTo": ["*"]
         })
     );
-    // From south, the same service: south, then west, then east.
-    let all = objects(FAILOVER, &["global"], &Target::new("south", "istio-system"));
-    let (endpoints, _) = failover_view(&all, "reviews.bookinfo.global");
-    let tiers: Vec<(&str, usize)> = endpoints
-        .iter()
-        .map(|(a, labels, _)| (a.as_str(), labels.len()))
-        .collect();
-    assert_eq!(
-        tiers,
-        [
-            ("192.0.2.10", 0),
-            ("198.51.100.20", 1),
-            ("reviews.bookinfo.svc.cluster.local.", 2)
-        ]
-    );
+}
+
+/// A host the local cluster exports has the local Service's name among its
+/// endpoints, so Envoy resolves it (STRICT_DNS), where Istio does not
+/// apply failoverPriority safely (istio/istio#61857): the order goes by
+/// regions instead, the local one first, then the next cluster's, and no
+/// endpoint carries a priority label.
+#[test]
+fn a_dns_entry_fails_over_by_region() {
+    for (cluster, from, to) in [
+        ("east", "us-east1", "us-west1"),
+        ("south", "southamerica-east1", "us-west1"),
+        ("west", "us-west1", "southamerica-east1"),
+    ] {
+        let all = objects(FAILOVER, &["global"], &Target::new(cluster, "istio-system"));
+        let (endpoints, rule) = failover_view(&all, "reviews.bookinfo.global");
+        assert!(
+            endpoints.iter().all(|(_, labels, _)| labels.is_empty()),
+            "{cluster}"
+        );
+        assert_eq!(
+            rule.unwrap()["trafficPolicy"]["loadBalancer"],
+            serde_json::json!({"localityLbSetting": {"enabled": true,
+                "failover": [{"from": from, "to": to}]}}),
+            "{cluster}"
+        );
+    }
 }
 
 /// Weights are shares of a cluster, not of each gateway: south's two

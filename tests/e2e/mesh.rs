@@ -205,9 +205,12 @@ async fn vm_example(suite: &Suite) {
 /// Issue 27 item 2: examples/failover.yaml as registry resources (the CRD
 /// takes the policy fields; the defaults are written into each
 /// ExportedService): the cluster of the manifests (`east`) gets a rule for
-/// each service with two sources, accepted by Istio's CRD as written, and
-/// priority labels that put east first, then west, then south; a rule
-/// whose service goes is pruned.
+/// each service with two sources, accepted by Istio's CRD as written:
+/// reviews, which east exports (a DNS entry), fails over by region, from
+/// east's to west's; ratings, which it does not, has one tier of weighted
+/// gateways. Passes after the first apply nothing; a rule whose service
+/// goes is pruned. (Priority labels, on STATIC entries, are applied by the
+/// schema test and judged by the Istio oracle from north.)
 async fn failover_example(suite: &Suite) {
     suite
         .registry_file(&suite.env.repo.join("examples/failover.yaml"))
@@ -230,8 +233,7 @@ async fn failover_example(suite: &Suite) {
     assert_eq!(reviews["host"], "reviews.bookinfo.global");
     assert_eq!(
         reviews["trafficPolicy"]["loadBalancer"]["localityLbSetting"],
-        serde_json::json!({"enabled": true, "failoverPriority": [
-            "globaldns.io/failover-1=true", "globaldns.io/failover-2=true"]})
+        serde_json::json!({"enabled": true, "failover": [{"from": "us-east1", "to": "us-west1"}]})
     );
     assert_eq!(
         reviews["trafficPolicy"]["outlierDetection"],
@@ -258,37 +260,19 @@ async fn failover_example(suite: &Suite) {
             30,
         )
         .await;
-    let priority_labels = |endpoint: &Value| {
-        endpoint["labels"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| k.starts_with("globaldns.io/failover-"))
-            .count()
-    };
-    let tiers: Vec<(String, usize)> = entries["reviews-bookinfo-global"]["endpoints"]
+    let labelled = entries["reviews-bookinfo-global"]["endpoints"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e["address"].as_str().unwrap().to_string(),
-                priority_labels(e),
-            )
+        .filter(|e| {
+            e["labels"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.starts_with("globaldns.io/failover-"))
         })
-        .collect();
-    // By address: the resources' merge keeps exportedFrom in its own order.
-    let mut tiers: Vec<(&str, usize)> = tiers.iter().map(|(a, n)| (a.as_str(), *n)).collect();
-    tiers.sort();
-    assert_eq!(
-        tiers,
-        [
-            ("198.51.100.20", 1),
-            ("203.0.113.30", 0),
-            ("203.0.113.31", 0),
-            ("reviews.bookinfo.svc.cluster.local.", 2)
-        ]
-    );
+        .count();
+    assert_eq!(labelled, 0, "a DNS entry orders by region, not by labels");
     let mut weights: Vec<(&str, &Value)> = entries["ratings-bookinfo-global"]["endpoints"]
         .as_array()
         .unwrap()

@@ -134,7 +134,7 @@ fn the_failover_defaults_are_written_into_each_service() {
     };
     let mut table = Table::default();
     allocator.reconcile(&mut table, &crate::index::wants(&file, &zones(), true), 0);
-    for cluster in ["east", "west", "south"] {
+    for cluster in ["east", "west", "south", "north"] {
         let target = Target::new(cluster, "istio-system");
         let objects = |registry: &Registry| {
             let mut out: Vec<String> =
@@ -147,7 +147,7 @@ fn the_failover_defaults_are_written_into_each_service() {
             out
         };
         let from_file = objects(&file);
-        assert!(from_file.iter().any(|o| o.contains("failoverPriority")));
+        assert!(from_file.iter().any(|o| o.contains("outlierDetection")));
         assert_eq!(objects(&resources), from_file, "{cluster}");
     }
 }
