@@ -197,12 +197,11 @@ fn a_held_back_reload_is_shown() {
 }
 
 /// Issue 11: `explain` shows the workloads outside Kubernetes of a service.
-#[test]
-fn workloads_outside_kubernetes_are_explained() {
+/// `text`, a registry, served in `global` without per-cluster names and
+/// without hand-written entries.
+fn served(text: &str) -> (ZoneSet, Allocated, Allocator) {
     let zones = vec!["global".to_string()];
-    let registry =
-        crate::registry::load_str(include_str!("../../examples/vm.yaml"), "vm.yaml", &zones)
-            .unwrap();
+    let registry = crate::registry::load_str(text, "r.yaml", &zones).unwrap();
     let allocator = Allocator {
         v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
         v6: None,
@@ -219,6 +218,12 @@ fn workloads_outside_kubernetes_are_explained() {
         hand_written: Vec::new(),
         conflicts: Vec::new(),
     };
+    (set, allocated, allocator)
+}
+
+#[test]
+fn workloads_outside_kubernetes_are_explained() {
+    let (set, allocated, allocator) = served(include_str!("../../examples/vm.yaml"));
     let text = explain(
         "catalog.shop.global",
         Some(&set),
@@ -463,29 +468,7 @@ fn withdrawn_gateways_are_explained() {
 /// service says nothing of failover.
 #[test]
 fn the_failover_order_is_explained_per_client_cluster() {
-    let zones = vec!["global".to_string()];
-    let registry = crate::registry::load_str(
-        include_str!("../../examples/failover.yaml"),
-        "failover.yaml",
-        &zones,
-    )
-    .unwrap();
-    let allocator = Allocator {
-        v4: VipRange::new(DEFAULT_V4_RANGE.parse().unwrap(), Family::V4).unwrap(),
-        v6: None,
-        quarantine: 600,
-    };
-    let mut table = Table::default();
-    allocator.reconcile(&mut table, &index::wants(&registry, &zones, false), 0);
-    let set = index::zones(&registry, &zones, false, &allocator, &table, &[], 30, &[])
-        .unwrap()
-        .zones;
-    let allocated = Allocated {
-        registry,
-        table,
-        hand_written: Vec::new(),
-        conflicts: Vec::new(),
-    };
+    let (set, allocated, allocator) = served(include_str!("../../examples/failover.yaml"));
     let ask = |name: &str| explain(name, Some(&set), Some(&allocated), &allocator, None);
     let reviews = ask("reviews.bookinfo.global");
     for line in [
