@@ -23,11 +23,18 @@ package conformance
 //   - exportTo under a mesh default of ".": push_context.go
 //     initServiceRegistry / exportToDefaults for ServiceEntries, and
 //     setDestinationRules / getExportedDestinationRuleFromNamespace for
-//     DestinationRules.
+//     DestinationRules;
+//   - the failover priorities: pilot/pkg/networking/core/loadbalancer/
+//     loadbalancer.go ApplyLocalityLoadBalancer runs applyFailoverPriorities
+//     only under a rule with failoverPriority and outlier detection, and
+//     applyFailoverPriorityPerLocality ranks endpoints by the labels the
+//     rule lists: without the rule, or without the labels, every endpoint
+//     is at priority 0.
 
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -112,6 +119,7 @@ func TestNoOwnServiceEntryNoChain(t *testing.T) {
 	for cluster, want := range exporters(c) {
 		for _, w := range want {
 			t.Run(cluster+"/"+w.host, func(t *testing.T) {
+				defer failOnIstioPanic(t)
 				cfgs := parseRendered(t, cluster, c.rendered[cluster])
 				routes, clusters := gatewayChains(t, newServerFromConfigs(t, cfgs, nil), c, cluster, c.selector)
 				if routes[w.sni()] != w.sni() || !clusters[w.sni()] {
@@ -140,6 +148,7 @@ func TestNoGatewayObjectNoChain(t *testing.T) {
 	c := oneCase(t, "registry")
 	for cluster, want := range exporters(c) {
 		t.Run(cluster, func(t *testing.T) {
+			defer failOnIstioPanic(t)
 			cfgs := parseRendered(t, cluster, c.rendered[cluster])
 			routes, _ := gatewayChains(t, newServerFromConfigs(t, cfgs, nil), c, cluster, c.selector)
 			for _, w := range want {
@@ -171,6 +180,7 @@ func TestGatewaySelectorIsHonoured(t *testing.T) {
 	}
 	for cluster, want := range exporters(c) {
 		t.Run(cluster, func(t *testing.T) {
+			defer failOnIstioPanic(t)
 			s := newServer(t, c.rendered[cluster], nil)
 			routes, _ := gatewayChains(t, s, c, cluster, def)
 			for _, w := range want {
@@ -189,6 +199,7 @@ func TestNoTLSModeLabel(t *testing.T) {
 	c := oneCase(t, "registry")
 	for _, cluster := range c.clusterNames() {
 		t.Run(cluster, func(t *testing.T) {
+			defer failOnIstioPanic(t)
 			cfgs := parseRendered(t, cluster, c.rendered[cluster])
 			stripped := withoutTLSMode(cfgs)
 			net := c.reg.cluster(cluster).Network
@@ -246,6 +257,7 @@ func TestGatewayInAnotherNetworkStillDelivers(t *testing.T) {
 	for _, c := range allCases(t) {
 		for cluster, want := range exporters(c) {
 			t.Run(c.name+"/"+cluster, func(t *testing.T) {
+				defer failOnIstioPanic(t)
 				if c.reg.cluster(cluster).Network == other {
 					t.Fatalf("the registry already names %s", other)
 				}
@@ -268,6 +280,7 @@ func TestExportedUnderPrivateMeshDefault(t *testing.T) {
 		c := oneCase(t, name)
 		for _, cluster := range c.clusterNames() {
 			t.Run(name+"/"+cluster, func(t *testing.T) {
+				defer failOnIstioPanic(t)
 				checkSidecarUnder(t, c, cluster, private, name == "destination-rules")
 			})
 		}
@@ -282,8 +295,166 @@ func checkSidecarUnder(t *testing.T, c renderCase, cluster string, m *meshconfig
 	v.load()
 	for _, w := range expected(c, cluster) {
 		t.Run(fmt.Sprintf("%s:%d", w.host, w.port.Number), func(t *testing.T) {
+			defer failOnIstioPanic(t)
 			v.t = t
 			v.checkPort(w, vips(t, c, cfgs, w.host))
+		})
+	}
+}
+
+// withoutPriorityLabels copies the objects with the failover priority
+// labels (globaldns.io/failover-N) taken off every ServiceEntry endpoint;
+// it reports how many it took.
+func withoutPriorityLabels(cfgs []config.Config) ([]config.Config, int) {
+	out := make([]config.Config, 0, len(cfgs))
+	n := 0
+	for _, c := range cfgs {
+		c = c.DeepCopy()
+		if se, ok := c.Spec.(*networking.ServiceEntry); ok {
+			for _, e := range se.Endpoints {
+				for k := range e.Labels {
+					if strings.HasPrefix(k, "globaldns.io/failover-") {
+						delete(e.Labels, k)
+						n++
+					}
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out, n
+}
+
+// Without the DestinationRules, or without the priority labels on the
+// endpoints, every endpoint is at priority 0 and TestFailover's priority
+// assertion fails: it can fail. Judged from north in case failover-eds,
+// whose hosts are STATIC (EDS): with the unchanged objects, that is where
+// the assertion holds. (Every host of case failover with more than one
+// tier is DNS, which Istio cannot build for a labelled client:
+// TestFailover reports that.)
+func TestFailoverPrioritiesNeedTheRule(t *testing.T) {
+	c := oneCase(t, "failover-eds")
+	const cluster = "north"
+	cfgs := parseRendered(t, cluster, c.rendered[cluster])
+	var multi []wantPort
+	for _, w := range expected(c, cluster) {
+		if hasRule(w) && len(tiers(c.reg, w.service, cluster)) > 1 {
+			multi = append(multi, w)
+		}
+	}
+	if len(multi) == 0 {
+		t.Fatalf("no host of case %s has two tiers or more as seen from %s", c.name, cluster)
+	}
+	noRules := dropConfigs(cfgs, func(c config.Config) bool { return c.GroupVersionKind == gvk.DestinationRule })
+	if len(noRules) == len(cfgs) {
+		t.Fatalf("%s: no DestinationRule was rendered", cluster)
+	}
+	noLabels, n := withoutPriorityLabels(cfgs)
+	if n == 0 {
+		t.Fatalf("%s: no endpoint carries a globaldns.io/failover-N label", cluster)
+	}
+	for _, variant := range []struct {
+		name string
+		objs []config.Config
+	}{{"control", cfgs}, {"without DestinationRules", noRules}, {"without priority labels", noLabels}} {
+		t.Run(variant.name, func(t *testing.T) {
+			defer failOnIstioPanic(t)
+			v := newFailoverView(t, c, cluster, variant.objs)
+			if v.panicked != "" {
+				t.Fatalf("Istio panics: %s", v.panicked)
+			}
+			for _, w := range multi {
+				g := v.get(t, w)
+				pr := judgeFailover(c, cluster, w, g, true)
+				if variant.name == "control" {
+					for _, e := range pr.priority {
+						t.Errorf("control: %s", e)
+					}
+					continue
+				}
+				if len(pr.priority) == 0 {
+					t.Errorf("%s: the priority assertion still holds for %s: %v", variant.name, w.outboundCluster(), priorities(g.eps))
+				}
+				if variant.name == "without DestinationRules" && len(pr.outlier) == 0 {
+					t.Errorf("%s: the outlier detection assertion still holds for %s", variant.name, w.outboundCluster())
+				}
+				for _, e := range g.eps {
+					if e.priority != 0 {
+						t.Errorf("%s: %s endpoint %s is at priority %d, want 0", variant.name, w.outboundCluster(), e.addr, e.priority)
+					}
+				}
+				t.Logf("%s: %s: %d priority mismatches, as it must", variant.name, w.outboundCluster(), len(pr.priority))
+			}
+		})
+	}
+}
+
+// Without the endpoint weights the shares are one unit per endpoint, and
+// TestFailover's share assertion fails for every tier whose clusters the
+// policy weighs unequally (judged as TestFailoverPrioritiesNeedTheRule is).
+func TestFailoverSharesNeedTheWeights(t *testing.T) {
+	c := oneCase(t, "failover-eds")
+	const cluster = "north"
+	cfgs := parseRendered(t, cluster, c.rendered[cluster])
+	var weighed []wantPort
+	for _, w := range expected(c, cluster) {
+		ws := effectiveWeights(c.reg, w.service)
+		if !hasRule(w) || ws == nil {
+			continue
+		}
+		// A tier of two clusters or more whose weights are not in
+		// proportion to their endpoint counts.
+		for _, tier := range tiers(c.reg, w.service, cluster) {
+			for i := 1; i < len(tier); i++ {
+				a, b := tier[0], tier[i]
+				na, nb := len(c.reg.cluster(a).Gateways), len(c.reg.cluster(b).Gateways)
+				unequal := weightOf(ws, a)*uint32(nb) != weightOf(ws, b)*uint32(na)
+				if unequal && !slices.ContainsFunc(weighed, func(o wantPort) bool { return o.outboundCluster() == w.outboundCluster() }) {
+					weighed = append(weighed, w)
+				}
+			}
+		}
+	}
+	if len(weighed) == 0 {
+		t.Fatalf("no host of case %s has a tier with unequal weights as seen from %s", c.name, cluster)
+	}
+	unweighted := make([]config.Config, 0, len(cfgs))
+	n := 0
+	for _, cfg := range cfgs {
+		cfg = cfg.DeepCopy()
+		if se, ok := cfg.Spec.(*networking.ServiceEntry); ok {
+			for _, e := range se.Endpoints {
+				if e.Weight != 0 {
+					e.Weight = 0
+					n++
+				}
+			}
+		}
+		unweighted = append(unweighted, cfg)
+	}
+	if n == 0 {
+		t.Fatalf("%s: no endpoint carries a weight", cluster)
+	}
+	for _, variant := range []struct {
+		name string
+		objs []config.Config
+	}{{"control", cfgs}, {"without weights", unweighted}} {
+		t.Run(variant.name, func(t *testing.T) {
+			defer failOnIstioPanic(t)
+			v := newFailoverView(t, c, cluster, variant.objs)
+			for _, w := range weighed {
+				pr := judgeFailover(c, cluster, w, v.get(t, w), true)
+				switch {
+				case variant.name == "control":
+					for _, e := range pr.share {
+						t.Errorf("control: %s", e)
+					}
+				case len(pr.share) == 0:
+					t.Errorf("%s: the share assertion still holds for %s", variant.name, w.outboundCluster())
+				default:
+					t.Logf("%s: %s", variant.name, pr.share[0])
+				}
+			}
 		})
 	}
 }
