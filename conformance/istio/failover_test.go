@@ -4,20 +4,37 @@ package conformance
 // cluster is sent it: the Envoy priority of every endpoint of every host and
 // port, each cluster's share of the calls within its priority, and the
 // outlier detection that makes Envoy leave a priority. The expectations are
-// computed here from the registry's fields (tiers, weights, thresholds),
-// never read from the rendered objects:
+// computed here from the registry's fields (tiers, localities, weights,
+// thresholds), never read from the rendered objects:
 //
 //   - tiers for a client in cluster L, best first, none empty: [L] when L
 //     exports the service; then one tier per cluster of the effective
 //     `failover` (the service's own, else the `defaults`'), in order,
 //     passing over L, clusters that do not export the service, and repeats;
 //     then every other exporter (exportedFrom order) with the workloads
-//     outside Kubernetes (`endpoints`), if any remain. An endpoint's Envoy
-//     priority is the index of its source's tier;
+//     outside Kubernetes (`endpoints`), if any remain;
 //   - only a service's own host with two sources or more (exporters, and
 //     the outside workloads as one) gets a rule; a per-cluster name
 //     `<cluster>.<host>` and a single-source host keep every endpoint at
-//     priority 0 and get no outlier detection;
+//     priority 0 and get no outlier detection; so does a host of one tier
+//     (its rule says `enabled: false`);
+//   - a STATIC host (every endpoint an IP) is ordered by priority labels
+//     and failoverPriority: an endpoint's Envoy priority is the index of
+//     its source's tier;
+//   - a DNS host (an endpoint is a name: the local Service, or a gateway
+//     given by name) is ordered by region: globaldns writes no priority
+//     labels and no failoverPriority there (istio/istio#61857), but
+//     `failover: [{from: <L's region>, to: <region of the first tier after
+//     L's that is one cluster>}]` (when both are known and differ), and the
+//     endpoints keep their localities. The expected priority is Istio's
+//     locality failover for a client at L's locality (regionPriorities):
+//     0, 1, 2 in L's region (region, zone and subzone equal / region and
+//     zone / region only), 3 in the `to` region, 4 elsewhere (3 without the
+//     entry), renumbered 0..N without gaps. Where that differs from the
+//     tiers (clusters without a locality, clusters sharing a region, a
+//     fourth tier) a note says so: the rule cannot say more;
+//   - every endpoint is in the locality the registry gives its cluster (an
+//     outside workload: its own);
 //   - with a non-empty effective `weights`, the shares of the clusters of a
 //     tier are proportional to their weights (1 when left out); without,
 //     every endpoint counts once. Within one cluster, every endpoint gets
@@ -28,7 +45,8 @@ package conformance
 //
 // The client is labelled (app: sleep) and placed in its cluster's network
 // and locality, as a real pod is: Istio applies failoverPriority only for a
-// proxy with at least one label.
+// proxy with at least one label, and locality failover relative to the
+// proxy's locality.
 //
 // Istio code that decides each part:
 //
@@ -38,40 +56,38 @@ package conformance
 //     `localityLbSetting.enabled: false` turns locality load balancing off;
 //     no localityLbSetting falls back to the mesh's, enabled by default);
 //   - priorities: loadbalancer.go ApplyLocalityLoadBalancer (failover only
-//     when the cluster has outlier detection), applyFailoverPriorities and
-//     applyFailoverPriorityPerLocality (an endpoint's priority is the number
-//     of failoverPriority labels after its first mismatch; with
+//     when the cluster has outlier detection; failoverPriority when the
+//     rule lists labels, else applyLocalityFailover), applyFailoverPriorities
+//     and applyFailoverPriorityPerLocality (an endpoint's priority is the
+//     number of failoverPriority labels after its first mismatch; with
 //     `label=value` the endpoint's label is compared with the value, not
-//     with the proxy's; nothing happens for a proxy without labels), then
-//     priorities are renumbered 0..N without gaps. EDS clusters (STATIC
-//     entries): pilot/pkg/xds/endpoints/endpoint_builder.go
-//     BuildClusterLoadAssignment. DNS clusters (an endpoint is a name, e.g.
-//     the local Service): the inline load_assignment, pilot/pkg/networking/
-//     core/cluster.go buildOutboundClusters (dnsWrappedLocalityLbEndpoints:
-//     the first LocalityLbEndpoints beside every IstioEndpoint of the port)
-//     -> cluster_traffic_policy.go applyLoadBalancer ->
-//     LocalityLBSettings.ApplyToCluster;
+//     with the proxy's; nothing happens for a proxy without labels),
+//     applyLocalityFailover with util.LbPriority (regions), then priorities
+//     are renumbered 0..N without gaps. EDS clusters (STATIC entries):
+//     pilot/pkg/xds/endpoints/endpoint_builder.go BuildClusterLoadAssignment.
+//     DNS clusters: the inline load_assignment, pilot/pkg/networking/core/
+//     cluster.go buildOutboundClusters -> cluster_traffic_policy.go
+//     applyLoadBalancer -> LocalityLBSettings.ApplyToCluster;
 //   - shares: pilot/pkg/serviceregistry/serviceentry/conversion.go
 //     convertEndpoint (the entry's `weight`), endpoint_builder.go generate
 //     (LbEndpoint.load_balancing_weight; LocalityLbEndpoints.
 //     load_balancing_weight = the sum of its endpoints'), recomputed per
 //     split locality by applyFailoverPriorityPerLocality. ApplyToCluster
-//     sets locality_weighted_lb_config whenever failover applies, and Envoy
-//     then picks a locality of the priority by its weight, then an endpoint
-//     of it by the endpoint's; without it, an endpoint by its weight among
-//     all of the priority. Both are computed below (shares);
+//     sets locality_weighted_lb_config whenever failover applies with
+//     failoverPriority or a region `failover`, and Envoy then picks a
+//     locality of the priority by its weight, then an endpoint of it by the
+//     endpoint's; without it, an endpoint by its weight among all of the
+//     priority. Both are computed below (shares);
 //   - outlier detection: cluster_traffic_policy.go applyOutlierDetection.
 //
 // At the pinned Istio, a DNS host with a failoverPriority rule panics in
-// applyFailoverPriorityPerLocality (istio/istio#61857) for a labelled
-// proxy as soon as its endpoints span two localities or one is outside the
-// proxy's network view: buildOutboundClusters pairs every IstioEndpoint of
-// the port with the first locality of the filtered endpoints. That panic
-// fails the host's subtest (istiod would crash); README.md, "What Istio
-// says today", has the details.
+// applyFailoverPriorityPerLocality (istio/istio#61857); globaldns no longer
+// writes one, and any panic still fails the host's subtest (istiod would
+// crash). README.md, "What Istio says today", has the details.
 
 import (
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"runtime/debug"
@@ -86,7 +102,6 @@ import (
 
 	networking "istio.io/api/networking/v1alpha3"
 	"istio.io/istio/pilot/pkg/model"
-	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/pkg/xds/endpoints"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pilot/test/xdstest"
@@ -259,6 +274,105 @@ func endpointSources(c renderCase, cluster string, w wantPort) map[string]string
 	return out
 }
 
+// endpointLocalities maps each endpoint address w should have to the
+// locality the registry gives it: its cluster's (the local Service and the
+// gateways alike), an outside workload's own.
+func endpointLocalities(c renderCase, cluster string, w wantPort) map[string]string {
+	out := map[string]string{}
+	for addr, s := range endpointSources(c, cluster, w) {
+		if s != outside {
+			out[addr] = c.reg.cluster(s).Locality
+		}
+	}
+	if w.perClusterOf != "" {
+		return out
+	}
+	for _, e := range w.service.Endpoints {
+		port := w.port.Number
+		if n, ok := e.Ports[w.port.Name]; ok {
+			port = n
+		}
+		out[hostPort(e.Address, port)] = e.Locality
+	}
+	return out
+}
+
+// orderedByRegion: w's rule orders its endpoints by region, not by
+// priority labels: a host with a rule, two tiers or more, and a name among
+// its endpoints (the entry is DNS). Read from the registry's endpoints.
+func orderedByRegion(c renderCase, cluster string, w wantPort) bool {
+	return hasRule(w) && w.byName() && len(wantTiers(c, cluster, w)) > 1
+}
+
+// splitLocality is a `region/zone/subzone` locality's three parts, "" for
+// those left out.
+func splitLocality(l string) (region, zone, subzone string) {
+	parts := append(strings.SplitN(l, "/", 3), "", "", "")
+	return parts[0], parts[1], parts[2]
+}
+
+// regionFailover is the `failover` entry a DNS host's rule must carry for a
+// client in cluster: from the cluster's region to the region of the first
+// tier after the local one that is a single cluster; ok is false when
+// either region is unknown or both are the same (no entry).
+func regionFailover(c renderCase, cluster string, ts [][]string) (from, to string, ok bool) {
+	from, _, _ = splitLocality(c.reg.cluster(cluster).Locality)
+	for _, tier := range ts {
+		if len(tier) == 1 && tier[0] != outside && tier[0] != cluster {
+			to, _, _ = splitLocality(c.reg.cluster(tier[0]).Locality)
+			break
+		}
+	}
+	return from, to, from != "" && to != "" && from != to
+}
+
+// regionPriorities gives each endpoint of w (a host ordered by region) the
+// Envoy priority Istio's locality failover gives it for a client at its
+// cluster's locality, as Istio documents localityLbSetting.failover
+// (loadbalancer.go applyLocalityFailover, util.LbPriority): 0 when region,
+// zone and subzone are the client's, 1 region and zone, 2 region only, 3
+// another region, 4 a region that is neither the client's nor the entry's
+// `to` when the rule has an entry from the client's region; then the
+// priorities in use renumbered 0..N in order. how says what it was
+// computed from, for messages.
+func regionPriorities(c renderCase, cluster string, w wantPort) (want map[string]uint32, how string) {
+	ts := wantTiers(c, cluster, w)
+	from, to, entry := regionFailover(c, cluster, ts)
+	pr, pz, ps := splitLocality(c.reg.cluster(cluster).Locality)
+	raw := map[string]int{}
+	used := map[int]bool{}
+	for addr, loc := range endpointLocalities(c, cluster, w) {
+		r, z, sz := splitLocality(loc)
+		p := 3
+		switch {
+		case r == pr && z == pz && sz == ps:
+			p = 0
+		case r == pr && z == pz:
+			p = 1
+		case r == pr:
+			p = 2
+		case entry && r != to:
+			p = 4
+		}
+		raw[addr] = p
+		used[p] = true
+	}
+	var levels []int
+	for p := range used {
+		levels = append(levels, p)
+	}
+	sort.Ints(levels)
+	want = map[string]uint32{}
+	for addr, p := range raw {
+		want[addr] = uint32(slices.Index(levels, p))
+	}
+	how = fmt.Sprintf("by region for a client at %q, no failover entry", c.reg.cluster(cluster).Locality)
+	if entry {
+		how = fmt.Sprintf("by region for a client at %q, failover %s -> %s", c.reg.cluster(cluster).Locality, from, to)
+	}
+	return want, how
+}
+
 // outlierWant: Istio's documented defaults, then the registry's defaults,
 // then the service's own fields.
 type outlierWant struct {
@@ -302,10 +416,11 @@ func wantOutlier(reg registry, s regService) (outlierWant, error) {
 // prioEndpoint is one endpoint of a ClusterLoadAssignment with what decides
 // how much traffic it gets.
 type prioEndpoint struct {
-	addr     string
-	priority uint32
-	locality int    // index of its LocalityLbEndpoints
-	weight   uint32 // load_balancing_weight (Envoy's default 1 when unset)
+	addr         string
+	priority     uint32
+	locality     int    // index of its LocalityLbEndpoints
+	localityName string // its locality, region/zone/subzone
+	weight       uint32 // load_balancing_weight (Envoy's default 1 when unset)
 	// The fraction of its priority's calls Envoy sends it while every
 	// endpoint is healthy.
 	share *big.Rat
@@ -322,7 +437,7 @@ func (g gotFailover) String() string {
 	fmt.Fprintf(&b, "locality weighted %v, outlier detection %v, endpoints", lw, g.cluster.GetOutlierDetection() != nil)
 	for _, e := range g.eps {
 		f, _ := e.share.Float64()
-		fmt.Fprintf(&b, " [%s p%d w%d %.1f%%]", e.addr, e.priority, e.weight, 100*f)
+		fmt.Fprintf(&b, " [%s %q p%d w%d %.1f%%]", e.addr, e.localityName, e.priority, e.weight, 100*f)
 	}
 	return b.String()
 }
@@ -342,11 +457,13 @@ func readPriorities(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment)
 			if lb.GetLoadBalancingWeight() != nil {
 				w = lb.GetLoadBalancingWeight().GetValue()
 			}
+			l := loc.GetLocality()
 			out = append(out, prioEndpoint{
-				addr:     net.JoinHostPort(sa.GetAddress(), fmt.Sprint(sa.GetPortValue())),
-				priority: loc.GetPriority(),
-				locality: i,
-				weight:   w,
+				addr:         net.JoinHostPort(sa.GetAddress(), fmt.Sprint(sa.GetPortValue())),
+				priority:     loc.GetPriority(),
+				locality:     i,
+				localityName: strings.TrimRight(strings.Join([]string{l.GetRegion(), l.GetZone(), l.GetSubZone()}, "/"), "/"),
+				weight:       w,
 			})
 		}
 	}
@@ -412,7 +529,7 @@ func failoverClient(s *xds.FakeDiscoveryServer, reg registry, cluster string) *m
 	return s.SetupProxy(&model.Proxy{
 		ConfigNamespace: clientNamespace,
 		Labels:          labels,
-		Locality:        util.ConvertLocality(cl.Locality),
+		Locality:        proxyLocality(cl.Locality),
 		Metadata:        &model.NodeMetadata{Network: network.ID(cl.Network), Labels: labels},
 	})
 }
@@ -495,7 +612,28 @@ func judgeFailover(c renderCase, cluster string, w wantPort, g gotFailover, chec
 		pr.other = append(pr.other, fmt.Sprintf("%s: no endpoint", name))
 	}
 
-	// Priorities.
+	// Localities: the registry's, whatever the host.
+	locs := endpointLocalities(c, cluster, w)
+	for _, e := range g.eps {
+		if want, ok := locs[e.addr]; ok && e.localityName != want {
+			pr.other = append(pr.other, fmt.Sprintf("%s: endpoint %s is in locality %q, want %q (the registry's)", name, e.addr, e.localityName, want))
+		}
+	}
+
+	// Priorities: the tier's index (labels), or by region (a DNS host).
+	byRegion := checkPriorities && orderedByRegion(c, cluster, w)
+	var regionWant map[string]uint32
+	var how string
+	if byRegion {
+		regionWant, how = regionPriorities(c, cluster, w)
+		for _, addr := range slices.Sorted(maps.Keys(regionWant)) {
+			if s, ok := src[addr]; ok && regionWant[addr] != uint32(tierOf[s]) {
+				p := regionWant[addr]
+				pr.notes = append(pr.notes, fmt.Sprintf("%s: ordered %s, the registry's tiers %v are not all kept: %s (%s) is at priority %d, its tier %d",
+					name, how, ts, addr, s, p, tierOf[s]))
+			}
+		}
+	}
 	skipped := false
 	for _, e := range g.eps {
 		s, ok := src[e.addr]
@@ -505,6 +643,13 @@ func judgeFailover(c renderCase, cluster string, w wantPort, g gotFailover, chec
 		}
 		if rule && !checkPriorities {
 			skipped = true
+			continue
+		}
+		if byRegion {
+			if want := regionWant[e.addr]; e.priority != want {
+				pr.priority = append(pr.priority, fmt.Sprintf("%s: endpoint %s (%s, %q) is at priority %d, want %d: a DNS host is ordered %s",
+					name, e.addr, s, locs[e.addr], e.priority, want, how))
+			}
 			continue
 		}
 		if want := uint32(tierOf[s]); e.priority != want {

@@ -51,7 +51,7 @@ func TestEastWestGateway(t *testing.T) {
 // gateway ports, to an sni-dnat cluster that delivers to the local Service.
 func checkGatewayDelivers(t *testing.T, s *xds.FakeDiscoveryServer, c renderCase, cluster, net string, want []wantPort) {
 	t.Helper()
-	p := eastWestGateway(s, c.selector, net)
+	p := eastWestGateway(s, c.selector, net, c.reg.cluster(cluster).Locality)
 	routes := map[int]map[string]string{}
 	listeners := s.Listeners(p)
 	for _, port := range c.reg.gatewayPorts(cluster) {

@@ -29,7 +29,9 @@ package conformance
 //     only under a rule with failoverPriority and outlier detection, and
 //     applyFailoverPriorityPerLocality ranks endpoints by the labels the
 //     rule lists: without the rule, or without the labels, every endpoint
-//     is at priority 0.
+//     is at priority 0. A DNS host's rule orders by region instead
+//     (applyLocalityFailover): without its `failover` entry every region
+//     but the client's is at one priority.
 
 import (
 	"fmt"
@@ -62,7 +64,7 @@ func exporters(c renderCase) map[string][]wantPort {
 // clusters.
 func gatewayChains(t *testing.T, s *xds.FakeDiscoveryServer, c renderCase, cluster string, labels map[string]string) (map[string]string, map[string]bool) {
 	t.Helper()
-	p := eastWestGateway(s, labels, c.reg.cluster(cluster).Network)
+	p := eastWestGateway(s, labels, c.reg.cluster(cluster).Network, c.reg.cluster(cluster).Locality)
 	routes := map[string]string{}
 	listeners := s.Listeners(p)
 	for _, port := range c.reg.gatewayPorts(cluster) {
@@ -228,7 +230,7 @@ func TestNoTLSModeLabel(t *testing.T) {
 				if len(exportedBy(expected(c, cluster))) == 0 {
 					continue
 				}
-				gw := eastWestGateway(s, c.selector, net)
+				gw := eastWestGateway(s, c.selector, net, c.reg.cluster(cluster).Locality)
 				gwClusters := s.Clusters(gw)
 				for _, w := range exportedBy(expected(c, cluster)) {
 					dnat := xdstest.ExtractCluster(w.sni(), gwClusters)
@@ -328,10 +330,9 @@ func withoutPriorityLabels(cfgs []config.Config) ([]config.Config, int) {
 // Without the DestinationRules, or without the priority labels on the
 // endpoints, every endpoint is at priority 0 and TestFailover's priority
 // assertion fails: it can fail. Judged from north in case failover-eds,
-// whose hosts are STATIC (EDS): with the unchanged objects, that is where
-// the assertion holds. (Every host of case failover with more than one
-// tier is DNS, which Istio cannot build for a labelled client:
-// TestFailover reports that.)
+// whose hosts are STATIC (EDS), ordered by the labels. The DNS hosts,
+// ordered by region, have their own control
+// (TestFailoverRegionsNeedTheFailoverEntry).
 func TestFailoverPrioritiesNeedTheRule(t *testing.T) {
 	c := oneCase(t, "failover-eds")
 	const cluster = "north"
@@ -456,5 +457,102 @@ func TestFailoverSharesNeedTheWeights(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// withoutRegionFailover copies the objects with the `failover` entries
+// taken out of every DestinationRule's localityLbSetting; it reports how
+// many rules had some.
+func withoutRegionFailover(cfgs []config.Config) ([]config.Config, int) {
+	out := make([]config.Config, 0, len(cfgs))
+	n := 0
+	for _, c := range cfgs {
+		c = c.DeepCopy()
+		if dr, ok := c.Spec.(*networking.DestinationRule); ok {
+			if l := dr.GetTrafficPolicy().GetLoadBalancer().GetLocalityLbSetting(); len(l.GetFailover()) > 0 {
+				l.Failover = nil
+				n++
+			}
+		}
+		out = append(out, c)
+	}
+	return out, n
+}
+
+// A DNS host's rule orders by region: without its `failover` entry (from
+// the client's region to the next tier's) every other region is at one
+// priority, and TestFailover's priority assertion for DNS hosts fails: it
+// can fail. Judged from each exporting cluster of case failover (all
+// regions distinct), for the hosts whose expected order has three
+// priorities or more: there, with the unchanged objects, the assertion
+// holds.
+func TestFailoverRegionsNeedTheFailoverEntry(t *testing.T) {
+	c := oneCase(t, "failover")
+	checked := 0
+	for _, cluster := range c.clusterNames() {
+		var ordered []wantPort
+		for _, w := range expected(c, cluster) {
+			if !orderedByRegion(c, cluster, w) {
+				continue
+			}
+			want, _ := regionPriorities(c, cluster, w)
+			levels := map[uint32]bool{}
+			for _, p := range want {
+				levels[p] = true
+			}
+			if len(levels) >= 3 {
+				ordered = append(ordered, w)
+			}
+		}
+		if len(ordered) == 0 {
+			continue
+		}
+		cfgs := parseRendered(t, cluster, c.rendered[cluster])
+		noEntry, n := withoutRegionFailover(cfgs)
+		if n == 0 {
+			t.Fatalf("%s: no DestinationRule has a region failover entry", cluster)
+		}
+		for _, variant := range []struct {
+			name string
+			objs []config.Config
+		}{{"control", cfgs}, {"without the failover entry", noEntry}} {
+			t.Run(cluster+"/"+variant.name, func(t *testing.T) {
+				defer failOnIstioPanic(t)
+				v := newFailoverView(t, c, cluster, variant.objs)
+				if v.panicked != "" {
+					t.Fatalf("Istio panics: %s", v.panicked)
+				}
+				for _, w := range ordered {
+					checked++
+					g := v.get(t, w)
+					pr := judgeFailover(c, cluster, w, g, true)
+					if variant.name == "control" {
+						for _, e := range pr.priority {
+							t.Errorf("control: %s", e)
+						}
+						continue
+					}
+					if len(pr.priority) == 0 {
+						t.Errorf("%s: the priority assertion still holds for %s: %v", variant.name, w.outboundCluster(), priorities(g.eps))
+					}
+					// Every endpoint outside the client's cluster (here:
+					// its region) shares one priority.
+					src := endpointSources(c, cluster, w)
+					others := map[uint32][]string{}
+					for _, e := range g.eps {
+						if s := src[e.addr]; s != cluster && !slices.Contains(others[e.priority], s) {
+							others[e.priority] = append(others[e.priority], s)
+						}
+					}
+					if len(others) != 1 {
+						t.Errorf("%s: %s: the other clusters are at priorities %v, want one", variant.name, w.outboundCluster(), others)
+					}
+					t.Logf("%s: %s: %d priority mismatches, as it must; the other clusters at %v", variant.name, w.outboundCluster(), len(pr.priority), others)
+				}
+			})
+		}
+	}
+	if checked == 0 {
+		t.Fatalf("no host of case %s is ordered by region over three priorities or more from any cluster", c.name)
 	}
 }

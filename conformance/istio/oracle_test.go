@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -28,6 +29,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pilot/test/xdstest"
 	"istio.io/istio/pkg/config"
@@ -77,7 +79,7 @@ var requiredCases = map[string]string{
 	"api-v1beta1":          "examples/registry.yaml written as networking.istio.io/v1beta1",
 	"api-v1alpha3":         "examples/bookinfo.yaml written as networking.istio.io/v1alpha3",
 	"no-per-cluster-names": "examples/bookinfo.yaml with --no-per-cluster-names: the services' hosts only",
-	"failover":             "examples/failover.yaml: a failover order, weights and outlier detection over three clusters",
+	"failover":             "examples/failover.yaml: a failover order, weights and outlier detection over three exporting clusters and one without exports",
 	"failover-eds":         "testdata/failover.yaml: the failover policy seen from a cluster exporting nothing (STATIC hosts only)",
 }
 
@@ -159,6 +161,7 @@ type regPort struct {
 type regEndpoint struct {
 	Address        string            `json:"address"`
 	Network        string            `json:"network"`
+	Locality       string            `json:"locality"`
 	Ports          map[string]uint32 `json:"ports"`
 	Labels         map[string]string `json:"labels"`
 	ServiceAccount string            `json:"serviceAccount"`
@@ -592,19 +595,22 @@ func newServerFromConfigs(t *testing.T, cfgs []config.Config, mesh *meshconfig.M
 	return xds.NewFakeDiscoveryServer(t, xds.FakeOptions{Configs: cfgs, MeshConfig: mesh})
 }
 
-// clientSidecar is an application pod's sidecar in the cluster's network.
+// clientSidecar is an application pod's sidecar in the cluster's network
+// and locality.
 func clientSidecar(s *xds.FakeDiscoveryServer, reg registry, cluster string) *model.Proxy {
 	cl := reg.cluster(cluster)
 	return s.SetupProxy(&model.Proxy{
 		ConfigNamespace: clientNamespace,
+		Locality:        proxyLocality(cl.Locality),
 		Metadata:        &model.NodeMetadata{Network: network.ID(cl.Network)},
 	})
 }
 
 // eastWestGateway is the cluster's east-west gateway as Istio's samples
 // install it: a router labelled with the selector, in its network, asking
-// for that network's view only (ISTIO_META_REQUESTED_NETWORK_VIEW).
-func eastWestGateway(s *xds.FakeDiscoveryServer, labels map[string]string, net string) *model.Proxy {
+// for that network's view only (ISTIO_META_REQUESTED_NETWORK_VIEW), in the
+// cluster's locality (the registry's `locality` of the cluster).
+func eastWestGateway(s *xds.FakeDiscoveryServer, labels map[string]string, net, locality string) *model.Proxy {
 	md := &model.NodeMetadata{Labels: labels, Network: network.ID(net)}
 	if net != "" {
 		md.RequestedNetworkView = []string{net}
@@ -612,9 +618,22 @@ func eastWestGateway(s *xds.FakeDiscoveryServer, labels map[string]string, net s
 	return s.SetupProxy(&model.Proxy{
 		Type:            model.Router,
 		ConfigNamespace: gatewayNamespace,
+		Locality:        proxyLocality(locality),
 		Labels:          labels,
 		Metadata:        md,
 	})
+}
+
+// proxyLocality is a proxy's locality as istiod sets it on connection
+// (pilot/pkg/xds/ads.go setTopologyLabels: the pod's topology labels, else
+// the Envoy node's locality, else an empty one): never nil. The test
+// server's SetupProxy leaves a proxy's Locality as given, and a nil one is
+// a state istiod never builds configuration for; with it,
+// loadbalancer.go applyLocalityFailover dereferences nil for any rule with
+// region `failover`. A pod in a cluster is given that cluster's locality
+// in the registry ("" gives the empty locality).
+func proxyLocality(locality string) *corev3.Locality {
+	return util.ConvertLocality(locality)
 }
 
 // --- reading Envoy configuration ---
