@@ -15,14 +15,17 @@ package conformance
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"istio.io/istio/pilot/pkg/config/kube/crd"
+	"istio.io/istio/pkg/config"
 	"istio.io/istio/pkg/config/analysis/analyzers"
 	"istio.io/istio/pkg/config/analysis/diag"
 	"istio.io/istio/pkg/config/analysis/local"
 	"istio.io/istio/pkg/config/schema/collections"
+	"istio.io/istio/pkg/config/schema/gvk"
 	"istio.io/istio/pkg/test"
 )
 
@@ -39,12 +42,31 @@ func TestValidation(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s %s/%s: invalid: %v", cfg.GroupVersionKind.Kind, cfg.Namespace, cfg.Name, err)
 			}
-			if warn != nil {
+			if warn != nil && oldThresholdWarning(c, cfg, warn) {
+				// The objects for Istio 1.1–1.4 (--istio-api-version
+				// v1alpha3) name the outlier threshold consecutiveErrors,
+				// the only name those versions know (consecutive5xxErrors
+				// came with 1.5); today's validation warns that it is
+				// deprecated. Only this warning, only in such a case, is
+				// printed rather than failed: the same rule rendered for
+				// v1beta1 or v1 must not warn at all. (This Istio ignores
+				// the field: TestFailover notes it.)
+				t.Logf("note: %s %s/%s: warning for the Istio 1.1–1.4 field: %v", cfg.GroupVersionKind.Kind, cfg.Namespace, cfg.Name, warn)
+			} else if warn != nil {
 				t.Errorf("%s %s/%s: warning: %v", cfg.GroupVersionKind.Kind, cfg.Namespace, cfg.Name, warn)
 			}
 		}
 		t.Logf("%d objects valid: %s", len(cfgs), kinds(c.rendered[cluster]))
 	})
+}
+
+// oldThresholdWarning: warn is exactly the deprecation of
+// consecutiveErrors, on a DestinationRule of a case rendered for Istio
+// 1.1–1.4.
+func oldThresholdWarning(c renderCase, cfg config.Config, warn error) bool {
+	return !failoverRendered(c) && slices.Contains(c.flags, "v1alpha3") &&
+		cfg.GroupVersionKind == gvk.DestinationRule &&
+		warn.Error() == "outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead"
 }
 
 func kinds(y string) string {

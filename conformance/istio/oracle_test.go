@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -27,6 +29,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/networking/util"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pilot/test/xdstest"
 	"istio.io/istio/pkg/config"
@@ -76,6 +79,8 @@ var requiredCases = map[string]string{
 	"api-v1beta1":          "examples/registry.yaml written as networking.istio.io/v1beta1",
 	"api-v1alpha3":         "examples/bookinfo.yaml written as networking.istio.io/v1alpha3",
 	"no-per-cluster-names": "examples/bookinfo.yaml with --no-per-cluster-names: the services' hosts only",
+	"failover":             "examples/failover.yaml: a failover order, weights and outlier detection over three exporting clusters and one without exports",
+	"failover-eds":         "testdata/failover.yaml: the failover policy seen from a cluster exporting nothing (STATIC hosts only)",
 }
 
 // Defaults of `globaldns render` (DESIGN.md §5), used when a case's flags
@@ -99,6 +104,29 @@ const (
 type registry struct {
 	Clusters []regCluster `json:"clusters"`
 	Services []regService `json:"services"`
+	// The registry-wide failover policy (issue 27 item 2): each field
+	// applies to the services that leave it out.
+	Defaults regPolicy `json:"defaults"`
+}
+
+// regPolicy is the failover policy of a service or of the registry's
+// `defaults`. A nil field is one left out (a service's `failover: []` is
+// its own empty order, not the default's).
+type regPolicy struct {
+	// Clusters preferred after the client's own, in order.
+	Failover *[]string `json:"failover"`
+	// Cluster -> relative share within its tier (1 when left out).
+	Weights *map[string]uint32 `json:"weights"`
+	// Overrides of Istio's outlier detection defaults, field by field.
+	OutlierDetection *regOutlier `json:"outlierDetection"`
+}
+
+// regOutlier: durations as the registry writes them (250ms, 10s, 1m, 1h).
+type regOutlier struct {
+	Consecutive5xxErrors *uint32 `json:"consecutive5xxErrors"`
+	Interval             *string `json:"interval"`
+	BaseEjectionTime     *string `json:"baseEjectionTime"`
+	MaxEjectionPercent   *uint32 `json:"maxEjectionPercent"`
 }
 
 type regCluster struct {
@@ -119,6 +147,9 @@ type regService struct {
 	ExportedFrom []string      `json:"exportedFrom"`
 	Ports        []regPort     `json:"ports"`
 	Endpoints    []regEndpoint `json:"endpoints"`
+	// The service's own failover policy (`failover`, `weights`,
+	// `outlierDetection`), over the registry's `defaults`.
+	regPolicy
 }
 
 type regPort struct {
@@ -130,6 +161,7 @@ type regPort struct {
 type regEndpoint struct {
 	Address        string            `json:"address"`
 	Network        string            `json:"network"`
+	Locality       string            `json:"locality"`
 	Ports          map[string]uint32 `json:"ports"`
 	Labels         map[string]string `json:"labels"`
 	ServiceAccount string            `json:"serviceAccount"`
@@ -301,9 +333,55 @@ func oneCase(t *testing.T, name string) renderCase {
 func forEachCluster(t *testing.T, fn func(t *testing.T, c renderCase, cluster string)) {
 	for _, c := range allCases(t) {
 		for _, cl := range c.clusterNames() {
-			t.Run(c.name+"/"+cl, func(t *testing.T) { fn(t, c, cl) })
+			t.Run(c.name+"/"+cl, func(t *testing.T) {
+				defer failOnIstioPanic(t)
+				fn(t, c, cl)
+			})
 		}
 	}
+}
+
+// failOnIstioPanic, deferred at the top of a subtest that asks Istio for
+// configuration, turns a panic inside Istio's config generation into that
+// subtest's failure, naming the Istio functions on the way, so that the
+// other subtests still run. Such a panic is no harness problem: istiod runs
+// the same code for every connected proxy with no recover on the push path
+// (nothing in pilot/pkg/xds or pilot/pkg/networking/core recovers), so the
+// real control plane would crash, and crash again on restart, on the same
+// objects.
+func failOnIstioPanic(t *testing.T) {
+	if r := recover(); r != nil {
+		t.Fatalf("Istio panics generating this proxy's configuration (istiod would crash): %v\n\tin %s",
+			r, istioFrames(debug.Stack(), 9))
+	}
+}
+
+// istioFrames names the first n Istio functions of a goroutine's stack
+// (debug.Stack, taken in a deferred recover: the panic's own frames come
+// first), with their files relative to the module.
+func istioFrames(stack []byte, n int) string {
+	var frames []string
+	lines := strings.Split(string(stack), "\n")
+	for i := 0; i+1 < len(lines) && len(frames) < n; i++ {
+		fn := lines[i]
+		if !strings.HasPrefix(fn, "istio.io/istio/") {
+			continue
+		}
+		if j := strings.LastIndex(fn, "("); j > 0 {
+			fn = fn[:j]
+		}
+		file := strings.TrimSpace(lines[i+1])
+		if _, rest, ok := strings.Cut(file, "istio.io/istio@"); ok {
+			if _, rel, ok := strings.Cut(rest, "/"); ok {
+				file = rel
+			}
+		}
+		if k := strings.LastIndex(file, " +0x"); k >= 0 {
+			file = file[:k]
+		}
+		frames = append(frames, fmt.Sprintf("%s (%s)", strings.TrimPrefix(fn, "istio.io/istio/"), file))
+	}
+	return strings.Join(frames, "\n\tcalled from ")
 }
 
 // --- what a user may expect, from the registry ---
@@ -323,6 +401,9 @@ type wantPort struct {
 	// The endpoint the exporting cluster's east-west gateway delivers to,
 	// when this cluster exports the service; "" otherwise.
 	local string
+	// For a per-cluster name `<cluster>.<host>`, that cluster (the only
+	// source of its endpoints); "" for the service's own host.
+	perClusterOf string
 }
 
 func (w wantPort) sni() string { return fmt.Sprintf("outbound_.%d_._.%s", w.port.Number, w.host) }
@@ -386,7 +467,7 @@ func expected(c renderCase, cluster string) []wantPort {
 					}
 					w.endpoints = append(w.endpoints, reach...)
 					if c.perCluster {
-						one := wantPort{service: s, host: from + "." + w.host, port: p, endpoints: reach}
+						one := wantPort{service: s, host: from + "." + w.host, port: p, endpoints: reach, perClusterOf: from}
 						if from == cluster {
 							one.local = w.local
 						}
@@ -514,19 +595,22 @@ func newServerFromConfigs(t *testing.T, cfgs []config.Config, mesh *meshconfig.M
 	return xds.NewFakeDiscoveryServer(t, xds.FakeOptions{Configs: cfgs, MeshConfig: mesh})
 }
 
-// clientSidecar is an application pod's sidecar in the cluster's network.
+// clientSidecar is an application pod's sidecar in the cluster's network
+// and locality.
 func clientSidecar(s *xds.FakeDiscoveryServer, reg registry, cluster string) *model.Proxy {
 	cl := reg.cluster(cluster)
 	return s.SetupProxy(&model.Proxy{
 		ConfigNamespace: clientNamespace,
+		Locality:        proxyLocality(cl.Locality),
 		Metadata:        &model.NodeMetadata{Network: network.ID(cl.Network)},
 	})
 }
 
 // eastWestGateway is the cluster's east-west gateway as Istio's samples
 // install it: a router labelled with the selector, in its network, asking
-// for that network's view only (ISTIO_META_REQUESTED_NETWORK_VIEW).
-func eastWestGateway(s *xds.FakeDiscoveryServer, labels map[string]string, net string) *model.Proxy {
+// for that network's view only (ISTIO_META_REQUESTED_NETWORK_VIEW), in the
+// cluster's locality (the registry's `locality` of the cluster).
+func eastWestGateway(s *xds.FakeDiscoveryServer, labels map[string]string, net, locality string) *model.Proxy {
 	md := &model.NodeMetadata{Labels: labels, Network: network.ID(net)}
 	if net != "" {
 		md.RequestedNetworkView = []string{net}
@@ -534,9 +618,22 @@ func eastWestGateway(s *xds.FakeDiscoveryServer, labels map[string]string, net s
 	return s.SetupProxy(&model.Proxy{
 		Type:            model.Router,
 		ConfigNamespace: gatewayNamespace,
+		Locality:        proxyLocality(locality),
 		Labels:          labels,
 		Metadata:        md,
 	})
+}
+
+// proxyLocality is a proxy's locality as istiod sets it on connection
+// (pilot/pkg/xds/ads.go setTopologyLabels: the pod's topology labels, else
+// the Envoy node's locality, else an empty one): never nil. The test
+// server's SetupProxy leaves a proxy's Locality as given, and a nil one is
+// a state istiod never builds configuration for; with it,
+// loadbalancer.go applyLocalityFailover dereferences nil for any rule with
+// region `failover`. A pod in a cluster is given that cluster's locality
+// in the registry ("" gives the empty locality).
+func proxyLocality(locality string) *corev3.Locality {
+	return util.ConvertLocality(locality)
 }
 
 // --- reading Envoy configuration ---

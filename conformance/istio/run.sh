@@ -60,6 +60,8 @@ render ipv6 "$here/testdata/tcp.yaml" "alpha beta" --vip-range-v6 fd00:6c6f:6261
 render api-v1beta1 "$ex/registry.yaml" "east west" --istio-api-version v1beta1
 render api-v1alpha3 "$ex/bookinfo.yaml" "cluster1 cluster2" --istio-api-version v1alpha3
 render no-per-cluster-names "$ex/bookinfo.yaml" "cluster1 cluster2" --no-per-cluster-names
+render failover "$ex/failover.yaml" "east west south north"
+render failover-eds "$here/testdata/failover.yaml" "east west south north"
 cases=("$out"/*/)
 echo "rendered ${#cases[@]} cases with $bin"
 

@@ -54,6 +54,7 @@ func TestSidecar(t *testing.T) {
 		for _, w := range want {
 			checked[w.host] = true
 			t.Run(fmt.Sprintf("%s:%d", w.host, w.port.Number), func(t *testing.T) {
+				defer failOnIstioPanic(t)
 				env.t = t
 				env.checkPort(w, vips(t, c, cfgs, w.host))
 			})
