@@ -88,7 +88,8 @@ def measure(binary, namespace, size, changes, work):
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [binary, "serve", "--registry", "kubernetes", "--kube-namespace", namespace,
-             "--cluster", "east", "--state-dir", state, "--listen", f"127.0.0.1:{port}"],
+             "--cluster", "east", "--state-dir", state, "--listen", f"127.0.0.1:{port}",
+             "--admin", "off"],
             stderr=log, env=env)
         try:
             last = size - 1

@@ -68,7 +68,7 @@ start() {
 globaldns() { # NAME CPUS WORKERS
   port[$1]=$(free_port)
   start "$1" "$2" "$bin" serve --registry "$work/registry.yaml" --listen "127.0.0.1:${port[$1]}" \
-    --state-dir "$work/state-$1" --udp-workers "$3"
+    --state-dir "$work/state-$1" --udp-workers "$3" --admin off
 }
 
 knot() { # NAME CPUS WORKERS

@@ -141,7 +141,7 @@ def serve(binary, registry, state, port, log):
     return subprocess.Popen(
         [binary, "serve", "--registry", registry, "--listen", f"127.0.0.1:{port}",
          "--state-dir", state, "--vip-range-v6", "fd00:6c6f:6261:6c00::/64",
-         "--reload-interval", "50ms"],
+         "--reload-interval", "50ms", "--admin", "off"],
         stderr=log, env=env,
     )
 

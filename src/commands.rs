@@ -377,7 +377,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         std::net::TcpStream::connect_timeout(&args.admin, std::time::Duration::from_secs(5))
             .with_context(|| {
                 format!(
-                    "cannot reach the admin endpoint at {} (is the server running with --admin?)",
+                    "cannot reach the admin endpoint at {} (is the server running? `serve` listens on 127.0.0.1:9153 unless --admin says otherwise; give explain the same --admin)",
                     args.admin
                 )
             })?;

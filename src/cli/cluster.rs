@@ -11,7 +11,7 @@ use super::ZoneArgs;
 pub struct ExplainArgs {
     /// The name to explain, e.g. httpbin.bar.global.
     pub name: String,
-    /// The server's admin endpoint.
+    /// The server's admin endpoint (`serve`'s default address).
     #[arg(
         long,
         env = "GLOBALDNS_ADMIN",

@@ -69,9 +69,11 @@ pub struct ServeArgs {
     /// (SO_REUSEPORT) [default: one per CPU].
     #[arg(long, env = "GLOBALDNS_UDP_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub udp_workers: Option<u16>,
-    /// Serve /metrics, /healthz and /readyz here [default: off].
-    #[arg(long, env = "GLOBALDNS_ADMIN", value_name = "ADDR:PORT")]
-    pub admin: Option<std::net::SocketAddr>,
+    /// Serve /metrics, /healthz, /readyz and /explain here, or `off`
+    /// [default: 127.0.0.1:9153, where `explain` asks; skipped with a
+    /// warning when that port is taken].
+    #[arg(long, env = "GLOBALDNS_ADMIN", value_name = "ADDR:PORT|off", value_parser = parse_admin)]
+    pub admin: Option<Admin>,
     /// On SIGTERM, keep answering this long with /readyz false before
     /// stopping (set it to cover endpoint removal, e.g. 5s, in Kubernetes).
     #[arg(
@@ -191,6 +193,25 @@ impl ProbeArgs {
     }
 }
 
+/// Where `serve` puts its admin endpoint unless told, and where `explain`
+/// asks: loopback, so that the README's two commands work together and
+/// nothing is exposed beyond the machine.
+pub const DEFAULT_ADMIN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9153);
+
+/// `--admin`: an address, or `None` for `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admin(pub Option<std::net::SocketAddr>);
+
+fn parse_admin(text: &str) -> Result<Admin, String> {
+    if text == "off" {
+        return Ok(Admin(None));
+    }
+    text.parse()
+        .map(|at| Admin(Some(at)))
+        .map_err(|_| format!("`{text}` is neither ADDR:PORT nor `off`"))
+}
+
 /// A duration that is not zero.
 fn parse_positive(text: &str) -> Result<Interval, String> {
     let interval: Interval = text.parse()?;
@@ -272,7 +293,11 @@ impl ServeArgs {
         Ok(ServeConfig {
             sync,
             grpc: self.grpc,
-            admin: self.admin,
+            admin: match self.admin {
+                None => Some(DEFAULT_ADMIN),
+                Some(Admin(at)) => at,
+            },
+            admin_is_default: self.admin.is_none(),
             drain_delay: self.drain_delay.0,
             serve_service_entries: self.serve_service_entries,
             registry: if kubernetes {

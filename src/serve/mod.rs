@@ -53,6 +53,10 @@ pub struct ServeConfig {
     pub serve_service_entries: bool,
     /// Where to serve /metrics, /healthz and /readyz, when set.
     pub admin: Option<SocketAddr>,
+    /// `admin` is the default address, not one the user gave: when it is
+    /// taken (another globaldns on the machine), serve without it and say
+    /// so, rather than fail to start.
+    pub admin_is_default: bool,
     /// On SIGTERM, how long to keep answering with readiness false before
     /// stopping, so that load balancers take the pod out first.
     pub drain_delay: Duration,
@@ -237,11 +241,22 @@ impl Listeners {
             None => None,
         };
         let admin = match config.admin {
-            Some(at) => Some(
-                TcpListener::bind(at)
-                    .await
-                    .with_context(|| format!("cannot listen for the admin endpoint on {at}"))?,
-            ),
+            Some(at) => match TcpListener::bind(at).await {
+                Ok(listener) => Some(listener),
+                Err(e) if config.admin_is_default => {
+                    tracing::warn!(
+                        addr = %at,
+                        error = %e,
+                        "no admin endpoint: its default address is taken (another globaldns?); \
+                         give --admin ADDR:PORT, or --admin off"
+                    );
+                    None
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot listen for the admin endpoint on {at}")));
+                }
+            },
             None => None,
         };
         Ok(Self { dns, grpc, admin })
@@ -291,7 +306,7 @@ fn spawn_admin(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "admin endpoint: /metrics, /healthz, /readyz");
+    tracing::info!(addr = %local, "admin endpoint: /metrics, /healthz, /readyz, /explain");
     tasks.spawn(crate::admin::serve(listener, state, shutdown.clone()));
     Ok(local)
 }

@@ -125,3 +125,47 @@ async fn health_readiness_and_metrics() {
     assert_eq!(answer.answers.len(), 1, "still answering while draining");
     assert_eq!(get(admin, "/no-such-page").await.0, 404);
 }
+
+/// Issue 28 item 4: `serve` has an admin endpoint by default, on a fixed
+/// loopback port; a second server on the machine finds it taken and
+/// serves DNS without one, with a warning, where an address the user gave
+/// stays a clear error. (The taken port here is one the test picked.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_default_admin_port_is_skipped_a_given_one_is_an_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap();
+    let server = TestServer::with(Options {
+        admin: Some(at),
+        admin_is_default: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(server.running().admin, None, "no admin endpoint");
+    let answer = exchange(
+        server.addr,
+        &query("httpbin.bar.global.", RecordType::A, false),
+        Via::Udp,
+    )
+    .await;
+    assert_eq!(answer.answers.len(), 1, "DNS is served all the same");
+    let out = crate::support::globaldns()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            &at.to_string(),
+        ])
+        .arg("--registry")
+        .arg(crate::support::example("registry.yaml"))
+        .arg("--state-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("cannot listen for the admin endpoint on {at}")),
+        "{stderr}"
+    );
+}

@@ -105,7 +105,14 @@ fn serving_a_registry_that_does_not_exist_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("nosuch.yaml");
     let out = globaldns()
-        .args(["serve", "--listen", "127.0.0.1:0", "--registry"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "off",
+            "--registry",
+        ])
         .arg(&registry)
         .output()
         .unwrap();
@@ -158,6 +165,8 @@ fn a_port_in_use_is_a_clear_error() {
     let out = globaldns()
         .args([
             "serve",
+            "--admin",
+            "off",
             "--registry",
             &example("registry.yaml"),
             "--listen",

@@ -29,6 +29,9 @@ impl Process {
     fn start(registry: &Path, state: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_globaldns"))
             .env_clear()
+            // No admin endpoint on serve's default port; a test that wants
+            // one gives `--admin 127.0.0.1:0`, which wins over this.
+            .env("GLOBALDNS_ADMIN", "off")
             .args(["serve", "--listen", listen])
             .arg("--registry")
             .arg(registry)

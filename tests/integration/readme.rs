@@ -214,10 +214,16 @@ fn the_two_commands_are_at_the_top_and_true() {
     let Command::Serve(args) = cli.command else {
         panic!("serve")
     };
-    assert_eq!(
-        args.config().unwrap().listen,
-        "127.0.0.1:5353".parse().unwrap()
-    );
+    let config = args.config().unwrap();
+    assert_eq!(config.listen, "127.0.0.1:5353".parse().unwrap());
+    // Issue 28 item 4: the first command's server answers the README's
+    // `globaldns explain NAME`, which asks 127.0.0.1:9153 by default.
+    let explain = Cli::try_parse_from(["globaldns", "explain", "httpbin.bar.global"]).unwrap();
+    let Command::Explain(explain) = explain.command else {
+        panic!("explain")
+    };
+    assert_eq!(config.admin, Some(explain.admin));
+    assert!(config.admin_is_default);
 }
 
 /// The anchors of a page's headings, as GitHub makes them: lower case,

@@ -69,6 +69,9 @@ pub struct Options {
     pub in_place_settle: Duration,
     /// Serve the admin endpoint (on 127.0.0.1:0).
     pub admin: Option<std::net::SocketAddr>,
+    /// `admin` stands for `serve`'s default address (a port in use is
+    /// then a warning, not a failure).
+    pub admin_is_default: bool,
     /// The name server's addresses (`ns.<zone>` A/AAAA).
     pub ns_addresses: Vec<std::net::IpAddr>,
     pub brake: BrakeConfig,
@@ -91,6 +94,7 @@ impl Default for Options {
             reload_interval: Duration::from_millis(20),
             in_place_settle: Duration::from_secs(10),
             admin: None,
+            admin_is_default: false,
             ns_addresses: vec!["192.0.2.53".parse().unwrap()],
             brake: BrakeConfig {
                 share: 0.5,
@@ -142,6 +146,7 @@ impl TestServer {
             grpc: None,
             serve_service_entries: false,
             admin: options.admin,
+            admin_is_default: options.admin_is_default,
             drain_delay: Duration::ZERO,
             brake: options.brake,
             cluster: None,
