@@ -206,6 +206,7 @@ mod tests {
         for series in &metrics.sync.failures {
             series.store(next(), Relaxed);
         }
+        metrics.sync.leader.store(1, Relaxed);
         metrics.peers.status.lock().unwrap().extend([
             (
                 "north".to_string(),

@@ -29,6 +29,8 @@ pub struct SyncSeries {
     pub held_back: AtomicU64,
     pub throttled: AtomicU64,
     pub lease_lost: AtomicU64,
+    /// 1 while this replica holds the sync Lease.
+    pub leader: AtomicU64,
 }
 
 impl SyncSeries {
@@ -78,6 +80,12 @@ impl SyncSeries {
                     "counter",
                     "Sync passes stopped early because the Lease was lost mid-pass.",
                     &self.lease_lost,
+                ),
+                (
+                    "globaldns_sync_leader",
+                    "gauge",
+                    "1 while this replica holds the sync Lease and writes the Istio objects, 0 otherwise (summed over the replicas: 1 when the sync has a writer).",
+                    &self.leader,
                 ),
             ],
         );

@@ -145,6 +145,7 @@ pub async fn run(
             leader = now_leader;
             pending |= leader;
             probing.lead(leader, &shutdown);
+            metrics.sync.leader.store(u64::from(leader), Relaxed);
             if !leader {
                 // Failures of a pass this replica no longer runs are not news.
                 metrics.sync.failing.store(0, Relaxed);

@@ -711,6 +711,7 @@ async fn losing_the_lease_mid_pass_stops_the_writes() {
         .await
         .expect("the pass starts");
     let won = tokio::time::Instant::now();
+    assert_eq!(metrics.sync.leader.load(Relaxed), 1, "the holder says so");
     assert_eq!(request.uri().path(), "/apis/networking.istio.io");
     send.send_response(ok(&istio_group(&["v1"])));
     let (request, send) = next(&mut handle).await;
@@ -740,6 +741,7 @@ async fn losing_the_lease_mid_pass_stops_the_writes() {
     );
     assert_eq!(metrics.sync.lease_lost.load(Relaxed), 1);
     assert_eq!(metrics.sync.applied.load(Relaxed), 1);
+    assert_eq!(metrics.sync.leader.load(Relaxed), 0, "no longer the holder");
     shutdown.cancel();
 }
 
