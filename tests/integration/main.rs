@@ -13,6 +13,7 @@ mod federation;
 mod layout;
 mod lifecycle;
 mod manifests;
+mod monitoring;
 mod readme;
 mod reload;
 mod restart;

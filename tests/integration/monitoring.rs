@@ -1,0 +1,86 @@
+//! The alerting rules (`monitoring/`) and their PrometheusRule
+//! (`manifests/monitoring/`): the PrometheusRule carries exactly the rules
+//! file's groups, and every series an alert reads is one globaldns
+//! exports. (`promtool check rules` and `promtool test rules` run in
+//! `.ci/run`, where Debian's prometheus is installed.)
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+fn read(path: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The metric families of the exposition (its `# TYPE` lines), from the
+/// recorded exposition the metrics test holds every family to.
+fn exported() -> BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics/exposition.txt");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `globaldns_…` names in `expr`, histogram suffixes taken off.
+fn series(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("globaldns_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name)
+            .to_string();
+        out.push(family);
+    }
+    out
+}
+
+#[test]
+fn the_prometheus_rule_is_the_rules_file() {
+    let rules = read("monitoring/globaldns.rules.yaml");
+    let object = read("manifests/monitoring/prometheusrule.yaml");
+    assert_eq!(object["kind"], "PrometheusRule");
+    assert_eq!(object["spec"]["groups"], rules["groups"]);
+}
+
+#[test]
+fn every_alert_reads_series_globaldns_exports() {
+    let rules = read("monitoring/globaldns.rules.yaml");
+    let exported = exported();
+    assert!(exported.contains("globaldns_sync_leader"), "{exported:?}");
+    let mut alerts = 0;
+    for rule in rules["groups"][0]["rules"].as_array().unwrap() {
+        let expr = rule["expr"].as_str().unwrap();
+        let names = series(expr);
+        assert!(!names.is_empty(), "{expr}");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "alert {} reads {name}, which globaldns does not export",
+                rule["alert"]
+            );
+        }
+        assert!(
+            rule["annotations"]["runbook"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()),
+            "alert {} has a runbook line",
+            rule["alert"]
+        );
+        alerts += 1;
+    }
+    assert_eq!(alerts, 10);
+}
