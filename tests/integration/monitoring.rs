@@ -84,3 +84,55 @@ fn every_alert_reads_series_globaldns_exports() {
     }
     assert_eq!(alerts, 10);
 }
+
+/// The Grafana dashboard (`monitoring/dashboard.json`): every panel's
+/// every query reads series globaldns exports, and every exported family
+/// but the ones kept for alerts or debugging is on some panel.
+#[test]
+fn every_dashboard_query_reads_series_globaldns_exports() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("monitoring/dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let exported = exported();
+    let mut shown = BTreeSet::new();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8, "{} panels", panels.len());
+    for panel in panels {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has a query", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let names = series(expr);
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                assert!(
+                    exported.contains(&name),
+                    "panel {} reads {name}, which globaldns does not export",
+                    panel["title"]
+                );
+                shown.insert(name);
+            }
+        }
+    }
+    // Counters of rare events, seen in the logs and alerts rather than on
+    // a graph; every other family is on the dashboard.
+    let off_the_dashboard = [
+        "globaldns_dns_connections_refused_total",
+        "globaldns_registry_objects_skipped",
+        "globaldns_registry_dangling_exports",
+        "globaldns_registry_conflicts",
+        "globaldns_registry_last_success_timestamp_seconds",
+        "globaldns_vip_followed_total",
+        "globaldns_vip_pins_moved_total",
+        "globaldns_sync_passes_total",
+        "globaldns_sync_throttled_total",
+        "globaldns_sync_lease_lost_total",
+        "globaldns_dropin_conflicts",
+        "globaldns_dropin_istio_prefers_hand_written",
+        "globaldns_peer_mesh_cluster",
+    ];
+    let missing: Vec<&String> = exported
+        .iter()
+        .filter(|n| !shown.contains(*n) && !off_the_dashboard.contains(&n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+}
