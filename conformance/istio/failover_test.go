@@ -40,7 +40,7 @@ package conformance
 //     every endpoint counts once. Within one cluster, every endpoint gets
 //     the same share;
 //   - outlier detection: Istio's documented defaults (consecutive5xxErrors
-//     5, interval 10s, baseEjectionTime 30s, maxEjectionPercent 10), then
+//     5, interval 10s, baseEjectionTime 30s, maxEjectionPercent 100, not Istio's 10), then
 //     the `defaults`' fields, then the service's, field by field.
 //
 // The client is labelled (app: sleep) and placed in its cluster's network
@@ -313,17 +313,21 @@ func splitLocality(l string) (region, zone, subzone string) {
 
 // regionFailover is the `failover` entry a DNS host's rule must carry for a
 // client in cluster: from the cluster's region to the region of the first
-// tier after the local one that is a single cluster; ok is false when
-// either region is unknown or both are the same (no entry).
+// tier after the local one that is a single cluster in another known
+// region; ok is false when there is none or the client's region is
+// unknown (no entry).
 func regionFailover(c renderCase, cluster string, ts [][]string) (from, to string, ok bool) {
 	from, _, _ = splitLocality(c.reg.cluster(cluster).Locality)
 	for _, tier := range ts {
 		if len(tier) == 1 && tier[0] != outside && tier[0] != cluster {
-			to, _, _ = splitLocality(c.reg.cluster(tier[0]).Locality)
-			break
+			r, _, _ := splitLocality(c.reg.cluster(tier[0]).Locality)
+			if r != "" && r != from {
+				to = r
+				break
+			}
 		}
 	}
-	return from, to, from != "" && to != "" && from != to
+	return from, to, from != "" && to != ""
 }
 
 // regionPriorities gives each endpoint of w (a host ordered by region) the
@@ -339,6 +343,15 @@ func regionPriorities(c renderCase, cluster string, w wantPort) (want map[string
 	ts := wantTiers(c, cluster, w)
 	from, to, entry := regionFailover(c, cluster, ts)
 	pr, pz, ps := splitLocality(c.reg.cluster(cluster).Locality)
+	if pr == "" {
+		// Without the client's region the rule turns locality load
+		// balancing off (`enabled: false`): the copies are equal.
+		want = map[string]uint32{}
+		for addr := range endpointLocalities(c, cluster, w) {
+			want[addr] = 0
+		}
+		return want, "equal: the client's cluster has no region in the registry, so the rule says enabled: false"
+	}
 	raw := map[string]int{}
 	used := map[int]bool{}
 	for addr, loc := range endpointLocalities(c, cluster, w) {
@@ -383,7 +396,7 @@ type outlierWant struct {
 }
 
 func wantOutlier(reg registry, s regService) (outlierWant, error) {
-	out := outlierWant{consecutive5xx: 5, interval: 10 * time.Second, baseEjectionTime: 30 * time.Second, maxEjection: 10}
+	out := outlierWant{consecutive5xx: 5, interval: 10 * time.Second, baseEjectionTime: 30 * time.Second, maxEjection: 100}
 	for _, o := range []*regOutlier{reg.Defaults.OutlierDetection, s.OutlierDetection} {
 		if o == nil {
 			continue

@@ -476,7 +476,7 @@ fn the_failover_order_is_explained_per_client_cluster() {
         "  from east: east, then west, then south",
         "  from south: south, then west, then east",
         "  from other clusters: west, then south, then east",
-        "  a copy is ejected after 3 errors in a row (checked every 5s, out for 30s at first, at most 10% at once)",
+        "  a copy is ejected after 3 errors in a row (checked every 5s, out for 30s at first, at most 100% at once)",
     ] {
         assert!(reviews.contains(line), "{line}\n{reviews}");
     }

@@ -169,6 +169,9 @@ pub(super) enum Ordering {
 /// One service's policy as seen from the local cluster.
 pub(super) struct Plan<'s> {
     tiers: Vec<Vec<Source<'s>>>,
+    /// The service's sources in the registry: its exporters, and its
+    /// workloads outside Kubernetes as one.
+    sources: usize,
     policy: Policy<'s>,
     /// The local cluster's region, and that of the first cluster after it
     /// in the order, when the registry gives them.
@@ -195,18 +198,19 @@ impl<'s> Plan<'s> {
                 .find(|c| c.name == name)
                 .and_then(|c| c.locality.as_deref())
         };
+        // The first cluster after the local one whose region is not the
+        // local region: a region failover to the local region says nothing.
+        let local_region = region(local.locality.as_deref());
         let next = tiers
             .iter()
             .filter_map(|tier| match tier.as_slice() {
-                [Source::Cluster(c)] if *c != local.name => Some(*c),
+                [Source::Cluster(c)] if *c != local.name => region(locality_of(c)),
                 _ => None,
             })
-            .next();
+            .find(|r| Some(*r) != local_region);
         Self {
-            regions: (
-                region(local.locality.as_deref()),
-                next.and_then(|c| region(locality_of(c))),
-            ),
+            sources: service.exported_from.len() + usize::from(!service.endpoints.is_empty()),
+            regions: (local_region, next),
             tiers,
             policy,
         }
@@ -228,13 +232,9 @@ impl<'s> Plan<'s> {
         endpoints: &mut [(WorkloadEntry, Source<'_>)],
         api_version: IstioApiVersion,
     ) -> Option<Ordering> {
-        let mut sources: Vec<Source<'_>> = Vec::new();
-        for (_, source) in endpoints.iter() {
-            if !sources.contains(source) {
-                sources.push(*source);
-            }
-        }
-        if sources.len() < 2 {
+        // Whether there is a rule follows the registry, not the gateways
+        // withdrawn now: an outage must not delete and recreate rules.
+        if self.sources < 2 {
             return None;
         }
         let dns = endpoints
@@ -263,11 +263,17 @@ impl<'s> Plan<'s> {
                     *counts.entry(cluster).or_default() += 1;
                 }
             }
-            let common = counts.values().copied().fold(1, lcm);
+            // Past u32 (gateway counts with a huge common multiple), the
+            // shares are kept per gateway rather than wrapped or clamped.
+            let common = counts
+                .values()
+                .try_fold(1u64, |a, b| lcm(a, *b))
+                .filter(|c| *c <= u64::from(u32::MAX / crate::registry::failover::MAX_WEIGHT))
+                .unwrap_or(1);
             for (entry, source) in endpoints.iter_mut() {
                 if let Source::Cluster(cluster) = source {
                     let weight = u64::from(self.policy.weight(cluster)) * common / counts[cluster];
-                    entry.weight = Some(u32::try_from(weight).unwrap_or(u32::MAX));
+                    entry.weight = Some(u32::try_from(weight.max(1)).unwrap_or(u32::MAX));
                 }
             }
         }
@@ -299,6 +305,10 @@ impl<'s> Plan<'s> {
                         .map(|k| format!("{PRIORITY_LABEL_PREFIX}{k}=true"))
                         .collect();
                 }
+                // Without the local region Istio would rank the copies by
+                // the pods' real region against the registry's: equal is
+                // what the docs promise.
+                Ordering::Regions if self.regions.0.is_none() => setting.enabled = false,
                 Ordering::Regions => {
                     if let (Some(from), Some(to)) = self.regions
                         && from != to
@@ -358,11 +368,11 @@ fn duration(d: Duration) -> String {
     }
 }
 
-fn lcm(a: u64, b: u64) -> u64 {
+fn lcm(a: u64, b: u64) -> Option<u64> {
     fn gcd(a: u64, b: u64) -> u64 {
         if b == 0 { a } else { gcd(b, a % b) }
     }
-    a / gcd(a, b) * b
+    (a / gcd(a, b)).checked_mul(b)
 }
 
 #[cfg(test)]

@@ -208,7 +208,7 @@ fn the_failover_order_becomes_priority_labels_and_a_rule() {
                 "loadBalancer": {"localityLbSetting": {"enabled": true, "failoverPriority": [
                     "globaldns.io/failover-1=true", "globaldns.io/failover-2=true"]}},
                 "outlierDetection": {"consecutive5xxErrors": 3, "interval": "5s",
-                                     "baseEjectionTime": "30s", "maxEjectionPercent": 10}
+                                     "baseEjectionTime": "30s", "maxEjectionPercent": 100}
             },
             "exportTo": ["*"]
         })
@@ -292,4 +292,31 @@ fn older_api_versions_and_destination_rules_shape_the_rule() {
         rule.unwrap()["trafficPolicy"]["tls"],
         serde_json::json!({"mode": "ISTIO_MUTUAL"})
     );
+}
+
+/// Without the local cluster's region a DNS entry's copies are equal
+/// (`enabled: false`), not ranked by the pods' real region; and whether a
+/// rule exists follows the registry, not the gateways withdrawn now.
+#[test]
+fn no_local_region_means_equal_and_withdrawals_keep_the_rule() {
+    let text = FAILOVER.replace("    locality: us-east1/us-east1-b\n", "");
+    assert!(!text.contains("us-east1/"));
+    let all = objects(&text, &["global"], &Target::new("east", "istio-system"));
+    let (_, rule) = failover_view(&all, "reviews.bookinfo.global");
+    assert_eq!(
+        rule.unwrap()["trafficPolicy"]["loadBalancer"],
+        serde_json::json!({"localityLbSetting": {"enabled": false}})
+    );
+    // ratings from east: west's gateway and both of south's withdrawn
+    // but one: still two sources in the registry, still a rule.
+    let mut target = Target::new("east", "istio-system");
+    target.withdrawn = [
+        GatewayKey::new("west", "198.51.100.20", 15443),
+        GatewayKey::new("south", "203.0.113.30", 15443),
+    ]
+    .into();
+    let all = objects(FAILOVER, &["global"], &target);
+    let (endpoints, rule) = failover_view(&all, "ratings.bookinfo.global");
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    assert!(rule.is_some(), "the rule stays through the outage");
 }

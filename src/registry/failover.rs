@@ -25,8 +25,9 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Largest weight a cluster may be given: far above any share a person
-/// writes, and small enough that a weight times the gateway counts it is
-/// spread over stays far inside Envoy's 32-bit sums.
+/// writes. A weight is multiplied by the least common multiple of the
+/// exporters' gateway counts; when that product could pass 32 bits
+/// (Envoy's sums), the render keeps the weights per gateway instead.
 pub const MAX_WEIGHT: u32 = 10_000;
 
 /// The registry-wide default policy (`defaults:` at the top of a registry
@@ -88,13 +89,16 @@ pub struct Thresholds {
 
 impl Thresholds {
     /// Istio's defaults (DestinationRule reference, `OutlierDetection`):
-    /// 5 errors in a row, a sweep every 10 s, 30 s out, at most 10% of the
-    /// hosts ejected (Envoy still ejects one host when that rounds to 0).
+    /// 5 errors in a row, a sweep every 10 s, 30 s out; but up to 100% of
+    /// the hosts ejected, not Istio's 10%. Envoy counts ejections across
+    /// the whole cluster, every priority together, so with 10% a client
+    /// whose own copy is out could never eject the next tier and move on
+    /// to the one after: failover needs every tier to be ejectable.
     pub const ISTIO: Self = Self {
         consecutive_5xx_errors: 5,
         interval: Duration::from_secs(10),
         base_ejection_time: Duration::from_secs(30),
-        max_ejection_percent: 10,
+        max_ejection_percent: 100,
     };
 }
 

@@ -243,7 +243,7 @@ impl Listeners {
         let admin = match config.admin {
             Some(at) => match TcpListener::bind(at).await {
                 Ok(listener) => Some(listener),
-                Err(e) if config.admin_is_default => {
+                Err(e) if config.admin_is_default && e.kind() == std::io::ErrorKind::AddrInUse => {
                     tracing::warn!(
                         addr = %at,
                         error = %e,

@@ -238,7 +238,7 @@ async fn failover_example(suite: &Suite) {
     assert_eq!(
         reviews["trafficPolicy"]["outlierDetection"],
         serde_json::json!({"consecutive5xxErrors": 3, "interval": "5s",
-                           "baseEjectionTime": "30s", "maxEjectionPercent": 10})
+                           "baseEjectionTime": "30s", "maxEjectionPercent": 100})
     );
     assert_eq!(
         rules["ratings-bookinfo-global"]["spec"]["trafficPolicy"]["loadBalancer"],

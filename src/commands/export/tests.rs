@@ -119,8 +119,14 @@ services:
 fn the_failover_defaults_are_written_into_each_service() {
     use crate::mesh::{Target, render};
     use crate::vip::{Allocator, DEFAULT_V4_RANGE, Family, Table, VipRange};
-    let text = include_str!("../../../examples/failover.yaml");
-    let file = load_str(text, "failover.yaml", &zones()).unwrap();
+    // reviews overrides one threshold: the others still come from the
+    // defaults, field by field, in the resources as in the file.
+    let text = include_str!("../../../examples/failover.yaml").replace(
+        "  - name: reviews\n    namespace: bookinfo\n",
+        "  - name: reviews\n    namespace: bookinfo\n    outlierDetection: {baseEjectionTime: 1m}\n",
+    );
+    assert!(text.contains("baseEjectionTime: 1m"));
+    let file = load_str(&text, "failover.yaml", &zones()).unwrap();
     assert!(!file.defaults.is_empty());
     let (clusters, services) = declared(&file, "mesh");
     let resources = registry_from(&clusters, &services, &zones());
@@ -150,4 +156,46 @@ fn the_failover_defaults_are_written_into_each_service() {
         assert!(from_file.iter().any(|o| o.contains("outlierDetection")));
         assert_eq!(objects(&resources), from_file, "{cluster}");
     }
+}
+
+/// A MeshCluster that goes away takes its place in a service's failover
+/// policy with it: the service keeps serving from the others, and says so.
+#[test]
+fn a_missing_cluster_leaves_the_policy_not_the_service() {
+    let text = include_str!("../../../examples/failover.yaml");
+    let file = load_str(text, "failover.yaml", &zones()).unwrap();
+    let (clusters, services) = declared(&file, "mesh");
+    let clusters: Vec<DeclaredCluster> =
+        clusters.into_iter().filter(|c| c.name != "south").collect();
+    let back = registry_from(&clusters, &services, &zones());
+    let reviews = back
+        .registry
+        .services
+        .iter()
+        .find(|s| s.name == "reviews")
+        .expect("reviews is still served");
+    assert_eq!(reviews.exported_from.as_slice(), ["east", "west"]);
+    assert_eq!(reviews.failover.as_deref(), Some(&["west".into()][..]));
+    let ratings = back
+        .registry
+        .services
+        .iter()
+        .find(|s| s.name == "ratings")
+        .unwrap();
+    assert_eq!(
+        ratings
+            .weights
+            .as_deref()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["west"]
+    );
+    assert!(
+        back.warnings
+            .iter()
+            .any(|w| w.contains("the failover policy names south")),
+        "{:?}",
+        back.warnings
+    );
 }

@@ -104,6 +104,15 @@ impl Probing {
     }
 }
 
+impl Drop for Probing {
+    /// The sync loop is over: so is the prober.
+    fn drop(&mut self) {
+        if let Some((_, stop)) = self.running.take() {
+            stop.cancel();
+        }
+    }
+}
+
 /// Copies the prober's status into the metrics after each round, until
 /// `stop`; then clears it.
 async fn report(

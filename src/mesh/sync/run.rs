@@ -211,6 +211,7 @@ pub async fn run(
             Err(_) => tracing::warn!("lease {lease} not released in time, it will expire"),
         }
     }
+    metrics.sync.leader.store(0, Relaxed);
 }
 
 /// Why a pass could not start.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::resources::{ExportedService, ExportedServiceSpec, MeshCluster, MeshClusterSpec};
-use crate::registry::failover::Defaults;
+use crate::registry::failover::{Defaults, OutlierDetection};
 use crate::registry::validate::validate;
 use crate::registry::{Cluster, Registry, Service};
 
@@ -136,11 +136,24 @@ fn spec(service: &Service, defaults: &Defaults) -> ExportedServiceSpec {
                 .map(|c| (c.to_string(), defaults.weights.get(c).copied().unwrap_or(1)))
                 .collect(),
         },
-        outlier_detection: service
-            .outlier_detection
-            .as_deref()
-            .or(defaults.outlier_detection.as_ref())
-            .cloned(),
+        // Field by field, as the file's policy merges them.
+        outlier_detection: match (
+            service.outlier_detection.as_deref(),
+            &defaults.outlier_detection,
+        ) {
+            (Some(own), Some(default)) => Some(OutlierDetection {
+                consecutive_5xx_errors: own
+                    .consecutive_5xx_errors
+                    .or(default.consecutive_5xx_errors),
+                interval: own.interval.clone().or_else(|| default.interval.clone()),
+                base_ejection_time: own
+                    .base_ejection_time
+                    .clone()
+                    .or_else(|| default.base_ejection_time.clone()),
+                max_ejection_percent: own.max_ejection_percent.or(default.max_ejection_percent),
+            }),
+            (own, default) => own.or(default.as_ref()).cloned(),
+        },
     }
 }
 
@@ -258,6 +271,21 @@ pub fn registry_from(
                 present.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
+        let dropped: Vec<&String> = spec
+            .failover
+            .iter()
+            .flatten()
+            .chain(spec.weights.keys())
+            .filter(|c| !present.contains(c))
+            .collect();
+        if !dropped.is_empty() && !present.is_empty() {
+            let dropped: Vec<&str> = dropped.iter().map(|c| c.as_str()).collect();
+            out.warnings.push(format!(
+                "ExportedService {}: the failover policy names {}, which it is not served from: left out of the policy",
+                object.describe(),
+                dropped.join(", ")
+            ));
+        }
         let service = std::sync::Arc::new(Service {
             name: spec.name.as_str().into(),
             namespace: spec.namespace.as_str().into(),
@@ -274,14 +302,20 @@ pub fn registry_from(
             ports: spec.ports.iter().cloned().collect(),
             addresses: spec.addresses.iter().copied().collect(),
             endpoints: spec.endpoints.iter().cloned().collect(),
-            failover: spec
-                .failover
-                .as_ref()
-                .map(|order| order.iter().map(|c| c.as_str().into()).collect()),
+            // A cluster that is gone from the exporters is gone from the
+            // policy too (said below), rather than failing the service.
+            failover: spec.failover.as_ref().map(|order| {
+                order
+                    .iter()
+                    .filter(|c| present.contains(c))
+                    .map(|c| c.as_str().into())
+                    .collect()
+            }),
             weights: (!spec.weights.is_empty()).then(|| {
                 Box::new(
                     spec.weights
                         .iter()
+                        .filter(|(c, _)| present.contains(c))
                         .map(|(c, w)| (c.as_str().into(), *w))
                         .collect(),
                 )

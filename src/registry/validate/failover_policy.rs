@@ -52,6 +52,12 @@ pub(super) fn validate_policy(
         check_order(order, &format!("{at}.failover"), &exports, why, problems);
     }
     if let Some(weights) = &service.weights {
+        if weights.is_empty() {
+            problems.push(Problem::new(
+                format!("{at}.weights"),
+                "no weights given: leave `weights` out (the registry's defaults apply) or name a cluster",
+            ));
+        }
         check_weights(weights, &format!("{at}.weights"), &exports, why, problems);
     }
     if let Some(outlier) = &service.outlier_detection {

@@ -295,3 +295,18 @@ fn readiness_urls_are_checked() {
         assert!(got.starts_with(want), "got {got:?}, want {want:?}");
     }
 }
+
+/// `weights: {}` would mean "weights, none given": refused, so that the
+/// file and the resources (where an empty map is no weights) agree.
+#[test]
+fn empty_weights_are_refused() {
+    let yaml = format!(
+        "{CLUSTERS}services:\n  - name: httpbin\n    namespace: bar\n    exportedFrom: [east, west]\n    ports: [{{name: http1, number: 8000, protocol: HTTP}}]\n    weights: {{}}\n"
+    );
+    let found = problems(&yaml);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("services[0].weights: no weights given"),
+        "{found:?}"
+    );
+}
