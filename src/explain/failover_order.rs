@@ -5,14 +5,13 @@
 
 use std::fmt::Write;
 
-use crate::mesh::failover_rule::{Policy, Source, tiers};
+use crate::mesh::failover_rule::{Policy, Source, sources, tiers};
 use crate::registry::Service;
 use crate::registry::failover::Defaults;
 
 /// The failover lines of `service` (none when one source serves it).
 pub(super) fn lines(out: &mut String, service: &Service, defaults: &Defaults) {
-    let sources = service.exported_from.len() + usize::from(!service.endpoints.is_empty());
-    if sources < 2 {
+    if sources(service) < 2 {
         return;
     }
     let policy = Policy::of(service, defaults);

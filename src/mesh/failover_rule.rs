@@ -49,7 +49,6 @@
 //! one there is nothing to fail over to. Per-cluster names get none.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use compact_str::CompactString;
@@ -153,6 +152,12 @@ pub fn tiers<'s>(
     tiers
 }
 
+/// A service's sources in the registry: each exporting cluster, and its
+/// workloads outside Kubernetes as one. A rule needs two.
+pub fn sources(service: &Service) -> usize {
+    service.exported_from.len() + usize::from(!service.endpoints.is_empty())
+}
+
 /// The prefix of the priority labels: `globaldns.io/failover-<k>`.
 pub const PRIORITY_LABEL_PREFIX: &str = "globaldns.io/failover-";
 
@@ -209,7 +214,7 @@ impl<'s> Plan<'s> {
             })
             .find(|r| Some(*r) != local_region);
         Self {
-            sources: service.exported_from.len() + usize::from(!service.endpoints.is_empty()),
+            sources: sources(service),
             regions: (local_region, next),
             tiers,
             policy,
@@ -237,9 +242,7 @@ impl<'s> Plan<'s> {
         if self.sources < 2 {
             return None;
         }
-        let dns = endpoints
-            .iter()
-            .any(|(e, _)| e.address.parse::<IpAddr>().is_err());
+        let dns = endpoints.iter().any(|(e, _)| e.by_name());
         let ordering = if dns {
             Ordering::Regions
         } else {

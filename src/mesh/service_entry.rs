@@ -33,13 +33,12 @@
 //!   keeps a name of its own whatever else the registry holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::destination_rule::DestinationRule;
-use super::failover_rule::{Plan, Source};
+use super::failover_rule::{Plan, Source, sources};
 use super::meta::{Metadata, absolute, export_to_all};
 pub use super::workload_entry::WorkloadEntry;
 use super::{GatewayKey, RenderError, Target};
@@ -146,12 +145,16 @@ pub fn rendered(
     let mut ruled = Vec::new();
     for zone in zones {
         for service in registry.services.iter() {
-            let plan = Plan::new(service, local, registry);
+            // Most services have one source, and no policy to plan.
+            let plan = (sources(service) >= 2).then(|| Plan::new(service, local, registry));
             for (cluster, want) in index::hosts(service, zone, pins, per_cluster) {
                 let endpoints = match cluster {
                     None => {
                         let mut endpoints = endpoints(service, &clusters, local, target);
-                        if let Some(ordering) = plan.annotate(&mut endpoints, target.api_version) {
+                        if let Some(plan) = &plan
+                            && let Some(ordering) =
+                                plan.annotate(&mut endpoints, target.api_version)
+                        {
                             let rule = plan.rule("", &want.host, ordering, target);
                             ruled.push((entries.len(), rule));
                         }
@@ -183,10 +186,7 @@ fn entry(
     table: &Table,
     target: &Target,
 ) -> ServiceEntry {
-    let resolution = if endpoints
-        .iter()
-        .all(|e| e.address.parse::<IpAddr>().is_ok())
-    {
+    let resolution = if endpoints.iter().all(|e| !e.by_name()) {
         Resolution::Static
     } else {
         Resolution::Dns

@@ -27,3 +27,11 @@ pub struct WorkloadEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
 }
+
+impl WorkloadEntry {
+    /// Whether the address is a host name Envoy resolves (not an IP): one
+    /// such endpoint makes the entry's resolution DNS.
+    pub fn by_name(&self) -> bool {
+        self.address.parse::<std::net::IpAddr>().is_err()
+    }
+}

@@ -48,6 +48,20 @@ fn series(expr: &str) -> Vec<String> {
     out
 }
 
+/// The series `expr` (of alert or panel `what`) reads, each one globaldns
+/// exports, and at least one.
+fn read_exported(expr: &str, exported: &BTreeSet<String>, what: &Value) -> Vec<String> {
+    let names = series(expr);
+    assert!(!names.is_empty(), "{what}: {expr}");
+    for name in &names {
+        assert!(
+            exported.contains(name),
+            "{what} reads {name}, which globaldns does not export"
+        );
+    }
+    names
+}
+
 #[test]
 fn the_prometheus_rule_is_the_rules_file() {
     let rules = read("monitoring/globaldns.rules.yaml");
@@ -63,16 +77,7 @@ fn every_alert_reads_series_globaldns_exports() {
     assert!(exported.contains("globaldns_sync_leader"), "{exported:?}");
     let mut alerts = 0;
     for rule in rules["groups"][0]["rules"].as_array().unwrap() {
-        let expr = rule["expr"].as_str().unwrap();
-        let names = series(expr);
-        assert!(!names.is_empty(), "{expr}");
-        for name in names {
-            assert!(
-                exported.contains(&name),
-                "alert {} reads {name}, which globaldns does not export",
-                rule["alert"]
-            );
-        }
+        read_exported(rule["expr"].as_str().unwrap(), &exported, &rule["alert"]);
         assert!(
             rule["annotations"]["runbook"]
                 .as_str()
@@ -101,16 +106,7 @@ fn every_dashboard_query_reads_series_globaldns_exports() {
         assert!(!targets.is_empty(), "panel {} has a query", panel["title"]);
         for target in targets {
             let expr = target["expr"].as_str().unwrap();
-            let names = series(expr);
-            assert!(!names.is_empty(), "{expr}");
-            for name in names {
-                assert!(
-                    exported.contains(&name),
-                    "panel {} reads {name}, which globaldns does not export",
-                    panel["title"]
-                );
-                shown.insert(name);
-            }
+            shown.extend(read_exported(expr, &exported, &panel["title"]));
         }
     }
     // Counters of rare events, seen in the logs and alerts rather than on

@@ -143,20 +143,16 @@ mod tests {
 
     use super::*;
 
-    /// The glue between the sync and the prober: nothing is probed until
-    /// the replica leads; then a loopback gateway that stops listening is
-    /// withdrawn (the sync is woken, the metrics say so), and giving up the
-    /// Lease forgets it all.
-    #[tokio::test]
-    async fn probes_run_while_leading_and_their_withdrawals_wake_the_sync() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+    /// East (local) and west, west's one gateway given by `west_gateway`
+    /// (a YAML flow mapping), probed every 50 ms, withdrawn after 2
+    /// failures.
+    fn two_clusters(west_gateway: &str) -> (Registry, HealthConfig) {
         let text = format!(
             "clusters:
   - name: east
     gateways: [{{address: 127.0.0.2}}]
   - name: west
-    gateways: [{{address: 127.0.0.1, port: {port}}}]
+    gateways: [{west_gateway}]
 services: []
 "
         );
@@ -167,6 +163,18 @@ services: []
             unhealthy_after: 2,
             healthy_after: 1,
         };
+        (registry, config)
+    }
+
+    /// The glue between the sync and the prober: nothing is probed until
+    /// the replica leads; then a loopback gateway that stops listening is
+    /// withdrawn (the sync is woken, the metrics say so), and giving up the
+    /// Lease forgets it all.
+    #[tokio::test]
+    async fn probes_run_while_leading_and_their_withdrawals_wake_the_sync() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (registry, config) = two_clusters(&format!("{{address: 127.0.0.1, port: {port}}}"));
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
         let mut probing = Probing::new(Some(config), "east", metrics.clone());
@@ -231,22 +239,9 @@ services: []
                     .await;
             }
         });
-        let text = format!(
-            "clusters:
-  - name: east
-    gateways: [{{address: 127.0.0.2}}]
-  - name: west
-    gateways: [{{address: 127.0.0.1, port: {port}, readinessUrl: 'http://{ready_address}/healthz/ready'}}]
-services: []
-"
-        );
-        let registry = crate::registry::load_str(&text, "t.yaml", &["global".into()]).unwrap();
-        let config = HealthConfig {
-            interval: Duration::from_millis(50),
-            timeout: Duration::from_millis(200),
-            unhealthy_after: 2,
-            healthy_after: 1,
-        };
+        let (registry, config) = two_clusters(&format!(
+            "{{address: 127.0.0.1, port: {port}, readinessUrl: 'http://{ready_address}/healthz/ready'}}"
+        ));
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
         let mut probing = Probing::new(Some(config), "east", metrics.clone());
