@@ -26,7 +26,9 @@ mod mesh;
 mod registry;
 mod serve;
 
-pub use cluster::{ExplainArgs, PeerSecretArgs, StubConfigArgs, StubTarget};
+pub use cluster::{
+    DoctorArgs, DoctorOutput, ExplainArgs, PeerSecretArgs, StubConfigArgs, StubTarget,
+};
 pub use mesh::{MeshArgs, Selector};
 pub use registry::{CheckArgs, ExportResourcesArgs, RenderArgs, SnapshotArgs, ZonefileArgs};
 pub use serve::{BrakeArgs, ServeArgs};
@@ -84,6 +86,15 @@ pub enum Command {
     /// its globaldns-reader ServiceAccount, for `kubectl apply -f -` in the
     /// others' globaldns namespace.
     PeerSecret(PeerSecretArgs),
+    /// Check a cluster's whole `.global` path, or several clusters', and
+    /// say what to fix: globaldns' Deployment, Service and Lease, the
+    /// cluster DNS wiring, Istio's versions, the east-west Gateway and its
+    /// pods, the ServiceEntries, leftovers of older installs, the Istio
+    /// network, the peers; across clusters, the root of trust and the VIPs.
+    /// Reads with the kubeconfig (an administrator's: it reads kube-system
+    /// and every namespace's Istio objects); writes nothing. Exits 1 when a
+    /// check fails.
+    Doctor(DoctorArgs),
 }
 
 /// What decides the served names and addresses: shared by `serve` and

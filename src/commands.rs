@@ -1,6 +1,7 @@
 //! The commands behind the command line, each one short: they wire the
 //! library together and print.
 
+pub mod doctor;
 pub mod export;
 pub mod peer_secret;
 pub mod stub;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::StubConfig(args) => stub_config(args),
         Command::Explain(args) => explain(args),
         Command::PeerSecret(args) => peer_secret(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Crds => {
             let yaml =
                 crate::registry::kube::resources::crds_yaml().context("cannot write YAML")?;

@@ -1,5 +1,5 @@
 //! The arguments of the commands that ask a cluster or a running server:
-//! `stub-config`, `explain`, `peer-secret`.
+//! `stub-config`, `explain`, `peer-secret`, `doctor`.
 
 use std::path::PathBuf;
 
@@ -87,4 +87,52 @@ pub enum StubTarget {
     Coredns,
     /// Both, each under a comment saying where it goes.
     Both,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The kubeconfig context of a cluster to check; repeat for several,
+    /// which adds the checks across them (one root of trust, one VIP per
+    /// host) [default: the current context].
+    #[arg(long = "context", value_name = "CONTEXT")]
+    pub contexts: Vec<String>,
+    /// globaldns' namespace.
+    #[arg(long, value_name = "NAMESPACE", default_value = "globaldns")]
+    pub namespace: String,
+    /// The name of globaldns' Deployment, Service and sync Lease.
+    #[arg(long, value_name = "NAME", default_value = "globaldns")]
+    pub name: String,
+    /// Istio's namespace, where globaldns writes its objects
+    /// (`serve --service-entry-namespace`) and istiod runs.
+    #[arg(long, value_name = "NAMESPACE", default_value = "istio-system")]
+    pub istio_namespace: String,
+    #[command(flatten)]
+    pub zones: ZoneArgs,
+    #[command(flatten)]
+    pub mesh: super::MeshArgs,
+    /// The cluster's name as the registry has it [default: the key
+    /// `cluster` of ConfigMap globaldns-config, as the Deployment reads it].
+    /// Only with one --context.
+    #[arg(long, value_name = "NAME", value_parser = super::parse_cluster_name)]
+    pub cluster: Option<String>,
+    /// A registry file to check against [default: the registry the
+    /// cluster's globaldns reads: ConfigMap globaldns-registry in file mode,
+    /// else the registry resources of the namespace and its peers'].
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+    /// How long reading one cluster's registry resources may take.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: super::Interval,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: DoctorOutput,
+}
+
+/// How `doctor` prints its findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoctorOutput {
+    /// A table per cluster, each warning and failure with its fix.
+    Table,
+    /// A JSON array, one object per check.
+    Json,
 }

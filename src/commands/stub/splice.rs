@@ -223,5 +223,56 @@ pub fn corefile(existing: &str, zones: &[String], blocks: &str) -> Result<String
     Ok(out)
 }
 
+/// The servers kube-dns' `stubDomains` JSON (`text`) forwards `zone` to,
+/// `None` when it has no entry for the zone; for `doctor`, which compares
+/// them with globaldns' ClusterIP.
+pub fn stub_domain_servers(text: &str, zone: &str) -> Result<Option<Vec<String>>, MergeError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| MergeError::StubDomains(e.to_string()))?;
+    let Value::Object(map) = value else {
+        return Err(MergeError::StubDomains(format!("found `{}`", text.trim())));
+    };
+    for (domain, servers) in map {
+        if normal(&domain) == zone {
+            let servers: Vec<String> = serde_json::from_value(servers)
+                .map_err(|e| MergeError::StubDomains(format!("`{domain}`: {e}")))?;
+            return Ok(Some(servers));
+        }
+    }
+    Ok(None)
+}
+
+/// The upstreams of the `forward .` directive in the Corefile's server
+/// block for `zone` on port 53 (`forward . 10.0.0.10:53` gives
+/// `["10.0.0.10:53"]`); `None` when no block serves the zone, an empty list
+/// when its block forwards nowhere. For `doctor`.
+pub fn corefile_forwards(corefile: &str, zone: &str) -> Result<Option<Vec<String>>, MergeError> {
+    for piece in pieces(corefile)? {
+        let Piece::Block { keys, body, .. } = piece else {
+            continue;
+        };
+        if !keys.iter().any(|key| serves(key, zone)) {
+            continue;
+        }
+        let mut upstreams = Vec::new();
+        for line in body.trim_matches(['{', '}']).lines() {
+            let line = line.split('#').next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            if words.next() == Some("forward") && words.next() == Some(".") {
+                upstreams.extend(
+                    words
+                        .take_while(|w| *w != "{")
+                        .map(|w| w.strip_prefix("dns://").unwrap_or(w).to_string()),
+                );
+            }
+        }
+        return Ok(Some(upstreams));
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests;

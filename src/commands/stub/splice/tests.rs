@@ -115,3 +115,30 @@ fn a_corefile_that_does_not_balance_is_refused() {
         assert!(err.contains(says), "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn the_forward_of_a_zone_s_block_is_read_back() {
+    let text = ".:53 {\n    forward . /etc/resolv.conf\n}\nglobal:53 other:53 {\n    cache 30\n    forward . 10.0.0.10:53 dns://10.0.0.11 { # two\n        max_fails 2\n    }\n}\n";
+    assert_eq!(
+        corefile_forwards(text, "global").unwrap(),
+        Some(vec!["10.0.0.10:53".to_string(), "10.0.0.11".to_string()])
+    );
+    assert_eq!(corefile_forwards(text, "region").unwrap(), None);
+    assert_eq!(
+        corefile_forwards("global {\n    whoami\n}\n", "global").unwrap(),
+        Some(vec![])
+    );
+    assert!(corefile_forwards("global {\n", "global").is_err());
+}
+
+#[test]
+fn the_servers_of_a_stub_domain_are_read_back() {
+    let text = r#"{"Global.": ["10.0.0.10"], "acme.local": ["1.2.3.4"]}"#;
+    assert_eq!(
+        stub_domain_servers(text, "global").unwrap(),
+        Some(vec!["10.0.0.10".to_string()])
+    );
+    assert_eq!(stub_domain_servers(text, "region").unwrap(), None);
+    assert_eq!(stub_domain_servers("", "global").unwrap(), None);
+    assert!(stub_domain_servers("[1]", "global").is_err());
+}

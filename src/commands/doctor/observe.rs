@@ -1,0 +1,461 @@
+//! What `doctor` reads of a cluster, read once and kept as found: every
+//! read that fails is kept as its error (`Err(text)`), so that one missing
+//! permission or CRD turns into one finding, not into a doctor that stops.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::Finding;
+use crate::commands::stub::{COREDNS, DNS_NAMESPACE, KUBE_DNS};
+use crate::mesh::{GROUP, IstioApiVersion};
+use crate::registry::Registry;
+use crate::registry::kube::assemble::{Assembler, ViewInput};
+use crate::registry::kube::cluster_watch::{Changed, ClusterWatch, Kind};
+use crate::registry::kube::peers::{PEER_LABEL, Peer};
+
+/// A read: what was found, or why it could not be read.
+pub type Read<T> = Result<T, String>;
+
+/// What `doctor` is asked to check (its flags).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// globaldns' namespace: its Deployment, Service, Lease, ConfigMaps,
+    /// registry resources and peer Secrets.
+    pub namespace: String,
+    /// The name of globaldns' Deployment, Service and Lease.
+    pub name: String,
+    /// Istio's namespace: the synced objects, istiod, the injector's
+    /// ConfigMaps, the network label, the root certificate.
+    pub istio_namespace: String,
+    pub zones: Vec<String>,
+    pub per_cluster_names: bool,
+    /// The local cluster's name; `None`: read from the ConfigMap
+    /// `globaldns-config` (key `cluster`) as the Deployment does.
+    pub cluster: Option<String>,
+    /// A registry file; `None`: the registry the cluster's globaldns reads
+    /// (the file-mode ConfigMap `globaldns-registry`, else the registry
+    /// resources of the namespace and its peers').
+    pub registry: Option<PathBuf>,
+    pub target: crate::mesh::Target,
+    /// How long a read of one cluster (a peer's lists) may take.
+    pub timeout: Duration,
+}
+
+/// One cluster as `doctor` found it.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The kubeconfig context it was reached through (`current` for the
+    /// current one).
+    pub context: String,
+    pub options: Option<Options>,
+    /// The local cluster's name and where it was read.
+    pub cluster: Read<String>,
+    pub deployment: Read<Option<Deployment>>,
+    pub service: Read<Option<Service>>,
+    pub lease: Read<Option<Lease>>,
+    pub kube_dns: Read<Option<ConfigMap>>,
+    pub coredns: Read<Option<ConfigMap>>,
+    /// `networking.istio.io` versions served, the preferred first.
+    pub istio_versions: Read<Vec<String>>,
+    /// Every Gateway of the cluster.
+    pub gateways: Read<Vec<DynamicObject>>,
+    /// Pods of every namespace labelled as the east-west gateway's
+    /// selector says, and the Services of their namespaces.
+    pub gateway_pods: Read<Vec<Pod>>,
+    pub gateway_services: Read<Vec<Service>>,
+    /// Every ServiceEntry of the cluster.
+    pub service_entries: Read<Vec<DynamicObject>>,
+    /// Every EnvoyFilter of the cluster.
+    pub envoy_filters: Read<Vec<DynamicObject>>,
+    /// The injector's ConfigMaps (`istio-sidecar-injector*` in Istio's
+    /// namespace).
+    pub injector: Read<Vec<ConfigMap>>,
+    /// istiod's Deployment (`istiod`, or `istio-pilot` before 1.5).
+    pub istiod: Read<Option<Deployment>>,
+    pub istio_namespace: Read<Option<Namespace>>,
+    /// `istio-ca-root-cert` in Istio's namespace.
+    pub root_cert: Read<Option<ConfigMap>>,
+    /// The registry and where it was read.
+    pub registry: Read<(Registry, String)>,
+    pub peers: Vec<PeerSeen>,
+}
+
+/// A peer Secret and what reaching its cluster gave.
+#[derive(Clone, Debug)]
+pub struct PeerSeen {
+    /// `Secret <namespace>/<name>`.
+    pub secret: String,
+    /// The cluster it names, once the Secret decoded.
+    pub cluster: Option<String>,
+    /// Whether the peer holds the MeshCluster of its own name; `Err`: the
+    /// Secret does not give a peer, or its API server did not answer.
+    pub holds_cluster: Read<bool>,
+}
+
+/// The name of the ConfigMap the Deployment reads its cluster name from.
+pub const CONFIG: &str = "globaldns-config";
+/// The file-mode registry ConfigMap, and its key.
+pub const REGISTRY_CONFIGMAP: (&str, &str) = ("globaldns-registry", "registry.yaml");
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+async fn get<K>(api: Api<K>, name: &str) -> Read<Option<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name).await.map_err(text)
+}
+
+/// A client for `context` (`None`: the current one) of the kubeconfig.
+pub async fn client_for(context: Option<&str>) -> anyhow::Result<kube::Client> {
+    use anyhow::Context as _;
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = match Kubeconfig::read() {
+        Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .with_context(|| format!("kubeconfig context {}", context.unwrap_or("(current)")))?,
+        Err(_) if context.is_none() => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a pod")?,
+        Err(e) => return Err(e).context("cannot read the kubeconfig"),
+    };
+    kube::Client::try_from(config).context("cannot make a client")
+}
+
+fn istio_resource(version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, version, kind), plural)
+}
+
+async fn list_all(client: &kube::Client, resource: &ApiResource) -> Read<Vec<DynamicObject>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    Ok(api.list(&ListParams::default()).await.map_err(text)?.items)
+}
+
+impl Observed {
+    /// A cluster of which nothing was read yet (every read `Err("not
+    /// read")`): what [`Self::read`] fills, and what tests start from.
+    pub fn unread(context: &str) -> Self {
+        fn no<T>() -> Read<T> {
+            Err("not read".to_string())
+        }
+        Self {
+            context: context.to_string(),
+            options: None,
+            cluster: no(),
+            deployment: no(),
+            service: no(),
+            lease: no(),
+            kube_dns: no(),
+            coredns: no(),
+            istio_versions: no(),
+            gateways: no(),
+            gateway_pods: no(),
+            gateway_services: no(),
+            service_entries: no(),
+            envoy_filters: no(),
+            injector: no(),
+            istiod: no(),
+            istio_namespace: no(),
+            root_cert: no(),
+            registry: no(),
+            peers: Vec::new(),
+        }
+    }
+
+    /// Reads cluster `context` (its name as given, for the report) through
+    /// `client`.
+    pub async fn read(client: &kube::Client, context: &str, options: &Options) -> Self {
+        let ns = options.namespace.as_str();
+        let istio = options.istio_namespace.as_str();
+        let mut seen = Observed::unread(context);
+        seen.options = Some(options.clone());
+        seen.cluster = match &options.cluster {
+            Some(name) => Ok(name.clone()),
+            None => cluster_name(client, ns).await,
+        };
+        if let (Ok(cluster), Some(kept)) = (&seen.cluster, seen.options.as_mut()) {
+            kept.target.cluster = cluster.clone();
+        }
+        seen.deployment = get(Api::namespaced(client.clone(), ns), &options.name).await;
+        seen.service = get(Api::namespaced(client.clone(), ns), &options.name).await;
+        seen.lease = get(Api::namespaced(client.clone(), ns), &options.name).await;
+        let system: Api<ConfigMap> = Api::namespaced(client.clone(), DNS_NAMESPACE);
+        seen.kube_dns = get(system.clone(), KUBE_DNS).await;
+        seen.coredns = get(system, COREDNS).await;
+        seen.istio_versions = crate::discovery::served_versions(client, GROUP)
+            .await
+            .map_err(text);
+        let version = seen.istio_versions.as_ref().ok().and_then(|served| {
+            crate::discovery::newest(&IstioApiVersion::NEWEST_FIRST, served, |v| v.version())
+        });
+        let not_served = || Err(format!("the API server does not serve {GROUP}"));
+        match version {
+            Some(v) => {
+                let v = v.version();
+                seen.gateways = list_all(client, &istio_resource(v, "Gateway", "gateways")).await;
+                seen.service_entries =
+                    list_all(client, &istio_resource(v, "ServiceEntry", "serviceentries")).await;
+            }
+            None => {
+                seen.gateways = not_served();
+                seen.service_entries = not_served();
+            }
+        }
+        // EnvoyFilter is served in v1alpha3 only.
+        seen.envoy_filters = match &seen.istio_versions {
+            Ok(served) if served.iter().any(|v| v == "v1alpha3") => {
+                list_all(
+                    client,
+                    &istio_resource("v1alpha3", "EnvoyFilter", "envoyfilters"),
+                )
+                .await
+            }
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(e.clone()),
+        };
+        let selector = options
+            .target
+            .gateway_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods: Api<Pod> = Api::all(client.clone());
+        seen.gateway_pods = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map(|l| l.items)
+            .map_err(text);
+        seen.gateway_services = match &seen.gateway_pods {
+            Ok(pods) => gateway_services(client, pods).await,
+            Err(e) => Err(e.clone()),
+        };
+        let istio_maps: Api<ConfigMap> = Api::namespaced(client.clone(), istio);
+        seen.injector = istio_maps
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter(|m| {
+                        m.metadata
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with("istio-sidecar-injector"))
+                    })
+                    .collect()
+            })
+            .map_err(text);
+        seen.root_cert = get(istio_maps, "istio-ca-root-cert").await;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), istio);
+        seen.istiod = match get(deployments.clone(), "istiod").await {
+            Ok(None) => get(deployments, "istio-pilot").await,
+            other => other,
+        };
+        seen.istio_namespace = get(Api::all(client.clone()), istio).await;
+        let local = seen.cluster.clone().unwrap_or_default();
+        seen.registry = registry(client, options, &local, &mut seen.peers).await;
+        seen
+    }
+}
+
+/// The Services in the gateway pods' namespaces.
+async fn gateway_services(client: &kube::Client, pods: &[Pod]) -> Read<Vec<Service>> {
+    let namespaces: std::collections::BTreeSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.metadata.namespace.as_deref())
+        .collect();
+    let mut out = Vec::new();
+    for ns in namespaces {
+        let api: Api<Service> = Api::namespaced(client.clone(), ns);
+        out.extend(api.list(&ListParams::default()).await.map_err(text)?.items);
+    }
+    Ok(out)
+}
+
+async fn cluster_name(client: &kube::Client, namespace: &str) -> Read<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(CONFIG).await {
+        Ok(Some(map)) => map
+            .data
+            .and_then(|d| d.get("cluster").cloned())
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| format!("ConfigMap {namespace}/{CONFIG} has no key `cluster`")),
+        Ok(None) => Err(format!(
+            "ConfigMap {namespace}/{CONFIG} does not exist (give --cluster)"
+        )),
+        Err(e) => Err(format!("ConfigMap {namespace}/{CONFIG}: {e}")),
+    }
+}
+
+/// The registry: `--registry`'s file, else the file-mode ConfigMap, else
+/// the registry resources of the cluster and of its peers (each peer's
+/// outcome is pushed to `peers`).
+async fn registry(
+    client: &kube::Client,
+    options: &Options,
+    local: &str,
+    peers: &mut Vec<PeerSeen>,
+) -> Read<(Registry, String)> {
+    let ns = options.namespace.as_str();
+    if let Some(path) = &options.registry {
+        let registry = crate::registry::file::read(path, &options.zones).map_err(text)?;
+        return Ok((registry, path.display().to_string()));
+    }
+    let (map, key) = REGISTRY_CONFIGMAP;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    if let Some(found) = maps.get_opt(map).await.map_err(text)? {
+        let origin = format!("ConfigMap {ns}/{map}");
+        let text = found
+            .data
+            .and_then(|d| d.get(key).cloned())
+            .ok_or_else(|| format!("{origin} has no key {key}"))?;
+        let registry =
+            crate::registry::load_str(&text, &origin, &options.zones).map_err(|e| e.to_string())?;
+        return Ok((registry, origin));
+    }
+    let mut inputs = vec![
+        view(client, ns, local, true, options.timeout)
+            .await
+            .map_err(|e| format!("the registry resources of {ns}: {e}"))?
+            .0,
+    ];
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let listed = secrets
+        .list(&ListParams::default().labels(&format!("{PEER_LABEL}=true")))
+        .await
+        .map_err(|e| format!("the peer Secrets of {ns}: {e}"))?;
+    for secret in listed.items {
+        let name = format!(
+            "Secret {ns}/{}",
+            secret.metadata.name.as_deref().unwrap_or_default()
+        );
+        let peer = match Peer::from_secret(&secret) {
+            Ok(peer) => peer,
+            Err(e) => {
+                peers.push(PeerSeen {
+                    secret: name,
+                    cluster: None,
+                    holds_cluster: Err(e.to_string()),
+                });
+                continue;
+            }
+        };
+        let reached = async {
+            let client = peer.client().await.map_err(text)?;
+            let namespace = peer.namespace().unwrap_or_else(|| ns.to_string());
+            view(&client, &namespace, &peer.name, false, options.timeout).await
+        }
+        .await;
+        let holds_cluster = match reached {
+            Ok((input, holds)) => {
+                inputs.push(input);
+                Ok(holds)
+            }
+            Err(e) => Err(e),
+        };
+        peers.push(PeerSeen {
+            secret: name,
+            cluster: Some(peer.name.clone()),
+            holds_cluster,
+        });
+    }
+    let built = Assembler::default().build(inputs, Vec::new(), &options.zones);
+    Ok((
+        built.registry,
+        format!("the registry resources of {ns} and its peers"),
+    ))
+}
+
+/// One cluster's registry objects, listed (the watches' first lists, then
+/// dropped), and whether it holds the MeshCluster `cluster`. Errors: the
+/// first failed request, or no complete list within `timeout`.
+async fn view(
+    client: &kube::Client,
+    namespace: &str,
+    cluster: &str,
+    local: bool,
+    timeout: Duration,
+) -> Result<(ViewInput, bool), String> {
+    let (watch, mut events) = ClusterWatch::start(client, namespace);
+    let mut listed: BTreeMap<&'static str, bool> = BTreeMap::new();
+    let waited = tokio::time::timeout(timeout, async {
+        while let Some(event) = events.next().await {
+            match event {
+                Changed::Listed(kind) => {
+                    listed.insert(kind.name(), true);
+                }
+                Changed::Mcs(false) => {
+                    listed.insert(Kind::ServiceExport.name(), true);
+                    listed.insert(Kind::KubeService.name(), true);
+                }
+                Changed::Error(kind, e) => return Err(format!("{}: {e}", kind.name())),
+                _ => {}
+            }
+            if listed.len() == 4 {
+                return Ok(());
+            }
+        }
+        Err("the watch ended".to_string())
+    })
+    .await;
+    match waited {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(format!("no answer within {timeout:?}")),
+    }
+    let mut warnings = Vec::new();
+    let input = watch.input(cluster, local, &mut warnings);
+    Ok((input, watch.holds_cluster(cluster)))
+}
+
+/// The registry as a finding: where it was read, or why it could not be.
+pub fn registry_finding(seen: &Observed) -> Option<Finding> {
+    Some(match &seen.registry {
+        Ok((registry, origin)) => Finding::pass(
+            "globaldns.registry",
+            origin.clone(),
+            format!(
+                "{} cluster(s), {} service(s)",
+                registry.clusters.len(),
+                registry.services.len()
+            ),
+        ),
+        Err(e) => Finding::fail(
+            "globaldns.registry",
+            "registry",
+            format!("cannot be read: {e}"),
+            "the checks of the ServiceEntries and the Gateway need it: fix it, or give --registry FILE",
+        ),
+    })
+}
+
+/// Options as the defaults give them, for cluster `east`: what the checks'
+/// tests start from.
+#[cfg(test)]
+pub fn tests_options() -> Options {
+    Options {
+        namespace: "globaldns".into(),
+        name: "globaldns".into(),
+        istio_namespace: "istio-system".into(),
+        zones: vec!["global".into()],
+        per_cluster_names: true,
+        cluster: None,
+        registry: None,
+        target: crate::mesh::Target::new("east", "istio-system"),
+        timeout: Duration::from_secs(1),
+    }
+}
