@@ -19,6 +19,7 @@
 //! processes on 127.0.0.1 only.
 
 mod cluster;
+mod doctor;
 mod envtest;
 mod federation;
 mod manifests;
@@ -50,6 +51,7 @@ fn tests() -> Vec<(&'static str, Test)> {
     all.extend(watch::TESTS);
     all.extend(modes::TESTS);
     all.extend(federation::TESTS);
+    all.extend(doctor::TESTS);
     // Last: it reads what every test before it did.
     all.extend(rbac::TESTS);
     all
@@ -57,7 +59,8 @@ fn tests() -> Vec<(&'static str, Test)> {
 
 /// Tests that need an API server the suite started (they stop it, or read
 /// its audit log): ignored, and said so, against a cluster from KUBECONFIG.
-const ENVTEST_ONLY: [&str; 6] = [
+const ENVTEST_ONLY: [&str; 7] = [
+    "doctor::a_healthy_install_passes_and_each_staged_failure_is_named",
     "mesh::an_istio_serving_only_v1beta1_gets_its_objects_in_v1beta1",
     "watch::the_watch_resumes_within_seconds_after_an_api_server_outage",
     "federation::each_cluster_s_exports_are_answered_in_every_cluster",

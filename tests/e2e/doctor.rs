@@ -1,0 +1,505 @@
+//! `globaldns doctor` against a real API server: an install made healthy
+//! step by step (the DNS wiring through `stub-config`, the east-west
+//! gateway's pod and Service, the network label) passes; then each failure
+//! is staged as a broken install would leave it, and `doctor` must name the
+//! check and the object.
+//!
+//! envtest runs no scheduler, kubelet or Deployment controller, so the
+//! pods' and the Deployment's status are written by the test, as those
+//! would write them; against a real cluster they would be overwritten,
+//! which is why this test runs against the suite's own API server only.
+
+use std::process::Command;
+use std::time::Duration;
+
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::suite::{MADE_BY_TEST, NAMESPACE, SE_NAMESPACE, Suite};
+
+pub const TESTS: [(&str, crate::Test); 1] = [(
+    "doctor::a_healthy_install_passes_and_each_staged_failure_is_named",
+    |s| staged(s).boxed(),
+)];
+
+const PART_OF: (&str, &str) = ("app.kubernetes.io/part-of", "globaldns-e2e");
+const GATEWAY_POD: &str = "e2e-eastwestgateway";
+
+/// `doctor -o json` as an administrator: its findings and exit status.
+fn doctor(suite: &Suite) -> (Vec<Value>, bool) {
+    let output = Command::new(env!("CARGO_BIN_EXE_globaldns"))
+        .args(["doctor", "-o", "json", "--timeout", "5s"])
+        .env("KUBECONFIG", &suite.env.kubeconfig)
+        .output()
+        .expect("globaldns runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let findings: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (findings, output.status.success())
+}
+
+fn shown(findings: &[Value]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {}: {}",
+                f["status"], f["check"], f["object"], f["message"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts that `doctor` reports `status` for `check` on an object whose
+/// name contains `object`, and exits 1 when that is a failure.
+fn names(suite: &Suite, check: &str, status: &str, object: &str) {
+    let (findings, ok) = doctor(suite);
+    let found = findings.iter().any(|f| {
+        f["check"] == check
+            && f["status"] == status
+            && f["object"].as_str().is_some_and(|o| o.contains(object))
+    });
+    assert!(
+        found,
+        "doctor does not report {status} {check} on {object}:\n{}",
+        shown(&findings)
+    );
+    assert_eq!(ok, status != "fail", "exit status with {check} {status}");
+}
+
+fn kubectl(suite: &Suite, args: &[&str], stdin: Option<&str>) {
+    suite
+        .env
+        .kubectl(args, stdin)
+        .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"));
+}
+
+fn apply(suite: &Suite, object: Value) {
+    kubectl(suite, &["apply", "-f", "-"], Some(&object.to_string()));
+}
+
+fn labels() -> Value {
+    json!({ PART_OF.0: PART_OF.1 })
+}
+
+/// The Corefile a cluster starts with, and the same with the zone
+/// forwarded to `ip`.
+fn coredns(forward: Option<&str>) -> Value {
+    let mut corefile = ".:53 {\n    errors\n    forward . /etc/resolv.conf\n}\n".to_string();
+    if let Some(ip) = forward {
+        corefile.push_str(&format!("global:53 {{\n    forward . {ip}\n}}\n"));
+    }
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels()},
+        "data": {"Corefile": corefile}
+    })
+}
+
+async fn ready(suite: &Suite, pod: &str, ready: bool) {
+    let pods: Api<Pod> = Api::namespaced(suite.admin().await, SE_NAMESPACE);
+    let status = if ready { "True" } else { "False" };
+    let patch = json!({"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    ]}});
+    pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("Pod {pod} status: {e}"));
+}
+
+async fn replicas_ready(suite: &Suite, count: i32) {
+    let api: Api<Deployment> = Api::namespaced(suite.admin().await, NAMESPACE);
+    let patch = json!({"status": {"replicas": 2, "readyReplicas": count}});
+    api.patch_status("globaldns", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("the Deployment's status");
+}
+
+/// Removes what the test made beside the suite's own objects.
+fn clean(suite: &Suite) {
+    // The suite's label for what a test makes (PART_OF).
+    let selector = MADE_BY_TEST;
+    for kinds in [
+        "pods,services,configmaps,deployments",
+        "envoyfilters.networking.istio.io,serviceentries.networking.istio.io",
+    ] {
+        kubectl(
+            suite,
+            &[
+                "delete",
+                kinds,
+                "-A",
+                "-l",
+                selector,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            None,
+        );
+    }
+    // stub-config's ConfigMap, applied over the test's, has no label.
+    kubectl(
+        suite,
+        &[
+            "-n",
+            "kube-system",
+            "delete",
+            "configmap",
+            "coredns",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    kubectl(
+        suite,
+        &[
+            "label",
+            "namespace",
+            SE_NAMESPACE,
+            "topology.istio.io/network-",
+        ],
+        None,
+    );
+}
+
+async fn staged(suite: &Suite) {
+    clean(suite);
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    suite.mesh_cluster("west", "198.51.100.20").await;
+    suite.exported_service("httpbin", "bar", &["west"]).await;
+    suite.exported_service("sleep", "foo", &["east"]).await;
+    let docs = suite.docs.clone();
+    let globaldns = suite.start(&docs, "globaldns-0", "state", &[]).await;
+    let entries = [
+        "httpbin-bar-global",
+        "west-httpbin-bar-global",
+        "sleep-foo-global",
+        "east-sleep-foo-global",
+    ];
+    suite.wait_for_entries(&entries, 30).await;
+
+    // As installed: no replica ready, the cluster DNS not wired, no
+    // east-west gateway pod.
+    names(
+        suite,
+        "globaldns.deployment",
+        "fail",
+        "Deployment globaldns/globaldns",
+    );
+    apply(suite, coredns(None));
+    names(suite, "dns.wiring", "fail", "coredns");
+
+    // Made healthy the way the README says.
+    replicas_ready(suite, 2).await;
+    let wiring = Command::new(env!("CARGO_BIN_EXE_globaldns"))
+        .args(["stub-config", "--for", "coredns"])
+        .env("KUBECONFIG", &suite.env.kubeconfig)
+        .output()
+        .expect("stub-config runs");
+    assert!(
+        wiring.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wiring.stderr)
+    );
+    kubectl(
+        suite,
+        &["apply", "-f", "-"],
+        Some(&String::from_utf8_lossy(&wiring.stdout)),
+    );
+    kubectl(
+        suite,
+        &[
+            "label",
+            "namespace",
+            SE_NAMESPACE,
+            "topology.istio.io/network=network-east",
+            "--overwrite",
+        ],
+        None,
+    );
+    let gateway_labels = json!({"istio": "eastwestgateway", PART_OF.0: PART_OF.1});
+    apply(
+        suite,
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": GATEWAY_POD, "namespace": SE_NAMESPACE, "labels": gateway_labels},
+            "spec": {"containers": [{"name": "istio-proxy", "image": "istio/proxyv2"}]}
+        }),
+    );
+    ready(suite, GATEWAY_POD, true).await;
+    names(suite, "istio.gateway", "fail", "Gateway");
+    apply(
+        suite,
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": GATEWAY_POD, "namespace": SE_NAMESPACE, "labels": labels()},
+            "spec": {"selector": {"istio": "eastwestgateway"},
+                     "ports": [{"name": "tls", "port": 15443}]}
+        }),
+    );
+    let (findings, ok) = doctor(suite);
+    let bad: Vec<Value> = findings
+        .iter()
+        .filter(|f| f["status"] != "pass")
+        .cloned()
+        .collect();
+    assert!(bad.is_empty() && ok, "a healthy install:\n{}", shown(&bad));
+    for check in [
+        "globaldns.deployment",
+        "globaldns.service",
+        "globaldns.lease",
+        "globaldns.registry",
+        "dns.wiring",
+        "istio.versions",
+        "istio.gateway",
+        "istio.service-entries",
+        "leftover.envoy-filter",
+        "leftover.dns-search",
+        "leftover.hand-written",
+        "leftover.vip-range",
+        "mesh.network",
+    ] {
+        assert!(
+            findings.iter().any(|f| f["check"] == check),
+            "no {check} in:\n{}",
+            shown(&findings)
+        );
+    }
+
+    // Each failure, staged and undone.
+    replicas_ready(suite, 0).await;
+    names(suite, "globaldns.deployment", "fail", "globaldns/globaldns");
+    replicas_ready(suite, 2).await;
+
+    apply(suite, coredns(Some("10.0.0.1")));
+    names(suite, "dns.wiring", "fail", "ConfigMap kube-system/coredns");
+    kubectl(
+        suite,
+        &["apply", "-f", "-"],
+        Some(&String::from_utf8_lossy(&wiring.stdout)),
+    );
+
+    ready(suite, GATEWAY_POD, false).await;
+    names(suite, "istio.gateway", "fail", "Gateway istio-system/");
+    ready(suite, GATEWAY_POD, true).await;
+
+    kubectl(
+        suite,
+        &[
+            "label",
+            "namespace",
+            SE_NAMESPACE,
+            "topology.istio.io/network=network-west",
+            "--overwrite",
+        ],
+        None,
+    );
+    names(suite, "mesh.network", "fail", "Namespace istio-system");
+    kubectl(
+        suite,
+        &[
+            "label",
+            "namespace",
+            SE_NAMESPACE,
+            "topology.istio.io/network=network-east",
+            "--overwrite",
+        ],
+        None,
+    );
+
+    apply(
+        suite,
+        json!({
+            "apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
+            "metadata": {"name": "istio-multicluster-ingressgateway", "namespace": SE_NAMESPACE, "labels": labels()},
+            "spec": {"workloadSelector": {"labels": {"istio": "eastwestgateway"}},
+                     "configPatches": [{"applyTo": "NETWORK_FILTER", "match": {"context": "GATEWAY",
+                        "listener": {"portNumber": 15443, "filterChain": {"filter": {"name": "envoy.filters.network.sni_cluster"}}}},
+                        "patch": {"operation": "INSERT_AFTER", "value": {"name": "envoy.filters.network.tcp_cluster_rewrite",
+                            "config": {"cluster_pattern": "\\.global$", "cluster_replacement": ".svc.cluster.local"}}}}]}
+        }),
+    );
+    names(
+        suite,
+        "leftover.envoy-filter",
+        "fail",
+        "EnvoyFilter istio-system/istio-multicluster-ingressgateway",
+    );
+    kubectl(
+        suite,
+        &[
+            "-n",
+            SE_NAMESPACE,
+            "delete",
+            "envoyfilter",
+            "istio-multicluster-ingressgateway",
+        ],
+        None,
+    );
+
+    apply(
+        suite,
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "istio-sidecar-injector", "namespace": SE_NAMESPACE, "labels": labels()},
+            "data": {"values": json!({"global": {"podDNSSearchNamespaces": [
+                "global", "{{ valueOrDefault .DeploymentMeta.Namespace \"default\" }}.global"]}}).to_string()}
+        }),
+    );
+    names(
+        suite,
+        "leftover.dns-search",
+        "warn",
+        "ConfigMap istio-system/istio-sidecar-injector",
+    );
+    kubectl(
+        suite,
+        &[
+            "-n",
+            SE_NAMESPACE,
+            "delete",
+            "configmap",
+            "istio-sidecar-injector",
+        ],
+        None,
+    );
+
+    apply(
+        suite,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "istiod", "namespace": SE_NAMESPACE, "labels": labels()},
+            "spec": {"selector": {"matchLabels": {"app": "istiod"}},
+                     "template": {"metadata": {"labels": {"app": "istiod"}},
+                                  "spec": {"containers": [{"name": "discovery", "image": "istio/pilot",
+                                     "env": [{"name": "PILOT_IP_AUTOALLOCATE_IPV4_PREFIX", "value": "240.1.0.0/16"}]}]}}}
+        }),
+    );
+    names(
+        suite,
+        "leftover.vip-range",
+        "fail",
+        "IPv4 range 240.0.0.0/12",
+    );
+    kubectl(
+        suite,
+        &["-n", SE_NAMESPACE, "delete", "deployment", "istiod"],
+        None,
+    );
+
+    // A hand-written entry for a host, older than the one globaldns then
+    // writes for it when the host is exported.
+    apply(
+        suite,
+        json!({
+            "apiVersion": "networking.istio.io/v1beta1", "kind": "ServiceEntry",
+            "metadata": {"name": "e2e-hand-written", "namespace": SE_NAMESPACE, "labels": labels()},
+            "spec": {"hosts": ["echo.baz.global"], "addresses": ["240.0.0.99"], "location": "MESH_INTERNAL",
+                     "resolution": "STATIC", "ports": [{"name": "http", "number": 8000, "protocol": "HTTP"}],
+                     "endpoints": [{"address": "198.51.100.20"}]}
+        }),
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    suite.exported_service("echo", "baz", &["west"]).await;
+    let mut more = entries.to_vec();
+    more.extend(["echo-baz-global", "west-echo-baz-global"]);
+    suite.wait_for_entries(&more, 30).await;
+    names(
+        suite,
+        "leftover.hand-written",
+        "fail",
+        "ServiceEntry istio-system/e2e-hand-written",
+    );
+    kubectl(
+        suite,
+        &[
+            "-n",
+            SE_NAMESPACE,
+            "delete",
+            "serviceentry",
+            "e2e-hand-written",
+        ],
+        None,
+    );
+
+    // With globaldns stopped: the Lease runs out, and objects edited by
+    // hand stay edited.
+    drop(globaldns);
+    let leases: Api<Lease> = Api::namespaced(suite.admin().await, NAMESPACE);
+    let old = MicroTime(k8s_openapi::jiff::Timestamp::now() - Duration::from_secs(120));
+    leases
+        .patch(
+            "globaldns",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"renewTime": old}})),
+        )
+        .await
+        .expect("the Lease");
+    names(
+        suite,
+        "globaldns.lease",
+        "fail",
+        "Lease globaldns/globaldns",
+    );
+
+    let api = suite.service_entries().await;
+    let mut sleep = api.get("sleep-foo-global").await.expect("sleep's entry");
+    sleep.data["spec"]["ports"] = json!([{"name": "http", "number": 8001, "protocol": "HTTP"}]);
+    sleep.metadata.managed_fields = None;
+    api.replace("sleep-foo-global", &Default::default(), &sleep)
+        .await
+        .expect("an edited entry");
+    names(
+        suite,
+        "istio.service-entries",
+        "fail",
+        "ServiceEntry istio-system/sleep-foo-global",
+    );
+    let mut httpbin = api
+        .get("httpbin-bar-global")
+        .await
+        .expect("httpbin's entry");
+    httpbin.data["spec"]["endpoints"][0]["address"] = json!("203.0.113.9");
+    api.replace("httpbin-bar-global", &Default::default(), &httpbin)
+        .await
+        .expect("an edited entry");
+    let (findings, _) = doctor(suite);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["check"] == "istio.service-entries"
+                && f["status"] == "fail"
+                && f["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("203.0.113.9"))),
+        "an unknown gateway is not named:\n{}",
+        shown(&findings)
+    );
+
+    // A peer whose API server does not answer.
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters:\n- name: south\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: south\n  context:\n    cluster: south\n    user: south\ncurrent-context: south\nusers:\n- name: south\n  user:\n    token: nothing\n";
+    apply(
+        suite,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "peer-south", "namespace": NAMESPACE,
+                         "labels": {"globaldns.io/peer": "true"},
+                         "annotations": {"globaldns.io/cluster": "south"}},
+            "stringData": {"kubeconfig": kubeconfig}
+        }),
+    );
+    names(suite, "peers", "fail", "Secret globaldns/peer-south");
+
+    clean(suite);
+}
