@@ -142,6 +142,9 @@ pub struct Controller {
     /// Each pinned address and the host it was pinned for at the last
     /// publish, to tell when a pin moves to another host.
     pins: HashMap<std::net::IpAddr, CompactString>,
+    /// Shared by every published snapshot: `serve --explain-txt` puts its
+    /// explainer in it ([`Controller::explain_slot`]).
+    explain: Arc<crate::dns::explain_txt::ExplainSlot>,
 }
 
 impl Controller {
@@ -219,6 +222,7 @@ impl Controller {
             reported_left_out: Default::default(),
             record,
             pins: Default::default(),
+            explain: Default::default(),
         };
         if let Some(last_good) = last_good {
             tracing::info!(
@@ -332,6 +336,7 @@ impl Controller {
         let serial = ZoneSet::next_serial(Some((self.serial, self.digest)), digest, now);
         zones.set_serial(serial);
         zones.set_stale(!self.confirmed);
+        zones.set_explain_slot(self.explain.clone());
         let zones = Arc::new(zones);
         self.published.store(Some(zones.clone()));
         self.patchable = Some(Patchable { zones, parents });
@@ -430,6 +435,12 @@ impl Controller {
     /// The current conflicts between the registry and hand-written entries.
     pub fn conflicts(&self) -> &BTreeSet<String> {
         &self.reported_conflicts
+    }
+
+    /// The slot every snapshot, published or to come, reads its
+    /// `TXT _explain` explainer from: filled once by `serve --explain-txt`.
+    pub fn explain_slot(&self) -> Arc<crate::dns::explain_txt::ExplainSlot> {
+        self.explain.clone()
     }
 
     /// Receives each registry published from now on, with its table, and

@@ -392,6 +392,7 @@ fn why_missing(host: &str, allocated: &Allocated) -> String {
 mod failover_order;
 mod health;
 mod per_cluster;
+pub mod txt_line;
 
 pub use health::gateways;
 

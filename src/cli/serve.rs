@@ -74,6 +74,13 @@ pub struct ServeArgs {
     /// warning when that port is taken].
     #[arg(long, env = "GLOBALDNS_ADMIN", value_name = "ADDR:PORT|off", value_parser = parse_admin)]
     pub admin: Option<Admin>,
+    /// Answer `TXT _explain.<host>` with a one-line provenance of the name
+    /// (its exporters, VIP and whether it is its first choice, peers, a
+    /// held registry version), for `dig` from a pod that cannot reach the
+    /// admin endpoint. It tells anyone who can query the server which
+    /// clusters export what: off unless asked.
+    #[arg(long, env = "GLOBALDNS_EXPLAIN_TXT")]
+    pub explain_txt: bool,
     /// On SIGTERM, keep answering this long with /readyz false before
     /// stopping (set it to cover endpoint removal, e.g. 5s, in Kubernetes).
     #[arg(
@@ -298,6 +305,7 @@ impl ServeArgs {
                 Some(Admin(at)) => at,
             },
             admin_is_default: self.admin.is_none(),
+            explain_txt: self.explain_txt,
             drain_delay: self.drain_delay.0,
             serve_service_entries: self.serve_service_entries,
             registry: if kubernetes {

@@ -53,6 +53,9 @@ pub fn respond(
     out: &mut [u8],
 ) -> Option<usize> {
     let q = Query::parse(query)?;
+    if zones.explainer().is_some() && super::explain_txt::asks(q.name) {
+        return None; // `_explain.<host>`: the general path answers it
+    }
     let mut lower = [0u8; MAX_NAME];
     let lower = &mut lower[..q.name.len()];
     for (to, from) in lower.iter_mut().zip(q.name) {

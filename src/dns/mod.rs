@@ -4,6 +4,7 @@
 //! here knows about registries or Kubernetes; the [`zone::ZoneSet`] is the
 //! only thing this module shares with the rest.
 
+pub mod explain_txt;
 pub mod fast;
 pub mod grpc;
 pub mod header;

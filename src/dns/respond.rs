@@ -236,6 +236,9 @@ fn decide(
         return ResponseCode::ServFail;
     };
     let name = LowerName::new(query.name());
+    if let Some(rcode) = explain(zones, &name, query, response) {
+        return rcode;
+    }
     match lookup(zones, &name, query.query_type()) {
         Outcome::Refused => ResponseCode::Refused,
         Outcome::Answer {
@@ -259,6 +262,29 @@ fn decide(
             ResponseCode::NXDomain
         }
     }
+}
+
+/// `_explain.<name>` while `--explain-txt` is on ([`super::explain_txt`]):
+/// for a name inside a zone, a TXT answer with its provenance (any other
+/// type: NODATA); `None` for every other query, which takes the lookup.
+fn explain(
+    zones: &ZoneSet,
+    name: &LowerName,
+    query: &Query,
+    response: &mut Message,
+) -> Option<ResponseCode> {
+    let explainer = zones.explainer()?;
+    let host = super::explain_txt::target(name)?;
+    let zone = zones.find(name)?;
+    response.metadata.authoritative = true;
+    if matches!(query.query_type(), RecordType::TXT | RecordType::ANY) {
+        let text = host.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let line = explainer.line(&text, zones.serial());
+        response.answers = vec![super::explain_txt::record(query.name().clone(), &line)];
+    } else {
+        response.authorities = vec![zone.soa.clone()];
+    }
+    Some(ResponseCode::NoError)
 }
 
 fn is_tsig(record: &Record) -> bool {

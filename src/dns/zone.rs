@@ -14,6 +14,7 @@
 //! so a change of one host costs the same at any size (`names.rs`), and
 //! so does the digest that decides the serial (`digest.rs`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hickory_proto::rr::{LowerName, Name, RData, Record};
@@ -30,6 +31,8 @@ pub use builder::{HostData, ZoneSetBuilder};
 pub(crate) use soa::FastSoa;
 
 use names::Names;
+
+use super::explain_txt::ExplainSlot;
 pub use names::NodeRef;
 pub use patch::Parents;
 
@@ -58,9 +61,22 @@ pub struct ZoneSet {
     /// Served from the last-known-good state before the registry source
     /// has delivered: answers with EDNS carry an RFC 8914 "Stale Answer".
     stale: AtomicBool,
+    /// `serve --explain-txt`'s explainer, shared by every snapshot.
+    explain: Arc<ExplainSlot>,
 }
 
 impl ZoneSet {
+    /// The explainer that answers `TXT _explain.<host>`, if it is on.
+    pub fn explainer(&self) -> Option<&Arc<dyn super::explain_txt::Explainer>> {
+        self.explain.get()
+    }
+
+    /// Shares `slot` as this snapshot's explainer (the controller gives
+    /// every snapshot the same one).
+    pub fn set_explain_slot(&mut self, slot: Arc<ExplainSlot>) {
+        self.explain = slot;
+    }
+
     /// The most specific zone `name` lies in, if any.
     pub fn find(&self, name: &LowerName) -> Option<&Zone> {
         self.zones.iter().find(|z| z.origin.zone_of(name))

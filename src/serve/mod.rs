@@ -57,6 +57,8 @@ pub struct ServeConfig {
     /// taken (another globaldns on the machine), serve without it and say
     /// so, rather than fail to start.
     pub admin_is_default: bool,
+    /// Answer `TXT _explain.<host>` (`--explain-txt`).
+    pub explain_txt: bool,
     /// On SIGTERM, how long to keep answering with readiness false before
     /// stopping, so that load balancers take the pod out first.
     pub drain_delay: Duration,
@@ -207,6 +209,16 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         )?),
         None => None,
     };
+    if config.explain_txt {
+        let explainer = crate::explain::txt_line::TxtExplainer {
+            allocated: controller.subscribe(),
+            held: feeds.held(),
+            metrics: metrics.clone(),
+            allocator: config.settings.allocator.clone(),
+        };
+        let _ = controller.explain_slot().set(Arc::new(explainer));
+        tracing::info!("answering TXT _explain.<host> (--explain-txt)");
+    }
     tasks.spawn(feeds.run(controller));
     tracing::info!(%addr, registry = %config.registry, "serving DNS on UDP and TCP");
     Ok(Running {

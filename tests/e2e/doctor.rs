@@ -1,4 +1,6 @@
-//! `globaldns doctor` against a real API server: an install made healthy
+//! The operator's tools against a real API server: `serve --explain-txt`
+//! answering from the cluster's registry and synced entries, and
+//! `globaldns doctor`: an install made healthy
 //! step by step (the DNS wiring through `stub-config`, the east-west
 //! gateway's pod and Service, the network label) passes; then each failure
 //! is staged as a broken install would leave it, and `doctor` must name the
@@ -23,10 +25,51 @@ use serde_json::{Value, json};
 
 use crate::suite::{MADE_BY_TEST, NAMESPACE, SE_NAMESPACE, Suite};
 
-pub const TESTS: [(&str, crate::Test); 1] = [(
-    "doctor::a_healthy_install_passes_and_each_staged_failure_is_named",
-    |s| staged(s).boxed(),
-)];
+pub const TESTS: [(&str, crate::Test); 2] = [
+    (
+        "doctor::a_healthy_install_passes_and_each_staged_failure_is_named",
+        |s| staged(s).boxed(),
+    ),
+    (
+        "doctor::txt_explain_answers_what_the_cluster_s_registry_and_entries_say",
+        |s| txt_explain(s).boxed(),
+    ),
+];
+
+/// `serve --explain-txt` as the Deployment runs it: the line names the
+/// exporter the registry resources give and the VIP the synced
+/// ServiceEntry records (issue 28, item 5).
+async fn txt_explain(suite: &Suite) {
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    suite.mesh_cluster("west", "198.51.100.20").await;
+    suite.exported_service("httpbin", "bar", &["west"]).await;
+    let docs = suite.docs.clone();
+    let globaldns = suite
+        .start(&docs, "globaldns-0", "state", &["--explain-txt"])
+        .await;
+    let entries = suite
+        .wait_for_entries(&["httpbin-bar-global", "west-httpbin-bar-global"], 30)
+        .await;
+    let vip = entries["httpbin-bar-global"]["addresses"][0]
+        .as_str()
+        .expect("a VIP")
+        .to_string();
+    let line = crate::process::eventually(Duration::from_secs(10), "a TXT answer", || {
+        globaldns.txt("_explain.httpbin.bar.global.").pop()
+    });
+    assert!(
+        line.starts_with("httpbin.bar.global exported-by=west ")
+            && line.contains(&format!(" vip={vip} first-choice=yes"))
+            && line.contains(" registry=current "),
+        "{line}"
+    );
+    let line = globaldns.txt("_explain.west.httpbin.bar.global.").pop();
+    assert!(
+        line.as_deref()
+            .is_some_and(|l| l.contains(" per-cluster-of=west")),
+        "{line:?}"
+    );
+}
 
 const PART_OF: (&str, &str) = ("app.kubernetes.io/part-of", "globaldns-e2e");
 const GATEWAY_POD: &str = "e2e-eastwestgateway";

@@ -197,6 +197,11 @@ impl Globaldns {
         resolve(self.dns, host)
     }
 
+    /// The TXT strings answered for `name`, joined per record.
+    pub fn txt(&self, name: &str) -> Vec<String> {
+        txt(self.dns, name)
+    }
+
     /// Whether its answer for `host` is marked stale ([`answered_stale`]).
     pub fn stale(&self, host: &str) -> bool {
         answered_stale(self.dns, host)
@@ -250,6 +255,37 @@ pub fn resolve(server: SocketAddr, host: &str) -> Result<Option<IpAddr>, Respons
         RData::A(a) => Some(IpAddr::V4(a.0)),
         _ => None,
     }))
+}
+
+/// One UDP query for `name` TXT at `server`: each record's strings,
+/// joined; empty for an answer without TXT.
+pub fn txt(server: SocketAddr, name: &str) -> Vec<String> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut query = Message::query();
+    query.add_query(Query::query(
+        Name::from_ascii(name).unwrap(),
+        RecordType::TXT,
+    ));
+    socket.send_to(&query.to_vec().unwrap(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    let (len, _) = socket.recv_from(&mut buf).expect("an answer");
+    let reply = Message::from_vec(&buf[..len]).expect("a DNS message");
+    reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(txt) => Some(
+                txt.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether the answer for `host` at `server` is marked stale (RFC 8914

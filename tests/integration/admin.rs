@@ -137,6 +137,7 @@ async fn a_taken_default_admin_port_is_skipped_a_given_one_is_an_error() {
     let server = TestServer::with(Options {
         admin: Some(at),
         admin_is_default: true,
+        explain_txt: false,
         ..Default::default()
     })
     .await;

@@ -7,6 +7,7 @@ mod cli;
 mod dns_table;
 mod edges;
 mod edns;
+mod explain_txt;
 mod export;
 mod faults;
 mod federation;

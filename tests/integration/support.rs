@@ -78,6 +78,8 @@ pub struct Options {
     /// Serve per-cluster names (`serve`'s default; off is
     /// `--no-per-cluster-names`).
     pub per_cluster_names: bool,
+    /// `--explain-txt`.
+    pub explain_txt: bool,
 }
 
 impl Default for Options {
@@ -95,6 +97,7 @@ impl Default for Options {
             in_place_settle: Duration::from_secs(10),
             admin: None,
             admin_is_default: false,
+            explain_txt: false,
             ns_addresses: vec!["192.0.2.53".parse().unwrap()],
             brake: BrakeConfig {
                 share: 0.5,
@@ -147,6 +150,7 @@ impl TestServer {
             serve_service_entries: false,
             admin: options.admin,
             admin_is_default: options.admin_is_default,
+            explain_txt: options.explain_txt,
             drain_delay: Duration::ZERO,
             brake: options.brake,
             cluster: None,

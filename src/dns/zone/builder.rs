@@ -204,6 +204,7 @@ impl ZoneSetBuilder {
             names: Names { shards },
             serial: self.serial,
             stale: AtomicBool::new(false),
+            explain: Default::default(),
         };
         (set, self.parents)
     }

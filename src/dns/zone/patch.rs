@@ -152,6 +152,7 @@ impl ZoneSet {
             names,
             serial: self.serial,
             stale: AtomicBool::new(self.is_stale()),
+            explain: self.explain.clone(),
         })
     }
 }
