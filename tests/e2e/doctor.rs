@@ -25,7 +25,11 @@ use serde_json::{Value, json};
 
 use crate::suite::{MADE_BY_TEST, NAMESPACE, SE_NAMESPACE, Suite};
 
-pub const TESTS: [(&str, crate::Test); 2] = [
+pub const TESTS: [(&str, crate::Test); 3] = [
+    (
+        "doctor::across_two_clusters_one_root_of_trust_and_one_vip_per_host",
+        |s| across(s).boxed(),
+    ),
     (
         "doctor::a_healthy_install_passes_and_each_staged_failure_is_named",
         |s| staged(s).boxed(),
@@ -545,4 +549,183 @@ async fn staged(suite: &Suite) {
     names(suite, "peers", "fail", "Secret globaldns/peer-south");
 
     clean(suite);
+}
+
+/// One kubeconfig with a context per cluster, named as given (the
+/// envtest kubeconfigs all name theirs alike).
+fn merged_kubeconfig(clusters: &[(&str, &Suite)], into: &std::path::Path) -> std::path::PathBuf {
+    use kube::config::Kubeconfig;
+    let mut merged: Option<Kubeconfig> = None;
+    for (name, suite) in clusters {
+        let mut config = Kubeconfig::read_from(&suite.env.kubeconfig).expect("a kubeconfig");
+        let current = config.current_context.clone().expect("a current context");
+        config.contexts.retain(|c| c.name == current);
+        let context = config.contexts[0].context.as_mut().expect("a context");
+        let (cluster, user) = (context.cluster.clone(), context.user.clone());
+        context.cluster = name.to_string();
+        context.user = Some(name.to_string());
+        config.contexts[0].name = name.to_string();
+        config.clusters.retain(|c| c.name == cluster);
+        config.clusters[0].name = name.to_string();
+        config.auth_infos.retain(|a| Some(&a.name) == user.as_ref());
+        config.auth_infos[0].name = name.to_string();
+        config.current_context = Some(name.to_string());
+        merged = Some(match merged {
+            None => config,
+            Some(before) => before.merge(config).expect("kubeconfigs merge"),
+        });
+    }
+    let path = into.join("two-clusters.kubeconfig");
+    std::fs::write(&path, serde_json::to_string(&merged).unwrap()).unwrap();
+    path
+}
+
+fn root_cert(suite: &Suite, pem: &str) {
+    let object = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "istio-ca-root-cert", "namespace": SE_NAMESPACE, "labels": labels()},
+        "data": {"root-cert.pem": pem}
+    });
+    kubectl(suite, &["apply", "-f", "-"], Some(&object.to_string()));
+}
+
+/// `doctor --context east --context west` over two API servers, each with
+/// its globaldns: the checks across clusters pass, then a second root of
+/// trust and a VIP edited in one cluster are named.
+async fn across(suite: &Suite) {
+    let west = suite.second_cluster("west", None).await;
+    west.env
+        .kubectl(
+            &[
+                "-n",
+                NAMESPACE,
+                "patch",
+                "configmap",
+                "globaldns-config",
+                "--type=merge",
+                "-p",
+                r#"{"data":{"cluster":"west"}}"#,
+            ],
+            None,
+        )
+        .expect("west's ConfigMap");
+    for cluster in [suite, &west] {
+        cluster.mesh_cluster("east", "192.0.2.10").await;
+        cluster.mesh_cluster("west", "198.51.100.20").await;
+        cluster.exported_service("httpbin", "bar", &["west"]).await;
+        cluster.exported_service("sleep", "foo", &["east"]).await;
+    }
+    let entries = [
+        "httpbin-bar-global",
+        "west-httpbin-bar-global",
+        "sleep-foo-global",
+        "east-sleep-foo-global",
+    ];
+    let east_dns = suite.start(&suite.docs, "globaldns-0", "state", &[]).await;
+    let west_dns = west
+        .start(&west.docs, "globaldns-0", "state", &["--cluster=west"])
+        .await;
+    suite.wait_for_entries(&entries, 30).await;
+    west.wait_for_entries(&entries, 30).await;
+    root_cert(suite, "ROOT-A");
+    root_cert(&west, "ROOT-A");
+    let kubeconfig = merged_kubeconfig(&[("east", suite), ("west", &west)], &suite.dir());
+    let run = || -> Vec<Value> {
+        let output = Command::new(env!("CARGO_BIN_EXE_globaldns"))
+            .args([
+                "doctor",
+                "--context",
+                "east",
+                "--context",
+                "west",
+                "-o",
+                "json",
+                "--timeout",
+                "5s",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("globaldns runs");
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("no JSON ({e}): {}", String::from_utf8_lossy(&output.stderr))
+        })
+    };
+    let status = |findings: &[Value], check: &str| -> Vec<(String, String)> {
+        findings
+            .iter()
+            .filter(|f| f["check"] == check)
+            .map(|f| {
+                (
+                    f["status"].as_str().unwrap().to_string(),
+                    f["object"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let findings = run();
+    let contexts: std::collections::BTreeSet<&str> = findings
+        .iter()
+        .filter_map(|f| f["context"].as_str())
+        .collect();
+    assert_eq!(
+        contexts,
+        ["", "east", "west"].into(),
+        "{}",
+        shown(&findings)
+    );
+    assert_eq!(
+        status(&findings, "mesh.root-of-trust")[0].0,
+        "pass",
+        "{}",
+        shown(&findings)
+    );
+    assert_eq!(
+        status(&findings, "mesh.vip-agreement")[0].0,
+        "pass",
+        "{}",
+        shown(&findings)
+    );
+    // Each cluster's entries were read under its own name.
+    let entries_checked: Vec<_> = findings
+        .iter()
+        .filter(|f| f["check"] == "istio.service-entries" && f["status"] == "pass")
+        .map(|f| f["context"].as_str().unwrap())
+        .collect();
+    assert_eq!(entries_checked, ["east", "west"], "{}", shown(&findings));
+
+    root_cert(&west, "ROOT-B");
+    let findings = run();
+    assert_eq!(
+        status(&findings, "mesh.root-of-trust")[0].0,
+        "fail",
+        "{}",
+        shown(&findings)
+    );
+
+    drop(west_dns);
+    let api = west.service_entries().await;
+    let mut entry = api.get("httpbin-bar-global").await.expect("west's entry");
+    entry.data["spec"]["addresses"] = json!(["240.0.0.77"]);
+    api.replace("httpbin-bar-global", &Default::default(), &entry)
+        .await
+        .expect("an edited entry");
+    let findings = run();
+    assert_eq!(
+        status(&findings, "mesh.vip-agreement"),
+        [("warn".to_string(), "httpbin.bar.global".to_string())],
+        "{}",
+        shown(&findings)
+    );
+    drop(east_dns);
+    kubectl(
+        suite,
+        &[
+            "-n",
+            SE_NAMESPACE,
+            "delete",
+            "configmap",
+            "istio-ca-root-cert",
+        ],
+        None,
+    );
 }

@@ -59,7 +59,8 @@ fn tests() -> Vec<(&'static str, Test)> {
 
 /// Tests that need an API server the suite started (they stop it, or read
 /// its audit log): ignored, and said so, against a cluster from KUBECONFIG.
-const ENVTEST_ONLY: [&str; 7] = [
+const ENVTEST_ONLY: [&str; 8] = [
+    "doctor::across_two_clusters_one_root_of_trust_and_one_vip_per_host",
     "doctor::a_healthy_install_passes_and_each_staged_failure_is_named",
     "mesh::an_istio_serving_only_v1beta1_gets_its_objects_in_v1beta1",
     "watch::the_watch_resumes_within_seconds_after_an_api_server_outage",
