@@ -4,9 +4,12 @@
 //!
 //! ```sh
 //! # a control plane started for the run (envtest binaries, v1.28+):
-//! KUBEBUILDER_ASSETS=/path/to/envtest GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml cargo test --test e2e
+//! KUBEBUILDER_ASSETS=/path/to/envtest GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml \
+//!   GLOBALDNS_PROMETHEUS_CRDS=prometheusrules.yaml cargo test --test e2e
 //! # or any scratch cluster (the suite installs globaldns' manifests into it):
-//! KUBECONFIG=~/.kube/config GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml cargo test --test e2e
+//! KUBECONFIG=~/.kube/config GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml \
+//!   GLOBALDNS_PROMETHEUS_CRDS=prometheusrules.yaml cargo test --test e2e
+//! # (the PrometheusRule CRD: conformance/monitoring/crd.sh prometheusrules.yaml)
 //! ```
 //!
 //! Its own runner (libtest-mimic), because the suite has a setup and a
@@ -25,6 +28,7 @@ mod federation;
 mod manifests;
 mod mesh;
 mod modes;
+mod monitoring;
 mod process;
 mod rbac;
 mod suite;
@@ -52,6 +56,7 @@ fn tests() -> Vec<(&'static str, Test)> {
     all.extend(modes::TESTS);
     all.extend(federation::TESTS);
     all.extend(doctor::TESTS);
+    all.extend(monitoring::TESTS);
     // Last: it reads what every test before it did.
     all.extend(rbac::TESTS);
     all
