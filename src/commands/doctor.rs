@@ -37,17 +37,37 @@ use std::io::Write;
 
 use anyhow::{Context, anyhow};
 
+use super::report as commands_report;
+
 pub use finding::{Finding, Status};
 pub use observe::{Observed, Options};
 
 /// Every check of one cluster, in the order the table prints them.
 pub fn check_cluster(seen: &Observed) -> Vec<Finding> {
     let mut out = Vec::new();
+    match &seen.api_server {
+        Ok(version) => out.push(Finding::pass(
+            "cluster.api-server",
+            "API server",
+            version.clone(),
+        )),
+        Err(e) => {
+            let mut unreachable = Finding::fail(
+                "cluster.api-server",
+                "API server",
+                format!("not reached: {e}; nothing else was checked"),
+                "check the context's server address, credentials (an expired login or exec plugin) and network path",
+            );
+            unreachable.context = seen.context.clone();
+            return vec![unreachable];
+        }
+    }
     out.push(install_check::deployment(seen));
     out.push(install_check::service(seen));
     out.push(install_check::lease(seen));
     out.extend(install_check::wiring(seen));
     out.extend(observe::registry_finding(seen));
+    out.push(observe::cluster_finding(seen));
     out.push(mesh_check::versions(seen));
     out.extend(gateway_check::gateway(seen));
     out.extend(mesh_check::service_entries(seen));
@@ -103,9 +123,17 @@ pub fn run(args: crate::cli::DoctorArgs) -> anyhow::Result<()> {
     let seen = runtime.block_on(async {
         let mut seen = Vec::new();
         for context in &contexts {
-            let client = observe::client_for(context.as_deref()).await?;
             let name = context.clone().unwrap_or_else(|| "current".to_string());
-            seen.push(Observed::read(&client, &name, &options).await);
+            match observe::client_for(context.as_deref(), options.timeout).await {
+                Ok(client) => seen.push(Observed::read(&client, &name, &options).await),
+                Err(e) => {
+                    // One unusable context (a typo, an expired exec
+                    // login) is its finding; the others are still read.
+                    let mut unusable = Observed::unread(&name);
+                    unusable.api_server = Err(commands_report(&e));
+                    seen.push(unusable);
+                }
+            }
         }
         anyhow::Ok(seen)
     })?;

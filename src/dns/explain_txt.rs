@@ -16,9 +16,11 @@ use hickory_proto::rr::{LowerName, Name, RData, Record};
 pub const LABEL: &[u8] = b"_explain";
 
 /// Writes the provenance line of `host` (lower case, no trailing dot),
-/// served in zones of SOA serial `serial`.
+/// served in zones of SOA serial `serial`; `exists` says whether the name
+/// is in the zones (so that the line never contradicts the answer for it).
+/// `None`: not now (the explainer's rate limit), answered REFUSED.
 pub trait Explainer: Send + Sync + std::fmt::Debug {
-    fn line(&self, host: &str, serial: u32) -> String;
+    fn line(&self, host: &str, serial: u32, exists: bool) -> Option<String>;
 }
 
 /// Where the server puts its [`Explainer`] once it has one; empty (every

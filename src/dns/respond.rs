@@ -279,7 +279,14 @@ fn explain(
     response.metadata.authoritative = true;
     if matches!(query.query_type(), RecordType::TXT | RecordType::ANY) {
         let text = host.to_ascii().trim_end_matches('.').to_ascii_lowercase();
-        let line = explainer.line(&text, zones.serial());
+        let exists = !matches!(
+            lookup(zones, &LowerName::new(&host), RecordType::A),
+            Outcome::NxDomain { .. }
+        );
+        let Some(line) = explainer.line(&text, zones.serial(), exists) else {
+            response.metadata.authoritative = false;
+            return Some(ResponseCode::Refused);
+        };
         response.answers = vec![super::explain_txt::record(query.name().clone(), &line)];
     } else {
         response.authorities = vec![zone.soa.clone()];

@@ -6,32 +6,71 @@
 //! httpbin.bar.global exported-by=west vip=240.0.195.86 first-choice=yes peers=west:current registry=current serial=1764000000
 //! ```
 //!
-//! `exported-by` (or `per-cluster-of`, or `nxdomain=` with the reason),
+//! `exported-by` (or `per-cluster-of`, `hand-written=<entry>` for a
+//! drop-in host, `nxdomain` when the name is not served, never listing
+//! what else a namespace holds),
 //! each `vip` with `first-choice` (`yes`, `pinned`, `no:<first>` when the
 //! first choice was taken and another cluster may differ), the state of
 //! each exporting peer (`current`, `unreachable-<s>s`, `not-listed`,
 //! `dropped`, `no-meshcluster`), `registry=held` while the shrink brake
 //! holds a version back, and the zones' SOA serial.
+//!
+//! Each line costs a scan of the registry's services, on a DNS worker: at
+//! most [`PER_SECOND`] lines a second are written, and queries beyond
+//! that are REFUSED, so that a flood of them cannot take the workers.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{per_cluster, why_missing, zone_suffix};
+use super::{per_cluster, zone_suffix};
 use crate::controller::Allocated;
 use crate::dns::explain_txt::Explainer;
 use crate::metrics::{Metrics, PeerStatus};
 use crate::registry::brake::HeldBack;
 use crate::vip::{Allocator, Family, Placement};
 
+/// Most lines written a second; queries beyond are REFUSED.
+pub const PER_SECOND: u32 = 50;
+
 /// What the line is made of, read live on each query: the same sources as
 /// the admin endpoint's explain.
 pub struct TxtExplainer {
-    pub allocated: watch::Receiver<Option<Arc<Allocated>>>,
-    pub held: watch::Receiver<Option<HeldBack>>,
-    pub metrics: Arc<Metrics>,
-    pub allocator: Allocator,
+    allocated: watch::Receiver<Option<Arc<Allocated>>>,
+    held: watch::Receiver<Option<HeldBack>>,
+    metrics: Arc<Metrics>,
+    allocator: Allocator,
+    /// The second being counted, and the lines written in it.
+    budget: std::sync::Mutex<(std::time::Instant, u32)>,
+}
+
+impl TxtExplainer {
+    pub fn new(
+        allocated: watch::Receiver<Option<Arc<Allocated>>>,
+        held: watch::Receiver<Option<HeldBack>>,
+        metrics: Arc<Metrics>,
+        allocator: Allocator,
+    ) -> Self {
+        Self {
+            allocated,
+            held,
+            metrics,
+            allocator,
+            budget: std::sync::Mutex::new((std::time::Instant::now(), 0)),
+        }
+    }
+
+    /// Takes one line from this second's budget.
+    fn take(&self) -> bool {
+        let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if now.duration_since(budget.0) >= std::time::Duration::from_secs(1) {
+            *budget = (now, 0);
+        }
+        budget.1 += 1;
+        budget.1 <= PER_SECOND
+    }
 }
 
 impl std::fmt::Debug for TxtExplainer {
@@ -41,18 +80,27 @@ impl std::fmt::Debug for TxtExplainer {
 }
 
 impl Explainer for TxtExplainer {
-    fn line(&self, host: &str, serial: u32) -> String {
+    fn line(&self, host: &str, serial: u32, exists: bool) -> Option<String> {
+        if !self.take() {
+            return None;
+        }
         let allocated = self.allocated.borrow().clone();
         let held = self.held.borrow().is_some();
-        let peers = self.metrics.peers.status.lock().unwrap().clone();
-        line(
-            serial,
+        let peers = self
+            .metrics
+            .peers
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Some(line(
+            Served { serial, exists },
             host,
             allocated.as_deref(),
             &self.allocator,
             held,
             &peers,
-        )
+        ))
     }
 }
 
@@ -70,21 +118,34 @@ fn peer_state(status: &PeerStatus) -> String {
     }
 }
 
-/// The provenance line of `host` (lower case, no trailing dot), served
-/// under SOA serial `serial`.
+/// What the zones say of the name: their SOA serial, and whether the name
+/// is in them.
+#[derive(Clone, Copy, Debug)]
+pub struct Served {
+    pub serial: u32,
+    pub exists: bool,
+}
+
+/// The provenance line of `host` (lower case, no trailing dot), as
+/// `served`.
 pub fn line(
-    serial: u32,
+    served: Served,
     host: &str,
     allocated: Option<&Allocated>,
     allocator: &Allocator,
     held: bool,
     peers: &std::collections::BTreeMap<String, PeerStatus>,
 ) -> String {
+    let serial = served.serial;
     let mut out = host.to_string();
     let Some(allocated) = allocated else {
         out.push_str(" registry=not-loaded");
         return out;
     };
+    if !served.exists {
+        out.push_str(" nxdomain");
+        return finish(out, serial, held);
+    }
     let services = &allocated.registry.services;
     let shared = services
         .iter()
@@ -101,8 +162,12 @@ pub fn line(
             (service, vec![cluster])
         }
         (None, None) => {
-            let why = why_missing(host, allocated).replace(' ', "_");
-            let _ = write!(out, " nxdomain={why}");
+            match allocated.hand_written.iter().find(|h| h.host == host) {
+                Some(entry) => {
+                    let _ = write!(out, " hand-written={}", entry.source);
+                }
+                None => out.push_str(" no-service"),
+            }
             return finish(out, serial, held);
         }
     };

@@ -210,12 +210,12 @@ pub async fn start(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         None => None,
     };
     if config.explain_txt {
-        let explainer = crate::explain::txt_line::TxtExplainer {
-            allocated: controller.subscribe(),
-            held: feeds.held(),
-            metrics: metrics.clone(),
-            allocator: config.settings.allocator.clone(),
-        };
+        let explainer = crate::explain::txt_line::TxtExplainer::new(
+            controller.subscribe(),
+            feeds.held(),
+            metrics.clone(),
+            config.settings.allocator.clone(),
+        );
         let _ = controller.explain_slot().set(Arc::new(explainer));
         tracing::info!("answering TXT _explain.<host> (--explain-txt)");
     }

@@ -35,7 +35,8 @@ pub const MADE_BY_TEST: &str = "app.kubernetes.io/part-of=globaldns-e2e";
 pub const PEER: &str = "globaldns.io/peer=true";
 /// The Secret `globaldns peer-secret` makes for the reader's token.
 const READER_TOKEN: &str = "globaldns-reader-token";
-/// The MCS API's ServiceExport CRD (tests/e2e/data/serviceexport-crd.yaml).
+/// The MCS API's ServiceExport CRD (`GLOBALDNS_MCS_CRDS`, or
+/// tests/e2e/data/serviceexport-crd.yaml).
 pub const SERVICE_EXPORT_CRD: &str = "serviceexports.multicluster.x-k8s.io";
 
 pub struct Suite {
@@ -81,8 +82,10 @@ impl Suite {
                 "metadata": {"name": SE_NAMESPACE}
             });
             installed.apply(&client, &[ns]).await?;
-            // The MCS ServiceExport CRD, unless the cluster has it (then
-            // it is left as it is).
+            // The MCS CRDs, unless the cluster has them (then they are left
+            // as they are): as the pinned mcs-api release publishes them
+            // (`GLOBALDNS_MCS_CRDS`, from conformance/mcs/crds.sh; .ci/run
+            // sets it), else the suite's own minimal ServiceExport.
             let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
             if crds
                 .get_opt(SERVICE_EXPORT_CRD)
@@ -90,10 +93,19 @@ impl Suite {
                 .map_err(|e| e.to_string())?
                 .is_none()
             {
-                let crd: Value =
-                    serde_saphyr::from_str(include_str!("data/serviceexport-crd.yaml"))
-                        .map_err(|e| format!("data/serviceexport-crd.yaml: {e}"))?;
-                installed.apply(&client, &[crd]).await?;
+                let docs: Vec<Value> = match std::env::var_os("GLOBALDNS_MCS_CRDS") {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| format!("GLOBALDNS_MCS_CRDS {path:?}: {e}"))?;
+                        serde_saphyr::from_multiple(&text)
+                            .map_err(|e| format!("GLOBALDNS_MCS_CRDS {path:?}: {e}"))?
+                    }
+                    None => vec![
+                        serde_saphyr::from_str(include_str!("data/serviceexport-crd.yaml"))
+                            .map_err(|e| format!("data/serviceexport-crd.yaml: {e}"))?,
+                    ],
+                };
+                installed.apply(&client, &docs).await?;
             }
             let docs = env.kustomize("")?;
             installed.apply(&client, &docs).await?;

@@ -77,7 +77,21 @@ async fn a_served_host_s_provenance_is_one_txt_line() {
         )
         .await,
     );
-    assert!(line.contains(" nxdomain=no_service_`nope`"), "{line}");
+    // Not served: said, without listing what the namespace holds.
+    assert!(
+        line.starts_with("nope.bar.global nxdomain registry="),
+        "{line}"
+    );
+    // A name under a host is NXDOMAIN, and its line says so.
+    let line = text(
+        &exchange(
+            server.addr,
+            &query("_explain.httpbin.bar.x.global.", RecordType::TXT, false),
+            BOTH[0],
+        )
+        .await,
+    );
+    assert!(line.starts_with("httpbin.bar.x.global nxdomain "), "{line}");
     // Other types of the name: NODATA on both paths (the fast path leaves
     // it to the general one), not an NXDOMAIN a cache would apply to TXT.
     for qtype in [RecordType::A, RecordType::AAAA] {
@@ -121,4 +135,36 @@ async fn without_the_flag_an_explain_name_is_nxdomain() {
             "{qtype}"
         );
     }
+}
+
+#[tokio::test]
+async fn explain_queries_beyond_the_rate_are_refused() {
+    let server = TestServer::with(Options {
+        explain_txt: true,
+        ..Options::default()
+    })
+    .await;
+    let asked = query("_explain.httpbin.bar.global.", RecordType::TXT, false);
+    let mut refused = 0;
+    let started = std::time::Instant::now();
+    for _ in 0..2 * globaldns::explain::txt_line::PER_SECOND {
+        let answer = exchange(server.addr, &asked, BOTH[0]).await;
+        if answer.metadata.response_code == ResponseCode::Refused {
+            refused += 1;
+        }
+    }
+    // Within one second, everything past the budget is refused.
+    if started.elapsed() < std::time::Duration::from_secs(1) {
+        assert_eq!(refused, globaldns::explain::txt_line::PER_SECOND, "refused");
+    } else {
+        assert!(refused > 0, "none refused");
+    }
+    // The other names are not limited.
+    let a = exchange(
+        server.addr,
+        &query("httpbin.bar.global.", RecordType::A, false),
+        BOTH[1],
+    )
+    .await;
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
 }

@@ -88,7 +88,13 @@ pub fn gateway(seen: &Observed) -> Vec<Finding> {
         }
     };
     let hosts: Vec<String> = zones.iter().map(|z| format!("*.{z}")).collect();
-    let Some(found) = gateways.iter().find(|g| accepts(g, port, &zones)) else {
+    // globaldns' own Gateway first: a leftover one elsewhere that accepts
+    // the zones too must not hide it.
+    let Some(found) = gateways
+        .iter()
+        .filter(|g| accepts(g, port, &zones))
+        .min_by_key(|g| !super::mesh_check::owned(g))
+    else {
         return vec![Finding::fail(
             CHECK,
             format!("Gateway for {}", hosts.join(", ")),

@@ -140,6 +140,9 @@ pub fn lease(seen: &Observed) -> Finding {
     lease_at(seen, Timestamp::now())
 }
 
+/// Seconds of clock skew the Lease check forgives.
+const LEASE_SKEW: i64 = 5;
+
 fn lease_at(seen: &Observed, now: Timestamp) -> Finding {
     const CHECK: &str = "globaldns.lease";
     let (ns, name) = names(seen);
@@ -160,7 +163,9 @@ fn lease_at(seen: &Observed, now: Timestamp) -> Finding {
     };
     let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
     let age = now.duration_since(renewed.0).as_secs();
-    if age > duration {
+    // Clock skew between this machine and the holder's node is forgiven
+    // up to a few seconds.
+    if age > duration + LEASE_SKEW {
         Finding::fail(
             CHECK,
             object,
@@ -191,8 +196,10 @@ fn wired(
     key: &str,
     zone: &str,
 ) -> Result<Option<Vec<String>>, String> {
-    let Ok(Some(map)) = map else {
-        return Ok(None);
+    let map = match map {
+        Ok(Some(map)) => map,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("cannot be read: {e}")),
     };
     let Some(text) = map.data.as_ref().and_then(|d| d.get(key)) else {
         return Ok(None);
@@ -202,7 +209,19 @@ fn wired(
     } else {
         stub_domain_servers(text, zone)
     };
-    read.map_err(|e| e.to_string())
+    read.map_err(|e| format!("does not parse: {e}"))
+}
+
+/// Whether the Corefile pulls in files doctor cannot see (`import`, as AKS'
+/// `coredns-custom` and k3s' `*.server` files are read).
+fn imports(map: &Read<Option<k8s_openapi::api::core::v1::ConfigMap>>) -> bool {
+    let Ok(Some(map)) = map else {
+        return false;
+    };
+    map.data
+        .as_ref()
+        .and_then(|d| d.get("Corefile"))
+        .is_some_and(|c| c.lines().any(|l| l.trim_start().starts_with("import ")))
 }
 
 /// `dns.wiring`, per served zone: the kube-dns `stubDomains` entry or the
@@ -250,8 +269,8 @@ pub fn wiring(seen: &Observed) -> Vec<Finding> {
                 Err(e) => out.push(Finding::fail(
                     CHECK,
                     object,
-                    format!("does not parse: {e}"),
-                    "fix the ConfigMap by hand; stub-config refuses to merge into it too",
+                    e,
+                    "run doctor with an administrator's kubeconfig, or fix the ConfigMap by hand (stub-config refuses to merge into one that does not parse)",
                 )),
                 Ok(None) => {}
                 Ok(Some(servers)) if servers.iter().any(|s| is(s, ip)) => right = Some(object),
@@ -285,6 +304,12 @@ pub fn wiring(seen: &Observed) -> Vec<Finding> {
                     }
                 ),
                 fix,
+            )),
+            (None, None) if imports(&seen.coredns) => out.push(Finding::warn(
+                CHECK,
+                format!("ConfigMap {DNS_NAMESPACE}/{COREDNS}"),
+                format!("no block for {zone} in the Corefile, which imports other files doctor cannot see"),
+                "check the imported server blocks forward the zone to globaldns' ClusterIP, or apply stub-config's block",
             )),
             (None, None) => out.push(Finding::fail(
                 CHECK,

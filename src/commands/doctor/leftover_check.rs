@@ -6,13 +6,12 @@
 use std::collections::BTreeSet;
 
 use ipnet::IpNet;
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::Finding;
 use super::mesh_check::{describe, local, owned, strings};
-use super::observe::Observed;
+use super::observe::{Observed, env_of, flag};
 
 /// `leftover.envoy-filter`: an EnvoyFilter with `tcp_cluster_rewrite` (the
 /// 1.1–1.9 charts' `istio-multicluster-ingressgateway`). Envoy dropped the
@@ -175,11 +174,20 @@ pub fn hand_written(seen: &Observed) -> Vec<Finding> {
                 ),
                 fix,
             )),
-            _ => out.push(Finding::fail(
+            Some(crate::index::IstioPicks::HandWritten) => out.push(Finding::fail(
                 CHECK,
                 object,
                 format!(
                     "claims {} and is older than globaldns' entry: Istio 1.30+ routes by it",
+                    entry.host
+                ),
+                fix,
+            )),
+            None => out.push(Finding::fail(
+                CHECK,
+                object,
+                format!(
+                    "claims {}, for which globaldns has no entry yet: Istio routes by this one",
                     entry.host
                 ),
                 fix,
@@ -196,46 +204,27 @@ pub fn hand_written(seen: &Observed) -> Vec<Finding> {
     out
 }
 
-/// The value of flag `--<flag>` (or its environment variable `env`) of the
-/// first container of a Deployment.
-fn flag(deployment: &Deployment, flag: &str, env: &str) -> Option<String> {
-    let container = deployment
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?;
-    let args = container.args.clone().unwrap_or_default();
-    let long = format!("--{flag}");
-    for (i, arg) in args.iter().enumerate() {
-        if let Some(value) = arg.strip_prefix(&format!("{long}=")) {
-            return Some(value.to_string());
-        }
-        if *arg == long {
-            return args.get(i + 1).cloned();
-        }
-    }
-    env_of(deployment, env)
-}
-
-/// The value of environment variable `name` of the first container of a
-/// Deployment (a literal value; one from a reference is not followed).
-fn env_of(deployment: &Deployment, name: &str) -> Option<String> {
-    deployment
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .env
-        .as_ref()?
+/// The ranges istiod allocates from, by where they were read: each istiod
+/// Deployment's (every revision) `env`, or Istio's default when none sets
+/// it.
+fn istio_ranges(seen: &Observed, env: &str, default: &str) -> Vec<(String, IpNet)> {
+    let mut out: Vec<(String, IpNet)> = seen
+        .istiod
         .iter()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.clone())
+        .flatten()
+        .filter_map(|d| {
+            let value = env_of(d, "discovery", env)?;
+            let name = d.metadata.name.as_deref().unwrap_or("istiod");
+            Some((format!("{name}'s {env}"), value.parse().ok()?))
+        })
+        .collect();
+    if out.is_empty() {
+        out.push((
+            format!("Istio's default ({env} unset or istiod not found)"),
+            default.parse().expect("a valid default"),
+        ));
+    }
+    out
 }
 
 /// `leftover.vip-range`: globaldns' VIP range against the range the mesh's
@@ -249,7 +238,6 @@ pub fn vip_range(seen: &Observed) -> Vec<Finding> {
     let Ok(Some(ours)) = &seen.deployment else {
         return Vec::new();
     };
-    let istiod = seen.istiod.as_ref().ok().and_then(Option::as_ref);
     let mut out = Vec::new();
     for (family, range_flag, default, istio_flag, istio_env, istio_default) in [
         (
@@ -285,21 +273,14 @@ pub fn vip_range(seen: &Observed) -> Vec<Finding> {
             .unwrap_or_else(|| istio_default.to_string())
             .parse::<IpNet>()
             .ok();
-        let istio_env_value = istiod.and_then(|d| env_of(d, istio_env));
-        let actual: IpNet = istio_env_value
-            .as_deref()
-            .unwrap_or(istio_default)
-            .parse()
-            .unwrap_or_else(|_| istio_default.parse().expect("a valid default"));
-        let source = if istio_env_value.is_some() {
-            format!("istiod's {istio_env}")
-        } else {
-            format!("Istio's default ({istio_env} unset or istiod not found)")
-        };
-        let overlap = range.contains(&actual.network())
-            || actual.contains(&range.network())
-            || range.contains(&actual.broadcast());
-        if overlap && told != Some(actual) {
+        let ranges = istio_ranges(seen, istio_env, istio_default);
+        let clash = ranges.iter().find(|(_, actual)| {
+            let overlap = range.contains(&actual.network())
+                || actual.contains(&range.network())
+                || range.contains(&actual.broadcast());
+            overlap && told != Some(*actual)
+        });
+        if let Some((source, actual)) = clash {
             out.push(Finding::fail(
                 CHECK,
                 format!("{family} range {range}"),
@@ -310,6 +291,7 @@ pub fn vip_range(seen: &Observed) -> Vec<Finding> {
             ));
             continue;
         }
+        let (source, actual) = ranges[0].clone();
         let inside: Vec<String> = seen
             .service_entries
             .as_ref()

@@ -263,7 +263,13 @@ pub fn service_entries(seen: &Observed) -> Vec<Finding> {
         good += 1;
     }
     let wanted: BTreeSet<&str> = desired.iter().map(|d| d.metadata.name.as_str()).collect();
-    for (name, _) in ours.iter().filter(|(n, _)| !wanted.contains(*n)) {
+    // A peer doctor could not read may export them: globaldns keeps its
+    // last exports (until --peer-stale-after), so they are not orphans.
+    let peers_unread = seen.peers.iter().any(|p| p.holds_cluster.is_err());
+    for (name, _) in ours
+        .iter()
+        .filter(|(n, _)| !wanted.contains(*n) && !peers_unread)
+    {
         out.push(Finding::warn(
             CHECK,
             format!("ServiceEntry {namespace}/{name}"),

@@ -56,7 +56,10 @@ pub struct Observed {
     /// current one).
     pub context: String,
     pub options: Option<Options>,
-    /// The local cluster's name and where it was read.
+    /// The API server's version, or why it could not be reached (then
+    /// nothing else was read).
+    pub api_server: Read<String>,
+    /// The local cluster's name.
     pub cluster: Read<String>,
     pub deployment: Read<Option<Deployment>>,
     pub service: Read<Option<Service>>,
@@ -78,8 +81,9 @@ pub struct Observed {
     /// The injector's ConfigMaps (`istio-sidecar-injector*` in Istio's
     /// namespace).
     pub injector: Read<Vec<ConfigMap>>,
-    /// istiod's Deployment (`istiod`, or `istio-pilot` before 1.5).
-    pub istiod: Read<Option<Deployment>>,
+    /// istiod's Deployments: `app=istiod` in Istio's namespace (every
+    /// revision), or `istio-pilot` before 1.5.
+    pub istiod: Read<Vec<Deployment>>,
     pub istio_namespace: Read<Option<Namespace>>,
     /// `istio-ca-root-cert` in Istio's namespace.
     pub root_cert: Read<Option<ConfigMap>>,
@@ -116,8 +120,10 @@ where
     api.get_opt(name).await.map_err(text)
 }
 
-/// A client for `context` (`None`: the current one) of the kubeconfig.
-pub async fn client_for(context: Option<&str>) -> anyhow::Result<kube::Client> {
+/// A client for `context` (`None`: the current one) of the kubeconfig,
+/// each request bounded by `timeout` (connect and read), so that a
+/// blackholed API server costs one timeout, not one per read.
+pub async fn client_for(context: Option<&str>, timeout: Duration) -> anyhow::Result<kube::Client> {
     use anyhow::Context as _;
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
@@ -132,6 +138,9 @@ pub async fn client_for(context: Option<&str>) -> anyhow::Result<kube::Client> {
             .context("no kubeconfig and not in a pod")?,
         Err(e) => return Err(e).context("cannot read the kubeconfig"),
     };
+    let mut config = config;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
     kube::Client::try_from(config).context("cannot make a client")
 }
 
@@ -154,6 +163,7 @@ impl Observed {
         Self {
             context: context.to_string(),
             options: None,
+            api_server: no(),
             cluster: no(),
             deployment: no(),
             service: no(),
@@ -182,6 +192,15 @@ impl Observed {
         let istio = options.istio_namespace.as_str();
         let mut seen = Observed::unread(context);
         seen.options = Some(options.clone());
+        seen.api_server =
+            match tokio::time::timeout(options.timeout, client.apiserver_version()).await {
+                Ok(Ok(info)) => Ok(info.git_version),
+                Ok(Err(e)) => Err(text(e)),
+                Err(_) => Err(format!("no answer within {:?}", options.timeout)),
+            };
+        if seen.api_server.is_err() {
+            return seen;
+        }
         seen.cluster = match &options.cluster {
             Some(name) => Ok(name.clone()),
             None => cluster_name(client, ns).await,
@@ -261,13 +280,20 @@ impl Observed {
             .map_err(text);
         seen.root_cert = get(istio_maps, "istio-ca-root-cert").await;
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), istio);
-        seen.istiod = match get(deployments.clone(), "istiod").await {
-            Ok(None) => get(deployments, "istio-pilot").await,
-            other => other,
+        seen.istiod = match deployments
+            .list(&ListParams::default().labels("app=istiod"))
+            .await
+        {
+            Ok(list) if list.items.is_empty() => get(deployments, "istio-pilot")
+                .await
+                .map(|d| d.into_iter().collect()),
+            Ok(list) => Ok(list.items),
+            Err(e) => Err(text(e)),
         };
         seen.istio_namespace = get(Api::all(client.clone()), istio).await;
         let local = seen.cluster.clone().unwrap_or_default();
-        seen.registry = registry(client, options, &local, &mut seen.peers).await;
+        let deployment = seen.deployment.as_ref().ok().and_then(Option::as_ref);
+        seen.registry = registry(client, options, &local, deployment, &mut seen.peers).await;
         seen
     }
 }
@@ -308,6 +334,7 @@ async fn registry(
     client: &kube::Client,
     options: &Options,
     local: &str,
+    deployment: Option<&Deployment>,
     peers: &mut Vec<PeerSeen>,
 ) -> Read<(Registry, String)> {
     let ns = options.namespace.as_str();
@@ -315,13 +342,34 @@ async fn registry(
         let registry = crate::registry::file::read(path, &options.zones).map_err(text)?;
         return Ok((registry, path.display().to_string()));
     }
-    let (map, key) = REGISTRY_CONFIGMAP;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    if let Some(found) = maps.get_opt(map).await.map_err(text)? {
+    let mounted = match deployment {
+        // What the Deployment runs decides: `--registry kubernetes`, or a
+        // file of a mounted ConfigMap.
+        Some(deployment) => match registry_of(deployment) {
+            Some(Ok((map, key))) => Some((map, key)),
+            Some(Err(e)) => return Err(e),
+            None => None,
+        },
+        // No Deployment to ask: file mode's ConfigMap if there is one.
+        None => {
+            let (map, key) = REGISTRY_CONFIGMAP;
+            maps.get_opt(map)
+                .await
+                .map_err(text)?
+                .map(|_| (map.to_string(), key.to_string()))
+        }
+    };
+    if let Some((map, key)) = mounted {
         let origin = format!("ConfigMap {ns}/{map}");
+        let found = maps
+            .get_opt(&map)
+            .await
+            .map_err(text)?
+            .ok_or_else(|| format!("{origin}, which the Deployment mounts, does not exist"))?;
         let text = found
             .data
-            .and_then(|d| d.get(key).cloned())
+            .and_then(|d| d.get(&key).cloned())
             .ok_or_else(|| format!("{origin} has no key {key}"))?;
         let registry =
             crate::registry::load_str(&text, &origin, &options.zones).map_err(|e| e.to_string())?;
@@ -380,6 +428,88 @@ async fn registry(
     ))
 }
 
+/// The container `name` of a Deployment, else its first one.
+pub(super) fn container<'d>(
+    deployment: &'d Deployment,
+    name: &str,
+) -> Option<&'d k8s_openapi::api::core::v1::Container> {
+    let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
+    containers
+        .iter()
+        .find(|c| c.name == name)
+        .or_else(|| containers.first())
+}
+
+/// The value of flag `--<flag>` (or its environment variable `env`, a
+/// literal value) of globaldns' container in its Deployment.
+pub(super) fn flag(deployment: &Deployment, flag: &str, env: &str) -> Option<String> {
+    let container = container(deployment, "globaldns")?;
+    let args = container.args.clone().unwrap_or_default();
+    let long = format!("--{flag}");
+    for (i, arg) in args.iter().enumerate() {
+        if let Some(value) = arg.strip_prefix(&format!("{long}=")) {
+            return Some(value.to_string());
+        }
+        if *arg == long {
+            return args.get(i + 1).cloned();
+        }
+    }
+    env_of(deployment, "globaldns", env)
+}
+
+/// The value of environment variable `name` of container `container` of a
+/// Deployment (a literal value; one from a reference is not followed).
+pub(super) fn env_of(deployment: &Deployment, container_name: &str, name: &str) -> Option<String> {
+    container(deployment, container_name)?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+/// Where the Deployment's globaldns reads its registry: `None` for the
+/// registry resources (`--registry kubernetes`), else the ConfigMap and
+/// key mounted at the file it names; an error when the file is not in a
+/// mounted ConfigMap.
+fn registry_of(deployment: &Deployment) -> Option<Result<(String, String), String>> {
+    let path = flag(deployment, "registry", "GLOBALDNS_REGISTRY")?;
+    if path == crate::cli::KUBERNETES {
+        return None;
+    }
+    let path = std::path::Path::new(&path);
+    let (dir, file) = (
+        path.parent()?,
+        path.file_name()?.to_string_lossy().to_string(),
+    );
+    let spec = deployment.spec.as_ref()?.template.spec.as_ref()?;
+    let mount = container(deployment, "globaldns")?
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| std::path::Path::new(&m.mount_path) == dir)?;
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)?;
+    let Some(map) = &volume.config_map else {
+        return Some(Err(format!(
+            "the Deployment reads {} from volume {}, which is not a ConfigMap: give doctor --registry FILE",
+            path.display(),
+            mount.name
+        )));
+    };
+    // A key mapped to another file name (`items`) is followed.
+    let key = map
+        .items
+        .iter()
+        .flatten()
+        .find(|i| i.path == file)
+        .map_or(file.clone(), |i| i.key.clone());
+    Some(Ok((map.name.clone(), key)))
+}
+
 /// One cluster's registry objects, listed (the watches' first lists, then
 /// dropped), and whether it holds the MeshCluster `cluster`. Errors: the
 /// first failed request, or no complete list within `timeout`.
@@ -422,6 +552,44 @@ async fn view(
     Ok((input, watch.holds_cluster(cluster)))
 }
 
+/// `globaldns.cluster`: which cluster this is, as the registry names it;
+/// the checks of the Gateway, the ServiceEntries and the network need it.
+pub fn cluster_finding(seen: &Observed) -> Finding {
+    const CHECK: &str = "globaldns.cluster";
+    let fix = format!(
+        "give doctor --cluster NAME, or set the key `cluster` of ConfigMap {CONFIG} as the Deployment reads it"
+    );
+    match (&seen.cluster, &seen.registry) {
+        (Err(e), _) => Finding::fail(
+            CHECK,
+            "cluster name",
+            format!("unknown: {e}; the Gateway, ServiceEntry and network checks are skipped"),
+            fix,
+        ),
+        (Ok(name), Ok((registry, origin)))
+            if !registry.clusters.iter().any(|c| &c.name == name) =>
+        {
+            Finding::fail(
+                CHECK,
+                format!("cluster {name}"),
+                format!(
+                    "not in the registry ({origin} has {}): globaldns renders nothing for it",
+                    registry
+                        .clusters
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                fix,
+            )
+        }
+        (Ok(name), _) => {
+            Finding::pass(CHECK, format!("cluster {name}"), "as the registry names it")
+        }
+    }
+}
+
 /// The registry as a finding: where it was read, or why it could not be.
 pub fn registry_finding(seen: &Observed) -> Option<Finding> {
     Some(match &seen.registry {
@@ -459,3 +627,6 @@ pub fn tests_options() -> Options {
         timeout: Duration::from_secs(1),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -124,69 +124,94 @@ pub fn peers(seen: &Observed) -> Vec<Finding> {
                     format!("gives no peer: {e}"),
                     "re-create it with `globaldns peer-secret` against that cluster",
                 ),
-                Err(e) => Finding::fail(
+                // The Secret names the server as globaldns reaches it from
+                // inside the cluster (often a private endpoint): not
+                // reaching it from here is not proof globaldns cannot.
+                Err(e) => Finding::warn(
                     CHECK,
                     peer.secret.clone(),
-                    format!("peer {who} cannot be read: {e}"),
-                    "check the peer's API server is reachable from here and the token still valid; re-issue it with `globaldns peer-secret`",
+                    format!("peer {who} cannot be read from here: {e}"),
+                    "if globaldns cannot reach it either (globaldns_peer_up 0, `peer` lines in explain), check the address and re-issue the token with `globaldns peer-secret`",
                 ),
             }
         })
         .collect()
 }
 
-/// `mesh.root-of-trust`: every cluster's `istio-ca-root-cert` is the same
-/// (mTLS across clusters needs one root, or roots that trust each other).
+/// The certificates of a PEM bundle, each normalised (whitespace
+/// dropped), so that two bundles compare as sets.
+fn certificates(bundle: &str) -> std::collections::BTreeSet<String> {
+    bundle
+        .split("-----END CERTIFICATE-----")
+        .filter_map(|part| {
+            let body = part.split("-----BEGIN CERTIFICATE-----").nth(1)?;
+            Some(body.split_whitespace().collect::<String>())
+        })
+        .collect()
+}
+
+/// `mesh.root-of-trust`: the clusters' `istio-ca-root-cert` bundles share a
+/// root (mTLS across clusters needs one root, or roots that trust each
+/// other): the same bundle passes; bundles that overlap (a root being
+/// rotated, a cross-signed root) warn; bundles with nothing in common fail.
 pub fn root_of_trust(seen: &[Observed]) -> Vec<Finding> {
     const CHECK: &str = "mesh.root-of-trust";
-    let mut roots: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let object = "ConfigMap istio-ca-root-cert";
+    let mut bundles = Vec::new();
     let mut missing = Vec::new();
     for cluster in seen {
-        let root = cluster
-            .root_cert
-            .as_ref()
-            .ok()
-            .and_then(Option::as_ref)
-            .and_then(|m| m.data.as_ref())
-            .and_then(|d| d.get("root-cert.pem"))
-            .map(|r| r.trim().to_string());
-        match root {
-            Some(root) => roots.entry(root).or_default().push(&cluster.context),
-            None => missing.push(cluster.context.as_str()),
+        match &cluster.root_cert {
+            Ok(Some(map)) => match map.data.as_ref().and_then(|d| d.get("root-cert.pem")) {
+                Some(pem) => {
+                    bundles.push((cluster.context.as_str(), certificates(pem), pem.trim()))
+                }
+                None => missing.push(format!("{} (no root-cert.pem)", cluster.context)),
+            },
+            Ok(None) => missing.push(format!("{} (not found)", cluster.context)),
+            Err(e) => missing.push(format!("{} ({e})", cluster.context)),
         }
     }
-    let object = "ConfigMap istio-ca-root-cert";
     if !missing.is_empty() {
         return vec![Finding::warn(
             CHECK,
             object,
-            format!(
-                "not found in {}: the roots cannot be compared",
-                missing.join(", ")
-            ),
-            "istiod publishes it in every namespace; is Istio running there?",
+            format!("cannot be compared: {}", missing.join(", ")),
+            "istiod publishes it in every namespace; is Istio running there, and may doctor read it?",
         )];
     }
-    if roots.len() > 1 {
-        let groups: Vec<String> = roots
-            .values()
-            .map(|contexts| format!("[{}]", contexts.join(", ")))
-            .collect();
-        return vec![Finding::fail(
+    let same = bundles
+        .windows(2)
+        .all(|w| w[0].2 == w[1].2 || (!w[0].1.is_empty() && w[0].1 == w[1].1));
+    if same {
+        return vec![Finding::pass(
             CHECK,
             object,
-            format!(
-                "{} different roots of trust: {}; sidecars reject each other's certificates across them",
-                roots.len(),
-                groups.join(" / ")
-            ),
-            "plug in one CA (istio.io: Plug in CA certificates) in every cluster",
+            "one root of trust in every cluster",
         )];
     }
-    vec![Finding::pass(
+    let disjoint: Vec<String> = bundles
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| bundles[i + 1..].iter().map(move |b| (a, b)))
+        .filter(|(a, b)| a.1.is_disjoint(&b.1))
+        .map(|(a, b)| format!("{} / {}", a.0, b.0))
+        .collect();
+    if disjoint.is_empty() {
+        return vec![Finding::warn(
+            CHECK,
+            object,
+            "the bundles differ but share a root (a rotation or a cross-signed root?)",
+            "finish the rotation in every cluster so that all trust the same roots",
+        )];
+    }
+    vec![Finding::fail(
         CHECK,
         object,
-        "one root of trust in every cluster",
+        format!(
+            "no root in common between {}: sidecars reject each other's certificates across them",
+            disjoint.join(", ")
+        ),
+        "plug in one CA (istio.io: Plug in CA certificates) in every cluster",
     )]
 }
 

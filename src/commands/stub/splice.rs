@@ -261,7 +261,11 @@ pub fn corefile_forwards(corefile: &str, zone: &str) -> Result<Option<Vec<String
         for line in body.trim_matches(['{', '}']).lines() {
             let line = line.split('#').next().unwrap_or_default();
             let mut words = line.split_whitespace();
-            if words.next() == Some("forward") && words.next() == Some(".") {
+            // `forward . IP` or `forward <zone> IP` (FROM the block's zone).
+            let from = (words.next() == Some("forward"))
+                .then(|| words.next())
+                .flatten();
+            if from.is_some_and(|f| f == "." || normal(f) == zone) {
                 upstreams.extend(
                     words
                         .take_while(|w| *w != "{")

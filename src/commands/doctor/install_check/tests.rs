@@ -124,3 +124,65 @@ fn a_deployment_without_ready_replicas_fails() {
     assert_eq!(found.status, crate::commands::doctor::Status::Fail);
     assert_eq!(found.object, "Deployment globaldns/globaldns");
 }
+
+#[test]
+fn an_unreachable_api_server_is_the_only_finding() {
+    let mut s = seen();
+    s.api_server = Err("connection refused".into());
+    let found = crate::commands::doctor::check_cluster(&s);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].check, "cluster.api-server");
+    assert_eq!(found[0].status, crate::commands::doctor::Status::Fail);
+    assert_eq!(found[0].context, "east");
+}
+
+#[test]
+fn an_unknown_cluster_name_is_a_failure_not_silence() {
+    let mut s = seen();
+    s.api_server = Ok("v1.28.0".into());
+    s.cluster = Err("ConfigMap globaldns/globaldns-config does not exist".into());
+    let found = crate::commands::doctor::check_cluster(&s);
+    let cluster = found
+        .iter()
+        .find(|f| f.check == "globaldns.cluster")
+        .unwrap();
+    assert_eq!(cluster.status, crate::commands::doctor::Status::Fail);
+    s.cluster = Ok("north".into());
+    s.registry = Ok((
+        crate::registry::load_str(
+            "clusters:\n  - name: east\n    gateways: [{address: 192.0.2.10}]\nservices: []\n",
+            "test",
+            &["global".to_string()],
+        )
+        .unwrap(),
+        "test".into(),
+    ));
+    let found = crate::commands::doctor::check_cluster(&s);
+    let cluster = found
+        .iter()
+        .find(|f| f.check == "globaldns.cluster")
+        .unwrap();
+    assert_eq!(cluster.status, crate::commands::doctor::Status::Fail);
+    assert!(
+        cluster.message.contains("not in the registry"),
+        "{cluster:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_config_map_is_said_and_imports_only_warn() {
+    let mut s = seen();
+    s.coredns = Err("configmaps \"coredns\" is forbidden".into());
+    let found = wiring(&s);
+    assert!(
+        found.iter().any(|f| f.message.contains("cannot be read")),
+        "{found:?}"
+    );
+    s.coredns = coredns(".:53 {\n    import custom/*.server\n    forward . /etc/resolv.conf\n}\n");
+    let found = wiring(&s);
+    assert_eq!(
+        found[0].status,
+        crate::commands::doctor::Status::Warn,
+        "{found:?}"
+    );
+}

@@ -1,6 +1,7 @@
 use super::*;
 use crate::commands::doctor::Status;
 use crate::commands::doctor::mesh_check::tests::{object, seen, written};
+use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::json;
 
 #[test]
@@ -70,15 +71,15 @@ fn a_vip_range_over_istiod_s_that_globaldns_is_not_told_fails() {
         )
     };
     s.deployment = Ok(deployment(json!(["serve"]), json!([])));
-    s.istiod = Ok(None);
+    s.istiod = Ok(vec![]);
     s.service_entries = Ok(vec![]);
     let found = vip_range(&s);
     assert_eq!(found[0].status, Status::Pass, "{found:?}");
 
-    s.istiod = Ok(deployment(
+    s.istiod = Ok(Vec::from_iter(deployment(
         json!([]),
         json!([{"name": "PILOT_IP_AUTOALLOCATE_IPV4_PREFIX", "value": "240.1.0.0/16"}]),
-    ));
+    )));
     let found = vip_range(&s);
     assert_eq!(found[0].status, Status::Fail, "{found:?}");
     assert!(

@@ -129,6 +129,10 @@ fn the_forward_of_a_zone_s_block_is_read_back() {
         Some(vec![])
     );
     assert!(corefile_forwards("global {\n", "global").is_err());
+    assert_eq!(
+        corefile_forwards("global:53 {\n    forward Global. 10.0.0.12\n}\n", "global").unwrap(),
+        Some(vec!["10.0.0.12".to_string()])
+    );
 }
 
 #[test]
