@@ -32,6 +32,7 @@ pub mod leftover_check;
 pub mod mesh_check;
 pub mod observe;
 pub mod peer_check;
+pub mod registry_read;
 
 use std::io::Write;
 
@@ -66,8 +67,8 @@ pub fn check_cluster(seen: &Observed) -> Vec<Finding> {
     out.push(install_check::service(seen));
     out.push(install_check::lease(seen));
     out.extend(install_check::wiring(seen));
-    out.extend(observe::registry_finding(seen));
-    out.push(observe::cluster_finding(seen));
+    out.extend(registry_read::registry_finding(seen));
+    out.push(registry_read::cluster_finding(seen));
     out.push(mesh_check::versions(seen));
     out.extend(gateway_check::gateway(seen));
     out.extend(mesh_check::service_entries(seen));
@@ -125,7 +126,11 @@ pub fn run(args: crate::cli::DoctorArgs) -> anyhow::Result<()> {
         for context in &contexts {
             let name = context.clone().unwrap_or_else(|| "current".to_string());
             match observe::client_for(context.as_deref(), options.timeout).await {
-                Ok(client) => seen.push(Observed::read(&client, &name, &options).await),
+                Ok(client) => {
+                    let mut one = Observed::read(&client, &name, &options).await;
+                    registry_read::read_registry(&client, &mut one).await;
+                    seen.push(one);
+                }
                 Err(e) => {
                     // One unusable context (a typo, an expired exec
                     // login) is its finding; the others are still read.
