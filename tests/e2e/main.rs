@@ -7,6 +7,8 @@
 //! KUBEBUILDER_ASSETS=/path/to/envtest GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml cargo test --test e2e
 //! # or any scratch cluster (the suite installs globaldns' manifests into it):
 //! KUBECONFIG=~/.kube/config GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml cargo test --test e2e
+//! # the Helm chart's tests (chart::*) too, ignored without it:
+//! GLOBALDNS_HELM=$(conformance/helm/build.sh) ...
 //! ```
 //!
 //! Its own runner (libtest-mimic), because the suite has a setup and a
@@ -18,6 +20,7 @@
 //! the cleanup leaves nothing in the way. DNS queries go to the globaldns
 //! processes on 127.0.0.1 only.
 
+mod chart;
 mod cluster;
 mod envtest;
 mod federation;
@@ -45,6 +48,7 @@ type Test = fn(&Suite) -> futures::future::BoxFuture<'_, ()>;
 fn tests() -> Vec<(&'static str, Test)> {
     let mut all: Vec<(&'static str, Test)> = Vec::new();
     all.extend(manifests::TESTS);
+    all.extend(chart::TESTS);
     all.extend(sync::TESTS);
     all.extend(mesh::TESTS);
     all.extend(watch::TESTS);
@@ -84,6 +88,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if env.helm.is_none() {
+        eprintln!(
+            "e2e: no GLOBALDNS_HELM; ignored, since they render the chart with helm \
+             (conformance/helm/build.sh builds it): chart::*"
+        );
+    }
     if env.envtest.is_none() {
         eprintln!(
             "e2e: against KUBECONFIG's cluster; ignored, since they need an API server of the \
@@ -114,11 +124,15 @@ fn main() -> ExitCode {
             .map(|(name, test)| {
                 let suite = suite.clone();
                 let own_server = suite.env.envtest.is_some();
+                let helm = suite.env.helm.is_some();
                 Trial::test(name, move || {
                     suite.run(test);
                     Ok(())
                 })
-                .with_ignored_flag(!own_server && ENVTEST_ONLY.contains(&name))
+                .with_ignored_flag(
+                    (!own_server && ENVTEST_ONLY.contains(&name))
+                        || (!helm && name.starts_with("chart::")),
+                )
             })
             .collect();
         let conclusion = libtest_mimic::run(&args, trials);
