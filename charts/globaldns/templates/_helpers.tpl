@@ -1,14 +1,15 @@
 {{/*
 The image reference, as Istio's charts build theirs: an image with a `/`
 is taken whole; otherwise hub/image:tag, the component's hub and tag
-before the global ones, and no hub at all when both are empty.
+before the global ones, the tag else the chart's appVersion, and no hub at
+all when both hubs are empty.
 */}}
 {{- define "globaldns.image" -}}
 {{- if contains "/" .Values.image -}}
 {{ .Values.image }}
 {{- else -}}
 {{- $hub := .Values.hub | default .Values.global.hub -}}
-{{- $tag := .Values.tag | default .Values.global.tag -}}
+{{- $tag := .Values.tag | default .Values.global.tag | default .Chart.AppVersion -}}
 {{- if $hub }}{{ $hub }}/{{ end }}{{ .Values.image }}:{{ $tag }}
 {{- end -}}
 {{- end }}
