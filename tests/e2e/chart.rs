@@ -4,29 +4,23 @@
 //! `kubectl kustomize manifests/`) the chart changes no object, so the two
 //! installs never fight; and globaldns runs as the chart's Deployment
 //! runs it, as the `globaldns` ServiceAccount under the chart's RBAC, in
-//! Kubernetes mode, file mode and drop-in mode. And a real `helm install`
-//! (file mode, in namespaces of its own, so that it shares no object with
-//! the suite's install) serves and syncs as its ServiceAccount, then
-//! `helm uninstall` leaves nothing.
+//! Kubernetes mode, file mode and drop-in mode. (A real `helm install`:
+//! `chart_install`.)
 //!
 //! The chart is rendered with the real `helm template` (`GLOBALDNS_HELM`;
 //! .ci/run builds the pinned one with conformance/helm/build.sh). Without
 //! it these tests are ignored, and the suite says so; with it naming no
 //! file, the suite does not start.
 
-use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
-
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
-use crate::cluster::{Created, Installed, MANAGER, api_for, service_account_kubeconfig};
+use crate::cluster::{Installed, MANAGER, api_for};
 use crate::suite::{NAMESPACE, Suite};
 
-pub const TESTS: [(&str, crate::Test); 6] = [
+pub const TESTS: [(&str, crate::Test); 5] = [
     (
         "chart::every_values_file_renders_and_passes_a_server_side_dry_run",
         |s| every_values_file_passes_a_dry_run(s).boxed(),
@@ -47,21 +41,12 @@ pub const TESTS: [(&str, crate::Test); 6] = [
         "chart::drop_in_from_the_chart_answers_hand_written_entries_as_the_service_account",
         |s| drop_in(s).boxed(),
     ),
-    (
-        "chart::helm_install_serves_as_its_service_account_and_uninstall_leaves_nothing",
-        |s| helm_install(s).boxed(),
-    ),
 ];
-
-/// Where the `helm install` test installs, and where its globaldns writes
-/// the Istio objects: namespaces of its own.
-const RELEASE_NAMESPACE: &str = "globaldns-helm";
-const ISTIO_NAMESPACE: &str = "istio-helm";
 
 /// Runs `helm args` against the suite's cluster as the admin, its
 /// configuration and cache in the test's directory (never under $HOME);
 /// standard output, or a panic with standard error.
-fn helm(suite: &Suite, args: &[&str]) -> String {
+pub fn helm(suite: &Suite, args: &[&str]) -> String {
     let helm = suite
         .env
         .helm
@@ -86,7 +71,7 @@ fn helm(suite: &Suite, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn chart_dir(suite: &Suite) -> String {
+pub fn chart_dir(suite: &Suite) -> String {
     suite
         .env
         .repo
@@ -115,7 +100,7 @@ fn render(suite: &Suite, values: Option<&str>) -> Vec<Value> {
     )
 }
 
-fn documents(text: &str, what: &str) -> Vec<Value> {
+pub fn documents(text: &str, what: &str) -> Vec<Value> {
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(text).unwrap_or_else(|e| panic!("{what}: {e}"));
     docs.into_iter().filter(|d| !d.is_null()).collect()
@@ -226,185 +211,4 @@ async fn drop_in(suite: &Suite) {
     crate::modes::answers_hand_written_entries(suite, &docs, &[]).await;
     let mut back = Installed::default();
     back.apply(&suite.admin().await, &suite.docs).await.unwrap();
-}
-
-/// A real `helm install` of file mode, in a release namespace Helm creates
-/// and with the Istio objects going to a namespace of the test's (so it
-/// shares no object, namespaced or cluster-wide, with the suite's
-/// install); globaldns, run as the release's Deployment runs it and as its
-/// ServiceAccount, syncs and answers the release's registry; `helm
-/// uninstall` then deletes every object of the release. The namespaces go
-/// afterwards, whatever happened.
-async fn helm_install(suite: &Suite) {
-    let client = suite.admin().await;
-    let mut namespaces = Installed::default();
-    let istio_ns = serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NAMESPACE}
-    });
-    namespaces.apply(&client, &[istio_ns]).await.unwrap();
-    // Helm makes the release namespace (--create-namespace); removed here.
-    namespaces.created.push(Created {
-        gvk: (String::new(), "v1".into(), "Namespace".into()),
-        namespace: None,
-        name: RELEASE_NAMESPACE.into(),
-    });
-    let outcome = AssertUnwindSafe(install_serve_uninstall(suite, &client))
-        .catch_unwind()
-        .await;
-    let removed = namespaces.remove(&client).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    removed.unwrap();
-}
-
-async fn install_serve_uninstall(suite: &Suite, client: &kube::Client) {
-    let chart = chart_dir(suite);
-    let values = format!("{chart}/ci/file-mode-values.yaml");
-    let istio = format!("global.istioNamespace={ISTIO_NAMESPACE}");
-    helm(
-        suite,
-        &[
-            "install",
-            "globaldns",
-            &chart,
-            "--namespace",
-            RELEASE_NAMESPACE,
-            "--create-namespace",
-            "--values",
-            &values,
-            "--set",
-            "createNamespace=false",
-            "--set",
-            &istio,
-        ],
-    );
-    let status: Value = serde_json::from_str(&helm(
-        suite,
-        &[
-            "status",
-            "globaldns",
-            "--namespace",
-            RELEASE_NAMESPACE,
-            "-o",
-            "json",
-        ],
-    ))
-    .unwrap();
-    assert_eq!(status["info"]["status"], "deployed", "{status}");
-    let manifest = helm(
-        suite,
-        &[
-            "get",
-            "manifest",
-            "globaldns",
-            "--namespace",
-            RELEASE_NAMESPACE,
-        ],
-    );
-    let docs = documents(&manifest, "helm get manifest");
-
-    // The release's objects, as Helm made them: each one there, and Helm's.
-    let mut apis = Vec::new();
-    for doc in &docs {
-        let object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
-        let api = api_for(client, &object).await.unwrap();
-        let name = object.name_any();
-        let installed = api
-            .get_opt(&name)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("{} {name}: not installed", doc["kind"]));
-        assert_eq!(
-            installed.annotations().get("meta.helm.sh/release-name"),
-            Some(&"globaldns".to_string()),
-            "{} {name}",
-            doc["kind"]
-        );
-        apis.push((format!("{} {name}", doc["kind"]), api, name));
-    }
-
-    let links = release_service_links(client).await;
-    let (mut args, env) = crate::process::container(&docs, "globaldns-0", &links);
-    let registry = crate::cluster::config_map_data(&docs, "globaldns-registry");
-    let file = suite.dir().join("helm-registry.yaml");
-    std::fs::write(&file, &registry["registry.yaml"]).unwrap();
-    args.retain(|a| !a.starts_with("--registry="));
-    args.push(format!("--registry={}", file.display()));
-    args.push("--no-gateway-probes".into());
-    assert!(
-        args.contains(&format!("--service-entry-namespace={ISTIO_NAMESPACE}")),
-        "{args:?}"
-    );
-    let kubeconfig = service_account_kubeconfig(
-        &suite.env.kubeconfig,
-        client,
-        RELEASE_NAMESPACE,
-        "globaldns",
-        &suite.dir(),
-    )
-    .await
-    .unwrap();
-    let state = suite.dir().join("helm-state");
-    let globaldns = tokio::task::block_in_place(|| {
-        crate::process::Globaldns::start(&args, &env, &kubeconfig, &state)
-    });
-    let entries = globaldns::mesh::sync::service_entries(
-        client.clone(),
-        ISTIO_NAMESPACE,
-        suite.istio_version,
-    );
-    let mut vip = None;
-    for _ in 0..60 {
-        let list = entries.list(&Default::default()).await.unwrap();
-        if let Some(entry) = list
-            .items
-            .iter()
-            .find(|e| e.name_any() == "httpbin-bar-global")
-        {
-            vip = entry.data["spec"]["addresses"][0]
-                .as_str()
-                .map(String::from);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-    let vip: std::net::IpAddr = vip
-        .expect("httpbin-bar-global synced into the test's Istio namespace within 30 s")
-        .parse()
-        .unwrap();
-    tokio::task::block_in_place(|| {
-        crate::process::eventually(
-            std::time::Duration::from_secs(10),
-            "httpbin answers its VIP",
-            || (globaldns.resolve("httpbin.bar.global") == Ok(Some(vip))).then_some(()),
-        )
-    });
-    drop(globaldns);
-
-    helm(
-        suite,
-        &["uninstall", "globaldns", "--namespace", RELEASE_NAMESPACE],
-    );
-    let mut left = Vec::new();
-    for (what, api, name) in &apis {
-        if api.get_opt(name).await.unwrap().is_some() {
-            left.push(what.clone());
-        }
-    }
-    assert!(left.is_empty(), "helm uninstall left {left:?}");
-}
-
-/// The service-link variables of the release's Service, as a pod in its
-/// namespace gets them.
-async fn release_service_links(client: &kube::Client) -> BTreeMap<String, String> {
-    let api: Api<Service> = Api::namespaced(client.clone(), RELEASE_NAMESPACE);
-    let service = api.get("globaldns").await.unwrap();
-    let spec = service.spec.unwrap_or_default();
-    let mut links = BTreeMap::new();
-    links.insert(
-        "GLOBALDNS_SERVICE_HOST".to_string(),
-        spec.cluster_ip.expect("a ClusterIP"),
-    );
-    links
 }

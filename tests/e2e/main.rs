@@ -7,7 +7,7 @@
 //! KUBEBUILDER_ASSETS=/path/to/envtest GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml cargo test --test e2e
 //! # or any scratch cluster (the suite installs globaldns' manifests into it):
 //! KUBECONFIG=~/.kube/config GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml cargo test --test e2e
-//! # the Helm chart's tests (chart::*) too, ignored without it:
+//! # the Helm chart's tests (chart::*, chart_install::*) too, ignored without it:
 //! GLOBALDNS_HELM=$(conformance/helm/build.sh) ...
 //! ```
 //!
@@ -21,6 +21,7 @@
 //! processes on 127.0.0.1 only.
 
 mod chart;
+mod chart_install;
 mod cluster;
 mod envtest;
 mod federation;
@@ -49,6 +50,7 @@ fn tests() -> Vec<(&'static str, Test)> {
     let mut all: Vec<(&'static str, Test)> = Vec::new();
     all.extend(manifests::TESTS);
     all.extend(chart::TESTS);
+    all.extend(chart_install::TESTS);
     all.extend(sync::TESTS);
     all.extend(mesh::TESTS);
     all.extend(watch::TESTS);
@@ -69,6 +71,12 @@ const ENVTEST_ONLY: [&str; 6] = [
     "federation::a_deleted_peer_secret_removes_its_exports_through_the_brake",
     "rbac::the_shipped_rbac_is_exactly_the_verbs_the_audit_log_shows",
 ];
+
+/// Tests that run `helm` (`GLOBALDNS_HELM`): ignored, and said so, without
+/// it.
+fn needs_helm(name: &str) -> bool {
+    name.starts_with("chart::") || name.starts_with("chart_install::")
+}
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
@@ -91,7 +99,7 @@ fn main() -> ExitCode {
     if env.helm.is_none() {
         eprintln!(
             "e2e: no GLOBALDNS_HELM; ignored, since they render the chart with helm \
-             (conformance/helm/build.sh builds it): chart::*"
+             (conformance/helm/build.sh builds it): chart::*, chart_install::*"
         );
     }
     if env.envtest.is_none() {
@@ -130,8 +138,7 @@ fn main() -> ExitCode {
                     Ok(())
                 })
                 .with_ignored_flag(
-                    (!own_server && ENVTEST_ONLY.contains(&name))
-                        || (!helm && name.starts_with("chart::")),
+                    (!own_server && ENVTEST_ONLY.contains(&name)) || (!helm && needs_helm(name)),
                 )
             })
             .collect();
