@@ -11,8 +11,9 @@
 //! differences there are, each asserted by name below: the Namespace object
 //! only with `createNamespace` (Helm makes its release namespace), and
 //! drop-in mode's `--serve-service-entries`, which the chart adds and the
-//! kustomize user adds by hand. Numbers compare by value (`0` and `0.0`
-//! are one JSON number).
+//! kustomize user adds by hand. The PrometheusRule, off by default, is
+//! compared with manifests/monitoring/prometheusrule.yaml. Numbers compare
+//! by value (`0` and `0.0` are one JSON number).
 //!
 //! `cargo test` leaves this suite out (it needs Helm, which is not in the
 //! repository, and kubectl); `.ci/run` builds the pinned Helm
@@ -167,6 +168,38 @@ fn the_drop_in_values_render_manifests_and_drop_in_with_the_flag() {
     );
 }
 
+/// The alerting rules: `manifests/monitoring/prometheusrule.yaml` (a file,
+/// not a kustomization) beside manifests/; more labels for a Prometheus'
+/// ruleSelector are added to the chart's.
+#[test]
+fn the_prometheus_rule_values_render_manifests_and_the_rule() {
+    let mut kustomized = kustomize("");
+    kustomized.retain(|d| !is_namespace(d));
+    let path = repo().join("manifests/monitoring/prometheusrule.yaml");
+    let rule = std::fs::read_to_string(&path).unwrap();
+    kustomized.extend(documents(&rule, "manifests/monitoring/prometheusrule.yaml"));
+    assert_same_objects(
+        "prometheusRule.enabled=true",
+        kustomized,
+        helm_template(&[], &["prometheusRule.enabled=true"]),
+    );
+    let labelled = helm_template(
+        &[],
+        &[
+            "prometheusRule.enabled=true",
+            "prometheusRule.labels.release=prom",
+        ],
+    );
+    let rule = labelled
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("the rule");
+    assert_eq!(
+        rule["metadata"]["labels"],
+        serde_json::json!({"app.kubernetes.io/name": "globaldns", "release": "prom"})
+    );
+}
+
 /// Without the peer reader: its ServiceAccount, Role and RoleBinding are
 /// gone, and so is its subject in globaldns-mcs; the rest is untouched.
 #[test]
@@ -296,8 +329,10 @@ fn wrong_values_are_refused_with_their_name() {
     }
 }
 
-/// `helm lint --strict` with the defaults and with each values file in
-/// `ci/` (all of them: a new file is linted without being listed here).
+/// `helm lint --strict` with the defaults, with each values file in `ci/`
+/// (all of them: a new file is linted without being listed here), and
+/// with the PrometheusRule (in no values file: the end-to-end suite
+/// dry-runs each, and its API server has no Prometheus Operator CRDs).
 #[test]
 fn the_chart_lints_strict_with_every_values_file() {
     let chart = chart();
@@ -314,6 +349,9 @@ fn the_chart_lints_strict_with_every_values_file() {
         args.extend(["--values", file.to_str().unwrap()]);
         runs.push(args);
     }
+    let mut args = runs[0].clone();
+    args.extend(["--set", "prometheusRule.enabled=true"]);
+    runs.push(args);
     for args in runs {
         let out = run(&helm(), &args);
         assert!(
