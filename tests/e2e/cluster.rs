@@ -32,6 +32,8 @@ pub struct Env {
     pub repo: PathBuf,
     /// Istio's CRDs (`GLOBALDNS_ISTIO_CRDS`).
     pub istio_crds: Option<PathBuf>,
+    /// The `helm` binary (`GLOBALDNS_HELM`) the chart tests render with.
+    pub helm: Option<PathBuf>,
 }
 
 impl Env {
@@ -40,12 +42,23 @@ impl Env {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let istio_crds = std::env::var_os("GLOBALDNS_ISTIO_CRDS").map(PathBuf::from);
         let assets = std::env::var_os("KUBEBUILDER_ASSETS").map(PathBuf::from);
+        let helm = std::env::var_os("GLOBALDNS_HELM").map(PathBuf::from);
+        if let Some(helm) = &helm
+            && !helm.is_file()
+        {
+            return Err(format!(
+                "GLOBALDNS_HELM={} is not a file (conformance/helm/build.sh prints the \
+                 pinned helm's path)",
+                helm.display()
+            ));
+        }
         if let Some(kubeconfig) = std::env::var_os("KUBECONFIG") {
             return Ok(Self {
                 kubeconfig: PathBuf::from(kubeconfig),
                 envtest: None,
                 repo,
                 istio_crds,
+                helm,
             });
         }
         let Some(assets) = assets else {
@@ -67,6 +80,7 @@ impl Env {
             envtest: Some(std::sync::Mutex::new(envtest)),
             repo,
             istio_crds,
+            helm,
         })
     }
 
@@ -198,7 +212,10 @@ pub struct Installed {
 }
 
 /// The typed API of a document's kind, found by discovery.
-async fn api_for(client: &Client, object: &DynamicObject) -> Result<Api<DynamicObject>, String> {
+pub async fn api_for(
+    client: &Client,
+    object: &DynamicObject,
+) -> Result<Api<DynamicObject>, String> {
     let types = object
         .types
         .clone()

@@ -10,6 +10,8 @@
 //! KUBECONFIG=~/.kube/config GLOBALDNS_ISTIO_CRDS=crd-all.gen.yaml \
 //!   GLOBALDNS_PROMETHEUS_CRDS=prometheusrules.yaml cargo test --test e2e
 //! # (the PrometheusRule CRD: conformance/monitoring/crd.sh prometheusrules.yaml)
+//! # the Helm chart's tests (chart::*, chart_install::*) too, ignored without it:
+//! GLOBALDNS_HELM=$(conformance/helm/build.sh) ...
 //! ```
 //!
 //! Its own runner (libtest-mimic), because the suite has a setup and a
@@ -21,6 +23,8 @@
 //! the cleanup leaves nothing in the way. DNS queries go to the globaldns
 //! processes on 127.0.0.1 only.
 
+mod chart;
+mod chart_install;
 mod cluster;
 mod doctor;
 mod envtest;
@@ -50,6 +54,8 @@ type Test = fn(&Suite) -> futures::future::BoxFuture<'_, ()>;
 fn tests() -> Vec<(&'static str, Test)> {
     let mut all: Vec<(&'static str, Test)> = Vec::new();
     all.extend(manifests::TESTS);
+    all.extend(chart::TESTS);
+    all.extend(chart_install::TESTS);
     all.extend(sync::TESTS);
     all.extend(mesh::TESTS);
     all.extend(watch::TESTS);
@@ -75,6 +81,12 @@ const ENVTEST_ONLY: [&str; 8] = [
     "rbac::the_shipped_rbac_is_exactly_the_verbs_the_audit_log_shows",
 ];
 
+/// Tests that run `helm` (`GLOBALDNS_HELM`): ignored, and said so, without
+/// it.
+fn needs_helm(name: &str) -> bool {
+    name.starts_with("chart::") || name.starts_with("chart_install::")
+}
+
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     // One cluster, one install, one `globaldns` namespace: one at a time.
@@ -93,6 +105,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if env.helm.is_none() {
+        eprintln!(
+            "e2e: no GLOBALDNS_HELM; ignored, since they render the chart with helm \
+             (conformance/helm/build.sh builds it): chart::*, chart_install::*"
+        );
+    }
     if env.envtest.is_none() {
         eprintln!(
             "e2e: against KUBECONFIG's cluster; ignored, since they need an API server of the \
@@ -123,11 +141,14 @@ fn main() -> ExitCode {
             .map(|(name, test)| {
                 let suite = suite.clone();
                 let own_server = suite.env.envtest.is_some();
+                let helm = suite.env.helm.is_some();
                 Trial::test(name, move || {
                     suite.run(test);
                     Ok(())
                 })
-                .with_ignored_flag(!own_server && ENVTEST_ONLY.contains(&name))
+                .with_ignored_flag(
+                    (!own_server && ENVTEST_ONLY.contains(&name)) || (!helm && needs_helm(name)),
+                )
             })
             .collect();
         let conclusion = libtest_mimic::run(&args, trials);

@@ -58,6 +58,22 @@ async fn every_kustomization_passes_a_dry_run(suite: &Suite) {
             "no kustomization {expected:?} in {names:?}"
         );
     }
+    for dir in &dirs {
+        let built = suite
+            .env
+            .kubectl(&["kustomize", &dir.to_string_lossy()], None)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        dry_run(suite, &dir.display().to_string(), &built);
+    }
+    for file in ["registry.yaml", "corefile.yaml"] {
+        let text = std::fs::read_to_string(manifests.join("sidecar").join(file)).unwrap();
+        dry_run(suite, &format!("sidecar/{file}"), &text);
+    }
+}
+
+/// `kubectl apply --server-side --dry-run=server` of `text` as an admin
+/// (the chart's tests share it); a refusal fails the test, naming `what`.
+pub fn dry_run(suite: &Suite, what: &str, text: &str) {
     let apply = [
         "apply",
         "--server-side",
@@ -68,23 +84,10 @@ async fn every_kustomization_passes_a_dry_run(suite: &Suite) {
         "-f",
         "-",
     ];
-    for dir in &dirs {
-        let built = suite
-            .env
-            .kubectl(&["kustomize", &dir.to_string_lossy()], None)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        suite
-            .env
-            .kubectl(&apply, Some(&built))
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    }
-    for file in ["registry.yaml", "corefile.yaml"] {
-        let text = std::fs::read_to_string(manifests.join("sidecar").join(file)).unwrap();
-        suite
-            .env
-            .kubectl(&apply, Some(&text))
-            .unwrap_or_else(|e| panic!("sidecar/{file}: {e}"));
-    }
+    suite
+        .env
+        .kubectl(&apply, Some(text))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
 /// The istiocoredns Deployment as Istio 1.1–1.7 installed it (CoreDNS and

@@ -29,6 +29,13 @@ pub const TESTS: [(&str, crate::Test); 2] = [
 /// the kubelet would mount it.
 async fn file_mode(suite: &Suite) {
     let docs = suite.install("file-mode").await;
+    serves_the_mounted_registry(suite, &docs).await;
+}
+
+/// globaldns as the Deployment of the installed file-mode `docs` runs it
+/// (the chart's tests share it): the ConfigMap's registry, mounted, is
+/// answered and synced.
+pub async fn serves_the_mounted_registry(suite: &Suite, docs: &[serde_json::Value]) {
     let configs: Api<ConfigMap> = Api::namespaced(suite.admin().await, NAMESPACE);
     let mounted = configs.get("globaldns-registry").await.unwrap();
     let registry = &mounted.data.unwrap()["registry.yaml"];
@@ -36,7 +43,7 @@ async fn file_mode(suite: &Suite) {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("registry.yaml");
     std::fs::write(&file, registry).unwrap();
-    let (args, _) = crate::process::container(&docs, "x", &Default::default());
+    let (args, _) = crate::process::container(docs, "x", &Default::default());
     let registry_arg = args
         .iter()
         .find(|a| a.starts_with("--registry="))
@@ -44,7 +51,7 @@ async fn file_mode(suite: &Suite) {
     assert_eq!(registry_arg, "--registry=/etc/globaldns/registry.yaml");
     let remount = format!("--registry={}", file.display());
     let globaldns = suite
-        .start(&docs, "globaldns-0", "file-mode-state", &[remount.as_str()])
+        .start(docs, "globaldns-0", "file-mode-state", &[remount.as_str()])
         .await;
     let entries = suite
         .wait_for_entries(&["httpbin-bar-global", "west-httpbin-bar-global"], 30)
@@ -65,6 +72,17 @@ async fn file_mode(suite: &Suite) {
 /// written by hand in another namespace is answered with its address.
 async fn drop_in(suite: &Suite) {
     suite.install("drop-in").await;
+    answers_hand_written_entries(suite, &suite.docs, &["--serve-service-entries"]).await;
+}
+
+/// globaldns as the Deployment of `docs` runs it, with `extra` arguments
+/// (the chart's tests share it): a hand-written ServiceEntry in another
+/// namespace is answered.
+pub async fn answers_hand_written_entries(
+    suite: &Suite,
+    docs: &[serde_json::Value],
+    extra: &[&str],
+) {
     suite.mesh_cluster("west", "198.51.100.20").await;
     suite.mesh_cluster("east", "192.0.2.10").await;
     let client = suite.admin().await;
@@ -87,12 +105,7 @@ async fn drop_in(suite: &Suite) {
         .await
         .unwrap();
     let globaldns = suite
-        .start(
-            &suite.docs,
-            "globaldns-0",
-            "drop-in-state",
-            &["--serve-service-entries"],
-        )
+        .start(docs, "globaldns-0", "drop-in-state", extra)
         .await;
     let answered = tokio::task::block_in_place(|| {
         eventually(

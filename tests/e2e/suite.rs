@@ -131,6 +131,7 @@ impl Suite {
         );
         let repo = self.env.repo.clone();
         let istio_crds = istio_crds.or_else(|| self.env.istio_crds.clone());
+        let helm = self.env.helm.clone();
         let dir = self.dir().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let started = std::time::Instant::now();
@@ -143,6 +144,7 @@ impl Suite {
                     envtest: Some(Mutex::new(envtest)),
                     repo,
                     istio_crds,
+                    helm,
                 });
                 Suite::set_up(&env)
             })
@@ -162,11 +164,18 @@ impl Suite {
     /// creates is removed with the round's install. Returns the documents.
     pub async fn install(&self, variant: &str) -> Vec<Value> {
         let docs = self.env.kustomize(variant).expect("the variant builds");
+        self.install_docs(&format!("manifests/{variant}"), docs)
+            .await
+    }
+
+    /// Applies `docs` (`what` names them in a failure) as an admin; what
+    /// they create is removed with the round's install.
+    pub async fn install_docs(&self, what: &str, docs: Vec<Value>) -> Vec<Value> {
         let client = self.admin().await;
         let mut installed = std::mem::take(&mut *self.installed.lock().unwrap());
         let result = installed.apply(&client, &docs).await;
         *self.installed.lock().unwrap() = installed;
-        result.unwrap_or_else(|e| panic!("manifests/{variant}: {e}"));
+        result.unwrap_or_else(|e| panic!("{what}: {e}"));
         docs
     }
 

@@ -172,7 +172,14 @@ fn every_metric_the_readme_names_is_exported() {
 /// command, but for the other programs' flags it quotes.
 #[test]
 fn every_flag_the_readme_names_exists() {
-    const OTHERS: [&str; 4] = ["--dnssec", "--nocapture", "--release", "--test"];
+    const OTHERS: [&str; 6] = [
+        "--create-namespace",
+        "--dnssec",
+        "--nocapture",
+        "--release",
+        "--set",
+        "--test",
+    ];
     fn longs(command: &clap::Command, into: &mut std::collections::BTreeSet<String>) {
         for arg in command.get_arguments() {
             into.extend(arg.get_long().map(|l| format!("--{l}")));
