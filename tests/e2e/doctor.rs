@@ -225,6 +225,9 @@ fn clean(suite: &Suite) {
 
 async fn staged(suite: &Suite) {
     clean(suite);
+    // The Deployment as manifests/ ships it (other tests apply other
+    // variants over it): doctor reads where the registry comes from there.
+    suite.install("").await;
     suite.mesh_cluster("east", "192.0.2.10").await;
     suite.mesh_cluster("west", "198.51.100.20").await;
     suite.exported_service("httpbin", "bar", &["west"]).await;
@@ -599,6 +602,7 @@ fn root_cert(suite: &Suite, pem: &str) {
 /// its globaldns: the checks across clusters pass, then a second root of
 /// trust and a VIP edited in one cluster are named.
 async fn across(suite: &Suite) {
+    suite.install("").await;
     let west = suite.second_cluster("west", None).await;
     west.env
         .kubectl(
