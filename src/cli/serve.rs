@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// (server-side apply, prune of owned ones; only the Lease holder writes).
     #[arg(long, env = "GLOBALDNS_SYNC_SERVICE_ENTRIES", requires = "cluster")]
     pub sync_service_entries: bool,
+    /// With --sync-service-entries: also keep one MCS ServiceImport per
+    /// exported service, its ClusterSetIP the VIP, in every namespace the
+    /// cluster has, when the API server serves the MCS API.
+    #[arg(long, env = "GLOBALDNS_SERVICE_IMPORTS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub service_imports: bool,
     /// The cluster this server runs in, as named in the registry; with
     /// `--registry kubernetes`, the exporter of its ExportedServices that
     /// leave `exportedFrom` out.
@@ -296,6 +301,7 @@ impl ServeArgs {
                 qps: (self.sync_qps > 0.0).then_some(self.sync_qps),
             },
             probes: self.probes.config(),
+            service_imports: self.service_imports,
         });
         Ok(ServeConfig {
             sync,

@@ -30,14 +30,27 @@ pub struct Observed {
     pub managed: Option<Value>,
 }
 
-/// The `fieldsV1` that field manager `manager` owns through `Apply` in
-/// `metadata.managedFields` (as the API server lists it), if any.
+/// The `fieldsV1` that field manager `manager` owns through `Apply` of the
+/// object itself in `metadata.managedFields` (as the API server lists it),
+/// if any.
 pub fn managed_by(metadata: &Value, manager: &str) -> Option<Value> {
+    managed_in(metadata, manager, None)
+}
+
+/// [`managed_by`] for the entry of `subresource` (`Some("status")`: the
+/// applies to `/status`; `None`: those to the object itself). The API
+/// server keeps one entry per manager, operation and subresource
+/// (Kubernetes "Server-Side Apply", field management).
+pub fn managed_in(metadata: &Value, manager: &str, subresource: Option<&str>) -> Option<Value> {
     metadata
         .get("managedFields")?
         .as_array()?
         .iter()
-        .find(|entry| entry["manager"] == manager && entry["operation"] == "Apply")
+        .find(|entry| {
+            entry["manager"] == manager
+                && entry["operation"] == "Apply"
+                && entry.get("subresource").and_then(Value::as_str) == subresource
+        })
         .and_then(|entry| entry.get("fieldsV1").cloned())
 }
 
@@ -60,8 +73,9 @@ pub fn drifted(spec: &Value, labels: &Value, observed: &Observed) -> bool {
     !same_fields(spec, owned_spec) || !same_fields(labels, owned_labels)
 }
 
-/// Whether a value globaldns sets (`want`) differs from the cluster's.
-fn differs(want: &Value, have: &Value) -> bool {
+/// Whether a value globaldns sets (`want`) differs from the cluster's:
+/// maps key by key, lists of named objects by name, other values whole.
+pub fn differs(want: &Value, have: &Value) -> bool {
     match (want, have) {
         (Value::Object(want), Value::Object(have)) => want
             .iter()

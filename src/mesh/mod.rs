@@ -21,6 +21,8 @@
 //! - [`lease`]: only the Lease holder writes;
 //! - [`gateway_health`]: the Lease holder probes the remote east-west
 //!   gateways; a gateway down is withdrawn from the endpoints it renders;
+//! - [`mcs`]: the MCS API's ServiceImports, one per exported service, and
+//!   their part of each sync pass;
 //! - [`api_version`]: which `networking.istio.io` versions the API server
 //!   serves;
 //! - [`record`]: the VIPs of the owned ServiceEntries, read back (design
@@ -34,6 +36,7 @@ pub mod failover_rule;
 pub mod gateway;
 pub mod gateway_health;
 pub mod lease;
+pub mod mcs;
 pub mod meta;
 pub mod record;
 pub mod service_entry;

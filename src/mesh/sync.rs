@@ -152,6 +152,10 @@ pub struct Report {
     /// Writes the API server asked to wait for (429) before they went
     /// through or failed.
     pub throttled: usize,
+    /// Writes not made because the object's namespace does not exist in
+    /// this cluster: a ServiceImport goes only where its namespace is (the
+    /// MCS API's "namespace sameness"); a later pass makes it.
+    pub skipped: usize,
 }
 
 /// The API resource of `kind` in `networking.istio.io/<version>`.

@@ -33,13 +33,13 @@ pub const TESTS: [(&str, crate::Test); 3] = [
 
 /// The second cluster: its own control plane, with globaldns' manifests
 /// installed and `cluster: west` in its config (the README's `sed`).
-struct West {
-    suite: Suite,
-    docs: Vec<Value>,
+pub struct West {
+    pub suite: Suite,
+    pub docs: Vec<Value>,
 }
 
 impl West {
-    async fn start(east: &Suite) -> Self {
+    pub async fn start(east: &Suite) -> Self {
         let suite = east.second_cluster("west", None).await;
         let mut docs = suite.docs.clone();
         for doc in &mut docs {
@@ -50,7 +50,7 @@ impl West {
         Self { suite, docs }
     }
 
-    fn kubeconfig(&self) -> &Path {
+    pub fn kubeconfig(&self) -> &Path {
         &self.suite.env.kubeconfig
     }
 
@@ -69,7 +69,7 @@ impl West {
 /// `globaldns peer-secret --context envtest --cluster NAME | kubectl apply
 /// -f -`: the Secret made against the cluster at `read` (its admin
 /// kubeconfig, whose context is `envtest`), applied in the one at `into`.
-fn join_peer(read: &Path, cluster: &str, into: &Path) {
+pub fn join_peer(read: &Path, cluster: &str, into: &Path) {
     join_peer_edited(read, cluster, into, |yaml| yaml);
 }
 
@@ -121,7 +121,7 @@ fn peer_up(globaldns: &Globaldns, peer: &str) -> f64 {
     globaldns.metric(&format!("globaldns_peer_up{{peer=\"{peer}\"}}"))
 }
 
-fn wait_peer_up(globaldns: &Globaldns, peer: &str) {
+pub fn wait_peer_up(globaldns: &Globaldns, peer: &str) {
     eventually(
         Duration::from_secs(30),
         &format!("peer {peer} is read"),

@@ -30,6 +30,7 @@ mod doctor;
 mod envtest;
 mod federation;
 mod manifests;
+mod mcs;
 mod mesh;
 mod modes;
 mod monitoring;
@@ -61,6 +62,7 @@ fn tests() -> Vec<(&'static str, Test)> {
     all.extend(watch::TESTS);
     all.extend(modes::TESTS);
     all.extend(federation::TESTS);
+    all.extend(mcs::TESTS);
     all.extend(doctor::TESTS);
     all.extend(monitoring::TESTS);
     // Last: it reads what every test before it did.

@@ -16,7 +16,8 @@ use globaldns::registry::{Gateway, Port};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 
@@ -36,7 +37,7 @@ pub const PEER: &str = "globaldns.io/peer=true";
 /// The Secret `globaldns peer-secret` makes for the reader's token.
 const READER_TOKEN: &str = "globaldns-reader-token";
 /// The MCS API's ServiceExport CRD (`GLOBALDNS_MCS_CRDS`, or
-/// tests/e2e/data/serviceexport-crd.yaml).
+/// tests/e2e/data/mcs-crds.yaml).
 pub const SERVICE_EXPORT_CRD: &str = "serviceexports.multicluster.x-k8s.io";
 
 pub struct Suite {
@@ -85,7 +86,7 @@ impl Suite {
             // The MCS CRDs, unless the cluster has them (then they are left
             // as they are): as the pinned mcs-api release publishes them
             // (`GLOBALDNS_MCS_CRDS`, from conformance/mcs/crds.sh; .ci/run
-            // sets it), else the suite's own minimal ServiceExport.
+            // sets it), else the suite's own minimal ServiceExport and ServiceImport.
             let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
             if crds
                 .get_opt(SERVICE_EXPORT_CRD)
@@ -100,10 +101,8 @@ impl Suite {
                         serde_saphyr::from_multiple(&text)
                             .map_err(|e| format!("GLOBALDNS_MCS_CRDS {path:?}: {e}"))?
                     }
-                    None => vec![
-                        serde_saphyr::from_str(include_str!("data/serviceexport-crd.yaml"))
-                            .map_err(|e| format!("data/serviceexport-crd.yaml: {e}"))?,
-                    ],
+                    None => serde_saphyr::from_multiple(include_str!("data/mcs-crds.yaml"))
+                        .map_err(|e| format!("data/mcs-crds.yaml: {e}"))?,
                 };
                 installed.apply(&client, &docs).await?;
             }
@@ -238,6 +237,14 @@ impl Suite {
             list_names(&entries, &ListParams::default().labels(MANAGED)).await,
             "ServiceEntry",
         ));
+        // Owned MCS ServiceImports, in any namespace, as `namespace/name`.
+        let owned = ListParams::default().labels(MANAGED);
+        if let Ok(list) = self.service_imports().await.list(&owned).await {
+            found.extend(list.items.iter().map(|o| {
+                let namespace = o.metadata.namespace.clone().unwrap_or_default();
+                ("ServiceImport", format!("{namespace}/{}", o.name_any()))
+            }));
+        }
         for kind in [Kind::Gateway, Kind::DestinationRule] {
             let api = self.istio(kind).await;
             found.extend(names(
@@ -280,6 +287,14 @@ impl Suite {
                     .delete(name, &dp)
                     .await
                     .map(|_| ()),
+                "ServiceImport" => {
+                    let (namespace, name) = name.split_once('/').unwrap_or_default();
+                    let resource = self.service_imports_resource();
+                    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+                        .delete(name, &dp)
+                        .await
+                        .map(|_| ())
+                }
                 "Gateway" => self
                     .istio(Kind::Gateway)
                     .await
@@ -314,6 +329,18 @@ impl Suite {
     /// whose tests [`Suite::run`] does not run).
     pub fn use_dir(&self, dir: PathBuf) {
         *self.test_dir.lock().unwrap() = dir;
+    }
+
+    /// The MCS ServiceImports, in v1beta1 (the pinned mcs-api release's
+    /// storage version).
+    pub fn service_imports_resource(&self) -> ApiResource {
+        let gvk = GroupVersionKind::gvk("multicluster.x-k8s.io", "v1beta1", "ServiceImport");
+        ApiResource::from_gvk_with_plural(&gvk, "serviceimports")
+    }
+
+    /// The MCS ServiceImports of every namespace, untyped.
+    pub async fn service_imports(&self) -> Api<DynamicObject> {
+        Api::all_with(self.admin().await, &self.service_imports_resource())
     }
 
     /// The ServiceExports of `globaldns` (the MCS API), untyped, in

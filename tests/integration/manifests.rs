@@ -206,9 +206,10 @@ fn rbac_grants_only_the_verbs_used() {
         })
         .collect();
     assert_eq!(rules, expected);
-    // Cluster-wide, only reads: MCS exports (ServiceExports and their
+    // Cluster-wide: reads of MCS exports (ServiceExports and their
     // Services), and drop-in mode's ServiceEntries, in a file of its own
-    // applied only where drop-in mode is used.
+    // applied only where drop-in mode is used; the one write is the MCS
+    // ServiceImports, which live in each service's own namespace.
     let cluster_roles: BTreeMap<String, (&PathBuf, &Value)> = docs
         .iter()
         .filter(|(_, d)| d["kind"] == "ClusterRole")
@@ -216,7 +217,20 @@ fn rbac_grants_only_the_verbs_used() {
         .collect();
     assert_eq!(
         cluster_roles.keys().collect::<Vec<_>>(),
-        ["globaldns-drop-in", "globaldns-mcs"]
+        [
+            "globaldns-drop-in",
+            "globaldns-mcs",
+            "globaldns-service-imports"
+        ]
+    );
+    let (path, role) = cluster_roles["globaldns-service-imports"];
+    assert!(path.ends_with("manifests/base/rbac.yaml"));
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([
+            {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceimports"], "verbs": ["list", "create", "patch", "delete"]},
+            {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceimports/status"], "verbs": ["patch"]}
+        ])
     );
     let (path, role) = cluster_roles["globaldns-drop-in"];
     assert!(path.ends_with("manifests/drop-in/rbac.yaml"));

@@ -39,6 +39,9 @@ pub struct SyncConfig {
     /// How the Lease holder probes the remote gateways (design §5, gateway
     /// health); `None`: no probes, no gateway is withdrawn.
     pub probes: Option<HealthConfig>,
+    /// Keep the MCS ServiceImports too (`--service-imports`), after the
+    /// Istio objects, in the same pass ([`crate::mesh::mcs::import_sync`]).
+    pub service_imports: bool,
 }
 
 /// How long shutdown waits to give the Lease up.
@@ -188,8 +191,16 @@ pub async fn run(
             &config.limits,
             &holds,
         );
+        let imports = async {
+            let mut report = pass.await?;
+            if config.service_imports && !report.lease_lost {
+                let imports = imports_pass(&client, &config, &settings, &current, &holds).await;
+                merge(&mut report, imports);
+            }
+            Ok(report)
+        };
         let outcome = tokio::select! {
-            outcome = pass => outcome,
+            outcome = imports => outcome,
             never = renew_beside(&elector, &lease) => match never {},
             _ = shutdown.cancelled() => break,
         };
@@ -250,6 +261,69 @@ async fn prepare(
     )
     .map_err(Unprepared::Render)?;
     Ok((version, desired))
+}
+
+/// The ServiceImports' part of a pass ([`crate::mesh::mcs::import_sync`]), in
+/// the MCS version the API server serves: an empty report when it serves
+/// none; a failure (retried like a failed write) when discovery or the
+/// list fails.
+async fn imports_pass(
+    client: &kube::Client,
+    config: &SyncConfig,
+    settings: &Settings,
+    current: &Allocated,
+    holds: &(dyn Fn() -> bool + Sync),
+) -> Report {
+    use crate::mesh::mcs::import_sync;
+    let version = match import_sync::version(client).await {
+        Ok(Some(version)) => version,
+        Ok(None) => {
+            tracing::debug!("the API server serves no MCS API: no ServiceImports");
+            return Report::default();
+        }
+        Err(e) => {
+            return Report {
+                failures: vec![import_sync::discovery_failure(&e)],
+                ..Report::default()
+            };
+        }
+    };
+    let desired = crate::mesh::mcs::service_imports(
+        &current.registry,
+        &settings.zones,
+        None,
+        &settings.allocator,
+        &current.table,
+        version,
+    );
+    match import_sync::sync_once(
+        client,
+        version,
+        &desired,
+        config.brake,
+        &config.limits,
+        holds,
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(e) => Report {
+            failures: vec![Failure::new("list", &"ServiceImports", &e)],
+            ..Report::default()
+        },
+    }
+}
+
+/// Adds the counts of `more` (a later part of the same pass) to `report`.
+fn merge(report: &mut Report, more: Report) {
+    report.applied += more.applied;
+    report.deleted += more.deleted;
+    report.held_back += more.held_back;
+    report.conflicts += more.conflicts;
+    report.failures.extend(more.failures);
+    report.lease_lost |= more.lease_lost;
+    report.throttled += more.throttled;
+    report.skipped += more.skipped;
 }
 
 /// What a pass's outcome does: the counts, the health detail, the log

@@ -387,6 +387,7 @@ fn config() -> SyncConfig {
         // The example's gateways are documentation addresses: tests send
         // nothing beyond loopback (the probes have their own tests).
         probes: None,
+        service_imports: false,
     }
 }
 

@@ -47,13 +47,13 @@ impl Default for Limits {
 /// Spaces the starts of writes `interval` apart. A hand-written pacer:
 /// tower's RateLimit would have to wrap the client, pacing the watches and
 /// lists as well, and cannot be cloned into it.
-struct Pacer {
+pub(crate) struct Pacer {
     interval: Option<Duration>,
     next: Mutex<Instant>,
 }
 
 impl Pacer {
-    fn new(qps: Option<f64>) -> Self {
+    pub(crate) fn new(qps: Option<f64>) -> Self {
         Self {
             interval: qps
                 .filter(|q| *q > 0.0)
@@ -63,7 +63,7 @@ impl Pacer {
     }
 
     /// Waits for this write's slot.
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let Some(interval) = self.interval else {
             return;
         };
@@ -88,7 +88,7 @@ pub(super) struct Writer {
 }
 
 /// What one write came to.
-enum Outcome {
+pub(crate) enum Outcome {
     Done { throttled: usize },
     Failed { failure: Failure, throttled: usize },
     NotStarted,
@@ -195,7 +195,11 @@ impl Writer {
 }
 
 /// Runs `write`, waiting out 429s as the API server asks.
-async fn patiently<T, F, Fut>(what: &'static str, target: &Ref, mut write: F) -> Outcome
+pub(crate) async fn patiently<T, F, Fut>(
+    what: &'static str,
+    target: &impl std::fmt::Display,
+    mut write: F,
+) -> Outcome
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -224,7 +228,11 @@ where
 }
 
 /// Adds the outcomes to `report`: successes to the count `done` picks.
-fn tally(outcomes: Vec<Outcome>, report: &mut Report, done: fn(&mut Report) -> &mut usize) {
+pub(crate) fn tally(
+    outcomes: Vec<Outcome>,
+    report: &mut Report,
+    done: fn(&mut Report) -> &mut usize,
+) {
     for outcome in outcomes {
         match outcome {
             Outcome::Done { throttled } => {

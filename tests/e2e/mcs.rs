@@ -1,0 +1,162 @@
+//! The Multi-Cluster Services face (issue 29), against real API servers
+//! with the MCS CRDs of the pinned mcs-api release (`GLOBALDNS_MCS_CRDS`):
+//! two clusters federated as the README joins them, exports of both kinds
+//! (an ExportedService in west, a ServiceExport in east), and in each
+//! cluster one ServiceImport per export with the same ClusterSetIP.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::FutureExt;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+
+use crate::federation::{West, join_peer, wait_peer_up};
+use crate::process::eventually;
+use crate::suite::{NAMESPACE, Suite};
+
+pub const TESTS: [(&str, crate::Test); 1] = [(
+    "mcs::every_cluster_imports_each_export_with_one_cluster_set_ip",
+    |s| one_cluster_set_ip(s).boxed(),
+)];
+
+/// The owned ServiceImports of the cluster `client` reaches, by
+/// `namespace/name`, as the API server serves them in its storage version.
+async fn imports(client: &kube::Client) -> BTreeMap<String, Value> {
+    let gvk = GroupVersionKind::gvk("multicluster.x-k8s.io", "v1beta1", "ServiceImport");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "serviceimports");
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let owned = ListParams::default().labels("app.kubernetes.io/managed-by=globaldns");
+    let list = api
+        .list(&owned)
+        .await
+        .expect("ServiceImports are served: run with GLOBALDNS_MCS_CRDS (.ci/run sets it)");
+    list.items
+        .into_iter()
+        .map(|o| {
+            let key = format!(
+                "{}/{}",
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default()
+            );
+            (key, serde_json::to_value(&o).unwrap())
+        })
+        .collect()
+}
+
+/// Waits until `client`'s cluster holds exactly the owned imports `keys`.
+async fn wait_for_imports(client: &kube::Client, keys: &[&str]) -> BTreeMap<String, Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = imports(client).await;
+        if found.keys().map(String::as_str).eq(keys.iter().copied()) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ServiceImports {:?}, wanted {keys:?}",
+            found.keys().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Issue 29, item 1 / design §5: west exports three services (an
+/// ExportedService each, in `default`), east one (a ServiceExport in
+/// `globaldns`), and one more service lives in a namespace neither cluster
+/// has. Each cluster holds a ServiceImport per export in the service's own
+/// namespace, type ClusterSetIP, `ips` the VIP both clusters answer, the
+/// ports, the exporting cluster in the status; the one without a namespace
+/// is skipped, not failed. An export withdrawn takes its ServiceImport with
+/// it in both clusters.
+async fn one_cluster_set_ip(suite: &Suite) {
+    let west = West::start(suite).await;
+    suite.mesh_cluster("east", "192.0.2.10").await;
+    west.suite.mesh_cluster("west", "198.51.100.20").await;
+    tokio::task::block_in_place(|| {
+        join_peer(west.kubeconfig(), "west", &suite.env.kubeconfig);
+        join_peer(&suite.env.kubeconfig, "east", west.kubeconfig());
+    });
+    let east_dns = suite
+        .start(&suite.docs, "globaldns-0", "state-e", &[])
+        .await;
+    let west_dns = west
+        .suite
+        .start(&west.docs, "globaldns-0", "state-w", &[])
+        .await;
+    tokio::task::block_in_place(|| {
+        wait_peer_up(&east_dns, "west");
+        wait_peer_up(&west_dns, "east");
+    });
+    for name in ["ratings", "reviews", "details"] {
+        west.suite.exported_service(name, "default", &[]).await;
+    }
+    west.suite.exported_service("lonely", "nowhere", &[]).await;
+    suite.mcs_export("productpage", &[("http-web", 9080)]).await;
+
+    let keys = [
+        "default/details",
+        "default/ratings",
+        "default/reviews",
+        "globaldns/productpage",
+    ];
+    let east = suite.admin().await;
+    let west_client = west.suite.admin().await;
+    let in_east = wait_for_imports(&east, &keys).await;
+    let in_west = wait_for_imports(&west_client, &keys).await;
+    for key in keys {
+        let (e, w) = (&in_east[key], &in_west[key]);
+        assert_eq!(e["spec"], w["spec"], "{key}: the same in both clusters");
+        assert_eq!(e["status"], w["status"], "{key}: the same exporters");
+        assert_eq!(e["spec"]["type"], "ClusterSetIP", "{key}");
+        let (namespace, name) = key.split_once('/').unwrap();
+        let host = format!("{name}.{namespace}.global");
+        let vip = tokio::task::block_in_place(|| east_dns.resolve(&host))
+            .unwrap_or_else(|rcode| panic!("{host}: {rcode:?}"))
+            .unwrap_or_else(|| panic!("{host}: no address"));
+        assert_eq!(e["spec"]["ips"], json!([vip.to_string()]), "{key}: the VIP");
+    }
+    assert_eq!(
+        in_east["default/ratings"]["spec"]["ports"],
+        json!([{"name": "http", "port": 8000, "protocol": "TCP", "appProtocol": "http"}])
+    );
+    assert_eq!(
+        in_east["default/ratings"]["status"]["clusters"],
+        json!([{"cluster": "west"}])
+    );
+    assert_eq!(
+        in_west[&format!("{NAMESPACE}/productpage")]["status"]["clusters"],
+        json!([{"cluster": "east"}])
+    );
+    assert_eq!(
+        in_west[&format!("{NAMESPACE}/productpage")]["spec"]["ports"][0]["port"],
+        9080
+    );
+    // No namespace `nowhere`: no ServiceImport, and not a failing sync.
+    tokio::task::block_in_place(|| {
+        for globaldns in [&east_dns, &west_dns] {
+            assert_eq!(globaldns.metric("globaldns_sync_failing"), 0.0);
+        }
+    });
+
+    // Withdrawn in west: gone from both clusters.
+    west.suite
+        .delete_registry_object("ExportedService", "ratings-default")
+        .await;
+    let keys = [
+        "default/details",
+        "default/reviews",
+        "globaldns/productpage",
+    ];
+    wait_for_imports(&east, &keys).await;
+    wait_for_imports(&west_client, &keys).await;
+    tokio::task::block_in_place(|| {
+        eventually(Duration::from_secs(10), "both syncs settle", || {
+            [&east_dns, &west_dns]
+                .iter()
+                .all(|g| g.metric("globaldns_sync_failing") == 0.0)
+                .then_some(())
+        });
+    });
+}
