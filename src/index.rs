@@ -161,8 +161,11 @@ fn sizes(
         let mcs = naming::clusterset_zone(zone).is_some();
         let per_cluster = per_cluster && !mcs;
         if mcs {
+            // `svc.<apex>` (the suffix itself) and `dns-version.<apex>`;
+            // the apex and `ns.<apex>` are 4 bytes shorter than the count
+            // below makes them, which takes the suffix for the apex.
             names += 2;
-            key_bytes += 2 * (zone.len() + 14);
+            key_bytes += (zone.len() + 2) + (zone.len() + 8 + 2) - 2 * 4;
         }
         let zone = zone.len();
         names += 2 + namespaces.len();
