@@ -160,6 +160,13 @@ pub struct ZoneArgs {
     /// copy only.
     #[arg(long, env = "GLOBALDNS_NO_PER_CLUSTER_NAMES")]
     pub no_per_cluster_names: bool,
+    /// Also serve this zone (e.g. `clusterset.local`) in the Multi-Cluster
+    /// Services DNS form: hosts `<name>.<namespace>.svc.<ZONE>` with the
+    /// service's VIP (its ClusterSetIP), SRV per port, and the TXT
+    /// `dns-version.<ZONE>` = `1.0.0`; no per-cluster names. It may not
+    /// be, contain or lie in a --zone.
+    #[arg(long, env = "GLOBALDNS_CLUSTERSET_ZONE", value_name = "ZONE", value_parser = parse_zone)]
+    pub clusterset_zone: Option<String>,
 }
 
 /// A duration: `250ms`, `30s`, `10m`, `1h`, or plain seconds.
@@ -204,22 +211,22 @@ fn parse_cidr(s: &str, family: Family) -> Result<IpNet, String> {
 }
 
 /// Zones must be distinct and must not nest: a host of one would otherwise
-/// also be a name inside the other. At most
-/// [`MAX_ZONES`](crate::dns::zone::MAX_ZONES) of them.
+/// also be a name inside the other. A `--zone` may not start with the
+/// label `svc.`: that host suffix is the Multi-Cluster Services form's
+/// ([`naming::clusterset_zone`]), served with --clusterset-zone.
 fn check_zones(zones: &[String]) -> Result<(), String> {
-    use crate::dns::zone::MAX_ZONES;
-    if zones.len() > MAX_ZONES {
-        return Err(format!(
-            "{} zones given; at most {MAX_ZONES} can be served",
-            zones.len()
-        ));
-    }
     for (i, a) in zones.iter().enumerate() {
+        if let Some(apex) = naming::clusterset_zone(a) {
+            return Err(format!(
+                "--zone {a}: hosts `<name>.<namespace>.{a}` are the Multi-Cluster Services form; \
+                 serve it with --clusterset-zone {apex}"
+            ));
+        }
         for b in &zones[i + 1..] {
             if a == b {
                 return Err(format!("--zone {a} is given twice"));
             }
-            if a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}")) {
+            if nest(a, b) {
                 return Err(format!("--zone {a} and --zone {b} nest; serve one of them"));
             }
         }
@@ -227,11 +234,58 @@ fn check_zones(zones: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// True when `a` and `b` are one zone or one lies inside the other.
+fn nest(a: &str, b: &str) -> bool {
+    a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
+}
+
+/// The MCS zone must be apart from every `--zone`: neither the same, nor
+/// inside one, nor holding one (each name has one zone, design §4).
+fn check_clusterset_zone(clusterset: &str, zones: &[String]) -> Result<(), String> {
+    match zones.iter().find(|z| nest(clusterset, z)) {
+        Some(z) if z == clusterset => Err(format!(
+            "--clusterset-zone {clusterset} is also a --zone; serve it in one form"
+        )),
+        Some(z) => Err(format!(
+            "--clusterset-zone {clusterset} and --zone {z} nest; they must be apart"
+        )),
+        None => Ok(()),
+    }
+}
+
 impl ZoneArgs {
-    /// The zones, once checked to be distinct and not nested.
+    /// The host suffixes served, checked: each `--zone` (distinct, not
+    /// nested), then, with `--clusterset-zone Z`, `svc.Z`
+    /// ([`naming::clusterset_suffix`]), so that every host, VIP and Istio
+    /// object of a service follows for that zone too. At most
+    /// [`MAX_ZONES`](crate::dns::zone::MAX_ZONES) in all. Errors name the
+    /// flag and the value.
     pub fn checked(&self) -> Result<Vec<String>, String> {
+        use crate::dns::zone::MAX_ZONES;
         check_zones(&self.zones)?;
-        Ok(self.zones.clone())
+        let mut zones = self.zones.clone();
+        if let Some(clusterset) = &self.clusterset_zone {
+            check_clusterset_zone(clusterset, &self.zones)?;
+            zones.push(naming::clusterset_suffix(clusterset));
+        }
+        if zones.len() > MAX_ZONES {
+            return Err(format!(
+                "{} zones given; at most {MAX_ZONES} can be served",
+                zones.len()
+            ));
+        }
+        Ok(zones)
+    }
+
+    /// The DNS zones served, checked as [`Self::checked`]: each `--zone`
+    /// and the `--clusterset-zone` itself (its apex, not `svc.<ZONE>`):
+    /// what the cluster DNS forwards to globaldns.
+    pub fn dns_zones(&self) -> Result<Vec<String>, String> {
+        Ok(self
+            .checked()?
+            .iter()
+            .map(|suffix| naming::dns_zone(suffix).to_string())
+            .collect())
     }
 }
 

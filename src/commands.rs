@@ -286,7 +286,8 @@ fn export_resources(args: ExportResourcesArgs) -> anyhow::Result<()> {
 
 fn stub_config(args: StubConfigArgs) -> anyhow::Result<()> {
     use crate::commands::stub::{self, COREDNS, Existing, KUBE_DNS, Target};
-    let zones = args.zones.checked().map_err(|e| anyhow!(e))?;
+    // The zones the cluster DNS forwards: a --clusterset-zone's apex.
+    let zones = args.zones.dns_zones().map_err(|e| anyhow!(e))?;
     let service = match args.ip {
         Some(_) => None,
         None => Some(

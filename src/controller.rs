@@ -412,15 +412,22 @@ impl Controller {
         }
         let m = &self.metrics;
         let allocator = &self.settings.allocator;
-        let per_service = |s: &Arc<crate::registry::Service>| {
-            1 + if self.settings.per_cluster_names {
-                s.exported_from.len()
-            } else {
-                0
-            }
+        // Per zone, each service's host and its per-cluster names, which
+        // a Multi-Cluster Services zone has none of (`index::hosts`).
+        let zones = &self.settings.zones;
+        let mcs = zones
+            .iter()
+            .filter(|z| crate::naming::clusterset_zone(z).is_some())
+            .count();
+        let clusters = match self.settings.per_cluster_names {
+            true => registry
+                .services
+                .iter()
+                .map(|s| s.exported_from.len())
+                .sum(),
+            false => 0,
         };
-        let hosts =
-            registry.services.iter().map(per_service).sum::<usize>() * self.settings.zones.len();
+        let hosts = registry.services.len() * zones.len() + clusters * (zones.len() - mcs);
         self.counts.store(m, &self.table, hosts, now);
         let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
         m.vip

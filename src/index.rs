@@ -10,6 +10,7 @@ use compact_str::CompactString;
 
 use crate::dns::ZoneSet;
 use crate::dns::zone::{HostData, Parents, ZoneError, ZoneSetBuilder};
+use crate::naming;
 use crate::registry::{Registry, Service};
 use crate::vip::{Allocator, Table, Want};
 
@@ -39,13 +40,17 @@ pub fn wants_of(services: &[Arc<Service>], zones: &[String], per_cluster: bool) 
 /// per-cluster name `<cluster>.<name>.<namespace>.<zone>` of each cluster
 /// that exports it, in `exportedFrom` order (`Some(cluster)`; design §2).
 /// A per-cluster name is never pinned: the registry's pins are the
-/// service's.
+/// service's. A Multi-Cluster Services zone's suffix (`svc.<zone>`,
+/// [`naming::clusterset_zone`]) has no per-cluster names whatever
+/// `per_cluster` says: a ClusterSetIP service must not have them (MCS DNS
+/// spec §2.3.4).
 pub fn hosts<'s>(
     service: &'s Service,
     zone: &'s str,
     pin_zone: Option<&str>,
     per_cluster: bool,
 ) -> impl Iterator<Item = (Option<&'s str>, Want)> + 's {
+    let per_cluster = per_cluster && naming::clusterset_zone(zone).is_none();
     let own = (None, want(service, zone, pin_zone));
     let clusters = service
         .exported_from
@@ -65,9 +70,28 @@ pub fn hosts<'s>(
 /// zone that sorts first by name. A rule of the zones themselves, not of
 /// the order of `--zone` flags, so reordering them never moves a pin;
 /// adding or removing a zone that sorts first does, and the controller
-/// logs and counts it (`globaldns_vip_pins_moved_total`).
+/// logs and counts it (`globaldns_vip_pins_moved_total`). A Multi-Cluster
+/// Services zone's suffix is never the pin zone, so turning
+/// `--clusterset-zone` on or off moves no pin: its hosts get VIPs of their
+/// own, by the same hash as every other host.
 pub fn pin_zone(zones: &[String]) -> Option<&str> {
-    zones.iter().map(String::as_str).min()
+    zones
+        .iter()
+        .map(String::as_str)
+        .filter(|z| naming::clusterset_zone(z).is_none())
+        .min()
+}
+
+/// The clusterset host of `service` when `zones` (the served host
+/// suffixes) hold a Multi-Cluster Services zone:
+/// `<name>.<namespace>.svc.<zone>` (MCS DNS spec §2.3.1). Its VIP in the
+/// allocation table is the service's ClusterSetIP, the address its A/AAAA
+/// records answer with: what a ServiceImport's `ips` should carry.
+pub fn clusterset_host(service: &Service, zones: &[String]) -> Option<CompactString> {
+    zones
+        .iter()
+        .find(|z| naming::clusterset_zone(z).is_some())
+        .map(|suffix| service.host(suffix))
 }
 
 fn want(service: &Service, zone: &str, pin_zone: Option<&str>) -> Want {
@@ -132,6 +156,17 @@ fn sizes(
     let mut key_bytes = 0;
     let mut ports = 0;
     for zone in zones {
+        // An MCS zone's apex holds `svc` and `dns-version` besides, and
+        // its hosts no per-cluster names (see [`hosts`]).
+        let mcs = naming::clusterset_zone(zone).is_some();
+        let per_cluster = per_cluster && !mcs;
+        if mcs {
+            // `svc.<apex>` (the suffix itself) and `dns-version.<apex>`;
+            // the apex and `ns.<apex>` are 4 bytes shorter than the count
+            // below makes them, which takes the suffix for the apex.
+            names += 2;
+            key_bytes += (zone.len() + 2) + (zone.len() + 8 + 2) - 2 * 4;
+        }
         let zone = zone.len();
         names += 2 + namespaces.len();
         key_bytes += (zone + 2) + (3 + zone + 2);
@@ -192,7 +227,10 @@ pub fn zones(
     let mut set = ZoneSetBuilder::with_sizes(0, ttl, names, key_bytes, srv_names);
     set.name_server_addresses(ns_addresses);
     for zone in zones {
-        set.zone(zone)?;
+        match naming::clusterset_zone(zone) {
+            Some(apex) => set.clusterset_zone(apex)?,
+            None => set.zone(zone)?,
+        };
     }
     // Registry hosts, to tell hand-written entries that claim one; only
     // kept when there are such entries.

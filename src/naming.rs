@@ -189,9 +189,60 @@ pub fn zone(s: &str) -> Result<String, NameError> {
     Ok(z)
 }
 
+/// The label between a Multi-Cluster Services zone and the namespaces
+/// below it: hosts are `<service>.<namespace>.svc.<zone>` (MCS DNS
+/// specification, schema 1.0.0, §2.3.1).
+pub const CLUSTERSET_LABEL: &str = "svc";
+
+/// The host suffix of the MCS zone `zone` (`clusterset.local` →
+/// `svc.clusterset.local`): what joins the served zones' host suffixes, so
+/// that [`crate::registry::Service::host`] of it is the service's
+/// clusterset host `<name>.<namespace>.svc.<zone>` (MCS DNS spec §2.3.1).
+pub fn clusterset_suffix(zone: &str) -> String {
+    format!("{CLUSTERSET_LABEL}.{zone}")
+}
+
+/// The MCS zone whose hosts end in `suffix`, when `suffix` is a host
+/// suffix made by [`clusterset_suffix`] (`svc.clusterset.local` →
+/// `clusterset.local`); `None` for a `--zone`'s suffix. The command line
+/// refuses `--zone` values of that shape, so the suffix alone says which
+/// form a zone is served in.
+pub fn clusterset_zone(suffix: &str) -> Option<&str> {
+    suffix
+        .strip_prefix(CLUSTERSET_LABEL)?
+        .strip_prefix('.')
+        .filter(|zone| !zone.is_empty())
+}
+
+/// The DNS zone that holds the hosts ending in `suffix`: the MCS zone's
+/// apex for a clusterset suffix ([`clusterset_zone`]), `suffix` itself
+/// otherwise. What the cluster DNS forwards and the SOA is served at.
+pub fn dns_zone(suffix: &str) -> &str {
+    clusterset_zone(suffix).unwrap_or(suffix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The MCS host suffix and its zone read each other back; a plain
+    /// zone is its own DNS zone.
+    #[test]
+    fn clusterset_suffixes() {
+        assert_eq!(
+            clusterset_suffix("clusterset.local"),
+            "svc.clusterset.local"
+        );
+        assert_eq!(
+            clusterset_zone("svc.clusterset.local"),
+            Some("clusterset.local")
+        );
+        assert_eq!(dns_zone("svc.clusterset.local"), "clusterset.local");
+        for plain in ["global", "svc", "svcx.local", "a.svc.local"] {
+            assert_eq!(clusterset_zone(plain), None, "{plain}");
+            assert_eq!(dns_zone(plain), plain);
+        }
+    }
 
     #[test]
     fn label_rules() {

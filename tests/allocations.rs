@@ -47,10 +47,12 @@ fn allocations() -> u64 {
 fn zones() -> ZoneSet {
     let mut set = ZoneSetBuilder::new(1, 30, 100);
     set.zone("global").unwrap();
+    // A zone in the Multi-Cluster Services form takes the same path.
+    set.clusterset_zone("clusterset.local").unwrap();
     for i in 0..100u8 {
         let addr = IpAddr::from([240, 0, 0, i + 1]);
         set.add_host(&HostData {
-            host: &format!("svc{i}.ns.global"),
+            host: &format!("svc{i}.ns.{}", zone_of(i.into())),
             addresses: &[addr],
             ports: &[],
         })
@@ -59,15 +61,25 @@ fn zones() -> ZoneSet {
     set.build()
 }
 
+/// The host suffix of query `i`: every fourth in the clusterset zone.
+fn zone_of(i: u16) -> &'static str {
+    if i % 4 == 3 {
+        "svc.clusterset.local"
+    } else {
+        "global"
+    }
+}
+
 /// The benchmark's mix: A hits, AAAA for known names (NODATA), unknown
 /// names (NXDOMAIN); with and without EDNS.
 fn queries() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for i in 0..100u16 {
+        let zone = zone_of(i);
         let (name, qtype) = match i % 10 {
-            8 => (format!("svc{i}.ns.global"), 28u16),
-            9 => (format!("unknown{i}.ns.global"), 1),
-            _ => (format!("svc{i}.ns.global"), 1),
+            8 => (format!("svc{i}.ns.{zone}"), 28u16),
+            9 => (format!("unknown{i}.ns.{zone}"), 1),
+            _ => (format!("svc{i}.ns.{zone}"), 1),
         };
         let mut q = i.to_be_bytes().to_vec();
         q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(i % 2 == 0)]);

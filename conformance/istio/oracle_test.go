@@ -81,6 +81,7 @@ var requiredCases = map[string]string{
 	"no-per-cluster-names": "examples/bookinfo.yaml with --no-per-cluster-names: the services' hosts only",
 	"failover":             "examples/failover.yaml: a failover order, weights and outlier detection over three exporting clusters and one without exports",
 	"failover-eds":         "testdata/failover.yaml: the failover policy seen from a cluster exporting nothing (STATIC hosts only)",
+	"clusterset":           "examples/bookinfo.yaml with --clusterset-zone clusterset.local: the MCS form's hosts beside .global, no per-cluster names there",
 }
 
 // Defaults of `globaldns render` (DESIGN.md §5), used when a case's flags
@@ -254,16 +255,24 @@ func loadCases() (map[string]renderCase, error) {
 		c.flags = strings.Fields(string(b))
 		c.perCluster = !slices.Contains(c.flags, "--no-per-cluster-names")
 		selector := defaultSelector
+		clusterset := ""
 		for i := 0; i+1 < len(c.flags); i++ {
 			switch c.flags[i] {
 			case "--zone":
 				c.zones = append(c.zones, c.flags[i+1])
+			case "--clusterset-zone":
+				clusterset = c.flags[i+1]
 			case "--gateway-selector":
 				selector = c.flags[i+1]
 			}
 		}
 		if len(c.zones) == 0 {
 			c.zones = []string{defaultZone}
+		}
+		// DESIGN.md §4: the Multi-Cluster Services form's hosts are
+		// <name>.<namespace>.svc.<zone>, without per-cluster names.
+		if clusterset != "" {
+			c.zones = append(c.zones, "svc."+clusterset)
 		}
 		c.selector = map[string]string{}
 		for _, kv := range strings.Split(selector, ",") {
@@ -466,7 +475,7 @@ func expected(c renderCase, cluster string) []wantPort {
 						w.local = localService(s, p.Number)
 					}
 					w.endpoints = append(w.endpoints, reach...)
-					if c.perCluster {
+					if c.perCluster && !strings.HasPrefix(zone, "svc.") {
 						one := wantPort{service: s, host: from + "." + w.host, port: p, endpoints: reach, perClusterOf: from}
 						if from == cluster {
 							one.local = w.local

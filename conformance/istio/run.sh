@@ -41,7 +41,7 @@ render() {
   local dnsflags=() args=("$@") i
   for ((i = 0; i < ${#args[@]}; i++)); do
     case ${args[i]} in
-      --zone | --vip-range | --vip-range-v6) dnsflags+=("${args[i]}" "${args[i + 1]}") ;;
+      --zone | --clusterset-zone | --vip-range | --vip-range-v6) dnsflags+=("${args[i]}" "${args[i + 1]}") ;;
       --no-per-cluster-names) dnsflags+=("${args[i]}") ;;
     esac
   done
@@ -62,6 +62,7 @@ render api-v1alpha3 "$ex/bookinfo.yaml" "cluster1 cluster2" --istio-api-version 
 render no-per-cluster-names "$ex/bookinfo.yaml" "cluster1 cluster2" --no-per-cluster-names
 render failover "$ex/failover.yaml" "east west south north"
 render failover-eds "$here/testdata/failover.yaml" "east west south north"
+render clusterset "$ex/bookinfo.yaml" "cluster1 cluster2" --clusterset-zone clusterset.local
 cases=("$out"/*/)
 echo "rendered ${#cases[@]} cases with $bin"
 

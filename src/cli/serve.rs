@@ -479,6 +479,77 @@ mod tests {
         assert!(err.contains("257 zones given; at most 256"), "{err}");
     }
 
+    /// `--clusterset-zone`: one zone served in the MCS form, whose host
+    /// suffix `svc.<ZONE>` joins the `--zone`s (design §4); a bad value,
+    /// a second one, or one that is or nests with a `--zone` is refused
+    /// with the flag and the value named.
+    #[test]
+    fn clusterset_zone_joins_the_zones_and_is_checked() {
+        let parse = |extra: &[&str]| {
+            let mut all = vec!["globaldns", "serve", "--registry", "r"];
+            all.extend_from_slice(extra);
+            Cli::try_parse_from(all).map(|cli| match cli.command {
+                Command::Serve(args) => args,
+                _ => panic!(),
+            })
+        };
+        let args = parse(&["--clusterset-zone", "ClusterSet.Local."]).unwrap();
+        let config = args.config().unwrap();
+        assert_eq!(config.settings.zones, ["global", "svc.clusterset.local"]);
+        assert_eq!(
+            args.serving.zones.dns_zones().unwrap(),
+            ["global", "clusterset.local"]
+        );
+        let err = parse(&["--clusterset-zone", "a..b"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--clusterset-zone") && err.contains("a..b"),
+            "{err}"
+        );
+        let err = parse(&[
+            "--clusterset-zone",
+            "a.local",
+            "--clusterset-zone",
+            "b.local",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--clusterset-zone"), "{err}");
+        for (zones, said) in [
+            (
+                &["--zone", "clusterset.local"][..],
+                "--clusterset-zone clusterset.local is also a --zone",
+            ),
+            (
+                &["--zone", "local"][..],
+                "--clusterset-zone clusterset.local and --zone local nest",
+            ),
+            (
+                &["--zone", "x.clusterset.local"][..],
+                "--clusterset-zone clusterset.local and --zone x.clusterset.local nest",
+            ),
+            (
+                &["--zone", "global", "--zone", "svc.clusterset.local"][..],
+                "--zone svc.clusterset.local: hosts",
+            ),
+        ] {
+            let mut extra = zones.to_vec();
+            extra.extend(["--clusterset-zone", "clusterset.local"]);
+            let err = parse(&extra).unwrap().config().unwrap_err();
+            assert!(err.contains(said), "{zones:?}: {err}");
+        }
+        // The MCS form's suffix is only ever made by the flag.
+        let err = parse(&["--zone", "svc.example"])
+            .unwrap()
+            .config()
+            .unwrap_err();
+        assert!(
+            err.contains("serve it with --clusterset-zone example"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn registry_kubernetes_selects_the_watch_and_needs_a_state_dir() {
         let serve = |args: &[&str]| {

@@ -36,6 +36,9 @@ pub fn lookup<'z>(zones: &'z ZoneSet, name: &LowerName, qtype: RecordType) -> Ou
         return apex(zone, qtype);
     }
     let owner = Name::from(name.clone());
+    if let Some(txt) = zone.dns_version.as_ref().filter(|t| t.name == owner) {
+        return dns_version(zone, txt, owner, qtype);
+    }
     let Some(node) = zones
         .node(&wire(&owner))
         .or_else(|| zones.wildcard_for(zone, &owner))
@@ -100,5 +103,21 @@ fn apex(zone: &Zone, qtype: RecordType) -> Outcome<'_> {
         zone,
         answers,
         additionals,
+    }
+}
+
+/// `dns-version.<zone>` of a Multi-Cluster Services zone (MCS DNS spec
+/// §2.2): its TXT record for TXT (and ANY, RFC 8482 §4.2: the one RRset it
+/// has); NODATA for any other type, as at every name that exists.
+fn dns_version<'z>(zone: &'z Zone, txt: &Record, owner: Name, qtype: RecordType) -> Outcome<'z> {
+    if !matches!(qtype, RecordType::TXT | RecordType::ANY) {
+        return Outcome::NoData { zone };
+    }
+    let mut answer = txt.clone();
+    answer.name = owner;
+    Outcome::Answer {
+        zone,
+        answers: vec![answer],
+        additionals: Vec::new(),
     }
 }

@@ -40,6 +40,11 @@ pub use patch::Parents;
 /// in the name table (`names.rs`). The command line refuses more.
 pub const MAX_ZONES: usize = 256;
 
+/// The MCS DNS specification's schema version that a zone served in the
+/// Multi-Cluster Services form follows: the text of its
+/// `dns-version.<zone>` TXT record (MCS DNS spec §2.2).
+pub const DNS_VERSION: &str = "1.0.0";
+
 /// The class IN (RFC 1035 §3.2.4), as it is on the wire.
 pub(crate) const CLASS_IN: u16 = 1;
 
@@ -257,6 +262,10 @@ pub struct Zone {
     pub ns_glue: Vec<Record>,
     /// TTL of every record in the zone.
     pub ttl: u32,
+    /// The TXT record `dns-version.<origin>` of a zone served in the
+    /// Multi-Cluster Services form (MCS DNS spec §2.2), with the schema
+    /// version [`DNS_VERSION`]; `None` for other zones.
+    pub dns_version: Option<Record>,
     /// The zone holds wildcard names (`*.suffix`, from hand-written
     /// ServiceEntries): a name not found may still match one.
     pub has_wildcards: bool,

@@ -12,7 +12,10 @@ use crate::vip::Family;
 /// `service` for `cluster`, one of its exporters (design §2).
 pub(super) fn of<'s>(host: &str, service: &'s Service) -> Option<(&'s Service, &'s str)> {
     let (cluster, rest) = host.split_once('.')?;
-    zone_suffix(rest, &service.name, &service.namespace)?;
+    let zone = zone_suffix(rest, &service.name, &service.namespace)?;
+    if crate::naming::clusterset_zone(zone).is_some() {
+        return None; // MCS DNS spec §2.3.4: none in a clusterset zone
+    }
     service
         .exported_from
         .iter()
@@ -46,14 +49,20 @@ pub(super) fn lines(out: &mut String, host: &str, service: &Service, allocated: 
 
 /// Why `host` is NXDOMAIN when it has the form of a per-cluster name
 /// `<cluster>.<name>.<namespace>.<zone>` of a service that `cluster` does
-/// not export; `None` when it has not.
+/// not export, or of any service in a Multi-Cluster Services zone, which
+/// has none (MCS DNS spec §2.3.4); `None` when it has not.
 pub(super) fn not_exported(host: &str, allocated: &Allocated) -> Option<String> {
     let (cluster, rest) = host.split_once('.')?;
-    let service = allocated
+    let (service, zone) = allocated
         .registry
         .services
         .iter()
-        .find(|s| zone_suffix(rest, &s.name, &s.namespace).is_some())?;
+        .find_map(|s| Some((s, zone_suffix(rest, &s.name, &s.namespace)?)))?;
+    if crate::naming::clusterset_zone(zone).is_some() {
+        return Some(format!(
+            "{zone} is a Multi-Cluster Services zone: a ClusterSetIP service has no per-cluster names there (MCS DNS spec §2.3.4); ask {rest}"
+        ));
+    }
     let from = if service.exported_from.is_empty() {
         "no cluster".to_string()
     } else {

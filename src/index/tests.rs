@@ -266,3 +266,204 @@ services:
     );
     assert_eq!(wants(&registry, &zone_names, false).len(), 2);
 }
+
+/// The registry of the MCS tests: two services in two namespaces, and the
+/// same with a third in a namespace of its own.
+const MCS: &str = "clusters: [{name: west, gateways: [{address: 192.0.2.1}]}, {name: east, gateways: [{address: 192.0.2.2}]}]
+services:
+  - {name: a, namespace: x, exportedFrom: [west, east], ports: [{name: tcp, number: 5432, protocol: TCP}], addresses: [192.0.2.9]}
+  - {name: b, namespace: y, exportedFrom: [west], ports: [{name: http, number: 80, protocol: HTTP}]}
+";
+const MCS_MORE: &str = "
+  - {name: c, namespace: z, exportedFrom: [east], ports: [{name: grpc, number: 90, protocol: GRPC}]}
+";
+
+fn mcs_zones() -> Vec<String> {
+    vec![
+        "zz".to_string(),
+        crate::naming::clusterset_suffix("clusterset.local"),
+    ]
+}
+
+/// MCS DNS spec §2.3.1, §2.3.4: in a clusterset zone's suffix a service
+/// has its own host only, never per-cluster names, and it is never the pin
+/// zone (here `zz` keeps the pin though `svc.clusterset.local` sorts
+/// first); [`clusterset_host`] names the host whose VIP is the ClusterSetIP.
+#[test]
+fn a_clusterset_zone_has_no_per_cluster_names_and_no_pins() {
+    let zone_names = mcs_zones();
+    let registry = crate::registry::load_str(MCS, "r.yaml", &zone_names).unwrap();
+    assert_eq!(pin_zone(&zone_names), Some("zz"));
+    let all: Vec<(String, usize)> = wants(&registry, &zone_names, true)
+        .into_iter()
+        .map(|w| (w.host.to_string(), w.pinned.len()))
+        .collect();
+    let all: Vec<(&str, usize)> = all.iter().map(|(h, p)| (h.as_str(), *p)).collect();
+    assert_eq!(
+        all,
+        [
+            ("a.x.zz", 1),
+            ("west.a.x.zz", 0),
+            ("east.a.x.zz", 0),
+            ("b.y.zz", 0),
+            ("west.b.y.zz", 0),
+            ("a.x.svc.clusterset.local", 0),
+            ("b.y.svc.clusterset.local", 0),
+        ]
+    );
+    let a = &registry.services[0];
+    assert_eq!(
+        clusterset_host(a, &zone_names).as_deref(),
+        Some("a.x.svc.clusterset.local")
+    );
+    assert_eq!(clusterset_host(a, &zone_names[..1]), None);
+}
+
+/// The full build of a clusterset zone: its apex `clusterset.local` with
+/// SOA, `svc` and `dns-version` (TXT `1.0.0`, MCS DNS spec §2.2) under it,
+/// the hosts with their VIPs, no per-cluster names; counted exactly.
+#[test]
+fn a_clusterset_zone_is_built_at_its_apex() {
+    let zone_names = mcs_zones();
+    let (registry, allocator, table) = allocated(MCS, &zone_names);
+    let built = zones(
+        &registry,
+        &zone_names,
+        true,
+        &allocator,
+        &table,
+        &[],
+        30,
+        &[],
+    )
+    .unwrap();
+    let set = built.zones;
+    assert_eq!(sizes(&registry, &zone_names, true, &[]), set.stored());
+    let apex = LowerName::new(&Name::from_ascii("clusterset.local.").unwrap());
+    let zone = set.find(&apex).unwrap();
+    assert_eq!(zone.origin, apex);
+    let version = LowerName::new(&Name::from_ascii("dns-version.clusterset.local.").unwrap());
+    match lookup(&set, &version, RecordType::TXT) {
+        Outcome::Answer { answers, .. } => assert_eq!(answers[0].data.to_string(), "1.0.0"),
+        other => panic!("{other:?}"),
+    }
+    let vip = answer(&set, "a.x.svc.clusterset.local.").unwrap();
+    assert_ne!(vip, "192.0.2.9", "the pin is zz's");
+    assert_eq!(answer(&set, "a.x.zz.").unwrap(), "192.0.2.9");
+    for nodata in [
+        "svc.clusterset.local.",
+        "x.svc.clusterset.local.",
+        "clusterset.local.",
+    ] {
+        let name = LowerName::new(&Name::from_ascii(nodata).unwrap());
+        assert!(
+            matches!(lookup(&set, &name, RecordType::A), Outcome::NoData { .. }),
+            "{nodata}"
+        );
+    }
+    for nx in [
+        "west.a.x.svc.clusterset.local.",
+        "a.x.clusterset.local.",
+        "c.z.svc.clusterset.local.",
+    ] {
+        let name = LowerName::new(&Name::from_ascii(nx).unwrap());
+        assert!(
+            matches!(lookup(&set, &name, RecordType::A), Outcome::NxDomain { .. }),
+            "{nx}"
+        );
+    }
+}
+
+/// A patch of a set with a clusterset zone is the full build: a service
+/// added brings its namespace, removed takes it away, and `svc.<zone>`
+/// stays even when no service is left under it. With per-cluster names
+/// asked for, as they are never made there (a removed host with
+/// per-cluster names below it takes a full build, `SharedName`).
+#[test]
+fn a_clusterset_zone_is_patched_as_it_is_built() {
+    let zone_names = mcs_zones()[1..].to_vec();
+    let more = format!("{MCS}{}", MCS_MORE.trim_start_matches('\n'));
+    let (after, allocator, table) = allocated(&more, &zone_names);
+    let before = crate::registry::load_str(MCS, "r.yaml", &zone_names).unwrap();
+    let full = |registry: &Registry| {
+        zones(
+            registry,
+            &zone_names,
+            true,
+            &allocator,
+            &table,
+            &[],
+            30,
+            &[],
+        )
+        .unwrap()
+    };
+    let added = vec![after.services[2].clone()];
+    let Built {
+        zones: set,
+        mut parents,
+        ..
+    } = full(&before);
+    let patched = patch(
+        &set,
+        &mut parents,
+        &zone_names,
+        true,
+        &allocator,
+        &table,
+        &[],
+        &[],
+        &added,
+    )
+    .unwrap();
+    assert_eq!(patched.dump(), full(&after).zones.dump());
+
+    let Built {
+        zones: set,
+        mut parents,
+        ..
+    } = full(&after);
+    let patched = patch(
+        &set,
+        &mut parents,
+        &zone_names,
+        true,
+        &allocator,
+        &table,
+        &[],
+        &added,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(patched.dump(), full(&before).zones.dump());
+
+    // Every service gone: the apex, `svc` and `dns-version` remain.
+    let Built {
+        zones: set,
+        mut parents,
+        ..
+    } = full(&before);
+    let all = before.services.to_vec();
+    let empty = patch(
+        &set,
+        &mut parents,
+        &zone_names,
+        true,
+        &allocator,
+        &table,
+        &[],
+        &all,
+        &[],
+    )
+    .unwrap();
+    let svc = LowerName::new(&Name::from_ascii("svc.clusterset.local.").unwrap());
+    assert!(matches!(
+        lookup(&empty, &svc, RecordType::A),
+        Outcome::NoData { .. }
+    ));
+    let x = LowerName::new(&Name::from_ascii("x.svc.clusterset.local.").unwrap());
+    assert!(matches!(
+        lookup(&empty, &x, RecordType::A),
+        Outcome::NxDomain { .. }
+    ));
+}

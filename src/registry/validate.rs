@@ -185,7 +185,12 @@ fn validate_derived_names(
         if !validate_host(service, &service.host(zone), "host", at, problems) {
             continue;
         }
-        for cluster in &service.exported_from {
+        // An MCS zone has no per-cluster names (MCS DNS spec §2.3.4).
+        let clusters = match crate::naming::clusterset_zone(zone) {
+            Some(_) => &[][..],
+            None => &service.exported_from[..],
+        };
+        for cluster in clusters {
             let host = service.cluster_host(cluster, zone);
             validate_host(service, &host, "per-cluster name", at, problems);
         }

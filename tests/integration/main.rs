@@ -4,6 +4,7 @@
 mod admin;
 mod brake;
 mod cli;
+mod clusterset;
 mod dns_table;
 mod edges;
 mod edns;

@@ -234,6 +234,8 @@ pub fn wiring(seen: &Observed) -> Vec<Finding> {
         .as_ref()
         .map(|o| o.zones.clone())
         .unwrap_or_default();
+    // The DNS zones (an MCS zone's apex, not its `svc.` host suffix).
+    let zones: Vec<&str> = zones.iter().map(|z| crate::naming::dns_zone(z)).collect();
     let fix = "globaldns stub-config | kubectl apply -f -  (merges the zones into the cluster's ConfigMaps)";
     let Some(ip) = cluster_ip(seen) else {
         return vec![Finding::fail(

@@ -47,6 +47,14 @@ fn zones() -> ZoneSet {
         ports: &[],
     })
     .unwrap();
+    // A zone in the Multi-Cluster Services form (MCS DNS spec §2).
+    set.clusterset_zone("clusterset.local").unwrap();
+    set.add_host(&HostData {
+        host: "httpbin.bar.svc.clusterset.local",
+        addresses: &[v4],
+        ports: &ports,
+    })
+    .unwrap();
     set.build()
 }
 
@@ -195,6 +203,41 @@ fn nodata_and_nxdomain_match_the_general_path() {
         let r = same(&zones, &q);
         assert_eq!(rcode(&r), 3, "{q:?}");
     }
+}
+
+/// A zone in the Multi-Cluster Services form: the fast path answers its
+/// hosts' A records (MCS DNS spec §2.3.1), NODATA at the apex, at
+/// `svc.<zone>`, at a namespace and at `dns-version.<zone>` (RFC 2308
+/// §2.2, RFC 8020 §2), NXDOMAIN for an unknown service and for a
+/// per-cluster name, which the form has none of (§2.3.4; RFC 2308 §2.1),
+/// all as the general path does; the TXT `dns-version` (§2.2) it leaves
+/// to the general path.
+#[test]
+fn a_clusterset_zone_matches_the_general_path() {
+    let zones = zones();
+    let r = same(&zones, &Q::a("httpbin.bar.svc.clusterset.local"));
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
+    for name in [
+        "clusterset.local",
+        "svc.clusterset.local",
+        "bar.svc.clusterset.local",
+        "dns-version.clusterset.local",
+    ] {
+        let r = same(&zones, &Q::a(name));
+        assert_eq!((rcode(&r), ancount(&r)), (0, 0), "{name}");
+    }
+    for name in [
+        "nope.bar.svc.clusterset.local",
+        "west.httpbin.bar.svc.clusterset.local",
+        "x.clusterset.local",
+    ] {
+        let r = same(&zones, &Q::a(name));
+        assert_eq!(rcode(&r), 3, "{name}");
+    }
+    let txt = Q::a("dns-version.clusterset.local").typed(16).bytes();
+    assert_eq!(fast(&zones, &txt), None);
+    let r = general(&zones, &txt);
+    assert_eq!((rcode(&r), ancount(&r)), (0, 1));
 }
 
 #[test]
@@ -359,6 +402,14 @@ fn name_strategy() -> impl Strategy<Value = String> {
         "global.global",
         "internal",
         "example.com",
+        "httpbin.bar.svc.clusterset.local",
+        "bar.svc.clusterset.local",
+        "svc.clusterset.local",
+        "clusterset.local",
+        "dns-version.clusterset.local",
+        "west.httpbin.bar.svc.clusterset.local",
+        "nope.bar.svc.clusterset.local",
+        "x.clusterset.local",
     ]);
     (known, prop::collection::vec(any::<bool>(), 32)).prop_map(|(name, upper)| {
         name.chars()

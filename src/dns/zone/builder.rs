@@ -4,13 +4,16 @@
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
 
-use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::rdata::{NS, SOA, TXT};
 use hickory_proto::rr::{LowerName, RData, Record};
 
 use super::host::HostNames;
 use super::names::{Names, Shard, ZoneIndex, place, shard_count};
 use super::patch::Parents;
-use super::{FastSoa, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, Zone, ZoneError, ZoneSet, fqdn, wire};
+use super::{
+    DNS_VERSION, FastSoa, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, Zone, ZoneError, ZoneSet, fqdn, wire,
+};
+use crate::naming::CLUSTERSET_LABEL;
 
 /// A host to put in a zone: its addresses and its named TCP ports.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +118,7 @@ impl ZoneSetBuilder {
             ns_host: LowerName::new(&ns_name),
             ns_glue: Vec::new(),
             ttl: self.ttl,
+            dns_version: None,
             has_wildcards: false,
             fast_soa: None,
         };
@@ -131,6 +135,32 @@ impl ZoneSetBuilder {
         zone.ns_glue = ns.a_records(&ns_name, self.ttl);
         zone.ns_glue.extend(ns.aaaa_records(&ns_name, self.ttl));
         self.zones.push(zone);
+        Ok(self)
+    }
+
+    /// Adds a zone served in the Multi-Cluster Services form (MCS DNS
+    /// specification, schema 1.0.0), e.g. `clusterset.local`: the apex as
+    /// [`Self::zone`] makes it (SOA, NS), the TXT record
+    /// `dns-version.<origin>` = [`DNS_VERSION`] (§2.2), and the empty
+    /// non-terminal `svc.<origin>` above the hosts
+    /// `<service>.<namespace>.svc.<origin>` (§2.3.1), there even with no
+    /// host below it, as the apex is. Names under the apex other than
+    /// these and the hosts are NXDOMAIN. No PTR records (§2.3.3): not
+    /// served. Fails as [`Self::zone`] does.
+    pub fn clusterset_zone(&mut self, origin: &str) -> Result<&mut Self, ZoneError> {
+        self.zone(origin)?;
+        let index =
+            ZoneIndex::try_from(self.zones.len() - 1).map_err(|_| ZoneError::TooManyZones)?;
+        let svc = wire(&fqdn(&format!("{CLUSTERSET_LABEL}.{origin}"))?);
+        let version = fqdn(&format!("dns-version.{origin}"))?;
+        let txt = TXT::new(vec![DNS_VERSION.to_string()]);
+        // Both are there for good, as the apex: a patch never takes them.
+        for key in [svc, wire(&version)] {
+            self.parents.claim(&key);
+            self.find_or_insert(&key, index)?;
+        }
+        let zone = self.zones.last_mut().expect("the zone just added");
+        zone.dns_version = Some(Record::from_rdata(version, self.ttl, RData::TXT(txt)));
         Ok(self)
     }
 

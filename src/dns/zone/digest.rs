@@ -113,6 +113,9 @@ fn apex(h: &mut Hash, zone: &Zone) {
     for ns in &zone.ns {
         h.field(ns.data.to_string().as_bytes());
     }
+    if let Some(txt) = &zone.dns_version {
+        h.field(txt.data.to_string().as_bytes());
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub fn master_file(zones: &ZoneSet, digest: u64) -> String {
         for ns in &zone.ns {
             let _ = writeln!(out, "{ns}");
         }
+        if let Some(txt) = &zone.dns_version {
+            let _ = writeln!(out, "{txt}");
+        }
         for record in zones.records(zone) {
             let _ = writeln!(out, "{record}");
         }
