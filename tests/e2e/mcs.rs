@@ -66,7 +66,8 @@ async fn wait_for_imports(client: &kube::Client, keys: &[&str]) -> BTreeMap<Stri
 /// ExportedService each, in `default`), east one (a ServiceExport in
 /// `globaldns`), and one more service lives in a namespace neither cluster
 /// has. Each cluster holds a ServiceImport per export in the service's own
-/// namespace, type ClusterSetIP, `ips` the VIP both clusters answer, the
+/// namespace, type ClusterSetIP, `ips` the VIP both clusters answer for
+/// `<name>.<namespace>.svc.clusterset.local` (`--clusterset-zone`), the
 /// ports, the exporting cluster in the status; the one without a namespace
 /// is skipped, not failed. An export withdrawn takes its ServiceImport with
 /// it in both clusters.
@@ -78,12 +79,15 @@ async fn one_cluster_set_ip(suite: &Suite) {
         join_peer(west.kubeconfig(), "west", &suite.env.kubeconfig);
         join_peer(&suite.env.kubeconfig, "east", west.kubeconfig());
     });
+    // Both serve the MCS zone too: the ClusterSetIP is the address of
+    // `<name>.<namespace>.svc.clusterset.local`.
+    let zone = ["--clusterset-zone", "clusterset.local"];
     let east_dns = suite
-        .start(&suite.docs, "globaldns-0", "state-e", &[])
+        .start(&suite.docs, "globaldns-0", "state-e", &zone)
         .await;
     let west_dns = west
         .suite
-        .start(&west.docs, "globaldns-0", "state-w", &[])
+        .start(&west.docs, "globaldns-0", "state-w", &zone)
         .await;
     tokio::task::block_in_place(|| {
         wait_peer_up(&east_dns, "west");
@@ -111,11 +115,13 @@ async fn one_cluster_set_ip(suite: &Suite) {
         assert_eq!(e["status"], w["status"], "{key}: the same exporters");
         assert_eq!(e["spec"]["type"], "ClusterSetIP", "{key}");
         let (namespace, name) = key.split_once('/').unwrap();
-        let host = format!("{name}.{namespace}.global");
-        let vip = tokio::task::block_in_place(|| east_dns.resolve(&host))
-            .unwrap_or_else(|rcode| panic!("{host}: {rcode:?}"))
-            .unwrap_or_else(|| panic!("{host}: no address"));
-        assert_eq!(e["spec"]["ips"], json!([vip.to_string()]), "{key}: the VIP");
+        let host = format!("{name}.{namespace}.svc.clusterset.local");
+        for globaldns in [&east_dns, &west_dns] {
+            let vip = tokio::task::block_in_place(|| globaldns.resolve(&host))
+                .unwrap_or_else(|rcode| panic!("{host}: {rcode:?}"))
+                .unwrap_or_else(|| panic!("{host}: no address"));
+            assert_eq!(e["spec"]["ips"], json!([vip.to_string()]), "{key}: the VIP");
+        }
     }
     assert_eq!(
         in_east["default/ratings"]["spec"]["ports"],

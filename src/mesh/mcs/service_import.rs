@@ -9,8 +9,8 @@
 //!
 //! - `spec.type`: `ClusterSetIP`; `spec.ips`: the service's VIPs, one IPv4
 //!   and one IPv6 at most (the CRD's `maxItems: 2`), of its host in the
-//!   clusterset zone when one is served, else in the zone that carries its
-//!   pins ([`index::pin_zone`]). Every cluster computes the same
+//!   clusterset zone when one is served ([`index::clusterset_host`]), else
+//!   in the zone that carries its pins ([`index::pin_zone`]). Every cluster computes the same
 //!   first-choice address from the same host, so the ClusterSetIP is the
 //!   same everywhere without a central allocator; where two clusters'
 //!   tables differ, `globaldns_vip_disagreements` says so (design §3).
@@ -109,18 +109,22 @@ impl ServiceImport {
 
 /// The ServiceImports every cluster holds for `registry`, in registry
 /// order, written in `multicluster.x-k8s.io/<version>`. `zones` are the
-/// host suffixes served (as `serve --zone` gives them); `clusterset` the
-/// one of them in the MCS form, if any (`svc.clusterset.local`): its hosts
-/// carry the ClusterSetIP; without one, the pin zone's do.
+/// host suffixes served: when one is the MCS zone's
+/// (`--clusterset-zone`, `svc.clusterset.local`), its hosts carry the
+/// ClusterSetIP, the address `<name>.<namespace>.svc.clusterset.local`
+/// answers; without one, the pin zone's do.
 pub fn service_imports(
     registry: &Registry,
     zones: &[String],
-    clusterset: Option<&str>,
     allocator: &Allocator,
     table: &Table,
     version: &str,
 ) -> Vec<ServiceImport> {
     let pins = index::pin_zone(zones);
+    let clusterset = zones
+        .iter()
+        .map(String::as_str)
+        .find(|z| crate::naming::clusterset_zone(z).is_some());
     let Some(zone) = clusterset.or(pins) else {
         return Vec::new(); // no zone: no host, no address
     };

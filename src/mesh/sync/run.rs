@@ -291,7 +291,6 @@ async fn imports_pass(
     let desired = crate::mesh::mcs::service_imports(
         &current.registry,
         &settings.zones,
-        None,
         &settings.allocator,
         &current.table,
         version,

@@ -24,7 +24,7 @@ services:
     ports: [{name: http, number: 80, protocol: HTTP}]
 ";
 
-fn render(zones: &[&str], clusterset: Option<&str>) -> (Vec<ServiceImport>, Allocator, Table) {
+fn render(zones: &[&str]) -> (Vec<ServiceImport>, Allocator, Table) {
     let zones: Vec<String> = zones.iter().map(|z| z.to_string()).collect();
     let registry = load_str(TEXT, "test.yaml", &zones).unwrap();
     let allocator = Allocator {
@@ -34,7 +34,7 @@ fn render(zones: &[&str], clusterset: Option<&str>) -> (Vec<ServiceImport>, Allo
     };
     let mut table = Table::default();
     allocator.reconcile(&mut table, &index::wants(&registry, &zones, true), 0);
-    let out = service_imports(&registry, &zones, clusterset, &allocator, &table, "v1beta1");
+    let out = service_imports(&registry, &zones, &allocator, &table, "v1beta1");
     (out, allocator, table)
 }
 
@@ -48,7 +48,7 @@ fn vip(table: &Table, host: &str) -> String {
 /// exporting clusters sorted in the status.
 #[test]
 fn a_service_becomes_a_cluster_set_ip_import_with_its_vip() {
-    let (imports, _, table) = render(&["global"], None);
+    let (imports, _, table) = render(&["global"]);
     assert_eq!(imports.len(), 2);
     let expected = serde_json::json!({
         "apiVersion": "multicluster.x-k8s.io/v1beta1",
@@ -81,12 +81,9 @@ fn a_service_becomes_a_cluster_set_ip_import_with_its_vip() {
 /// without one, the zone that carries the pins (first by name) does.
 #[test]
 fn the_address_is_the_clusterset_hosts_else_the_pin_zones() {
-    let (imports, _, table) = render(&["region", "global"], None);
+    let (imports, _, table) = render(&["region", "global"]);
     assert_eq!(imports[0].spec.ips, [vip(&table, "httpbin.bar.global")]);
-    let (imports, _, table) = render(
-        &["global", "svc.clusterset.local"],
-        Some("svc.clusterset.local"),
-    );
+    let (imports, _, table) = render(&["global", "svc.clusterset.local"]);
     let clusterset = vip(&table, "httpbin.bar.svc.clusterset.local");
     assert_ne!(clusterset, vip(&table, "httpbin.bar.global"));
     assert_eq!(imports[0].spec.ips, [clusterset]);
@@ -96,7 +93,7 @@ fn the_address_is_the_clusterset_hosts_else_the_pin_zones() {
 /// two at most).
 #[test]
 fn pins_are_the_addresses_one_per_family() {
-    let (imports, _, _) = render(&["global"], None);
+    let (imports, _, _) = render(&["global"]);
     assert_eq!(imports[1].spec.ips, ["240.0.0.9", "2001:db8::9"]);
     assert_eq!(imports[1].key(), "foo/pinned");
 }
