@@ -105,7 +105,8 @@ pub struct ServeArgs {
     pub sync_service_entries: bool,
     /// With --sync-service-entries: also keep one MCS ServiceImport per
     /// exported service, its ClusterSetIP the VIP, in every namespace the
-    /// cluster has, when the API server serves the MCS API.
+    /// cluster has, and (--registry kubernetes) the conditions of the
+    /// cluster's ServiceExports, when the API server serves the MCS API.
     #[arg(long, env = "GLOBALDNS_SERVICE_IMPORTS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub service_imports: bool,
     /// The cluster this server runs in, as named in the registry; with
@@ -302,6 +303,7 @@ impl ServeArgs {
             },
             probes: self.probes.config(),
             service_imports: self.service_imports,
+            export_status: self.service_imports && kubernetes,
         });
         Ok(ServeConfig {
             sync,

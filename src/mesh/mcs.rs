@@ -9,11 +9,14 @@
 //! - [`import_sync`]: the pass that keeps them in step (server-side apply of
 //!   the spec and of the status, pruning by the ownership label, the
 //!   deletion brake), in whichever version of the API the API server
-//!   serves.
+//!   serves;
+//! - [`export_status`]: the conditions (`Valid`, `Ready`, `Conflict`) of
+//!   the local cluster's ServiceExports, from what the merge decided.
 //!
 //! What globaldns reads of the API (ServiceExports, as a registry source)
 //! is in [`crate::registry::kube`].
 
+pub mod export_status;
 pub mod import_sync;
 pub mod service_import;
 

@@ -25,6 +25,11 @@ pub struct RegistrySeries {
     pub conflicts: AtomicU64,
     /// Those conflicts, one line each, for explain.
     pub conflict_detail: Mutex<Vec<String>>,
+    /// Signalled when the Kubernetes source's warnings or conflicts
+    /// change (an export without its Service, a port conflict): what the
+    /// ServiceExports' conditions say may have changed although the
+    /// registry did not, so the sync runs a pass. Not a series.
+    pub findings_changed: tokio::sync::Notify,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     /// When a registry was last published, in Unix seconds.

@@ -8,18 +8,79 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::FutureExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
+use crate::cluster::MANAGER;
 use crate::federation::{West, join_peer, wait_peer_up};
 use crate::process::eventually;
 use crate::suite::{NAMESPACE, Suite};
 
 pub const TESTS: [(&str, crate::Test); 1] = [(
-    "mcs::every_cluster_imports_each_export_with_one_cluster_set_ip",
+    "mcs::every_cluster_imports_each_export_with_one_cluster_set_ip_and_says_why_not",
     |s| one_cluster_set_ip(s).boxed(),
 )];
+
+/// A ServiceExport of `name` in `globaldns`, with no Service made for it
+/// (in v1alpha1, as [`Suite::service_exports`] writes them).
+async fn export_only(suite: &Suite, name: &str) {
+    let export: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+    }))
+    .unwrap();
+    suite
+        .service_exports()
+        .await
+        .patch(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&export),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("ServiceExport {name}: {e}"));
+}
+
+/// Waits until the ServiceExport `name` of `suite`'s cluster has the
+/// conditions `want` as (type, status, reason); returns their messages.
+async fn wait_for_conditions(
+    suite: &Suite,
+    name: &str,
+    want: [(&str, &str, &str); 3],
+) -> Vec<String> {
+    let api = suite.service_exports().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let export = api.get(name).await.unwrap();
+        let conditions = export.data["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let said: Vec<(String, String, String)> = conditions
+            .iter()
+            .map(|c| {
+                let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (text("type"), text("status"), text("reason"))
+            })
+            .collect();
+        let wanted: Vec<(String, String, String)> = want
+            .iter()
+            .map(|(t, s, r)| (t.to_string(), s.to_string(), r.to_string()))
+            .collect();
+        if said == wanted {
+            return conditions
+                .iter()
+                .map(|c| c["message"].as_str().unwrap_or_default().to_string())
+                .collect();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ServiceExport {name}: conditions {said:?}, wanted {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
 
 /// The owned ServiceImports of the cluster `client` reaches, by
 /// `namespace/name`, as the API server serves them in its storage version.
@@ -145,6 +206,53 @@ async fn one_cluster_set_ip(suite: &Suite) {
             assert_eq!(globaldns.metric("globaldns_sync_failing"), 0.0);
         }
     });
+
+    // Issue 29 (2): the ServiceExports say how they fare. East's is
+    // exported; one without a Service is not valid; west exporting the same
+    // Service with other ports loses to east's own definition (merge rule
+    // 3) and says so.
+    wait_for_conditions(
+        suite,
+        "productpage",
+        [
+            ("Valid", "True", "Valid"),
+            ("Ready", "True", "Exported"),
+            ("Conflict", "False", "NoConflicts"),
+        ],
+    )
+    .await;
+    export_only(suite, "orphan").await;
+    let messages = wait_for_conditions(
+        suite,
+        "orphan",
+        [
+            ("Valid", "False", "NoService"),
+            ("Ready", "False", "Failed"),
+            ("Conflict", "False", "NoConflicts"),
+        ],
+    )
+    .await;
+    assert!(
+        messages[0].contains("no Service globaldns/orphan"),
+        "{messages:?}"
+    );
+    west.suite
+        .mcs_export("productpage", &[("http-web", 9999)])
+        .await;
+    let messages = wait_for_conditions(
+        &west.suite,
+        "productpage",
+        [
+            ("Valid", "True", "Valid"),
+            ("Ready", "False", "Failed"),
+            ("Conflict", "True", "PortConflict"),
+        ],
+    )
+    .await;
+    assert!(
+        messages[2].contains("http-web/9080, exported by east"),
+        "{messages:?}"
+    );
 
     // Withdrawn in west: gone from both clusters.
     west.suite

@@ -220,8 +220,17 @@ fn rbac_grants_only_the_verbs_used() {
         [
             "globaldns-drop-in",
             "globaldns-mcs",
+            "globaldns-mcs-status",
             "globaldns-service-imports"
         ]
+    );
+    let (path, role) = cluster_roles["globaldns-mcs-status"];
+    assert!(path.ends_with("manifests/registry-rbac.yaml"));
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([
+            {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports/status"], "verbs": ["patch"]}
+        ])
     );
     let (path, role) = cluster_roles["globaldns-service-imports"];
     assert!(path.ends_with("manifests/base/rbac.yaml"));

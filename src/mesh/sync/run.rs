@@ -42,6 +42,10 @@ pub struct SyncConfig {
     /// Keep the MCS ServiceImports too (`--service-imports`), after the
     /// Istio objects, in the same pass ([`crate::mesh::mcs::import_sync`]).
     pub service_imports: bool,
+    /// With `service_imports`: also set the conditions of the local
+    /// cluster's ServiceExports (`--registry kubernetes`, where they are
+    /// read; [`crate::mesh::mcs::export_status`]).
+    pub export_status: bool,
 }
 
 /// How long shutdown waits to give the Lease up.
@@ -120,6 +124,9 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             // A gateway withdrawn or back: render again.
             _ = probing.changed() => pending = true,
+            // An export without its Service, a conflict come or gone: the
+            // ServiceExports' conditions may say something new.
+            _ = metrics.registry.findings_changed.notified(), if config.export_status => pending = true,
             changed = changes.changed() => {
                 if changed.is_err() {
                     break;
@@ -263,10 +270,11 @@ async fn prepare(
     Ok((version, desired))
 }
 
-/// The ServiceImports' part of a pass ([`crate::mesh::mcs::import_sync`]), in
-/// the MCS version the API server serves: an empty report when it serves
-/// none; a failure (retried like a failed write) when discovery or the
-/// list fails.
+/// The MCS part of a pass, in the MCS version the API server serves: the
+/// ServiceImports ([`crate::mesh::mcs::import_sync`]), then the local
+/// ServiceExports' conditions when asked for. An empty report when the
+/// API server serves no MCS version; a failure (retried like a failed
+/// write) when discovery or a list fails.
 async fn imports_pass(
     client: &kube::Client,
     config: &SyncConfig,
@@ -295,7 +303,7 @@ async fn imports_pass(
         &current.table,
         version,
     );
-    match import_sync::sync_once(
+    let mut report = match import_sync::sync_once(
         client,
         version,
         &desired,
@@ -310,7 +318,16 @@ async fn imports_pass(
             failures: vec![Failure::new("list", &"ServiceImports", &e)],
             ..Report::default()
         },
+    };
+    if config.export_status && !report.lease_lost {
+        let cluster = &config.target.cluster;
+        let registry = &current.registry;
+        let exports =
+            crate::mesh::mcs::export_status::sync_once(client, version, cluster, registry, holds)
+                .await;
+        merge(&mut report, exports);
     }
+    report
 }
 
 /// Adds the counts of `more` (a later part of the same pass) to `report`.

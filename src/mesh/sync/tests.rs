@@ -388,6 +388,7 @@ fn config() -> SyncConfig {
         // nothing beyond loopback (the probes have their own tests).
         probes: None,
         service_imports: false,
+        export_status: false,
     }
 }
 

@@ -339,7 +339,8 @@ pub fn decode<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, ObjectEr
 
 /// The MCS exports: each ServiceExport whose Service exists, with that
 /// Service's ports (a ServiceExport is named after the Service it exports,
-/// in its namespace). One without its Service is reported and left out.
+/// in its namespace). One without its Service, or whose Service is of type
+/// ExternalName, is reported and left out.
 fn mcs_exports(
     exports: &Store<DynamicObject>,
     services: &Store<KubeService>,
@@ -356,6 +357,13 @@ fn mcs_exports(
             ));
             continue;
         };
+        if service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            // KEP-1645: an ExternalName Service cannot be exported.
+            warnings.push(format!(
+                "ServiceExport {namespace}/{name}: Service {namespace}/{name} is of type ExternalName, which cannot be exported"
+            ));
+            continue;
+        }
         match ports_of(&service) {
             Ok(ports) => out.push(McsExport {
                 name,

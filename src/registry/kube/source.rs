@@ -396,6 +396,9 @@ fn build(
     for warning in current.difference(reported) {
         tracing::warn!("{warning}");
     }
+    if current != *reported {
+        metrics.registry.findings_changed.notify_one();
+    }
     *reported = current;
     assembled.registry
 }
