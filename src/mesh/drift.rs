@@ -30,6 +30,19 @@ pub struct Observed {
     pub managed: Option<Value>,
 }
 
+impl Observed {
+    /// What drift is judged on in a listed object: its spec, its labels,
+    /// and field manager `manager`'s entry for the object itself.
+    pub fn of(object: &kube::api::DynamicObject, manager: &str) -> Self {
+        let metadata = serde_json::to_value(&object.metadata).unwrap_or(Value::Null);
+        Observed {
+            spec: object.data.get("spec").cloned().unwrap_or(Value::Null),
+            labels: metadata.get("labels").cloned().unwrap_or(Value::Null),
+            managed: managed_by(&metadata, manager),
+        }
+    }
+}
+
 /// The `fieldsV1` that field manager `manager` owns through `Apply` of the
 /// object itself in `metadata.managedFields` (as the API server lists it),
 /// if any.

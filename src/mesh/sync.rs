@@ -15,9 +15,8 @@ use std::fmt;
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
-use serde_json::Value;
 
-use super::drift::{Observed, drifted, managed_by};
+use super::drift::{Observed, drifted};
 use super::{GROUP, IstioApiVersion, Kind, MANAGED_BY, MANAGED_BY_LABEL, Object};
 
 /// The field manager of every apply.
@@ -62,23 +61,24 @@ pub struct Existing {
 impl Existing {
     /// From a listed object of `kind`.
     pub fn from_object(kind: Kind, object: &DynamicObject) -> Self {
-        let metadata = serde_json::to_value(&object.metadata).unwrap_or(Value::Null);
         Existing {
             kind,
             name: object.metadata.name.clone().unwrap_or_default(),
-            owned: object
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(MANAGED_BY_LABEL))
-                .is_some_and(|v| v == MANAGED_BY),
-            observed: Observed {
-                spec: object.data.get("spec").cloned().unwrap_or(Value::Null),
-                labels: metadata.get("labels").cloned().unwrap_or(Value::Null),
-                managed: managed_by(&metadata, FIELD_MANAGER),
-            },
+            owned: owned(object),
+            observed: Observed::of(object, FIELD_MANAGER),
         }
     }
+}
+
+/// Whether a listed object carries the ownership label
+/// (`app.kubernetes.io/managed-by: globaldns`).
+pub fn owned(object: &DynamicObject) -> bool {
+    object
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY)
 }
 
 /// Decides a pass: an object is applied when it is new or has drifted on

@@ -76,6 +76,9 @@ async fn install_serve_uninstall(suite: &Suite, client: &kube::Client) {
             &values,
             "--set",
             "createNamespace=false",
+            // The MCS grants are cluster-wide: the suite's install holds them.
+            "--set",
+            "mcs.serviceImports=false",
             "--set",
             &istio,
         ],

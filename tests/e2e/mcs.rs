@@ -8,11 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::FutureExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
+use kube::api::ListParams;
 use serde_json::{Value, json};
 
-use crate::cluster::MANAGER;
 use crate::federation::{West, join_peer, wait_peer_up};
 use crate::process::eventually;
 use crate::suite::{NAMESPACE, Suite};
@@ -21,26 +19,6 @@ pub const TESTS: [(&str, crate::Test); 1] = [(
     "mcs::every_cluster_imports_each_export_with_one_cluster_set_ip_and_says_why_not",
     |s| one_cluster_set_ip(s).boxed(),
 )];
-
-/// A ServiceExport of `name` in `globaldns`, with no Service made for it
-/// (in v1alpha1, as [`Suite::service_exports`] writes them).
-async fn export_only(suite: &Suite, name: &str) {
-    let export: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-    }))
-    .unwrap();
-    suite
-        .service_exports()
-        .await
-        .patch(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&export),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("ServiceExport {name}: {e}"));
-}
 
 /// Waits until the ServiceExport `name` of `suite`'s cluster has the
 /// conditions `want` as (type, status, reason); returns their messages.
@@ -82,12 +60,10 @@ async fn wait_for_conditions(
     }
 }
 
-/// The owned ServiceImports of the cluster `client` reaches, by
-/// `namespace/name`, as the API server serves them in its storage version.
-async fn imports(client: &kube::Client) -> BTreeMap<String, Value> {
-    let gvk = GroupVersionKind::gvk("multicluster.x-k8s.io", "v1beta1", "ServiceImport");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "serviceimports");
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+/// The owned ServiceImports of `suite`'s cluster, by `namespace/name`, as
+/// the API server serves them in its storage version.
+async fn imports(suite: &Suite) -> BTreeMap<String, Value> {
+    let api = suite.service_imports().await;
     let owned = ListParams::default().labels("app.kubernetes.io/managed-by=globaldns");
     let list = api
         .list(&owned)
@@ -106,11 +82,11 @@ async fn imports(client: &kube::Client) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Waits until `client`'s cluster holds exactly the owned imports `keys`.
-async fn wait_for_imports(client: &kube::Client, keys: &[&str]) -> BTreeMap<String, Value> {
+/// Waits until `suite`'s cluster holds exactly the owned imports `keys`.
+async fn wait_for_imports(suite: &Suite, keys: &[&str]) -> BTreeMap<String, Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let found = imports(client).await;
+        let found = imports(suite).await;
         if found.keys().map(String::as_str).eq(keys.iter().copied()) {
             return found;
         }
@@ -166,10 +142,8 @@ async fn one_cluster_set_ip(suite: &Suite) {
         "default/reviews",
         "globaldns/productpage",
     ];
-    let east = suite.admin().await;
-    let west_client = west.suite.admin().await;
-    let in_east = wait_for_imports(&east, &keys).await;
-    let in_west = wait_for_imports(&west_client, &keys).await;
+    let in_east = wait_for_imports(suite, &keys).await;
+    let in_west = wait_for_imports(&west.suite, &keys).await;
     for key in keys {
         let (e, w) = (&in_east[key], &in_west[key]);
         assert_eq!(e["spec"], w["spec"], "{key}: the same in both clusters");
@@ -221,7 +195,7 @@ async fn one_cluster_set_ip(suite: &Suite) {
         ],
     )
     .await;
-    export_only(suite, "orphan").await;
+    suite.service_export("orphan").await;
     let messages = wait_for_conditions(
         suite,
         "orphan",
@@ -263,8 +237,8 @@ async fn one_cluster_set_ip(suite: &Suite) {
         "default/reviews",
         "globaldns/productpage",
     ];
-    wait_for_imports(&east, &keys).await;
-    wait_for_imports(&west_client, &keys).await;
+    wait_for_imports(suite, &keys).await;
+    wait_for_imports(&west.suite, &keys).await;
     tokio::task::block_in_place(|| {
         eventually(Duration::from_secs(10), "both syncs settle", || {
             [&east_dns, &west_dns]

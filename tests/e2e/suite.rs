@@ -366,6 +366,13 @@ impl Suite {
         }))
         .unwrap();
         self.apply(service).await;
+        self.service_export(name).await;
+    }
+
+    /// An MCS ServiceExport of `name` in `globaldns` (v1alpha1, as
+    /// [`Suite::service_exports`] writes them), whether or not a Service
+    /// of that name exists.
+    pub async fn service_export(&self, name: &str) {
         let export: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
             "metadata": {"name": name, "namespace": NAMESPACE},

@@ -47,6 +47,9 @@ true
 {{- if ne .Values.global.istioNamespace "istio-system" }}
 - --service-entry-namespace={{ .Values.global.istioNamespace }}
 {{- end }}
+{{- if not .Values.mcs.serviceImports }}
+- --service-imports=false
+{{- end }}
 {{- if .Values.dropIn.enabled }}
 - --serve-service-entries
 {{- end }}

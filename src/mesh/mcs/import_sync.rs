@@ -31,8 +31,7 @@ use super::ServiceImport;
 use super::service_import::KIND;
 use crate::mesh::drift::{Observed, differs, managed_in};
 use crate::mesh::sync::write::{Outcome, Pacer, patiently, tally};
-use crate::mesh::sync::{FIELD_MANAGER, Failure, Limits, Report};
-use crate::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::mesh::sync::{FIELD_MANAGER, Failure, Limits, Report, owned};
 
 /// A ServiceImport by namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,17 +67,8 @@ impl Existing {
                 namespace: object.metadata.namespace.clone().unwrap_or_default(),
                 name: object.metadata.name.clone().unwrap_or_default(),
             },
-            owned: object
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(MANAGED_BY_LABEL))
-                .is_some_and(|v| v == MANAGED_BY),
-            observed: Observed {
-                spec: object.data.get("spec").cloned().unwrap_or(Value::Null),
-                labels: metadata.get("labels").cloned().unwrap_or(Value::Null),
-                managed: managed_in(&metadata, FIELD_MANAGER, None),
-            },
+            owned: owned(object),
+            observed: Observed::of(object, FIELD_MANAGER),
             status: object.data.get("status").cloned().unwrap_or(Value::Null),
             status_managed: managed_in(&metadata, FIELD_MANAGER, Some("status")),
         }

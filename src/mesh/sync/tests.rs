@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use kube::client::Body;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::controller::{Allocated, Settings};
