@@ -80,6 +80,13 @@ async fn explain(
             .lock()
             .unwrap()
             .clone(),
+        warnings: state
+            .metrics
+            .registry
+            .warning_detail
+            .lock()
+            .unwrap()
+            .clone(),
     };
     let mut text = crate::explain::explain(
         &query.name,

@@ -16,16 +16,21 @@ use crate::registry::brake::HeldBack;
 use crate::registry::{Cluster, Service};
 use crate::vip::{Allocator, Family, Placement};
 
-/// The peers' state and the merge's conflicts, for [`federation`].
+/// The peers' state, the merge's conflicts and the source's warnings, for
+/// [`federation`].
 #[derive(Clone, Debug, Default)]
 pub struct Federation {
     pub peers: std::collections::BTreeMap<String, crate::metrics::PeerStatus>,
     pub conflicts: Vec<String>,
+    /// Objects the source left out, one line each (`ServiceExport ns/name:
+    /// why`).
+    pub warnings: Vec<String>,
 }
 
 /// Lines on the federated registry for `name`: each peer cluster and
-/// whether its exports are current, and the conflicts about the service
-/// `name` is a host of. Nothing without peers or conflicts.
+/// whether its exports are current, the conflicts about the service `name`
+/// is a host of, and why a ServiceExport of it is left out (what its
+/// `Valid` condition says). Nothing without peers, conflicts or warnings.
 pub fn federation(name: &str, federation: &Federation) -> String {
     let mut out = String::new();
     for (peer, status) in &federation.peers {
@@ -67,13 +72,21 @@ pub fn federation(name: &str, federation: &Federation) -> String {
     }
     let host = name.trim_end_matches('.').to_ascii_lowercase();
     let mut labels = host.split('.');
-    let service = match (labels.next(), labels.next()) {
-        (Some(name), Some(namespace)) => format!("service {name}.{namespace}:"),
-        _ => String::new(),
+    let (service, export) = match (labels.next(), labels.next()) {
+        (Some(name), Some(namespace)) => (
+            format!("service {name}.{namespace}:"),
+            format!("ServiceExport {namespace}/{name}:"),
+        ),
+        _ => return out,
     };
     for conflict in &federation.conflicts {
-        if !service.is_empty() && conflict.starts_with(&service) {
+        if conflict.starts_with(&service) {
             let _ = writeln!(out, "conflict between clusters: {conflict}");
+        }
+    }
+    for warning in &federation.warnings {
+        if warning.starts_with(&export) {
+            let _ = writeln!(out, "export left out: {warning}");
         }
     }
     out

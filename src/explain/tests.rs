@@ -276,6 +276,10 @@ fn peers_and_conflicts_are_explained() {
             "service reviews.bar: west defines other ports than east: east's definition is served and west is not routed to".to_string(),
             "service other.bar: x".to_string(),
         ],
+        warnings: vec![
+            "ServiceExport bar/reviews: no Service bar/reviews to export".to_string(),
+            "ServiceExport bar/other: no Service bar/other to export".to_string(),
+        ],
     };
     let text = federation("reviews.bar.global.", &state);
     assert!(
@@ -288,6 +292,12 @@ fn peers_and_conflicts_are_explained() {
         "{text}"
     );
     assert!(!text.contains("other.bar"), "{text}");
+    // Issue 29 (2): what the ServiceExport's Valid condition says.
+    assert!(
+        text.contains("export left out: ServiceExport bar/reviews: no Service bar/reviews"),
+        "{text}"
+    );
+    assert!(!text.contains("bar/other"), "{text}");
 }
 
 /// Issue 24: a peer read in a namespace that holds no MeshCluster of its
@@ -328,6 +338,7 @@ fn peers_that_give_nothing_say_why() {
         ]
         .into(),
         conflicts: Vec::new(),
+        warnings: Vec::new(),
     };
     let text = federation("httpbin.bar.global", &state);
     for expected in [

@@ -25,6 +25,10 @@ pub struct RegistrySeries {
     pub conflicts: AtomicU64,
     /// Those conflicts, one line each, for explain.
     pub conflict_detail: Mutex<Vec<String>>,
+    /// The Kubernetes source's warnings (objects left out: a ServiceExport
+    /// without its Service, an object that does not decode), one line
+    /// each, for explain.
+    pub warning_detail: Mutex<Vec<String>>,
     /// Signalled when the Kubernetes source's warnings or conflicts
     /// change (an export without its Service, a port conflict): what the
     /// ServiceExports' conditions say may have changed although the

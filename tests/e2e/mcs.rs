@@ -210,6 +210,13 @@ async fn one_cluster_set_ip(suite: &Suite) {
         messages[0].contains("no Service globaldns/orphan"),
         "{messages:?}"
     );
+    // explain says the same.
+    let (_, explained) =
+        tokio::task::block_in_place(|| east_dns.admin_get("/explain?name=orphan.globaldns.global"));
+    assert!(
+        explained.contains("export left out: ServiceExport globaldns/orphan: no Service"),
+        "{explained}"
+    );
     west.suite
         .mcs_export("productpage", &[("http-web", 9999)])
         .await;

@@ -392,6 +392,7 @@ fn build(
         gauge.store(value as u64, Ordering::Relaxed);
     }
     *metrics.registry.conflict_detail.lock().unwrap() = assembled.conflicts;
+    *metrics.registry.warning_detail.lock().unwrap() = warnings.clone();
     let current: BTreeSet<String> = warnings.into_iter().chain(conflicts).collect();
     for warning in current.difference(reported) {
         tracing::warn!("{warning}");
