@@ -134,3 +134,103 @@ fn unwanted_imports_are_deleted_within_the_brake() {
         "ServiceImport foo/httpbin"
     );
 }
+
+mod requests {
+    //! One pass against a mock API server that asserts each request: what
+    //! a real API server cannot stage on demand (a 500 on one write).
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    use super::super::*;
+    use super::import;
+    use crate::mock_api::{next, ok, status};
+
+    const ALL: &str = "/apis/multicluster.x-k8s.io/v1beta1/serviceimports";
+
+    fn path(namespace: &str, name: &str) -> String {
+        format!("/apis/multicluster.x-k8s.io/v1beta1/namespaces/{namespace}/serviceimports/{name}")
+    }
+
+    /// The list; then per import the spec's apply and the status's apply
+    /// (server-side, field manager globaldns, forced); a namespace the
+    /// cluster lacks (404) is skipped, not failed; a 500 on one import is
+    /// a failure naming it while the others go on.
+    #[tokio::test]
+    async fn a_pass_applies_spec_then_status_and_skips_absent_namespaces() {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(mock, "default");
+        let desired = vec![
+            import("bar", "httpbin", "240.0.0.1", &["west"]),
+            import("nowhere", "lonely", "240.0.0.2", &["west"]),
+            import("baz", "broken", "240.0.0.3", &["west"]),
+        ];
+        let limits = Limits {
+            concurrency: 1,
+            qps: None,
+        };
+        let want = desired.clone();
+        let pass = tokio::spawn(async move {
+            sync_once(&client, "v1beta1", &want, 0.5, &limits, &|| true).await
+        });
+
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&http::Method::GET, ALL)
+        );
+        send.send_response(ok(
+            &json!({"apiVersion": "v1", "kind": "List", "items": []}),
+        ));
+
+        // httpbin: the spec, then the status subresource.
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(request.uri().path(), path("bar", "httpbin"));
+        let query = request.uri().query().unwrap().to_string();
+        assert!(
+            query.contains("fieldManager=globaldns") && query.contains("force=true"),
+            "{query}"
+        );
+        assert_eq!(
+            request.headers()["content-type"],
+            "application/apply-patch+yaml"
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent, desired[0].spec_value());
+        send.send_response(Response::builder().body(Body::from(body.to_vec())).unwrap());
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(
+            request.uri().path(),
+            format!("{}/status", path("bar", "httpbin"))
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent, desired[0].status_value());
+        send.send_response(Response::builder().body(Body::from(body.to_vec())).unwrap());
+
+        // lonely: its namespace does not exist here.
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(request.uri().path(), path("nowhere", "lonely"));
+        send.send_response(status(404, "NotFound"));
+
+        // broken: the API server fails it.
+        let (request, send) = next(&mut handle).await;
+        assert_eq!(request.uri().path(), path("baz", "broken"));
+        send.send_response(status(500, "InternalError"));
+        // Not retried within the pass: the sync loop retries a failed pass.
+        let report = tokio::time::timeout(std::time::Duration::from_secs(5), pass)
+            .await
+            .expect("the pass ends")
+            .unwrap()
+            .unwrap();
+        assert_eq!((report.applied, report.skipped), (1, 1));
+        assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+        assert_eq!(
+            report.failures[0].to_string(),
+            "apply ServiceImport baz/broken (unavailable): 500 InternalError: InternalError"
+        );
+    }
+}
