@@ -20,7 +20,10 @@
 //!   Istio's own ([`leftover_check`]);
 //! - the Istio network label against the registry, the peers, and across
 //!   the clusters given: one root of trust, one VIP per host
-//!   ([`peer_check`]).
+//!   ([`peer_check`]);
+//! - the Multi-Cluster Services face: ServiceExports not Ready and why, a
+//!   ServiceImport per service, one ClusterSetIP across the clusters given
+//!   ([`mcs_check`]).
 //!
 //! Everything is read first ([`observe`]), then judged by pure functions,
 //! so each check is tested on objects written in the test.
@@ -29,6 +32,7 @@ pub mod finding;
 pub mod gateway_check;
 pub mod install_check;
 pub mod leftover_check;
+pub mod mcs_check;
 pub mod mesh_check;
 pub mod observe;
 pub mod peer_check;
@@ -78,6 +82,8 @@ pub fn check_cluster(seen: &Observed) -> Vec<Finding> {
     out.extend(leftover_check::vip_range(seen));
     out.extend(peer_check::network(seen));
     out.extend(peer_check::peers(seen));
+    out.extend(mcs_check::service_exports(seen));
+    out.extend(mcs_check::service_imports(seen));
     for finding in &mut out {
         finding.context = seen.context.clone();
     }
@@ -91,6 +97,7 @@ pub fn check_all(seen: &[Observed]) -> Vec<Finding> {
     if seen.len() > 1 {
         out.extend(peer_check::root_of_trust(seen));
         out.extend(peer_check::vip_agreement(seen));
+        out.extend(mcs_check::cluster_set_ip_agreement(seen));
     }
     out
 }
@@ -129,6 +136,7 @@ pub fn run(args: crate::cli::DoctorArgs) -> anyhow::Result<()> {
                 Ok(client) => {
                     let mut one = Observed::read(&client, &name, &options).await;
                     registry_read::read_registry(&client, &mut one).await;
+                    mcs_check::read_mcs(&client, &mut one).await;
                     seen.push(one);
                 }
                 Err(e) => {

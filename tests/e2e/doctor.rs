@@ -79,7 +79,7 @@ const PART_OF: (&str, &str) = ("app.kubernetes.io/part-of", "globaldns-e2e");
 const GATEWAY_POD: &str = "e2e-eastwestgateway";
 
 /// `doctor -o json` as an administrator: its findings and exit status.
-fn doctor(suite: &Suite) -> (Vec<Value>, bool) {
+pub fn doctor(suite: &Suite) -> (Vec<Value>, bool) {
     let output = Command::new(env!("CARGO_BIN_EXE_globaldns"))
         .args(["doctor", "-o", "json", "--timeout", "5s"])
         .env("KUBECONFIG", &suite.env.kubeconfig)

@@ -217,6 +217,29 @@ async fn one_cluster_set_ip(suite: &Suite) {
         explained.contains("export left out: ServiceExport globaldns/orphan: no Service"),
         "{explained}"
     );
+    // And doctor names it, while the imports pass.
+    let (findings, _) = tokio::task::block_in_place(|| crate::doctor::doctor(suite));
+    let of = |check: &str| -> Vec<(String, String, String)> {
+        findings
+            .iter()
+            .filter(|f| f["check"] == check)
+            .map(|f| {
+                let text = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                (text("status"), text("object"), text("message"))
+            })
+            .collect()
+    };
+    let exports = of("mcs.service-exports");
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert_eq!(
+        (exports[0].0.as_str(), exports[0].1.as_str()),
+        ("warn", "ServiceExport globaldns/orphan"),
+        "{exports:?}"
+    );
+    assert!(exports[0].2.contains("NoService"), "{exports:?}");
+    let imports = of("mcs.service-imports");
+    assert_eq!(imports.len(), 1, "{imports:?}");
+    assert_eq!(imports[0].0, "pass", "{imports:?}");
     west.suite
         .mcs_export("productpage", &[("http-web", 9999)])
         .await;

@@ -84,6 +84,21 @@ pub struct Observed {
     /// The registry and where it was read.
     pub registry: Read<(Registry, String)>,
     pub peers: Vec<PeerSeen>,
+    /// The MCS API's ServiceExports and ServiceImports of every namespace
+    /// (`Ok(None)`: the cluster serves no MCS version).
+    pub mcs: Read<Option<McsSeen>>,
+}
+
+/// What `doctor` read of the MCS API in one cluster.
+#[derive(Clone, Debug)]
+pub struct McsSeen {
+    /// The version read in (`v1beta1`, `v1alpha1`).
+    pub version: String,
+    pub exports: Vec<DynamicObject>,
+    pub imports: Vec<DynamicObject>,
+    /// The cluster's namespaces: a service whose namespace is not among
+    /// them gets no ServiceImport here (namespace sameness).
+    pub namespaces: std::collections::BTreeSet<String>,
 }
 
 /// A peer Secret and what reaching its cluster gave.
@@ -140,7 +155,10 @@ fn istio_resource(version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, version, kind), plural)
 }
 
-async fn list_all(client: &kube::Client, resource: &ApiResource) -> Read<Vec<DynamicObject>> {
+pub(super) async fn list_all(
+    client: &kube::Client,
+    resource: &ApiResource,
+) -> Read<Vec<DynamicObject>> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     Ok(api.list(&ListParams::default()).await.map_err(text)?.items)
 }
@@ -174,6 +192,7 @@ impl Observed {
             root_cert: no(),
             registry: no(),
             peers: Vec::new(),
+            mcs: no(),
         }
     }
 
