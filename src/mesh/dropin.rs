@@ -19,8 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::api_version::istio_api_version_until;
-use super::sync::service_entries_resource;
-use super::{MANAGED_BY, MANAGED_BY_LABEL};
+use super::sync::{owned, service_entries_resource};
 use crate::index::{HandWritten, IstioPicks};
 use crate::watch::Settled;
 
@@ -44,15 +43,6 @@ fn source(object: &DynamicObject) -> String {
         object.metadata.namespace.as_deref().unwrap_or("-"),
         object.metadata.name.as_deref().unwrap_or("-")
     )
-}
-
-fn owned(object: &DynamicObject) -> bool {
-    object
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .is_some_and(|v| v == MANAGED_BY)
 }
 
 /// The strings of `spec.<field>`.

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams};
 
 use super::finding::Finding;
+use super::mesh_check::describe;
 pub use super::observe::McsSeen;
 use super::observe::{Observed, Read, list_all};
 use crate::mesh::mcs::export_status::{Condition, listed};
@@ -48,12 +49,9 @@ async fn read(client: &kube::Client) -> Read<Option<McsSeen>> {
     }))
 }
 
+/// `namespace/name` of an object.
 fn key(object: &DynamicObject) -> String {
-    format!(
-        "{}/{}",
-        object.metadata.namespace.as_deref().unwrap_or_default(),
-        object.metadata.name.as_deref().unwrap_or_default()
-    )
+    describe("", object).trim_start().to_string()
 }
 
 /// `mcs.service-exports`: one warning per ServiceExport that is not

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::Finding;
 use super::observe::Observed;
-use crate::mesh::{GROUP, MANAGED_BY, MANAGED_BY_LABEL, Object};
+use crate::mesh::{GROUP, Object};
 use crate::registry::Registry;
 use crate::vip::{Allocator, Family, Table, VipRange};
 
@@ -22,14 +22,7 @@ pub(super) fn describe(kind: &str, object: &DynamicObject) -> String {
     )
 }
 
-pub(super) fn owned(object: &DynamicObject) -> bool {
-    object
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .is_some_and(|v| v == MANAGED_BY)
-}
+pub(super) use crate::mesh::sync::owned;
 
 /// `istio.versions`: which `networking.istio.io` versions the API server
 /// serves (v1 from Istio 1.22, v1beta1 from 1.5, v1alpha3 from 1.1).
