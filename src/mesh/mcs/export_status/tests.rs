@@ -153,3 +153,99 @@ fn settling_keeps_the_times_of_conditions_that_did_not_move() {
     );
     assert_eq!(listed(&json!({"conditions": third})), third);
 }
+
+/// One pass against a mock API server that asserts each request: the
+/// lists, then one status apply for the export whose conditions changed
+/// (server-side, field manager globaldns, the status subresource), none
+/// for the one that already says it all.
+#[tokio::test]
+async fn a_pass_applies_only_the_statuses_that_changed() {
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    use crate::mock_api::{next, ok};
+
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(mock, "default");
+    let registry = registry();
+    let http = service(None, json!([{"name": "http", "port": 8000}]));
+    let settled = settle(
+        conditions("west", "bar", "httpbin", Some(&http), &registry),
+        &[],
+        1,
+        "2026-12-07T10:00:00Z",
+    )
+    .unwrap();
+    let pass =
+        tokio::spawn(
+            async move { sync_once(&client, "v1beta1", "west", &registry, &|| true).await },
+        );
+    let export = |name: &str, status: Value| {
+        json!({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceExport",
+               "metadata": {"name": name, "namespace": "bar", "generation": 1},
+               "status": status})
+    };
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(
+        request.uri().path(),
+        "/apis/multicluster.x-k8s.io/v1beta1/serviceexports"
+    );
+    send.send_response(ok(&json!({"apiVersion": "v1", "kind": "List", "items": [
+        export("httpbin", json!({"conditions": settled})),
+        export("orphan", json!({})),
+    ]})));
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.uri().path(), "/api/v1/services");
+    let mut kube_service = serde_json::to_value(&http).unwrap();
+    kube_service["metadata"] = json!({"name": "httpbin", "namespace": "bar"});
+    send.send_response(ok(
+        &json!({"apiVersion": "v1", "kind": "List", "items": [kube_service]}),
+    ));
+
+    // Only the orphan's status is written.
+    let (request, send) = next(&mut handle).await;
+    assert_eq!(request.method(), http::Method::PATCH);
+    assert_eq!(
+        request.uri().path(),
+        "/apis/multicluster.x-k8s.io/v1beta1/namespaces/bar/serviceexports/orphan/status"
+    );
+    let query = request.uri().query().unwrap().to_string();
+    assert!(
+        query.contains("fieldManager=globaldns") && query.contains("force=true"),
+        "{query}"
+    );
+    assert_eq!(
+        request.headers()["content-type"],
+        "application/apply-patch+yaml"
+    );
+    let body = request.into_body().collect_bytes().await.unwrap();
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    let written = listed(&sent["status"]);
+    assert_eq!(
+        written
+            .iter()
+            .map(|c| (c.kind.as_str(), c.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("Valid", "NoService"),
+            ("Ready", "Failed"),
+            ("Conflict", "NoConflicts")
+        ]
+    );
+    assert!(
+        written
+            .iter()
+            .all(|c| c.observed_generation == 1 && !c.last_transition_time.is_empty())
+    );
+    send.send_response(Response::builder().body(Body::from(body.to_vec())).unwrap());
+
+    let report = tokio::time::timeout(std::time::Duration::from_secs(5), pass)
+        .await
+        .expect("the pass ends")
+        .unwrap();
+    assert_eq!(
+        (report.applied, report.failures.len()),
+        (1, 0),
+        "{report:?}"
+    );
+}
