@@ -113,11 +113,21 @@ func withoutTLSMode(cfgs []config.Config) []config.Config {
 	return out
 }
 
+// The cases the negative controls are run on: the plain registry, and
+// bookinfo with the Multi-Cluster Services zone (hosts
+// <name>.<ns>.svc.clusterset.local beside .global).
+var negativeCases = []string{"registry", "clusterset"}
+
 // Without the exporting cluster's own ServiceEntry its gateway has no chain
 // and no sni-dnat cluster for the host: the call from the other cluster is
 // reset.
 func TestNoOwnServiceEntryNoChain(t *testing.T) {
-	c := oneCase(t, "registry")
+	for _, name := range negativeCases {
+		t.Run(name, func(t *testing.T) { noOwnServiceEntryNoChain(t, oneCase(t, name)) })
+	}
+}
+
+func noOwnServiceEntryNoChain(t *testing.T, c renderCase) {
 	for cluster, want := range exporters(c) {
 		for _, w := range want {
 			t.Run(cluster+"/"+w.host, func(t *testing.T) {
@@ -147,7 +157,12 @@ func TestNoOwnServiceEntryNoChain(t *testing.T) {
 // Without the Gateway object the east-west gateway does not take the
 // traffic at all.
 func TestNoGatewayObjectNoChain(t *testing.T) {
-	c := oneCase(t, "registry")
+	for _, name := range negativeCases {
+		t.Run(name, func(t *testing.T) { noGatewayObjectNoChain(t, oneCase(t, name)) })
+	}
+}
+
+func noGatewayObjectNoChain(t *testing.T, c renderCase) {
 	for cluster, want := range exporters(c) {
 		t.Run(cluster, func(t *testing.T) {
 			defer failOnIstioPanic(t)
