@@ -415,10 +415,7 @@ impl Controller {
         // Per zone, each service's host and its per-cluster names, which
         // a Multi-Cluster Services zone has none of (`index::hosts`).
         let zones = &self.settings.zones;
-        let mcs = zones
-            .iter()
-            .filter(|z| crate::naming::clusterset_zone(z).is_some())
-            .count();
+        let mcs = usize::from(crate::index::clusterset_suffix_in(zones).is_some());
         let clusters = match self.settings.per_cluster_names {
             true => registry
                 .services

@@ -82,16 +82,16 @@ pub fn pin_zone(zones: &[String]) -> Option<&str> {
         .min()
 }
 
-/// The clusterset host of `service` when `zones` (the served host
-/// suffixes) hold a Multi-Cluster Services zone:
-/// `<name>.<namespace>.svc.<zone>` (MCS DNS spec §2.3.1). Its VIP in the
-/// allocation table is the service's ClusterSetIP, the address its A/AAAA
-/// records answer with: what a ServiceImport's `ips` should carry.
-pub fn clusterset_host(service: &Service, zones: &[String]) -> Option<CompactString> {
+/// The one of `zones` (the served host suffixes) in the Multi-Cluster
+/// Services form (`svc.clusterset.local`), if any. A service's host there,
+/// `<name>.<namespace>.svc.<zone>` (MCS DNS spec §2.3.1), carries its
+/// ClusterSetIP: the address its A/AAAA records answer with, and what a
+/// ServiceImport's `ips` carry.
+pub fn clusterset_suffix_in(zones: &[String]) -> Option<&str> {
     zones
         .iter()
+        .map(String::as_str)
         .find(|z| naming::clusterset_zone(z).is_some())
-        .map(|suffix| service.host(suffix))
 }
 
 fn want(service: &Service, zone: &str, pin_zone: Option<&str>) -> Want {

@@ -288,7 +288,8 @@ fn mcs_zones() -> Vec<String> {
 /// MCS DNS spec §2.3.1, §2.3.4: in a clusterset zone's suffix a service
 /// has its own host only, never per-cluster names, and it is never the pin
 /// zone (here `zz` keeps the pin though `svc.clusterset.local` sorts
-/// first); [`clusterset_host`] names the host whose VIP is the ClusterSetIP.
+/// first); [`clusterset_suffix_in`] names the suffix whose host's VIP is
+/// the ClusterSetIP.
 #[test]
 fn a_clusterset_zone_has_no_per_cluster_names_and_no_pins() {
     let zone_names = mcs_zones();
@@ -313,10 +314,12 @@ fn a_clusterset_zone_has_no_per_cluster_names_and_no_pins() {
     );
     let a = &registry.services[0];
     assert_eq!(
-        clusterset_host(a, &zone_names).as_deref(),
+        clusterset_suffix_in(&zone_names)
+            .map(|z| a.host(z))
+            .as_deref(),
         Some("a.x.svc.clusterset.local")
     );
-    assert_eq!(clusterset_host(a, &zone_names[..1]), None);
+    assert_eq!(clusterset_suffix_in(&zone_names[..1]), None);
 }
 
 /// The full build of a clusterset zone: its apex `clusterset.local` with

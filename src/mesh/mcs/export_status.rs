@@ -240,13 +240,7 @@ pub async fn sync_once(
         let name = export.metadata.name.clone().unwrap_or_default();
         let service = services.get(&(namespace.clone(), name.clone())).copied();
         let wanted = conditions(local, &namespace, &name, service, registry);
-        let existing: Vec<Condition> = export
-            .data
-            .get("status")
-            .and_then(|s| s.get("conditions"))
-            .cloned()
-            .and_then(|c| serde_json::from_value(c).ok())
-            .unwrap_or_default();
+        let existing = listed(export.data.get("status").unwrap_or(&Value::Null));
         let generation = export.metadata.generation.unwrap_or(0);
         let Some(settled) = settle(wanted, &existing, generation, &now) else {
             continue;
@@ -281,7 +275,8 @@ fn rfc3339_seconds(at: k8s_openapi::jiff::Timestamp) -> String {
         .to_string()
 }
 
-/// The conditions as listed, for tests and `explain`.
+/// The conditions of a listed ServiceExport's `status` (none when it has
+/// none or they do not decode), as the sync and `doctor` read them.
 pub fn listed(status: &Value) -> Vec<Condition> {
     status
         .get("conditions")

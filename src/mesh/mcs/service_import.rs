@@ -9,7 +9,7 @@
 //!
 //! - `spec.type`: `ClusterSetIP`; `spec.ips`: the service's VIPs, one IPv4
 //!   and one IPv6 at most (the CRD's `maxItems: 2`), of its host in the
-//!   clusterset zone when one is served ([`index::clusterset_host`]), else
+//!   clusterset zone when one is served ([`index::clusterset_suffix_in`]), else
 //!   in the zone that carries its pins ([`index::pin_zone`]). Every cluster computes the same
 //!   first-choice address from the same host, so the ClusterSetIP is the
 //!   same everywhere without a central allocator; where two clusters'
@@ -121,11 +121,7 @@ pub fn service_imports(
     version: &str,
 ) -> Vec<ServiceImport> {
     let pins = index::pin_zone(zones);
-    let clusterset = zones
-        .iter()
-        .map(String::as_str)
-        .find(|z| crate::naming::clusterset_zone(z).is_some());
-    let Some(zone) = clusterset.or(pins) else {
+    let Some(zone) = index::clusterset_suffix_in(zones).or(pins) else {
         return Vec::new(); // no zone: no host, no address
     };
     registry
